@@ -1,0 +1,6 @@
+use clap::Parser;
+
+fn main() {
+    let cli = dscproute::cli::Cli::parse();
+    std::process::exit(dscproute::cli::run(cli));
+}
