@@ -4,4 +4,6 @@
 pub mod cli;
 pub mod explain;
 pub mod output;
+pub mod probe;
+pub mod runner;
 pub mod tos;

@@ -1,0 +1,166 @@
+//! What the probe learns about a host, as plain data. Plans are computed from
+//! this alone, so tests can load recorded facts from JSON fixtures.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HostFacts {
+    /// Effective uid 0.
+    pub is_root: bool,
+    /// `uname -r`, e.g. "6.18.44".
+    pub kernel: Option<String>,
+    /// `ip -V` version, e.g. "6.1.0".
+    pub iproute2_version: Option<String>,
+    /// Tool name -> absolute path, for every tool looked for; missing tools map to None.
+    pub tools: BTreeMap<String, Option<String>>,
+    pub iptables_backend: Option<IptablesBackend>,
+    pub groups: Vec<Group>,
+    pub links: Vec<Link>,
+    /// `ip -j -4 route show table all`.
+    pub routes_v4: Vec<Route>,
+    /// `ip -j -6 route show table all`.
+    pub routes_v6: Vec<Route>,
+    pub rules_v4: Vec<Rule>,
+    pub rules_v6: Vec<Rule>,
+    /// Routing table names from every rt_tables location, in reading order.
+    pub rt_tables: Vec<RtTable>,
+    /// Sysctl key (dotted, e.g. "net.ipv4.conf.all.rp_filter") -> value; absent when unreadable.
+    pub sysctls: BTreeMap<String, String>,
+    /// `iptables-save` output (None when the tool is missing or it failed, e.g. not root).
+    pub iptables_save: Option<String>,
+    pub ip6tables_save: Option<String>,
+    /// Netfilter matches/targets the kernel has loaded or can load, when known
+    /// (from /proc/net/ip_tables_matches, _targets); empty = unknown.
+    pub xt_matches: Vec<String>,
+    pub xt_targets: Vec<String>,
+    /// Things the probe could not read, each a one-line reason (shown as plan warnings).
+    pub unreadable: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IptablesBackend {
+    NfTables,
+    Legacy,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Group {
+    pub name: String,
+    pub gid: u32,
+    pub members: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Link {
+    pub name: String,
+    pub index: u32,
+    /// operstate: UP, DOWN, UNKNOWN (tunnels often say UNKNOWN), LOWERLAYERDOWN…
+    pub state: String,
+    /// Flags as `ip` prints them: UP, LOWER_UP, POINTOPOINT, NOARP…
+    pub flags: Vec<String>,
+    /// link_type: ether, none (wireguard), loopback…
+    pub link_type: String,
+    pub addrs: Vec<Addr>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Addr {
+    /// "inet" or "inet6".
+    pub family: String,
+    pub local: String,
+    pub prefixlen: u8,
+    /// Peer address of a point-to-point link, if any.
+    pub peer: Option<String>,
+    pub scope: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Route {
+    /// "default", "10.0.0.0/24", "198.51.100.1" (host route).
+    pub dst: String,
+    /// unicast (when `ip` omits it), unreachable, blackhole, local, broadcast…
+    pub kind: String,
+    pub gateway: Option<String>,
+    pub dev: Option<String>,
+    /// Table as printed: "main", "local", "100", or a name.
+    pub table: String,
+    /// Protocol as printed: "kernel", "boot", "static", "77"…
+    pub protocol: Option<String>,
+    pub metric: Option<u32>,
+    pub scope: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Rule {
+    pub priority: u32,
+    /// "all" or a prefix.
+    pub src: Option<String>,
+    pub dst: Option<String>,
+    /// fwmark value and mask as numbers (mask 0xffffffff when `ip` printed none).
+    pub fwmark: Option<u32>,
+    pub fwmask: Option<u32>,
+    pub not: bool,
+    /// Table looked up ("main", "100", a name), when the action is a lookup.
+    pub table: Option<String>,
+    /// "unreachable", "blackhole", "prohibit", … when not a lookup.
+    pub action: Option<String>,
+    pub protocol: Option<String>,
+    pub suppress_prefixlength: Option<u32>,
+    pub iif: Option<String>,
+    pub oif: Option<String>,
+    /// `tos`/`dsfield` selector as printed.
+    pub tos: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RtTable {
+    pub id: u32,
+    pub name: String,
+    /// The file it was read from.
+    pub source: String,
+}
+
+impl HostFacts {
+    pub fn has_tool(&self, name: &str) -> bool {
+        matches!(self.tools.get(name), Some(Some(_)))
+    }
+
+    pub fn group_by_name(&self, name: &str) -> Option<&Group> {
+        self.groups.iter().find(|g| g.name == name)
+    }
+
+    pub fn group_by_gid(&self, gid: u32) -> Option<&Group> {
+        self.groups.iter().find(|g| g.gid == gid)
+    }
+
+    pub fn link(&self, name: &str) -> Option<&Link> {
+        self.links.iter().find(|l| l.name == name)
+    }
+
+    pub fn sysctl(&self, key: &str) -> Option<&str> {
+        self.sysctls.get(key).map(String::as_str)
+    }
+
+    /// Table id for a name from rt_tables (numbers pass through).
+    pub fn table_id(&self, name: &str) -> Option<u32> {
+        if let Ok(n) = name.parse() {
+            return Some(n);
+        }
+        match name {
+            "local" => Some(255),
+            "main" => Some(254),
+            "default" => Some(253),
+            "unspec" => Some(0),
+            _ => self.rt_tables.iter().find(|t| t.name == name).map(|t| t.id),
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! The one door to the outside world: every process dscproute starts goes
+//! through a `Runner`, as an argv vector (never a shell). Tests swap in the
+//! recording `FakeRunner`.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use thiserror::Error;
+
+/// What a finished process left behind.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Output {
+    pub status: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn ok(stdout: impl Into<String>) -> Output {
+        Output {
+            status: 0,
+            stdout: stdout.into(),
+            stderr: String::new(),
+        }
+    }
+
+    pub fn failed(status: i32, stderr: impl Into<String>) -> Output {
+        Output {
+            status,
+            stdout: String::new(),
+            stderr: stderr.into(),
+        }
+    }
+
+    pub fn success(&self) -> bool {
+        self.status == 0
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum RunError {
+    #[error("{program} is not installed (not found in PATH)")]
+    NotFound { program: String },
+    #[error("could not run {program}: {source}")]
+    Spawn {
+        program: String,
+        source: std::io::Error,
+    },
+    #[error("empty command")]
+    Empty,
+}
+
+/// Runs argv vectors. A non-zero exit is an `Ok(Output)` with that status;
+/// `Err` means the process could not be started at all.
+pub trait Runner {
+    fn run(&self, argv: &[String]) -> Result<Output, RunError>;
+
+    /// Convenience for literal argv.
+    fn run_args(&self, argv: &[&str]) -> Result<Output, RunError> {
+        let v: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
+        self.run(&v)
+    }
+}
+
+/// Runs real processes with duct; stdin is closed, output captured.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemRunner;
+
+impl Runner for SystemRunner {
+    fn run(&self, argv: &[String]) -> Result<Output, RunError> {
+        let (program, args) = argv.split_first().ok_or(RunError::Empty)?;
+        let path = which::which(program).map_err(|_| RunError::NotFound {
+            program: program.clone(),
+        })?;
+        let out = duct::cmd(path, args)
+            .stdin_null()
+            .stdout_capture()
+            .stderr_capture()
+            .unchecked()
+            .run()
+            .map_err(|source| RunError::Spawn {
+                program: program.clone(),
+                source,
+            })?;
+        Ok(Output {
+            status: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
+}
+
+/// A recording fake: answers from a table keyed by the exact argv, records
+/// every call. Unknown commands answer "not found" so a test notices them.
+#[derive(Debug, Default)]
+pub struct FakeRunner {
+    answers: HashMap<Vec<String>, Output>,
+    calls: RefCell<Vec<Vec<String>>>,
+}
+
+impl FakeRunner {
+    pub fn new() -> FakeRunner {
+        FakeRunner::default()
+    }
+
+    /// Answer `argv` with `out`.
+    pub fn on(mut self, argv: &[&str], out: Output) -> FakeRunner {
+        self.answers
+            .insert(argv.iter().map(|s| s.to_string()).collect(), out);
+        self
+    }
+
+    pub fn calls(&self) -> Vec<Vec<String>> {
+        self.calls.borrow().clone()
+    }
+}
+
+impl Runner for FakeRunner {
+    fn run(&self, argv: &[String]) -> Result<Output, RunError> {
+        let (program, _) = argv.split_first().ok_or(RunError::Empty)?;
+        self.calls.borrow_mut().push(argv.to_vec());
+        self.answers
+            .get(argv)
+            .cloned()
+            .ok_or_else(|| RunError::NotFound {
+                program: program.clone(),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fake_records_and_answers() {
+        let f = FakeRunner::new().on(&["ip", "-j", "rule"], Output::ok("[]"));
+        assert_eq!(f.run_args(&["ip", "-j", "rule"]).unwrap().stdout, "[]");
+        assert!(matches!(
+            f.run_args(&["iptables-save"]),
+            Err(RunError::NotFound { .. })
+        ));
+        assert_eq!(f.calls().len(), 2);
+    }
+
+    #[test]
+    fn system_runner_reports_status_and_missing_programs() {
+        let out = SystemRunner.run_args(&["sh", "-c", "echo hi; exit 3"]).unwrap();
+        assert_eq!((out.status, out.stdout.as_str()), (3, "hi\n"));
+        assert!(matches!(
+            SystemRunner.run_args(&["dscproute-no-such-program"]),
+            Err(RunError::NotFound { .. })
+        ));
+    }
+}
