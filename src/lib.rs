@@ -5,5 +5,6 @@ pub mod cli;
 pub mod explain;
 pub mod output;
 pub mod probe;
+pub mod profile;
 pub mod runner;
 pub mod tos;

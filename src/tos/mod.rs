@@ -17,7 +17,8 @@ pub use wifi::{AccessCategory, wifi_up};
 use std::fmt;
 
 /// A 6-bit Differentiated Services Code Point (0..=63).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(transparent)]
 pub struct Dscp(u8);
 
 impl Dscp {

@@ -1,0 +1,580 @@
+//! The admin's choices, read from TOML and validated into typed values.
+//! Every invalid value is reported with its key, line, what was given and
+//! what is accepted; nothing downstream ever sees an unvalidated profile.
+
+use crate::tos::{Dscp, parse_dscp};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::path::Path;
+use thiserror::Error;
+use toml::Spanned;
+
+/// Highest priority our lookup rule may take: its companions sit at P-1 and
+/// P+1, and all three must come before the main table's rule at 32766.
+pub const MAX_PRIORITY: u32 = 32764;
+pub const MIN_PRIORITY: u32 = 2;
+
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error("{file}:{line}: {message}")]
+pub struct ProfileError {
+    pub file: String,
+    pub line: usize,
+    pub message: String,
+}
+
+/// A validated profile: what this host should do.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Profile {
+    pub marker: Option<Marker>,
+    pub gateway: Option<Gateway>,
+}
+
+/// Host A: packets of processes in `group` get `dscp`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Marker {
+    pub group: GroupRef,
+    pub dscp: Dscp,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum GroupRef {
+    Name(String),
+    Gid(u32),
+}
+
+impl fmt::Display for GroupRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GroupRef::Name(n) => f.write_str(n),
+            GroupRef::Gid(g) => write!(f, "{g}"),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum TableRef {
+    Name(String),
+    Id(u32),
+}
+
+impl fmt::Display for TableRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TableRef::Name(n) => f.write_str(n),
+            TableRef::Id(i) => write!(f, "{i}"),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RpFilterPolicy {
+    /// Set rp_filter 2 on the VPN interface when the effective value is strict.
+    Loose,
+    /// Leave rp_filter alone.
+    Keep,
+}
+
+/// Host B: packets carrying `dscp` are routed through `interface`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Gateway {
+    pub dscp: Dscp,
+    pub interface: String,
+    pub via: Option<Ipv4Addr>,
+    pub via6: Option<Ipv6Addr>,
+    pub mark: Option<u32>,
+    pub mask: Option<u32>,
+    pub table: Option<TableRef>,
+    pub table_id: Option<u32>,
+    pub priority: Option<u32>,
+    pub kill_switch: bool,
+    pub masquerade: bool,
+    pub scrub_dscp: bool,
+    pub rp_filter: RpFilterPolicy,
+}
+
+impl Profile {
+    pub fn load(path: &Path) -> Result<Profile, ProfileError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ProfileError {
+            file: file.clone(),
+            line: 0,
+            message: format!("cannot read the profile: {e}"),
+        })?;
+        Profile::parse(&text, &file)
+    }
+
+    /// Parse and validate profile text; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Profile, ProfileError> {
+        let at = |span: std::ops::Range<usize>, message: String| ProfileError {
+            file: file.to_string(),
+            line: line_of(text, span.start),
+            message,
+        };
+        let raw: RawProfile = toml::from_str(text).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            let message = match key_at(text, span.start) {
+                Some(key) => format!("{key}: {}", one_line(e.message())),
+                None => one_line(e.message()),
+            };
+            at(span, friendlier(&message))
+        })?;
+        let v = Validator { at: &at };
+        let marker = raw.marker.map(|m| v.marker(m)).transpose()?;
+        let gateway = raw.gateway.map(|g| v.gateway(g)).transpose()?;
+        if let (Some(m), Some(g)) = (&marker, &gateway) {
+            if m.dscp != g.dscp {
+                return Err(ProfileError {
+                    file: file.into(),
+                    line: 0,
+                    message: format!(
+                        "marker.dscp ({}) and gateway.dscp ({}) differ: on a host that is both \
+                         client and gateway they must be the same value",
+                        m.dscp, g.dscp
+                    ),
+                });
+            }
+        }
+        if marker.is_none() && gateway.is_none() {
+            return Err(ProfileError {
+                file: file.into(),
+                line: 1,
+                message: "the profile has neither [marker] nor [gateway]: give [marker] for a \
+                          client host, [gateway] for the router, or both"
+                    .into(),
+            });
+        }
+        Ok(Profile { marker, gateway })
+    }
+
+    /// The profile as TOML (what the TUI saves).
+    pub fn to_toml(&self) -> String {
+        let mut o = String::new();
+        if let Some(m) = &self.marker {
+            o.push_str("[marker]\n");
+            o.push_str(&format!("group = {}\n", toml_value_group(&m.group)));
+            o.push_str(&format!("dscp = {}\n", m.dscp));
+        }
+        if let Some(g) = &self.gateway {
+            if !o.is_empty() {
+                o.push('\n');
+            }
+            o.push_str("[gateway]\n");
+            o.push_str(&format!("dscp = {}\n", g.dscp));
+            o.push_str(&format!("interface = {}\n", quote(&g.interface)));
+            if let Some(v) = g.via {
+                o.push_str(&format!("via = \"{v}\"\n"));
+            }
+            if let Some(v) = g.via6 {
+                o.push_str(&format!("via6 = \"{v}\"\n"));
+            }
+            if let Some(m) = g.mark {
+                o.push_str(&format!("mark = \"{m:#x}\"\n"));
+            }
+            if let Some(m) = g.mask {
+                o.push_str(&format!("mask = \"{m:#x}\"\n"));
+            }
+            match &g.table {
+                Some(TableRef::Name(n)) => o.push_str(&format!("table = {}\n", quote(n))),
+                Some(TableRef::Id(i)) => o.push_str(&format!("table = {i}\n")),
+                None => {}
+            }
+            if let Some(i) = g.table_id {
+                o.push_str(&format!("table_id = {i}\n"));
+            }
+            if let Some(p) = g.priority {
+                o.push_str(&format!("priority = {p}\n"));
+            }
+            o.push_str(&format!("kill_switch = {}\n", g.kill_switch));
+            o.push_str(&format!("masquerade = {}\n", g.masquerade));
+            o.push_str(&format!("scrub_dscp = {}\n", g.scrub_dscp));
+            let rp = match g.rp_filter {
+                RpFilterPolicy::Loose => "loose",
+                RpFilterPolicy::Keep => "keep",
+            };
+            o.push_str(&format!("rp_filter = \"{rp}\"\n"));
+        }
+        o
+    }
+}
+
+fn toml_value_group(g: &GroupRef) -> String {
+    match g {
+        GroupRef::Name(n) => quote(n),
+        GroupRef::Gid(id) => id.to_string(),
+    }
+}
+
+/// A TOML basic string; validated names never need escapes, but be safe.
+fn quote(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// `section.key = value` of the assignment on the line holding `offset`, so
+/// type errors from the TOML reader name the key too.
+fn key_at(text: &str, offset: usize) -> Option<String> {
+    let offset = offset.min(text.len());
+    let start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
+    let line = text[start..end].trim();
+    let (key, value) = line.split_once('=')?;
+    let section = text[..start]
+        .lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix('[')?.strip_suffix(']').map(str::trim))?;
+    Some(format!("{section}.{} = {}", key.trim(), value.trim()))
+}
+
+/// The TOML reader speaks Rust types; speak the admin's words instead.
+fn friendlier(message: &str) -> String {
+    message
+        .replace("expected a boolean", "expected true or false")
+        .replace("expected i64", "expected an integer")
+        .replace(
+            "data did not match any variant of untagged enum StrOrInt",
+            "expected a number or a string",
+        )
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+// ---- raw, as written ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProfile {
+    marker: Option<RawMarker>,
+    gateway: Option<RawGateway>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMarker {
+    group: Spanned<StrOrInt>,
+    dscp: Spanned<StrOrInt>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGateway {
+    dscp: Spanned<StrOrInt>,
+    interface: Spanned<String>,
+    via: Option<Spanned<String>>,
+    via6: Option<Spanned<String>>,
+    mark: Option<Spanned<StrOrInt>>,
+    mask: Option<Spanned<StrOrInt>>,
+    table: Option<Spanned<StrOrInt>>,
+    table_id: Option<Spanned<i64>>,
+    priority: Option<Spanned<i64>>,
+    kill_switch: Option<bool>,
+    masquerade: Option<bool>,
+    scrub_dscp: Option<bool>,
+    rp_filter: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(untagged)]
+enum StrOrInt {
+    Int(i64),
+    Str(String),
+}
+
+/// Shown as written in TOML: integers bare, strings quoted.
+impl fmt::Debug for StrOrInt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StrOrInt::Int(i) => write!(f, "{i}"),
+            StrOrInt::Str(s) => write!(f, "{s:?}"),
+        }
+    }
+}
+
+// ---- validation ----
+
+type At<'a> = dyn Fn(std::ops::Range<usize>, String) -> ProfileError + 'a;
+
+struct Validator<'a> {
+    at: &'a At<'a>,
+}
+
+impl Validator<'_> {
+    /// `key = given: what is wrong and what is accepted`, at the value's line.
+    fn err<T>(&self, v: &Spanned<impl fmt::Debug>, key: &str, what: String) -> Result<T, ProfileError> {
+        Err((self.at)(v.span(), format!("{key} = {:?}: {what}", v.get_ref())))
+    }
+
+    fn marker(&self, m: RawMarker) -> Result<Marker, ProfileError> {
+        Ok(Marker {
+            group: self.group(&m.group)?,
+            dscp: self.dscp(&m.dscp, "marker.dscp")?,
+        })
+    }
+
+    fn gateway(&self, g: RawGateway) -> Result<Gateway, ProfileError> {
+        let dscp = self.dscp(&g.dscp, "gateway.dscp")?;
+        let interface = self.interface(&g.interface)?;
+        let via = g
+            .via
+            .as_ref()
+            .map(|v| {
+                v.get_ref().trim().parse::<Ipv4Addr>().or_else(|_| {
+                    self.err(v, "gateway.via", "not an IPv4 address: give the VPN's IPv4 next hop \
+                                                like \"10.8.0.1\", or leave it out for a \
+                                                point-to-point tunnel".into())
+                })
+            })
+            .transpose()?;
+        let via6 = g
+            .via6
+            .as_ref()
+            .map(|v| {
+                v.get_ref().trim().parse::<Ipv6Addr>().or_else(|_| {
+                    self.err(v, "gateway.via6", "not an IPv6 address: give the VPN's IPv6 next \
+                                                 hop like \"fd00::1\", or leave it out (marked \
+                                                 IPv6 is then blocked)".into())
+                })
+            })
+            .transpose()?;
+        let mask = g
+            .mask
+            .as_ref()
+            .map(|m| self.u32_value(m, "gateway.mask", "a 32-bit mask like \"0xff\" (not 0)"))
+            .transpose()?;
+        let mark = g
+            .mark
+            .as_ref()
+            .map(|m| self.u32_value(m, "gateway.mark", "a firewall mark like \"0x3\" (not 0)"))
+            .transpose()?;
+        if let (Some(mk), Some(ms), Some(raw)) = (mark, mask, g.mark.as_ref()) {
+            if mk & !ms != 0 {
+                return self.err(
+                    raw,
+                    "gateway.mark",
+                    format!(
+                        "has bits outside gateway.mask {ms:#x}: the mark must lie within the mask \
+                         (e.g. mark \"{:#x}\")",
+                        mk & ms
+                    ),
+                );
+            }
+        }
+        let table = g.table.as_ref().map(|t| self.table(t)).transpose()?;
+        let table_id = match &g.table_id {
+            None => None,
+            Some(t) => {
+                if !matches!(table, Some(TableRef::Name(_))) {
+                    return self.err(t, "gateway.table_id", "only goes with a table name: set \
+                                                            table = \"vpn\" too, or give the \
+                                                            number as table"
+                        .into());
+                }
+                Some(self.table_number(t, "gateway.table_id")?)
+            }
+        };
+        let priority = g
+            .priority
+            .as_ref()
+            .map(|p| {
+                let v = *p.get_ref();
+                if (i64::from(MIN_PRIORITY)..=i64::from(MAX_PRIORITY)).contains(&v) {
+                    Ok(v as u32)
+                } else {
+                    self.err(p, "gateway.priority", format!(
+                        "out of range: use {MIN_PRIORITY}–{MAX_PRIORITY}, so that the rules at \
+                         priority-1 and priority+1 still come before the main table (32766)"
+                    ))
+                }
+            })
+            .transpose()?;
+        let rp_filter = match &g.rp_filter {
+            None => RpFilterPolicy::Loose,
+            Some(r) => match r.get_ref().as_str() {
+                "loose" => RpFilterPolicy::Loose,
+                "keep" => RpFilterPolicy::Keep,
+                _ => {
+                    return self.err(r, "gateway.rp_filter", "unknown policy: use \"loose\" (set \
+                                                             2 on the VPN interface when \
+                                                             stricter) or \"keep\""
+                        .into());
+                }
+            },
+        };
+        Ok(Gateway {
+            dscp,
+            interface,
+            via,
+            via6,
+            mark,
+            mask,
+            table,
+            table_id,
+            priority,
+            kill_switch: g.kill_switch.unwrap_or(true),
+            masquerade: g.masquerade.unwrap_or(true),
+            scrub_dscp: g.scrub_dscp.unwrap_or(true),
+            rp_filter,
+        })
+    }
+
+    fn dscp(&self, v: &Spanned<StrOrInt>, key: &str) -> Result<Dscp, ProfileError> {
+        let text = match v.get_ref() {
+            StrOrInt::Int(i) => i.to_string(),
+            StrOrInt::Str(s) => s.clone(),
+        };
+        parse_dscp(&text).or_else(|e| self.err(v, key, e.to_string()))
+    }
+
+    fn group(&self, v: &Spanned<StrOrInt>) -> Result<GroupRef, ProfileError> {
+        const ACCEPTED: &str = "use a group name (letters, digits, '_', '-', '.', starting with a \
+                                letter or '_') or a numeric gid 0–4294967294";
+        match v.get_ref() {
+            StrOrInt::Int(i) => match u32::try_from(*i) {
+                Ok(g) if g != u32::MAX => Ok(GroupRef::Gid(g)),
+                _ => self.err(v, "marker.group", format!("not a valid gid: {ACCEPTED}")),
+            },
+            StrOrInt::Str(s) => {
+                if let Ok(g) = s.parse::<u32>() {
+                    if g != u32::MAX {
+                        return Ok(GroupRef::Gid(g));
+                    }
+                }
+                if valid_group_name(s) {
+                    Ok(GroupRef::Name(s.clone()))
+                } else {
+                    self.err(v, "marker.group", format!("not a valid group name: {ACCEPTED}"))
+                }
+            }
+        }
+    }
+
+    fn interface(&self, v: &Spanned<String>) -> Result<String, ProfileError> {
+        let s = v.get_ref();
+        if valid_ifname(s) {
+            Ok(s.clone())
+        } else {
+            self.err(v, "gateway.interface", "not a valid interface name: use 1–15 characters \
+                                              without '/', ':', spaces or quotes, like \"wg0\""
+                .into())
+        }
+    }
+
+    fn u32_value(&self, v: &Spanned<StrOrInt>, key: &str, accepted: &str) -> Result<u32, ProfileError> {
+        let parsed = match v.get_ref() {
+            StrOrInt::Int(i) => u32::try_from(*i).ok(),
+            StrOrInt::Str(s) => parse_u32(s),
+        };
+        match parsed {
+            Some(n) if n != 0 => Ok(n),
+            _ => self.err(v, key, format!("use {accepted}; decimal or 0x-hex, 32 bits")),
+        }
+    }
+
+    fn table(&self, v: &Spanned<StrOrInt>) -> Result<TableRef, ProfileError> {
+        match v.get_ref() {
+            StrOrInt::Int(_) => Ok(TableRef::Id(self.table_number(v, "gateway.table")?)),
+            StrOrInt::Str(s) => {
+                if let Some(n) = parse_u32(s) {
+                    return self.table_number_value(v, n, "gateway.table").map(TableRef::Id);
+                }
+                if matches!(s.as_str(), "local" | "main" | "default" | "unspec") {
+                    return self.err(v, "gateway.table", "is a reserved table: use a name of your \
+                                                         own like \"vpn\" or a number 1–252 or \
+                                                         256–4294967295"
+                        .into());
+                }
+                if valid_table_name(s) {
+                    Ok(TableRef::Name(s.clone()))
+                } else {
+                    self.err(v, "gateway.table", "not a valid table name: use letters, digits, \
+                                                  '_', '-' or '.', starting with a letter, like \
+                                                  \"vpn\", or a number"
+                        .into())
+                }
+            }
+        }
+    }
+
+    fn table_number<T: fmt::Debug + TableNumber>(&self, v: &Spanned<T>, key: &str) -> Result<u32, ProfileError> {
+        match v.get_ref().as_table_number() {
+            Some(n) => self.table_number_value(v, n, key),
+            None => self.err(v, key, "use a table number 1–252 or 256–4294967295".into()),
+        }
+    }
+
+    fn table_number_value<T: fmt::Debug>(&self, v: &Spanned<T>, n: u32, key: &str) -> Result<u32, ProfileError> {
+        if n == 0 || (253..=255).contains(&n) {
+            self.err(v, key, "is reserved (0 unspec, 253 default, 254 main, 255 local): use 1–252 \
+                              or 256–4294967295"
+                .into())
+        } else {
+            Ok(n)
+        }
+    }
+}
+
+trait TableNumber {
+    fn as_table_number(&self) -> Option<u32>;
+}
+
+impl TableNumber for i64 {
+    fn as_table_number(&self) -> Option<u32> {
+        u32::try_from(*self).ok()
+    }
+}
+
+impl TableNumber for StrOrInt {
+    fn as_table_number(&self) -> Option<u32> {
+        match self {
+            StrOrInt::Int(i) => u32::try_from(*i).ok(),
+            StrOrInt::Str(s) => parse_u32(s),
+        }
+    }
+}
+
+/// Decimal or 0x-hex, as iproute2 and iptables write marks.
+pub fn parse_u32(s: &str) -> Option<u32> {
+    let s = s.trim();
+    match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(h) if !h.is_empty() && h.chars().all(|c| c.is_ascii_hexdigit()) => {
+            u32::from_str_radix(h, 16).ok()
+        }
+        Some(_) => None,
+        None if !s.is_empty() && s.chars().all(|c| c.is_ascii_digit()) => s.parse().ok(),
+        None => None,
+    }
+}
+
+fn valid_group_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && s.len() <= 32
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+/// Linux accepts 1..=15 bytes, no '/', no whitespace, not "." or "..".
+/// We also refuse ':' (alias syntax) and quotes, which only cause trouble.
+pub fn valid_ifname(s: &str) -> bool {
+    (1..=15).contains(&s.len())
+        && s != "."
+        && s != ".."
+        && s.chars().all(|c| c.is_ascii_graphic() && !matches!(c, '/' | ':' | '"' | '\'' | '\\'))
+}
+
+fn valid_table_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic())
+        && s.len() <= 64
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+#[cfg(test)]
+mod tests;
