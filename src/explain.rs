@@ -1,6 +1,7 @@
 //! `dscproute explain`: everything about one DS byte, as text for a person
 //! (readable at 80 columns) or as one JSON object for scripts.
 
+use crate::text::wrap;
 use crate::tos::{
     AccessCategory, DsByte, Ecn, Expressions, Legacy, ParseError, Phb, Pool, parse_value, wifi_up,
 };
@@ -137,7 +138,10 @@ impl Explanation {
             None => format!("DSCP {} ({}), unassigned", self.dscp, self.dscp_hex),
         };
         let title = if self.ecn != 0 {
-            format!("ToS byte {} = {title} + ECN {}", self.tos_hex, self.ecn_name)
+            format!(
+                "ToS byte {} = {title} + ECN {}",
+                self.tos_hex, self.ecn_name
+            )
         } else {
             title
         };
@@ -193,7 +197,10 @@ impl Explanation {
         field(
             &mut o,
             "Pool",
-            &format!("{} ({}): {}", self.pool, self.pool_pattern, self.pool_description),
+            &format!(
+                "{} ({}): {}",
+                self.pool, self.pool_pattern, self.pool_description
+            ),
         );
         let legacy = Legacy::of(byte);
         field(
@@ -231,7 +238,10 @@ impl Explanation {
         section(&mut o, "Capture and display filters");
         field(&mut o, "tcpdump IPv4", &x.tcpdump_v4);
         field(&mut o, "tcpdump IPv6", &x.tcpdump_v6);
-        let _ = writeln!(o, "  tcpdump, both families (bracketed: and/or share precedence):");
+        let _ = writeln!(
+            o,
+            "  tcpdump, both families (bracketed: and/or share precedence):"
+        );
         let _ = writeln!(o, "  {}", x.tcpdump);
         verbatim(&mut o, "Wireshark", &[&x.wireshark_v4, &x.wireshark_v6]);
         section(&mut o, "ip rule selectors");
@@ -258,7 +268,11 @@ impl Explanation {
                 ),
             ),
         }
-        field(&mut o, "IPv6", &format!("{}: exact DSCP match", r.v6_selector));
+        field(
+            &mut o,
+            "IPv6",
+            &format!("{}: exact DSCP match", r.v6_selector),
+        );
         field(
             &mut o,
             "both, exact",
@@ -399,36 +413,9 @@ fn bullet(o: &mut String, mark: &str, text: &str) {
     }
 }
 
-/// Greedy word wrap; a single word longer than `width` stays whole.
-pub fn wrap(text: &str, width: usize) -> Vec<String> {
-    let mut lines = Vec::new();
-    let mut cur = String::new();
-    for word in text.split_whitespace() {
-        let needed = cur.chars().count() + usize::from(!cur.is_empty()) + word.chars().count();
-        if !cur.is_empty() && needed > width {
-            lines.push(std::mem::take(&mut cur));
-        }
-        if !cur.is_empty() {
-            cur.push(' ');
-        }
-        cur.push_str(word);
-    }
-    if !cur.is_empty() || lines.is_empty() {
-        lines.push(cur);
-    }
-    lines
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn wrap_respects_width() {
-        let l = wrap("aaa bbb ccc ddd", 7);
-        assert_eq!(l, ["aaa bbb", "ccc ddd"]);
-        assert_eq!(wrap("", 5), [""]);
-    }
 
     #[test]
     fn every_byte_renders_within_80_columns() {
@@ -458,7 +445,13 @@ mod tests {
         assert_eq!(e.name.as_deref(), Some("AF32"));
         let hint = e.tos_byte_hint.as_deref().unwrap();
         assert!(hint.contains("as a ToS byte, 0x1c is DSCP 7"), "{hint}");
-        assert!(e.render_text().lines().nth(1).unwrap().contains("0x1c is DSCP 7"));
+        assert!(
+            e.render_text()
+                .lines()
+                .nth(1)
+                .unwrap()
+                .contains("0x1c is DSCP 7")
+        );
     }
 
     #[test]
@@ -468,7 +461,11 @@ mod tests {
         let cs6 = Explanation::parse("cs6", false).unwrap();
         assert!(cs6.warnings.iter().any(|w| w.contains("network control")));
         let zero = Explanation::parse("0", false).unwrap();
-        assert!(zero.warnings.iter().any(|w| w.contains("cannot serve as a signal")));
+        assert!(
+            zero.warnings
+                .iter()
+                .any(|w| w.contains("cannot serve as a signal"))
+        );
         let af41 = Explanation::parse("af41", false).unwrap();
         assert!(af41.warnings.iter().any(|w| w.contains("standard meaning")));
     }

@@ -4,7 +4,9 @@
 pub mod cli;
 pub mod explain;
 pub mod output;
+pub mod plan;
 pub mod probe;
 pub mod profile;
 pub mod runner;
+pub mod text;
 pub mod tos;

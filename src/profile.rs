@@ -125,18 +125,18 @@ impl Profile {
         let v = Validator { at: &at };
         let marker = raw.marker.map(|m| v.marker(m)).transpose()?;
         let gateway = raw.gateway.map(|g| v.gateway(g)).transpose()?;
-        if let (Some(m), Some(g)) = (&marker, &gateway) {
-            if m.dscp != g.dscp {
-                return Err(ProfileError {
-                    file: file.into(),
-                    line: 0,
-                    message: format!(
-                        "marker.dscp ({}) and gateway.dscp ({}) differ: on a host that is both \
-                         client and gateway they must be the same value",
-                        m.dscp, g.dscp
-                    ),
-                });
-            }
+        if let (Some(m), Some(g)) = (&marker, &gateway)
+            && m.dscp != g.dscp
+        {
+            return Err(ProfileError {
+                file: file.into(),
+                line: 0,
+                message: format!(
+                    "marker.dscp ({}) and gateway.dscp ({}) differ: on a host that is both \
+                     client and gateway they must be the same value",
+                    m.dscp, g.dscp
+                ),
+            });
         }
         if marker.is_none() && gateway.is_none() {
             return Err(ProfileError {
@@ -308,8 +308,16 @@ struct Validator<'a> {
 
 impl Validator<'_> {
     /// `key = given: what is wrong and what is accepted`, at the value's line.
-    fn err<T>(&self, v: &Spanned<impl fmt::Debug>, key: &str, what: String) -> Result<T, ProfileError> {
-        Err((self.at)(v.span(), format!("{key} = {:?}: {what}", v.get_ref())))
+    fn err<T>(
+        &self,
+        v: &Spanned<impl fmt::Debug>,
+        key: &str,
+        what: String,
+    ) -> Result<T, ProfileError> {
+        Err((self.at)(
+            v.span(),
+            format!("{key} = {:?}: {what}", v.get_ref()),
+        ))
     }
 
     fn marker(&self, m: RawMarker) -> Result<Marker, ProfileError> {
@@ -327,9 +335,14 @@ impl Validator<'_> {
             .as_ref()
             .map(|v| {
                 v.get_ref().trim().parse::<Ipv4Addr>().or_else(|_| {
-                    self.err(v, "gateway.via", "not an IPv4 address: give the VPN's IPv4 next hop \
+                    self.err(
+                        v,
+                        "gateway.via",
+                        "not an IPv4 address: give the VPN's IPv4 next hop \
                                                 like \"10.8.0.1\", or leave it out for a \
-                                                point-to-point tunnel".into())
+                                                point-to-point tunnel"
+                            .into(),
+                    )
                 })
             })
             .transpose()?;
@@ -338,9 +351,14 @@ impl Validator<'_> {
             .as_ref()
             .map(|v| {
                 v.get_ref().trim().parse::<Ipv6Addr>().or_else(|_| {
-                    self.err(v, "gateway.via6", "not an IPv6 address: give the VPN's IPv6 next \
+                    self.err(
+                        v,
+                        "gateway.via6",
+                        "not an IPv6 address: give the VPN's IPv6 next \
                                                  hop like \"fd00::1\", or leave it out (marked \
-                                                 IPv6 is then blocked)".into())
+                                                 IPv6 is then blocked)"
+                            .into(),
+                    )
                 })
             })
             .transpose()?;
@@ -354,57 +372,65 @@ impl Validator<'_> {
             .as_ref()
             .map(|m| self.u32_value(m, "gateway.mark", "a firewall mark like \"0x3\" (not 0)"))
             .transpose()?;
-        if let (Some(mk), Some(ms), Some(raw)) = (mark, mask, g.mark.as_ref()) {
-            if mk & !ms != 0 {
-                return self.err(
-                    raw,
-                    "gateway.mark",
-                    format!(
-                        "has bits outside gateway.mask {ms:#x}: the mark must lie within the mask \
-                         (e.g. mark \"{:#x}\")",
-                        mk & ms
-                    ),
-                );
-            }
+        if let (Some(mk), Some(ms), Some(raw)) = (mark, mask, g.mark.as_ref())
+            && mk & !ms != 0
+        {
+            return self.err(
+                raw,
+                "gateway.mark",
+                format!(
+                    "has bits outside gateway.mask {ms:#x}: the mark must lie within the mask \
+                     (e.g. mark \"{:#x}\")",
+                    mk & ms
+                ),
+            );
         }
         let table = g.table.as_ref().map(|t| self.table(t)).transpose()?;
         let table_id = match &g.table_id {
             None => None,
             Some(t) => {
                 if !matches!(table, Some(TableRef::Name(_))) {
-                    return self.err(t, "gateway.table_id", "only goes with a table name: set \
+                    return self.err(
+                        t,
+                        "gateway.table_id",
+                        "only goes with a table name: set \
                                                             table = \"vpn\" too, or give the \
                                                             number as table"
-                        .into());
+                            .into(),
+                    );
                 }
                 Some(self.table_number(t, "gateway.table_id")?)
             }
         };
-        let priority = g
-            .priority
-            .as_ref()
-            .map(|p| {
-                let v = *p.get_ref();
-                if (i64::from(MIN_PRIORITY)..=i64::from(MAX_PRIORITY)).contains(&v) {
-                    Ok(v as u32)
-                } else {
-                    self.err(p, "gateway.priority", format!(
+        let priority =
+            g.priority
+                .as_ref()
+                .map(|p| {
+                    let v = *p.get_ref();
+                    if (i64::from(MIN_PRIORITY)..=i64::from(MAX_PRIORITY)).contains(&v) {
+                        Ok(v as u32)
+                    } else {
+                        self.err(p, "gateway.priority", format!(
                         "out of range: use {MIN_PRIORITY}–{MAX_PRIORITY}, so that the rules at \
                          priority-1 and priority+1 still come before the main table (32766)"
                     ))
-                }
-            })
-            .transpose()?;
+                    }
+                })
+                .transpose()?;
         let rp_filter = match &g.rp_filter {
             None => RpFilterPolicy::Loose,
             Some(r) => match r.get_ref().as_str() {
                 "loose" => RpFilterPolicy::Loose,
                 "keep" => RpFilterPolicy::Keep,
                 _ => {
-                    return self.err(r, "gateway.rp_filter", "unknown policy: use \"loose\" (set \
+                    return self.err(
+                        r,
+                        "gateway.rp_filter",
+                        "unknown policy: use \"loose\" (set \
                                                              2 on the VPN interface when \
                                                              stricter) or \"keep\""
-                        .into());
+                            .into(),
+                    );
                 }
             },
         };
@@ -442,15 +468,19 @@ impl Validator<'_> {
                 _ => self.err(v, "marker.group", format!("not a valid gid: {ACCEPTED}")),
             },
             StrOrInt::Str(s) => {
-                if let Ok(g) = s.parse::<u32>() {
-                    if g != u32::MAX {
-                        return Ok(GroupRef::Gid(g));
-                    }
+                if let Ok(g) = s.parse::<u32>()
+                    && g != u32::MAX
+                {
+                    return Ok(GroupRef::Gid(g));
                 }
                 if valid_group_name(s) {
                     Ok(GroupRef::Name(s.clone()))
                 } else {
-                    self.err(v, "marker.group", format!("not a valid group name: {ACCEPTED}"))
+                    self.err(
+                        v,
+                        "marker.group",
+                        format!("not a valid group name: {ACCEPTED}"),
+                    )
                 }
             }
         }
@@ -461,20 +491,33 @@ impl Validator<'_> {
         if valid_ifname(s) {
             Ok(s.clone())
         } else {
-            self.err(v, "gateway.interface", "not a valid interface name: use 1–15 characters \
+            self.err(
+                v,
+                "gateway.interface",
+                "not a valid interface name: use 1–15 characters \
                                               without '/', ':', spaces or quotes, like \"wg0\""
-                .into())
+                    .into(),
+            )
         }
     }
 
-    fn u32_value(&self, v: &Spanned<StrOrInt>, key: &str, accepted: &str) -> Result<u32, ProfileError> {
+    fn u32_value(
+        &self,
+        v: &Spanned<StrOrInt>,
+        key: &str,
+        accepted: &str,
+    ) -> Result<u32, ProfileError> {
         let parsed = match v.get_ref() {
             StrOrInt::Int(i) => u32::try_from(*i).ok(),
             StrOrInt::Str(s) => parse_u32(s),
         };
         match parsed {
             Some(n) if n != 0 => Ok(n),
-            _ => self.err(v, key, format!("use {accepted}; decimal or 0x-hex, 32 bits")),
+            _ => self.err(
+                v,
+                key,
+                format!("use {accepted}; decimal or 0x-hex, 32 bits"),
+            ),
         }
     }
 
@@ -483,38 +526,61 @@ impl Validator<'_> {
             StrOrInt::Int(_) => Ok(TableRef::Id(self.table_number(v, "gateway.table")?)),
             StrOrInt::Str(s) => {
                 if let Some(n) = parse_u32(s) {
-                    return self.table_number_value(v, n, "gateway.table").map(TableRef::Id);
+                    return self
+                        .table_number_value(v, n, "gateway.table")
+                        .map(TableRef::Id);
                 }
                 if matches!(s.as_str(), "local" | "main" | "default" | "unspec") {
-                    return self.err(v, "gateway.table", "is a reserved table: use a name of your \
+                    return self.err(
+                        v,
+                        "gateway.table",
+                        "is a reserved table: use a name of your \
                                                          own like \"vpn\" or a number 1–252 or \
                                                          256–4294967295"
-                        .into());
+                            .into(),
+                    );
                 }
                 if valid_table_name(s) {
                     Ok(TableRef::Name(s.clone()))
                 } else {
-                    self.err(v, "gateway.table", "not a valid table name: use letters, digits, \
+                    self.err(
+                        v,
+                        "gateway.table",
+                        "not a valid table name: use letters, digits, \
                                                   '_', '-' or '.', starting with a letter, like \
                                                   \"vpn\", or a number"
-                        .into())
+                            .into(),
+                    )
                 }
             }
         }
     }
 
-    fn table_number<T: fmt::Debug + TableNumber>(&self, v: &Spanned<T>, key: &str) -> Result<u32, ProfileError> {
+    fn table_number<T: fmt::Debug + TableNumber>(
+        &self,
+        v: &Spanned<T>,
+        key: &str,
+    ) -> Result<u32, ProfileError> {
         match v.get_ref().as_table_number() {
             Some(n) => self.table_number_value(v, n, key),
             None => self.err(v, key, "use a table number 1–252 or 256–4294967295".into()),
         }
     }
 
-    fn table_number_value<T: fmt::Debug>(&self, v: &Spanned<T>, n: u32, key: &str) -> Result<u32, ProfileError> {
+    fn table_number_value<T: fmt::Debug>(
+        &self,
+        v: &Spanned<T>,
+        n: u32,
+        key: &str,
+    ) -> Result<u32, ProfileError> {
         if n == 0 || (253..=255).contains(&n) {
-            self.err(v, key, "is reserved (0 unspec, 253 default, 254 main, 255 local): use 1–252 \
+            self.err(
+                v,
+                key,
+                "is reserved (0 unspec, 253 default, 254 main, 255 local): use 1–252 \
                               or 256–4294967295"
-                .into())
+                    .into(),
+            )
         } else {
             Ok(n)
         }
@@ -566,7 +632,8 @@ pub fn valid_ifname(s: &str) -> bool {
     (1..=15).contains(&s.len())
         && s != "."
         && s != ".."
-        && s.chars().all(|c| c.is_ascii_graphic() && !matches!(c, '/' | ':' | '"' | '\'' | '\\'))
+        && s.chars()
+            .all(|c| c.is_ascii_graphic() && !matches!(c, '/' | ':' | '"' | '\'' | '\\'))
 }
 
 fn valid_table_name(s: &str) -> bool {

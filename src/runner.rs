@@ -61,6 +61,17 @@ pub trait Runner {
     }
 }
 
+/// Find a program on PATH, then in the sbin directories an ordinary user's
+/// PATH often lacks (ip, iptables and sysctl live there).
+pub fn find_program(name: &str) -> Option<std::path::PathBuf> {
+    which::which(name).ok().or_else(|| {
+        ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
+            .iter()
+            .map(|d| std::path::Path::new(d).join(name))
+            .find(|p| !name.contains('/') && p.is_file())
+    })
+}
+
 /// Runs real processes with duct; stdin is closed, output captured.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SystemRunner;
@@ -68,7 +79,7 @@ pub struct SystemRunner;
 impl Runner for SystemRunner {
     fn run(&self, argv: &[String]) -> Result<Output, RunError> {
         let (program, args) = argv.split_first().ok_or(RunError::Empty)?;
-        let path = which::which(program).map_err(|_| RunError::NotFound {
+        let path = find_program(program).ok_or_else(|| RunError::NotFound {
             program: program.clone(),
         })?;
         let out = duct::cmd(path, args)
@@ -144,7 +155,9 @@ mod tests {
 
     #[test]
     fn system_runner_reports_status_and_missing_programs() {
-        let out = SystemRunner.run_args(&["sh", "-c", "echo hi; exit 3"]).unwrap();
+        let out = SystemRunner
+            .run_args(&["sh", "-c", "echo hi; exit 3"])
+            .unwrap();
         assert_eq!((out.status, out.stdout.as_str()), (3, "hi\n"));
         assert!(matches!(
             SystemRunner.run_args(&["dscproute-no-such-program"]),

@@ -27,6 +27,8 @@ pub struct HostFacts {
     /// Routing table names from every rt_tables location, in reading order.
     pub rt_tables: Vec<RtTable>,
     /// Sysctl key (dotted, e.g. "net.ipv4.conf.all.rp_filter") -> value; absent when unreadable.
+    /// A dot inside an interface name is written '/' as sysctl(8) does
+    /// ("net.ipv4.conf.eth0/10.rp_filter"); see `conf_sysctl`.
     pub sysctls: BTreeMap<String, String>,
     /// `iptables-save` output (None when the tool is missing or it failed, e.g. not root).
     pub iptables_save: Option<String>,
@@ -91,7 +93,8 @@ pub struct Route {
     pub dev: Option<String>,
     /// Table as printed: "main", "local", "100", or a name.
     pub table: String,
-    /// Protocol as printed: "kernel", "boot", "static", "77"…
+    /// Protocol as printed: "kernel", "static", "77"…; None means "boot",
+    /// which `ip` does not print (it is what a bare `ip route add` sets).
     pub protocol: Option<String>,
     pub metric: Option<u32>,
     pub scope: Option<String>,
@@ -101,7 +104,7 @@ pub struct Route {
 #[serde(default)]
 pub struct Rule {
     pub priority: u32,
-    /// "all" or a prefix.
+    /// "all" or a prefix ("10.64.0.0/16"; a host address has no length).
     pub src: Option<String>,
     pub dst: Option<String>,
     /// fwmark value and mask as numbers (mask 0xffffffff when `ip` printed none).
@@ -110,13 +113,15 @@ pub struct Rule {
     pub not: bool,
     /// Table looked up ("main", "100", a name), when the action is a lookup.
     pub table: Option<String>,
-    /// "unreachable", "blackhole", "prohibit", … when not a lookup.
+    /// "unreachable", "blackhole", "prohibit", "goto N", "nop", … when not a lookup.
     pub action: Option<String>,
+    /// As printed ("77", "static"…); None means unspec or kernel, which `ip` does not print.
     pub protocol: Option<String>,
     pub suppress_prefixlength: Option<u32>,
     pub iif: Option<String>,
     pub oif: Option<String>,
-    /// `tos`/`dsfield` selector as printed.
+    /// `tos`/`dsfield` selector as printed: the whole byte in hex ("0x1c"), or
+    /// its rt_dsfield name when it has one ("EF" for 0xb8).
     pub tos: Option<String>,
 }
 
@@ -148,6 +153,12 @@ impl HostFacts {
 
     pub fn sysctl(&self, key: &str) -> Option<&str> {
         self.sysctls.get(key).map(String::as_str)
+    }
+
+    /// A per-interface sysctl, e.g. ("ipv4", "eth0.10", "rp_filter"); spares
+    /// callers sysctl(8)'s '/' for dots in interface names.
+    pub fn conf_sysctl(&self, family: &str, ifname: &str, leaf: &str) -> Option<&str> {
+        self.sysctl(&super::sysctls::conf_key(family, ifname, leaf))
     }
 
     /// Table id for a name from rt_tables (numbers pass through).

@@ -1,6 +1,37 @@
 //! Read-only facts about the host: groups, links, routes, rules, table names,
 //! sysctls, rulesets, tools. Nothing here changes the system.
+//!
+//! `probe()` gathers; one pure parser per kind of output turns text into
+//! facts, so recorded outputs test them (tests/fixtures/probe/).
 
+mod collect;
+mod error;
 mod facts;
+mod files;
+mod groups;
+mod links;
+mod routes;
+mod rt_tables;
+mod rules;
+mod sysctls;
+mod tools;
+mod versions;
+mod xtables;
 
+#[cfg(test)]
+mod e2e_tests;
+#[cfg(test)]
+mod fixtures;
+
+pub use collect::{ProbeEnv, probe, probe_system};
+pub use error::ParseError;
 pub use facts::*;
+pub use groups::parse_groups;
+pub use links::parse_links;
+pub use routes::parse_routes;
+pub use rt_tables::parse_rt_tables;
+pub use rules::parse_rules;
+pub use sysctls::{conf_key, sysctl_key};
+pub use tools::{TOOLS, find_in_path};
+pub use versions::{parse_ip_version, parse_iptables_backend, parse_kernel};
+pub use xtables::parse_xt_names;

@@ -51,7 +51,10 @@ fn defaults_and_notations() {
     let g = p.gateway.unwrap();
     assert!(g.kill_switch && g.masquerade && g.scrub_dscp);
     assert_eq!(g.rp_filter, RpFilterPolicy::Loose);
-    assert_eq!((g.mark, g.mask, g.table.clone(), g.priority), (None, None, None, None));
+    assert_eq!(
+        (g.mark, g.mask, g.table.clone(), g.priority),
+        (None, None, None, None)
+    );
     let p = parse("[gateway]\ndscp = 7\ninterface = \"wg0\"\ntable = 100\n").unwrap();
     assert_eq!(p.gateway.unwrap().table, Some(TableRef::Id(100)));
     let p = parse("[gateway]\ndscp = 7\ninterface = \"wg0\"\ntable = \"0x64\"\n").unwrap();
@@ -72,40 +75,144 @@ fn every_invalid_value_names_key_line_given_and_accepted() {
     let g = |extra: &str| format!("[gateway]\ndscp = 7\ninterface = \"wg0\"\n{extra}\n");
     let cases: Vec<(String, usize, Vec<&str>)> = vec![
         ("".into(), 1, vec!["neither [marker] nor [gateway]"]),
-        ("[marker]\ngroup = \"t\"\ndscp = 64\n".into(), 3, vec!["marker.dscp = 64", "0–63"]),
-        ("[marker]\ngroup = \"t\"\ndscp = \"cs10\"\n".into(), 3, vec!["marker.dscp = \"cs10\"", "af41"]),
-        ("[marker]\ngroup = \"t\"\ndscp = -1\n".into(), 3, vec!["marker.dscp = -1", "0–63"]),
-        ("[marker]\ngroup = \"bad name\"\ndscp = 7\n".into(), 2, vec!["marker.group = \"bad name\"", "group name"]),
-        ("[marker]\ngroup = -5\ndscp = 7\n".into(), 2, vec!["marker.group = -5", "gid"]),
-        ("[marker]\ngroup = \"\"\ndscp = 7\n".into(), 2, vec!["marker.group", "group name"]),
-        ("[marker]\ndscp = 7\n".into(), 1, vec!["missing field `group`"]),
-        ("[marker]\ngroup = \"t\"\ndscp = 7\ncolour = 1\n".into(), 4, vec!["unknown field `colour`"]),
-        ("[markr]\ngroup = \"t\"\n".into(), 1, vec!["unknown field `markr`", "marker"]),
-        ("[gateway]\ndscp = 7\n".into(), 1, vec!["missing field `interface`"]),
-        ("[gateway]\ndscp = 7\ninterface = \"wg0/x\"\n".into(), 3, vec!["gateway.interface = \"wg0/x\"", "1–15"]),
-        ("[gateway]\ndscp = 7\ninterface = \"averyveryverylongname\"\n".into(), 3, vec!["gateway.interface", "1–15"]),
-        (g("via = \"10.8.0\""), 4, vec!["gateway.via = \"10.8.0\"", "IPv4"]),
+        (
+            "[marker]\ngroup = \"t\"\ndscp = 64\n".into(),
+            3,
+            vec!["marker.dscp = 64", "0–63"],
+        ),
+        (
+            "[marker]\ngroup = \"t\"\ndscp = \"cs10\"\n".into(),
+            3,
+            vec!["marker.dscp = \"cs10\"", "af41"],
+        ),
+        (
+            "[marker]\ngroup = \"t\"\ndscp = -1\n".into(),
+            3,
+            vec!["marker.dscp = -1", "0–63"],
+        ),
+        (
+            "[marker]\ngroup = \"bad name\"\ndscp = 7\n".into(),
+            2,
+            vec!["marker.group = \"bad name\"", "group name"],
+        ),
+        (
+            "[marker]\ngroup = -5\ndscp = 7\n".into(),
+            2,
+            vec!["marker.group = -5", "gid"],
+        ),
+        (
+            "[marker]\ngroup = \"\"\ndscp = 7\n".into(),
+            2,
+            vec!["marker.group", "group name"],
+        ),
+        (
+            "[marker]\ndscp = 7\n".into(),
+            1,
+            vec!["missing field `group`"],
+        ),
+        (
+            "[marker]\ngroup = \"t\"\ndscp = 7\ncolour = 1\n".into(),
+            4,
+            vec!["unknown field `colour`"],
+        ),
+        (
+            "[markr]\ngroup = \"t\"\n".into(),
+            1,
+            vec!["unknown field `markr`", "marker"],
+        ),
+        (
+            "[gateway]\ndscp = 7\n".into(),
+            1,
+            vec!["missing field `interface`"],
+        ),
+        (
+            "[gateway]\ndscp = 7\ninterface = \"wg0/x\"\n".into(),
+            3,
+            vec!["gateway.interface = \"wg0/x\"", "1–15"],
+        ),
+        (
+            "[gateway]\ndscp = 7\ninterface = \"averyveryverylongname\"\n".into(),
+            3,
+            vec!["gateway.interface", "1–15"],
+        ),
+        (
+            g("via = \"10.8.0\""),
+            4,
+            vec!["gateway.via = \"10.8.0\"", "IPv4"],
+        ),
         (g("via = \"fd00::1\""), 4, vec!["gateway.via", "IPv4"]),
-        (g("via6 = \"10.8.0.1\""), 4, vec!["gateway.via6 = \"10.8.0.1\"", "IPv6"]),
+        (
+            g("via6 = \"10.8.0.1\""),
+            4,
+            vec!["gateway.via6 = \"10.8.0.1\"", "IPv6"],
+        ),
         (g("mark = \"0\""), 4, vec!["gateway.mark = \"0\"", "not 0"]),
         (g("mark = \"0xzz\""), 4, vec!["gateway.mark", "0x-hex"]),
-        (g("mark = 4294967296"), 4, vec!["gateway.mark = 4294967296", "32 bits"]),
+        (
+            g("mark = 4294967296"),
+            4,
+            vec!["gateway.mark = 4294967296", "32 bits"],
+        ),
         (g("mask = \"0\""), 4, vec!["gateway.mask = \"0\"", "not 0"]),
-        (g("mark = \"0x100\"\nmask = \"0xff\""), 4, vec!["gateway.mark = \"0x100\"", "outside gateway.mask"]),
-        (g("table = \"main\""), 4, vec!["gateway.table = \"main\"", "reserved"]),
+        (
+            g("mark = \"0x100\"\nmask = \"0xff\""),
+            4,
+            vec!["gateway.mark = \"0x100\"", "outside gateway.mask"],
+        ),
+        (
+            g("table = \"main\""),
+            4,
+            vec!["gateway.table = \"main\"", "reserved"],
+        ),
         (g("table = 254"), 4, vec!["gateway.table = 254", "reserved"]),
         (g("table = 0"), 4, vec!["gateway.table = 0", "reserved"]),
-        (g("table = \"9vpn\""), 4, vec!["gateway.table = \"9vpn\"", "table name"]),
+        (
+            g("table = \"9vpn\""),
+            4,
+            vec!["gateway.table = \"9vpn\"", "table name"],
+        ),
         (g("table = -3"), 4, vec!["gateway.table = -3", "1–252"]),
-        (g("table_id = 100"), 4, vec!["gateway.table_id = 100", "table name"]),
-        (g("table = \"vpn\"\ntable_id = 255"), 5, vec!["gateway.table_id = 255", "reserved"]),
-        (g("priority = 1"), 4, vec!["gateway.priority = 1", "2–32764"]),
-        (g("priority = 32766"), 4, vec!["gateway.priority = 32766", "main"]),
-        (g("rp_filter = \"strict\""), 4, vec!["gateway.rp_filter = \"strict\"", "loose", "keep"]),
-        (g("kill_switch = \"yes\""), 4, vec!["gateway.kill_switch = \"yes\"", "true or false"]),
-        (g("priority = \"high\""), 4, vec!["gateway.priority = \"high\"", "integer"]),
+        (
+            g("table_id = 100"),
+            4,
+            vec!["gateway.table_id = 100", "table name"],
+        ),
+        (
+            g("table = \"vpn\"\ntable_id = 255"),
+            5,
+            vec!["gateway.table_id = 255", "reserved"],
+        ),
+        (
+            g("priority = 1"),
+            4,
+            vec!["gateway.priority = 1", "2–32764"],
+        ),
+        (
+            g("priority = 32766"),
+            4,
+            vec!["gateway.priority = 32766", "main"],
+        ),
+        (
+            g("rp_filter = \"strict\""),
+            4,
+            vec!["gateway.rp_filter = \"strict\"", "loose", "keep"],
+        ),
+        (
+            g("kill_switch = \"yes\""),
+            4,
+            vec!["gateway.kill_switch = \"yes\"", "true or false"],
+        ),
+        (
+            g("priority = \"high\""),
+            4,
+            vec!["gateway.priority = \"high\"", "integer"],
+        ),
         ("[gateway\n".into(), 1, vec!["p.toml:1"]),
-        ("[marker]\ngroup = \"t\"\ndscp = true\n".into(), 3, vec!["marker.dscp = true", "number or a string"]),
+        (
+            "[marker]\ngroup = \"t\"\ndscp = true\n".into(),
+            3,
+            vec!["marker.dscp = true", "number or a string"],
+        ),
     ];
     for (text, line, words) in cases {
         let e = parse(&text).expect_err(&text);
@@ -123,7 +230,8 @@ fn round_trips_through_toml() {
     let p = parse(GATEWAY).unwrap();
     let again = parse(&p.to_toml()).unwrap();
     assert_eq!(p, again);
-    let both = "[marker]\ngroup = \"torrent\"\ndscp = 7\n[gateway]\ndscp = 7\ninterface = \"wg0\"\n";
+    let both =
+        "[marker]\ngroup = \"torrent\"\ndscp = 7\n[gateway]\ndscp = 7\ninterface = \"wg0\"\n";
     let p = parse(both).unwrap();
     assert_eq!(parse(&p.to_toml()).unwrap(), p);
 }

@@ -140,7 +140,10 @@ mod tests {
             let x = Expressions::of(d);
             assert_eq!(x.iptables_set, format!("-j DSCP --set-dscp 0x{v:02x}"));
             assert_eq!(x.iptables_match, format!("-m dscp --dscp 0x{v:02x}"));
-            assert_eq!(x.iptables_set_tos, format!("-j TOS --set-tos 0x{:02x}/0xfc", v * 4));
+            assert_eq!(
+                x.iptables_set_tos,
+                format!("-j TOS --set-tos 0x{:02x}/0xfc", v * 4)
+            );
             assert!(x.nft_match.ends_with(&format!(" {v}")));
             assert!(x.tcpdump.starts_with('(') && x.tcpdump.ends_with(')'));
             assert_eq!(x.tcpdump.matches(&format!("== {v})")).count(), 2);
@@ -155,8 +158,14 @@ mod tests {
 
     #[test]
     fn iptables_class_only_for_known_names() {
-        assert_eq!(e(34).iptables_set_class.as_deref(), Some("-j DSCP --set-dscp-class AF41"));
-        assert_eq!(e(46).iptables_set_class.as_deref(), Some("-j DSCP --set-dscp-class EF"));
+        assert_eq!(
+            e(34).iptables_set_class.as_deref(),
+            Some("-j DSCP --set-dscp-class AF41")
+        );
+        assert_eq!(
+            e(46).iptables_set_class.as_deref(),
+            Some("-j DSCP --set-dscp-class EF")
+        );
         assert_eq!(e(1).iptables_set_class, None); // LE unknown to iptables
         assert_eq!(e(44).iptables_set_class, None); // VA unknown to iptables
         assert_eq!(e(1).nft_name.as_deref(), Some("lephb"));

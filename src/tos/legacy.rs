@@ -91,6 +91,9 @@ mod tests {
             assert_eq!(l.tos_letters.len() as u32, bits);
         }
         assert_eq!(Legacy::of(DsByte::new(0xb8)).precedence_name, "CRITIC/ECP");
-        assert_eq!(Legacy::of(DsByte::new(0x10)).tos_meanings, ["minimize delay"]);
+        assert_eq!(
+            Legacy::of(DsByte::new(0x10)).tos_meanings,
+            ["minimize delay"]
+        );
     }
 }

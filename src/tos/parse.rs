@@ -85,10 +85,10 @@ pub fn parse_value(input: &str, tos: bool) -> Result<Parsed, ParseError> {
     }
     let forms = if tos { TOS_FORMS } else { DSCP_FORMS };
     if looks_numeric(s) {
-        if let Some(rest) = s.strip_prefix('-') {
-            if parse_literal(rest).is_some() {
-                return Err(out_of_range(s, tos, None));
-            }
+        if let Some(rest) = s.strip_prefix('-')
+            && parse_literal(rest).is_some()
+        {
+            return Err(out_of_range(s, tos, None));
         }
         let lit = parse_literal(s).ok_or_else(|| ParseError::Malformed {
             given: s.into(),
@@ -151,7 +151,9 @@ mod tests {
 
     #[test]
     fn numeric_notations() {
-        for s in ["7", "0x7", "0x07", "0X07", "0b000111", "0b111", " 7 ", "007"] {
+        for s in [
+            "7", "0x7", "0x07", "0X07", "0b000111", "0b111", " 7 ", "007",
+        ] {
             assert_eq!(d(s), 7, "{s}");
         }
         assert_eq!(d("63"), 63);
@@ -182,8 +184,28 @@ mod tests {
     #[test]
     fn rejected_forms() {
         for s in [
-            "64", "-1", "0x40", "cs10", "af44", "af5", "", "   ", "7x", "0x", "0b", "0b2",
-            "+7", "ef1", "af", "cs", "cs8", "af14", "af01", "1.5", "7 7", "0x1g",
+            "64",
+            "-1",
+            "0x40",
+            "cs10",
+            "af44",
+            "af5",
+            "",
+            "   ",
+            "7x",
+            "0x",
+            "0b",
+            "0b2",
+            "+7",
+            "ef1",
+            "af",
+            "cs",
+            "cs8",
+            "af14",
+            "af01",
+            "1.5",
+            "7 7",
+            "0x1g",
             "99999999999999999999999",
         ] {
             let e = parse_dscp(s).expect_err(s);
@@ -201,9 +223,18 @@ mod tests {
              like af41 (cs0–cs7, af11–af43, ef, va, le, df/be), or --tos for a whole ToS byte \
              (as a ToS byte, 64 is DSCP 16: use --tos 64)"
         );
-        assert!(matches!(parse_dscp("-1"), Err(ParseError::DscpOutOfRange { .. })));
-        assert!(matches!(parse_dscp("cs10"), Err(ParseError::UnknownName { .. })));
-        assert!(matches!(parse_dscp("7x"), Err(ParseError::Malformed { .. })));
+        assert!(matches!(
+            parse_dscp("-1"),
+            Err(ParseError::DscpOutOfRange { .. })
+        ));
+        assert!(matches!(
+            parse_dscp("cs10"),
+            Err(ParseError::UnknownName { .. })
+        ));
+        assert!(matches!(
+            parse_dscp("7x"),
+            Err(ParseError::Malformed { .. })
+        ));
         assert!(matches!(parse_dscp(""), Err(ParseError::Empty)));
     }
 
@@ -212,8 +243,14 @@ mod tests {
         assert_eq!(parse_tos_byte("0x1c").unwrap().value(), 0x1c);
         assert_eq!(parse_tos_byte("255").unwrap().value(), 255);
         assert_eq!(parse_tos_byte("0b11111111").unwrap().value(), 255);
-        assert!(matches!(parse_tos_byte("256"), Err(ParseError::TosOutOfRange { .. })));
-        assert!(matches!(parse_tos_byte("ef"), Err(ParseError::NameWithTos { .. })));
+        assert!(matches!(
+            parse_tos_byte("256"),
+            Err(ParseError::TosOutOfRange { .. })
+        ));
+        assert!(matches!(
+            parse_tos_byte("ef"),
+            Err(ParseError::NameWithTos { .. })
+        ));
         for b in 0..=255u8 {
             assert_eq!(parse_tos_byte(&format!("{b:#04x}")).unwrap().value(), b);
         }

@@ -64,7 +64,7 @@ impl Phb {
             44 => Some(Phb::Va),
             45 => Some(Phb::Nqb),
             46 => Some(Phb::Ef),
-            _ if v % 8 == 0 => Some(Phb::Cs(v / 8)),
+            _ if v.is_multiple_of(8) => Some(Phb::Cs(v / 8)),
             _ => {
                 let (x, rest) = (v / 8, v % 8);
                 if (1..=4).contains(&x) && matches!(rest, 2 | 4 | 6) {
@@ -249,7 +249,7 @@ mod tests {
                 44 => Some("VA".into()),
                 45 => Some("NQB".into()),
                 46 => Some("EF".into()),
-                _ if v % 8 == 0 => Some(format!("CS{}", v / 8)),
+                _ if v.is_multiple_of(8) => Some(format!("CS{}", v / 8)),
                 _ if (8..=38).contains(&v) && v % 2 == 0 && v % 8 != 0 => {
                     Some(format!("AF{}{}", v / 8, (v % 8) / 2))
                 }

@@ -1,0 +1,113 @@
+//! Conflicts with other users of marks, priorities, tables and DSCP values,
+//! found before anything runs. Hard conflicts stop the plan; soft ones warn.
+
+use super::choose::{Choices, priority_taken_by};
+use super::marks::other_mark_uses;
+use super::ownership::{CHAIN_PREFIX, is_our_proto};
+use super::ruleset::Ruleset;
+use crate::probe::HostFacts;
+use crate::profile::Gateway;
+
+pub fn check(
+    g: &Gateway,
+    c: &Choices,
+    facts: &HostFacts,
+    problems: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+) {
+    for u in other_mark_uses(facts) {
+        if u.same_bits(c.mark, c.mask) {
+            problems.push(format!(
+                "mark {:#x}/{:#x} collides with {}: packets we mark would match it too; \
+                 choose another gateway.mark or gateway.mask",
+                c.mark, c.mask, u.what
+            ));
+        } else if u.overlaps(c.mask) && u.mask != u32::MAX {
+            warnings.push(format!(
+                "mark bits {:#x} are shared with {}: it must never set our value {:#x} there",
+                c.mask & u.mask,
+                u.what,
+                c.mark
+            ));
+        }
+    }
+    for pref in c.priority - 1..=c.priority + 1 {
+        if let Some(who) = priority_taken_by(facts, pref) {
+            problems.push(format!(
+                "rule priority {pref} is taken by {who}: dscproute needs {}–{} free; set \
+                 gateway.priority to another value",
+                c.priority - 1,
+                c.priority + 1
+            ));
+        }
+    }
+    let foreign: Vec<String> = facts
+        .routes_v4
+        .iter()
+        .chain(&facts.routes_v6)
+        .filter(|r| {
+            facts.table_id(&r.table) == Some(c.table_id) && !is_our_proto(r.protocol.as_deref())
+        })
+        .map(|r| {
+            format!(
+                "{} {}",
+                r.dst,
+                r.dev
+                    .as_deref()
+                    .map(|d| format!("dev {d}"))
+                    .unwrap_or_default()
+            )
+        })
+        .collect();
+    if !foreign.is_empty() {
+        problems.push(format!(
+            "routing table {} already holds routes dscproute did not make ({}): choose another \
+             gateway.table",
+            c.table_id,
+            foreign.join(", ").trim()
+        ));
+    }
+    dscp_in_use(g.dscp.value(), facts, warnings);
+}
+
+/// Other rules that match or set the same DSCP: they may fight over it.
+fn dscp_in_use(dscp: u8, facts: &HostFacts, warnings: &mut Vec<String>) {
+    let hex = format!("{dscp:#04x}");
+    let byte = format!("{:#04x}", dscp << 2);
+    for (tool, save) in [
+        ("iptables", &facts.iptables_save),
+        ("ip6tables", &facts.ip6tables_save),
+    ] {
+        let Some(save) = save else { continue };
+        for (table, chain, spec) in Ruleset::parse(save).rules() {
+            if chain.starts_with(CHAIN_PREFIX) {
+                continue;
+            }
+            let words: Vec<&str> = spec.split_whitespace().collect();
+            let uses = words.windows(2).any(|w| {
+                matches!(w[0], "--dscp" | "--set-dscp") && w[1] == hex
+                    || matches!(w[0], "--tos" | "--set-tos")
+                        && w[1].split('/').next() == Some(&byte)
+            });
+            if uses {
+                warnings.push(format!(
+                    "DSCP {dscp} is already used by another rule: {tool} -t {table} -A {chain} \
+                     {spec}"
+                ));
+            }
+        }
+    }
+    for (fam, rules) in [("", &facts.rules_v4), ("-6 ", &facts.rules_v6)] {
+        for r in rules {
+            if r.tos.as_deref().is_some_and(|t| {
+                t == byte || t.trim_start_matches("0x") == format!("{:x}", dscp << 2)
+            }) {
+                warnings.push(format!(
+                    "ip {fam}rule {} already selects tos {byte} (DSCP {dscp}): it sees our \
+                     packets before or after our rules, depending on priority",
+                    r.priority
+                ));
+            }
+        }
+    }
+}

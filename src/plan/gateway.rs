@@ -1,0 +1,339 @@
+//! Host B: packets carrying the DSCP get a firewall mark in mangle PREROUTING
+//! (never in nat: it sees only a connection's first packet), marked packets
+//! look up our table whose default route is the VPN, and everything around
+//! it that the naive recipe forgets (GUIDE §4): LAN stays local, the kill
+//! switch, masquerade, DSCP scrub, forwarding and reverse-path filtering.
+//! Order: table name, sysctls, routes, rules, chains; the jumps that start
+//! marking come last, so no packet is marked before its path exists.
+
+use super::ownership::{CHAIN_NAT, CHAIN_ROUTE, CHAIN_SCRUB, RT_TABLES_DROPIN};
+use super::steps::{Ctx, Family, Hook, RouteSpec, RuleAction, RuleSpec};
+use super::{Effect, Resolved, Role, Step, StepState};
+use crate::probe::{HostFacts, conf_key};
+use crate::profile::{Gateway, RpFilterPolicy};
+
+fn v(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+pub fn steps(
+    g: &Gateway,
+    r: &Resolved,
+    facts: &HostFacts,
+    ctx: &Ctx,
+    warnings: &mut Vec<String>,
+) -> Vec<Step> {
+    let (Some(mark), Some(mask), Some(table), Some(pref)) =
+        (r.mark, r.mask, r.table_id, r.priority)
+    else {
+        return Vec::new();
+    };
+    let gw = Role::Gateway;
+    let dev = g.interface.as_str();
+    let dscp = g.dscp.value();
+    let markmask = format!("{mark:#x}/{mask:#x}");
+    let table_label = match &r.table_name {
+        Some(n) => format!("{table} ({n})"),
+        None => table.to_string(),
+    };
+    let mut out = Vec::new();
+
+    // Table name: a drop-in file of our own, so rollback removes one file.
+    if let Some(name) = &r.table_name {
+        let known = facts.rt_tables.iter().find(|t| t.name == *name);
+        let ours = known.is_some_and(|t| t.source.ends_with("dscproute.conf"));
+        if known.is_none() || ours {
+            out.push(Step {
+                role: gw,
+                state: if ours {
+                    StepState::InPlace
+                } else {
+                    StepState::Add
+                },
+                apply: Effect::WriteFile {
+                    path: RT_TABLES_DROPIN.into(),
+                    contents: format!("{table} {name}\n"),
+                },
+                undo: Effect::RemoveFile {
+                    path: RT_TABLES_DROPIN.into(),
+                },
+                reason: format!(
+                    "name routing table {table} {name:?} so `ip route show table {name}` works; \
+                     a drop-in of our own leaves the system's rt_tables untouched"
+                ),
+                change: None,
+            });
+        }
+    }
+
+    // Kernel switches.
+    out.push(ctx.sysctl(
+        gw,
+        "net.ipv4.ip_forward",
+        "1",
+        "a gateway forwards packets between its LAN and the VPN".into(),
+    ));
+    if g.via6.is_some() {
+        out.push(ctx.sysctl(
+            gw,
+            "net.ipv6.conf.all.forwarding",
+            "1",
+            "forward IPv6 too, since the profile gives an IPv6 path (via6)".into(),
+        ));
+        if facts.sysctl("net.ipv6.conf.all.forwarding") != Some("1") {
+            warnings.push(
+                "Turning on IPv6 forwarding makes Linux ignore router advertisements on \
+                 interfaces with accept_ra=1: if this host configures its own IPv6 uplink by \
+                 SLAAC, set accept_ra=2 on that interface first."
+                    .into(),
+            );
+        }
+    }
+    rp_filter(g, facts, ctx, &mut out, warnings);
+
+    // The table: its default route through the VPN.
+    out.push(ctx.ip_route(
+        gw,
+        RouteSpec {
+            family: Family::V4,
+            via: g.via.map(|a| a.to_string()),
+            dev: dev.into(),
+            table,
+        },
+        format!(
+            "table {table_label}: the default route for marked IPv4 goes through the VPN on {dev}"
+        ),
+    ));
+    if let Some(via6) = g.via6 {
+        out.push(ctx.ip_route(
+            gw,
+            RouteSpec {
+                family: Family::V6,
+                via: Some(via6.to_string()),
+                dev: dev.into(),
+                table,
+            },
+            format!("table {table_label}: the default route for marked IPv6 goes through the VPN"),
+        ));
+    }
+
+    // Policy rules, for both families; written top to bottom as the kernel reads them.
+    for f in Family::BOTH {
+        let fam = f.name();
+        out.push(ctx.ip_rule(
+            gw,
+            RuleSpec {
+                family: f,
+                pref: pref - 1,
+                mark,
+                mask,
+                action: RuleAction::Lookup {
+                    table: "main".into(),
+                    suppress: Some(0),
+                },
+            },
+            format!(
+                "{fam}: marked packets to the LAN stay local: main-table routes more specific \
+                 than a default route win over the VPN"
+            ),
+        ));
+        out.push(ctx.ip_rule(
+            gw,
+            RuleSpec {
+                family: f,
+                pref,
+                mark,
+                mask,
+                action: RuleAction::Lookup {
+                    table: table.to_string(),
+                    suppress: None,
+                },
+            },
+            format!("{fam}: marked packets look up table {table_label}"),
+        ));
+        let blocked_v6 = f == Family::V6 && g.via6.is_none();
+        if g.kill_switch || blocked_v6 {
+            let why = if blocked_v6 && !g.kill_switch {
+                "IPv6: the profile has no IPv6 path (via6), so marked IPv6 is blocked rather than \
+                 leaked through the main uplink"
+                    .to_string()
+            } else if blocked_v6 {
+                "IPv6: no IPv6 path (via6): marked IPv6 is blocked here rather than leaked"
+                    .to_string()
+            } else {
+                format!(
+                    "{fam}: kill switch: if the VPN route is gone, marked packets are refused \
+                     instead of falling through to the main uplink"
+                )
+            };
+            out.push(ctx.ip_rule(
+                gw,
+                RuleSpec {
+                    family: f,
+                    pref: pref + 1,
+                    mark,
+                    mask,
+                    action: RuleAction::Unreachable,
+                },
+                why,
+            ));
+        }
+    }
+    if !g.kill_switch {
+        warnings.push(
+            "kill_switch = false: when the VPN goes down, marked IPv4 falls back to the main \
+             uplink and leaves by your ISP."
+                .into(),
+        );
+    }
+
+    // Netfilter: chains first, filled, then linked.
+    for f in Family::BOTH {
+        let fam = f.name();
+        let routed = f == Family::V4 || g.via6.is_some();
+        out.push(ctx.chain(
+            gw,
+            f,
+            "mangle",
+            CHAIN_ROUTE,
+            format!("{fam}: our own chain for the marking rule"),
+        ));
+        out.push(ctx.rule(
+            gw,
+            f,
+            "mangle",
+            CHAIN_ROUTE,
+            &v(&[
+                "!",
+                "-i",
+                dev,
+                "-m",
+                "dscp",
+                "--dscp",
+                &format!("{dscp:#04x}"),
+                "-j",
+                "MARK",
+                "--set-xmark",
+                &markmask,
+            ]),
+            format!(
+                "{fam}: forwarded packets carrying DSCP {dscp} get mark {markmask} (value/mask \
+                 form leaves other bits alone); mangle, because nat sees only a connection's \
+                 first packet"
+            ),
+        ));
+        if g.scrub_dscp && routed {
+            out.push(ctx.chain(
+                gw,
+                f,
+                "mangle",
+                CHAIN_SCRUB,
+                format!("{fam}: our own chain for the DSCP scrub"),
+            ));
+            out.push(ctx.rule(
+                gw,
+                f,
+                "mangle",
+                CHAIN_SCRUB,
+                &v(&["-m", "dscp", "--dscp", &format!("{dscp:#04x}"), "-j", "DSCP", "--set-dscp", "0x00"]),
+                format!("{fam}: reset DSCP {dscp} to 0 as packets enter the VPN: the signal stays inside your network"),
+            ));
+        }
+        if g.masquerade && routed {
+            out.push(ctx.chain(
+                gw,
+                f,
+                "nat",
+                CHAIN_NAT,
+                format!("{fam}: our own chain for source NAT"),
+            ));
+            out.push(ctx.rule(
+                gw,
+                f,
+                "nat",
+                CHAIN_NAT,
+                &v(&["-m", "mark", "--mark", &markmask, "-j", "MASQUERADE"]),
+                format!("{fam}: marked packets leave {dev} with its address, so replies come back through the VPN"),
+            ));
+        }
+    }
+    for f in Family::BOTH {
+        let fam = f.name();
+        let routed = f == Family::V4 || g.via6.is_some();
+        if g.masquerade && routed {
+            out.push(ctx.jump(
+                gw,
+                f,
+                Hook("nat", "POSTROUTING", Some(dev)),
+                CHAIN_NAT,
+                format!("{fam}: link source NAT on {dev}"),
+            ));
+        }
+        if g.scrub_dscp && routed {
+            out.push(ctx.jump(
+                gw,
+                f,
+                Hook("mangle", "POSTROUTING", Some(dev)),
+                CHAIN_SCRUB,
+                format!("{fam}: link the scrub on {dev}"),
+            ));
+        }
+        out.push(ctx.jump(
+            gw,
+            f,
+            Hook("mangle", "PREROUTING", None),
+            CHAIN_ROUTE,
+            format!("{fam}: link the marking chain last: from here on, DSCP {dscp} is routed through {dev}"),
+        ));
+    }
+    out
+}
+
+/// Replies from the VPN arrive unmarked on the VPN interface; strict
+/// reverse-path filtering checks them against main and drops them. The
+/// kernel uses max(all, interface).
+fn rp_filter(
+    g: &Gateway,
+    facts: &HostFacts,
+    ctx: &Ctx,
+    out: &mut Vec<Step>,
+    warnings: &mut Vec<String>,
+) {
+    let dev = &g.interface;
+    let all = facts
+        .sysctl("net.ipv4.conf.all.rp_filter")
+        .and_then(|v| v.parse::<u8>().ok());
+    // sysctl(8) writes a dotted interface name (eth0.10) with a slash.
+    let key = conf_key("ipv4", dev, "rp_filter");
+    let iface = facts.sysctl(&key).and_then(|v| v.parse::<u8>().ok());
+    let (Some(all), Some(iface)) = (all, iface) else {
+        if facts.link(dev).is_some() {
+            warnings.push(format!(
+                "could not read rp_filter for all and {dev}: check that it is not strict (1), or \
+                 replies from the VPN will be dropped"
+            ));
+        }
+        return;
+    };
+    let effective = all.max(iface);
+    if effective != 1 {
+        return;
+    }
+    match g.rp_filter {
+        RpFilterPolicy::Loose => out.push(ctx.sysctl(
+            Role::Gateway,
+            &key,
+            "2",
+            format!(
+                "replies from the VPN arrive on {dev} unmarked and strict reverse-path \
+                 filtering (max(all={all}, {dev}={iface}) = 1) would drop them: loose (2) on \
+                 {dev} only"
+            ),
+        )),
+        RpFilterPolicy::Keep => warnings.push(format!(
+            "rp_filter is strict for {dev} (max(all={all}, {dev}={iface}) = 1) and the profile \
+             says rp_filter = \"keep\": replies from the VPN will be dropped. Use rp_filter = \
+             \"loose\"."
+        )),
+    }
+}

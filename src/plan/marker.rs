@@ -1,0 +1,84 @@
+//! Host A: give the chosen group's packets the DSCP, in mangle OUTPUT (the
+//! owner match exists only there and in POSTROUTING; the DSCP target only in
+//! mangle). On a host that is also the gateway, mark them for routing here:
+//! local packets never pass PREROUTING.
+
+use super::ownership::CHAIN_MARK;
+use super::steps::{Ctx, Family, Hook};
+use super::{Resolved, Role, Step};
+use crate::profile::Marker;
+
+pub fn steps(m: &Marker, r: &Resolved, also_gateway: bool, ctx: &Ctx) -> Vec<Step> {
+    let gid = r.group.clone().unwrap_or_default();
+    let dscp = m.dscp.value();
+    let mut out = Vec::new();
+    for f in Family::BOTH {
+        let fam = f.name();
+        out.push(ctx.chain(
+            Role::Marker,
+            f,
+            "mangle",
+            CHAIN_MARK,
+            format!("{fam}: our own chain, so the group's rules are easy to find and remove"),
+        ));
+        let spec: Vec<String> = [
+            "-m",
+            "owner",
+            "--gid-owner",
+            &gid,
+            "-j",
+            "DSCP",
+            "--set-dscp",
+            &format!("{dscp:#04x}"),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        out.push(ctx.rule(
+            Role::Marker,
+            f,
+            "mangle",
+            CHAIN_MARK,
+            &spec,
+            format!(
+                "{fam}: packets from sockets of group {} ({gid}) leave with DSCP {dscp}; the \
+                 DSCP target rewrites only the six DSCP bits and keeps ECN",
+                m.group
+            ),
+        ));
+        if also_gateway && let (Some(mark), Some(mask)) = (r.mark, r.mask) {
+            let spec: Vec<String> = [
+                "-m",
+                "dscp",
+                "--dscp",
+                &format!("{dscp:#04x}"),
+                "-j",
+                "MARK",
+                "--set-xmark",
+                &format!("{mark:#x}/{mask:#x}"),
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            out.push(ctx.rule(
+                Role::Marker,
+                f,
+                "mangle",
+                CHAIN_MARK,
+                &spec,
+                format!(
+                    "{fam}: local packets never pass PREROUTING, so mark them here; iptables \
+                     re-routes OUTPUT packets whose mark changed"
+                ),
+            ));
+        }
+        out.push(ctx.jump(
+            Role::Marker,
+            f,
+            Hook("mangle", "OUTPUT", None),
+            CHAIN_MARK,
+            format!("{fam}: link the chain into mangle OUTPUT last, once it is complete"),
+        ));
+    }
+    out
+}

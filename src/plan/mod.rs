@@ -1,0 +1,264 @@
+//! Pure planning: (profile, host facts) -> an ordered list of steps, each with
+//! the exact argv to apply, the exact argv to undo, whether it is already in
+//! place, and a reason a learner can follow. The dry-run text, the JSON, the
+//! shell script, the TUI preview and the executor all read this one Plan.
+
+mod choose;
+mod conflicts;
+mod gateway;
+mod marker;
+mod marks;
+pub mod ownership;
+mod preflight;
+mod render;
+pub mod ruleset;
+mod script;
+mod steps;
+
+pub use render::render_text;
+pub use script::render_script;
+
+use crate::probe::HostFacts;
+use crate::profile::Profile;
+use serde::Serialize;
+use thiserror::Error;
+
+/// Which side of the setup a step belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Host A: set the DSCP on the group's packets.
+    Marker,
+    /// Host B: route packets carrying the DSCP through the VPN.
+    Gateway,
+}
+
+impl Role {
+    pub fn title(self) -> &'static str {
+        match self {
+            Role::Marker => "Client (host A): mark the group's packets with the DSCP",
+            Role::Gateway => "Gateway (host B): route that DSCP through the VPN",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepState {
+    /// `+`: will be created.
+    Add,
+    /// `~`: an existing value changes (sysctls), or a stale rule of ours goes.
+    Change,
+    /// `=`: already exactly so; skipped.
+    InPlace,
+}
+
+impl StepState {
+    pub fn symbol(self) -> char {
+        match self {
+            StepState::Add => '+',
+            StepState::Change => '~',
+            StepState::InPlace => '=',
+        }
+    }
+}
+
+/// One effect on the host. Everything but file writes is an argv vector.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Effect {
+    Run {
+        argv: Vec<String>,
+    },
+    /// Create (or replace) a file with these contents, creating parent dirs.
+    WriteFile {
+        path: String,
+        contents: String,
+    },
+    RemoveFile {
+        path: String,
+    },
+}
+
+impl Effect {
+    pub fn run(argv: Vec<String>) -> Effect {
+        Effect::Run { argv }
+    }
+
+    /// How the effect reads in a preview: the argv joined, or a file action.
+    pub fn display(&self) -> String {
+        match self {
+            Effect::Run { argv } => argv.join(" "),
+            Effect::WriteFile { path, contents } => {
+                format!("write {path}: {}", contents.trim_end().replace('\n', "; "))
+            }
+            Effect::RemoveFile { path } => format!("rm {path}"),
+        }
+    }
+}
+
+/// An old → new value for `~` steps.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ValueChange {
+    pub from: String,
+    pub to: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Step {
+    pub role: Role,
+    pub state: StepState,
+    pub apply: Effect,
+    pub undo: Effect,
+    pub reason: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub change: Option<ValueChange>,
+}
+
+/// The values the plan settled on (given in the profile or chosen free).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Resolved {
+    pub dscp: u8,
+    /// Numeric gid when the group is known here, else the name as given.
+    pub group: Option<String>,
+    pub interface: Option<String>,
+    pub mark: Option<u32>,
+    pub mask: Option<u32>,
+    pub table_id: Option<u32>,
+    pub table_name: Option<String>,
+    pub priority: Option<u32>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub add: usize,
+    pub change: usize,
+    pub in_place: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    pub roles: Vec<Role>,
+    pub resolved: Resolved,
+    pub steps: Vec<Step>,
+    /// Preflight errors and hard conflicts: the preview stands, but apply
+    /// refuses until each is fixed. Each says how.
+    pub errors: Vec<String>,
+    pub warnings: Vec<String>,
+    pub notes: Vec<String>,
+    pub summary: Summary,
+}
+
+impl Plan {
+    /// Steps that will actually run (not already in place).
+    pub fn pending(&self) -> impl Iterator<Item = &Step> {
+        self.steps.iter().filter(|s| s.state != StepState::InPlace)
+    }
+
+    pub fn is_noop(&self) -> bool {
+        self.pending().next().is_none()
+    }
+
+    /// Can this plan be applied as it stands?
+    pub fn is_applicable(&self) -> bool {
+        self.errors.is_empty()
+    }
+}
+
+/// Problems that leave no plan to show (values that cannot be settled).
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+#[error("{}", .problems.join("\n"))]
+pub struct PlanError {
+    pub problems: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PlanOptions {
+    /// Planning a script for another host: a group unknown here is passed by name.
+    pub for_script: bool,
+}
+
+/// Build the plan. Host problems become `Plan::errors`; only values that
+/// cannot be settled at all are a `PlanError`.
+pub fn plan(profile: &Profile, facts: &HostFacts, opts: PlanOptions) -> Result<Plan, PlanError> {
+    let mut problems = Vec::new();
+    let mut warnings = Vec::new();
+    let mut notes = Vec::new();
+    preflight::check(profile, facts, opts, &mut problems, &mut warnings);
+
+    let mut resolved = Resolved {
+        dscp: profile
+            .gateway
+            .as_ref()
+            .map(|g| g.dscp)
+            .or(profile.marker.as_ref().map(|m| m.dscp))
+            .map_or(0, |d| d.value()),
+        ..Resolved::default()
+    };
+    if let Some(m) = &profile.marker {
+        resolved.group = Some(preflight::group_arg(&m.group, facts));
+    }
+    if let Some(g) = &profile.gateway {
+        resolved.interface = Some(g.interface.clone());
+        match choose::resolve(g, facts) {
+            Ok(c) => {
+                resolved.mark = Some(c.mark);
+                resolved.mask = Some(c.mask);
+                resolved.table_id = Some(c.table_id);
+                resolved.table_name = c.table_name.clone();
+                resolved.priority = Some(c.priority);
+                warnings.extend(c.warnings.iter().cloned());
+                conflicts::check(g, &c, facts, &mut problems, &mut warnings);
+            }
+            Err(e) => return Err(PlanError { problems: e }),
+        }
+    }
+
+    let ctx = steps::Ctx::new(facts);
+    let mut out = Vec::new();
+    let mut roles = Vec::new();
+    // Gateway first: on a host with both roles, nothing is marked before its path exists.
+    if let Some(g) = &profile.gateway {
+        roles.push(Role::Gateway);
+        out.extend(gateway::steps(g, &resolved, facts, &ctx, &mut warnings));
+    }
+    if let Some(m) = &profile.marker {
+        roles.push(Role::Marker);
+        out.extend(marker::steps(m, &resolved, profile.gateway.is_some(), &ctx));
+    }
+    out.extend(ctx.stale_steps(&roles));
+
+    if !facts.is_root {
+        notes.push(
+            "Not running as root: this preview was computed from what could be read; \
+             applying needs root."
+                .into(),
+        );
+    }
+    for u in &facts.unreadable {
+        warnings.push(format!("Could not read: {u}."));
+    }
+    notes.push(
+        "Only new connections follow the new path: existing ones keep their conntrack and \
+         NAT state until they close."
+            .into(),
+    );
+
+    let summary = Summary {
+        add: out.iter().filter(|s| s.state == StepState::Add).count(),
+        change: out.iter().filter(|s| s.state == StepState::Change).count(),
+        in_place: out.iter().filter(|s| s.state == StepState::InPlace).count(),
+    };
+    Ok(Plan {
+        roles,
+        resolved,
+        steps: out,
+        errors: problems,
+        warnings,
+        notes,
+        summary,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,235 @@
+//! What must hold on the host before a plan can run: the group, the VPN
+//! interface and its next hops, the tools. Each problem says how to fix it.
+
+use super::PlanOptions;
+use crate::probe::{HostFacts, Link};
+use crate::profile::{Gateway, GroupRef, Profile};
+use std::net::{IpAddr, Ipv6Addr};
+
+/// Tool -> Debian package that ships it.
+const TOOLS: &[(&str, &str, bool)] = &[
+    // (tool, package, needed by the marker too)
+    ("ip", "iproute2", false),
+    ("iptables", "iptables", true),
+    ("ip6tables", "iptables", true),
+    ("sysctl", "procps", false),
+];
+
+pub fn check(
+    profile: &Profile,
+    facts: &HostFacts,
+    opts: PlanOptions,
+    problems: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+) {
+    // An empty tools map means the probe did not look (e.g. recorded facts).
+    if !facts.tools.is_empty() && !opts.for_script {
+        for (tool, pkg, marker_too) in TOOLS {
+            let needed = profile.gateway.is_some() || *marker_too;
+            if needed && !facts.has_tool(tool) {
+                problems.push(format!(
+                    "{tool} is not installed: install it with `apt-get install {pkg}` (Debian \
+                     package {pkg})"
+                ));
+            }
+        }
+    }
+    if let Some(m) = &profile.marker {
+        match &m.group {
+            GroupRef::Name(n) if facts.group_by_name(n).is_none() && !facts.groups.is_empty() => {
+                if opts.for_script {
+                    warnings.push(format!(
+                        "group {n:?} does not exist on this host; the script resolves it by name \
+                         where it runs"
+                    ));
+                } else {
+                    problems.push(format!(
+                        "group {n:?} does not exist: create it with `groupadd {n}`, or set \
+                         marker.group to an existing group (see `getent group`)"
+                    ));
+                }
+            }
+            GroupRef::Gid(g) if facts.group_by_gid(*g).is_none() && !facts.groups.is_empty() => {
+                warnings.push(format!(
+                    "gid {g} has no group name on this host; processes must still run with that \
+                     gid to be marked"
+                ));
+            }
+            _ => {}
+        }
+    }
+    if let Some(g) = &profile.gateway {
+        gateway(g, facts, opts, problems, warnings);
+    }
+}
+
+fn gateway(
+    g: &Gateway,
+    facts: &HostFacts,
+    opts: PlanOptions,
+    problems: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+) {
+    let Some(link) = facts.link(&g.interface) else {
+        if opts.for_script || facts.links.is_empty() {
+            warnings.push(format!(
+                "interface {} was not checked here; it must exist where the plan runs",
+                g.interface
+            ));
+            return;
+        }
+        let names: Vec<&str> = facts.links.iter().map(|l| l.name.as_str()).collect();
+        problems.push(format!(
+            "interface {} does not exist: bring the VPN up first (e.g. `wg-quick up {}`), or \
+             set gateway.interface to one of: {}",
+            g.interface,
+            g.interface,
+            names.join(", ")
+        ));
+        return;
+    };
+    let p2p = is_point_to_point(link);
+    match g.via {
+        Some(via) if !on_link(link, IpAddr::V4(via)) => problems.push(format!(
+            "gateway.via {via} is not on-link through {} (its IPv4 addresses: {}): use the VPN \
+             peer's address inside the tunnel subnet",
+            g.interface,
+            addrs_of(link, "inet")
+        )),
+        Some(_) => {}
+        None if !p2p => problems.push(format!(
+            "gateway.via is required: {} is not a point-to-point interface, so the default route \
+             needs a next hop (e.g. via = \"10.8.0.1\")",
+            g.interface
+        )),
+        None => {}
+    }
+    if let Some(via6) = g.via6
+        && !is_link_local(via6)
+        && !on_link(link, IpAddr::V6(via6))
+    {
+        problems.push(format!(
+            "gateway.via6 {via6} is not on-link through {} (its IPv6 addresses: {}): use \
+             the VPN peer's IPv6 address, or a fe80:: link-local address",
+            g.interface,
+            addrs_of(link, "inet6")
+        ));
+    }
+    if !link.flags.iter().any(|f| f == "UP") {
+        warnings.push(format!(
+            "{} is down: marked traffic will be unreachable (kill switch) until it is up",
+            g.interface
+        ));
+    }
+}
+
+fn is_point_to_point(link: &Link) -> bool {
+    link.flags.iter().any(|f| f == "POINTOPOINT") || link.link_type == "none"
+}
+
+fn is_link_local(a: Ipv6Addr) -> bool {
+    a.segments()[0] & 0xffc0 == 0xfe80
+}
+
+fn addrs_of(link: &Link, family: &str) -> String {
+    let v: Vec<String> = link
+        .addrs
+        .iter()
+        .filter(|a| a.family == family)
+        .map(|a| format!("{}/{}", a.local, a.prefixlen))
+        .collect();
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(", ")
+    }
+}
+
+/// Is `ip` inside one of the link's prefixes, or its point-to-point peer?
+pub fn on_link(link: &Link, ip: IpAddr) -> bool {
+    link.addrs.iter().any(|a| {
+        let peer_match = a
+            .peer
+            .as_deref()
+            .and_then(|p| p.split('/').next()?.parse::<IpAddr>().ok())
+            == Some(ip);
+        let Ok(local) = a.local.parse::<IpAddr>() else {
+            return peer_match;
+        };
+        peer_match || in_prefix(local, a.prefixlen, ip)
+    })
+}
+
+fn in_prefix(net: IpAddr, len: u8, ip: IpAddr) -> bool {
+    match (net, ip) {
+        (IpAddr::V4(n), IpAddr::V4(i)) => {
+            let len = u32::from(len.min(32));
+            let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+            u32::from(n) & mask == u32::from(i) & mask && i != n
+        }
+        (IpAddr::V6(n), IpAddr::V6(i)) => {
+            let len = u32::from(len.min(128));
+            let mask = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - len)
+            };
+            u128::from(n) & mask == u128::from(i) & mask && i != n
+        }
+        _ => false,
+    }
+}
+
+/// The `--gid-owner` argument: the numeric gid when known (iptables-save
+/// prints numbers), otherwise the name for the target host to resolve.
+pub fn group_arg(g: &GroupRef, facts: &HostFacts) -> String {
+    match g {
+        GroupRef::Gid(id) => id.to_string(),
+        GroupRef::Name(n) => facts
+            .group_by_name(n)
+            .map(|g| g.gid.to_string())
+            .unwrap_or_else(|| n.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::Addr;
+
+    fn link(addrs: &[(&str, &str, u8, Option<&str>)]) -> Link {
+        Link {
+            name: "wg0".into(),
+            addrs: addrs
+                .iter()
+                .map(|(f, l, p, peer)| Addr {
+                    family: (*f).into(),
+                    local: (*l).into(),
+                    prefixlen: *p,
+                    peer: peer.map(str::to_string),
+                    scope: "global".into(),
+                })
+                .collect(),
+            ..Link::default()
+        }
+    }
+
+    #[test]
+    fn on_link_checks() {
+        let l = link(&[
+            ("inet", "10.8.0.2", 24, None),
+            ("inet6", "fd00::2", 64, None),
+        ]);
+        assert!(on_link(&l, "10.8.0.1".parse().unwrap()));
+        assert!(
+            !on_link(&l, "10.8.0.2".parse().unwrap()),
+            "own address is no next hop"
+        );
+        assert!(!on_link(&l, "10.9.0.1".parse().unwrap()));
+        assert!(on_link(&l, "fd00::1".parse().unwrap()));
+        assert!(!on_link(&l, "fd01::1".parse().unwrap()));
+        let p2p = link(&[("inet", "10.8.0.2", 32, Some("10.8.0.1/32"))]);
+        assert!(on_link(&p2p, "10.8.0.1".parse().unwrap()));
+        assert!(!on_link(&p2p, "10.8.0.3".parse().unwrap()));
+    }
+}

@@ -1,0 +1,98 @@
+//! The human preview, in the spirit of `terraform plan`: `+` to add, `~` to
+//! change, `=` already in place; each command exactly as it runs, with its
+//! reason under it; grouped by host role; warnings last.
+
+use super::{Plan, Role, StepState};
+use crate::text::wrap;
+use std::fmt::Write;
+
+const WIDTH: usize = 80;
+
+pub fn render_text(plan: &Plan, source: &str) -> String {
+    let mut o = String::new();
+    let roles: Vec<&str> = plan
+        .roles
+        .iter()
+        .map(|r| match r {
+            Role::Marker => "client",
+            Role::Gateway => "gateway",
+        })
+        .collect();
+    let _ = writeln!(o, "dscproute plan ({}) from {source}", roles.join(" + "));
+    let r = &plan.resolved;
+    let mut chain = vec![format!("DSCP {}", r.dscp)];
+    if let Some(g) = &r.group {
+        chain.insert(0, format!("group {g}"));
+    }
+    if let (Some(m), Some(k)) = (r.mark, r.mask) {
+        chain.push(format!("mark {m:#x}/{k:#x}"));
+    }
+    if let (Some(t), Some(p)) = (r.table_id, r.priority) {
+        let name = r
+            .table_name
+            .as_deref()
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default();
+        chain.push(format!("table {t}{name} at priority {p}"));
+    }
+    if let Some(i) = &r.interface {
+        chain.push(i.clone());
+    }
+    for line in wrap(&chain.join(" → "), WIDTH - 2) {
+        let _ = writeln!(o, "  {line}");
+    }
+    for n in &plan.notes {
+        for (i, line) in wrap(n, WIDTH - 4).iter().enumerate() {
+            let _ = writeln!(o, "  {} {line}", if i == 0 { "-" } else { " " });
+        }
+    }
+
+    for role in &plan.roles {
+        let _ = writeln!(o);
+        let _ = writeln!(o, "{}", role.title());
+        for step in plan.steps.iter().filter(|s| s.role == *role) {
+            let change = match &step.change {
+                Some(c) if step.state == StepState::Change => format!("   ({} → {})", c.from, c.to),
+                _ => String::new(),
+            };
+            let _ = writeln!(
+                o,
+                "  {} {}{change}",
+                step.state.symbol(),
+                step.apply.display()
+            );
+            for line in wrap(&step.reason, WIDTH - 6) {
+                let _ = writeln!(o, "      {line}");
+            }
+        }
+    }
+    let s = &plan.summary;
+    let _ = writeln!(o);
+    let _ = writeln!(
+        o,
+        "Plan: {} to add, {} to change, {} already in place.",
+        s.add, s.change, s.in_place
+    );
+    if plan.is_noop() {
+        let _ = writeln!(o, "Nothing to do: this host already matches the profile.");
+    }
+    if !plan.errors.is_empty() {
+        let _ = writeln!(o);
+        let _ = writeln!(o, "Errors (apply refuses until they are fixed)");
+        for w in &plan.errors {
+            for (i, line) in wrap(w, WIDTH - 4).iter().enumerate() {
+                let _ = writeln!(o, "  {} {line}", if i == 0 { "✗" } else { " " });
+            }
+        }
+    }
+    if !plan.warnings.is_empty() {
+        let _ = writeln!(o);
+        let _ = writeln!(o, "Warnings");
+        for w in &plan.warnings {
+            for (i, line) in wrap(w, WIDTH - 4).iter().enumerate() {
+                let _ = writeln!(o, "  {} {line}", if i == 0 { "!" } else { " " });
+            }
+        }
+    }
+    o
+}

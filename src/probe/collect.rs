@@ -1,0 +1,180 @@
+//! `probe()`: run the read-only commands, read the files, parse, and keep
+//! going whatever fails — each failure becomes one `unreadable` line.
+
+use super::HostFacts;
+use super::error::ParseError;
+use super::files::{read_optional, rel_display};
+use super::groups::parse_groups;
+use super::links::parse_links;
+use super::routes::parse_routes;
+use super::rt_tables::read_rt_tables;
+use super::rules::parse_rules;
+use super::sysctls::read_sysctls;
+use super::tools::{find_in_path, find_tools};
+use super::versions::{parse_ip_version, parse_iptables_backend, parse_kernel};
+use super::xtables::parse_xt_names;
+use crate::runner::{Runner, SystemRunner};
+use std::io::ErrorKind;
+use std::path::PathBuf;
+
+/// Where and as whom the probe looks.
+pub struct ProbeEnv<'a> {
+    pub runner: &'a dyn Runner,
+    /// Filesystem root the files are read under: "/" on a host.
+    pub root: PathBuf,
+    /// Effective uid 0; decides whether root-only commands are tried.
+    pub is_root: bool,
+    /// Absolute path of a tool, if installed (`find_in_path` on a host).
+    pub find_tool: &'a dyn Fn(&str) -> Option<String>,
+}
+
+/// Facts about this host, as the current user sees them.
+pub fn probe_system() -> HostFacts {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let is_root = unsafe { libc::geteuid() } == 0;
+    probe(&ProbeEnv {
+        runner: &SystemRunner,
+        root: PathBuf::from("/"),
+        is_root,
+        find_tool: &find_in_path,
+    })
+}
+
+/// Never fails as a whole: what cannot be read stays empty and is explained
+/// in `unreadable`.
+pub fn probe(env: &ProbeEnv) -> HostFacts {
+    let mut p = Probe {
+        env,
+        notes: Vec::new(),
+    };
+    let mut facts = HostFacts {
+        is_root: env.is_root,
+        tools: find_tools(env.find_tool),
+        ..HostFacts::default()
+    };
+
+    facts.kernel = p.parsed(&["uname", "-r"], parse_kernel);
+    facts.iproute2_version = p.parsed(&["ip", "-V"], parse_ip_version);
+    facts.iptables_backend = p.parsed(&["iptables", "-V"], parse_iptables_backend);
+    facts.groups = p
+        .parsed(&["getent", "group"], |t| Ok(parse_groups(t)))
+        .unwrap_or_default();
+    facts.links = p
+        .parsed(&["ip", "-j", "addr", "show"], parse_links)
+        .unwrap_or_default();
+    facts.routes_v4 = p
+        .parsed(
+            &["ip", "-j", "-4", "route", "show", "table", "all"],
+            parse_routes,
+        )
+        .unwrap_or_default();
+    facts.routes_v6 = p
+        .parsed(
+            &["ip", "-j", "-6", "route", "show", "table", "all"],
+            parse_routes,
+        )
+        .unwrap_or_default();
+    facts.rules_v4 = p
+        .parsed(&["ip", "-j", "-4", "rule", "show"], parse_rules)
+        .unwrap_or_default();
+    facts.rules_v6 = p
+        .parsed(&["ip", "-j", "-6", "rule", "show"], parse_rules)
+        .unwrap_or_default();
+
+    let (tables, notes) = read_rt_tables(&env.root);
+    facts.rt_tables = tables;
+    p.notes.extend(notes);
+
+    let link_names: Vec<String> = facts.links.iter().map(|l| l.name.clone()).collect();
+    let (sysctls, notes) = read_sysctls(&env.root, &link_names);
+    facts.sysctls = sysctls;
+    p.notes.extend(notes);
+
+    facts.iptables_save = p.root_only(&["iptables-save"]);
+    facts.ip6tables_save = p.root_only(&["ip6tables-save"]);
+    facts.xt_matches = p.proc_list("proc/net/ip_tables_matches");
+    facts.xt_targets = p.proc_list("proc/net/ip_tables_targets");
+
+    facts.unreadable = p.notes;
+    facts
+}
+
+struct Probe<'e, 'a> {
+    env: &'e ProbeEnv<'a>,
+    notes: Vec<String>,
+}
+
+impl Probe<'_, '_> {
+    /// stdout of a successful run, or a note saying why there is none.
+    fn stdout(&mut self, argv: &[&str]) -> Option<String> {
+        let command = argv.join(" ");
+        match self.env.runner.run_args(argv) {
+            Ok(out) if out.success() => Some(out.stdout),
+            Ok(out) => {
+                let reason = out
+                    .stderr
+                    .lines()
+                    .chain(out.stdout.lines())
+                    .map(str::trim)
+                    .find(|l| !l.is_empty())
+                    .map_or_else(|| format!("exit status {}", out.status), String::from);
+                let hint = if !self.env.is_root && mentions_permission(&reason) {
+                    " (you are not root)"
+                } else {
+                    ""
+                };
+                self.notes.push(format!("{command}: {reason}{hint}"));
+                None
+            }
+            Err(e) => {
+                self.notes.push(format!("{command}: {e}"));
+                None
+            }
+        }
+    }
+
+    fn parsed<T>(
+        &mut self,
+        argv: &[&str],
+        parse: impl FnOnce(&str) -> Result<T, ParseError>,
+    ) -> Option<T> {
+        let text = self.stdout(argv)?;
+        parse(&text)
+            .map_err(|e| self.notes.push(format!("{}: {e}", argv.join(" "))))
+            .ok()
+    }
+
+    /// Commands that fail for everyone but root are not even tried.
+    fn root_only(&mut self, argv: &[&str]) -> Option<String> {
+        if !self.env.is_root {
+            self.notes.push(format!(
+                "{}: not run, it needs root (you are not root)",
+                argv.join(" ")
+            ));
+            return None;
+        }
+        self.stdout(argv)
+    }
+
+    /// A /proc name list; a missing file just means "unknown" (nf_tables
+    /// hosts may not have it).
+    fn proc_list(&mut self, rel: &str) -> Vec<String> {
+        match read_optional(&self.env.root, rel) {
+            Ok(text) => text.as_deref().map(parse_xt_names).unwrap_or_default(),
+            Err(e) => {
+                let hint = if !self.env.is_root && e.kind() == ErrorKind::PermissionDenied {
+                    " (you are not root)"
+                } else {
+                    ""
+                };
+                self.notes.push(format!("{}: {e}{hint}", rel_display(rel)));
+                Vec::new()
+            }
+        }
+    }
+}
+
+fn mentions_permission(text: &str) -> bool {
+    let text = text.to_ascii_lowercase();
+    text.contains("permission denied") || text.contains("operation not permitted")
+}
