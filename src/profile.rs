@@ -379,9 +379,9 @@ impl Validator<'_> {
                 raw,
                 "gateway.mark",
                 format!(
-                    "has bits outside gateway.mask {ms:#x}: the mark must lie within the mask \
-                     (e.g. mark \"{:#x}\")",
-                    mk & ms
+                    "has bits outside gateway.mask {ms:#x}: the mark must lie within the mask; \
+                     widen the mask (e.g. mask = \"{:#x}\") or pick a mark inside it",
+                    mk | ms
                 ),
             );
         }

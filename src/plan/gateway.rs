@@ -316,7 +316,9 @@ fn rp_filter(
         return;
     };
     let effective = all.max(iface);
-    if effective != 1 {
+    // all=1 with the interface at 2 is what "loose" leaves behind: show it in place.
+    let loosened = all == 1 && iface == 2 && g.rp_filter == RpFilterPolicy::Loose;
+    if effective != 1 && !loosened {
         return;
     }
     match g.rp_filter {

@@ -20,11 +20,11 @@ pub use script::render_script;
 
 use crate::probe::HostFacts;
 use crate::profile::Profile;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// Which side of the setup a step belongs to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Host A: set the DSCP on the group's packets.
@@ -42,7 +42,7 @@ impl Role {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StepState {
     /// `+`: will be created.
@@ -64,7 +64,7 @@ impl StepState {
 }
 
 /// One effect on the host. Everything but file writes is an argv vector.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Effect {
     Run {
@@ -77,6 +77,16 @@ pub enum Effect {
     },
     RemoveFile {
         path: String,
+    },
+    /// Delete an nftables table iptables-nft created for us, only while it
+    /// holds no rules and no chains of anyone's (`family` is `ip` or `ip6`).
+    DropEmptyTable {
+        family: String,
+        table: String,
+    },
+    /// Several effects, in order (an undo that must also tidy up).
+    Seq {
+        effects: Vec<Effect>,
     },
 }
 
@@ -93,18 +103,26 @@ impl Effect {
                 format!("write {path}: {}", contents.trim_end().replace('\n', "; "))
             }
             Effect::RemoveFile { path } => format!("rm {path}"),
+            Effect::DropEmptyTable { family, table } => {
+                format!("nft delete table {family} {table} (only if empty)")
+            }
+            Effect::Seq { effects } => effects
+                .iter()
+                .map(Effect::display)
+                .collect::<Vec<_>>()
+                .join(" && "),
         }
     }
 }
 
 /// An old → new value for `~` steps.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ValueChange {
     pub from: String,
     pub to: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Step {
     pub role: Role,
     pub state: StepState,

@@ -39,6 +39,11 @@ impl Ruleset {
         self.tables.entry(table.to_string()).or_default()
     }
 
+    /// Did iptables-save list this table at all?
+    pub fn has_table(&self, table: &str) -> bool {
+        self.tables.contains_key(table)
+    }
+
     pub fn has_chain(&self, table: &str, chain: &str) -> bool {
         self.tables
             .get(table)

@@ -34,6 +34,14 @@ fn effect_sh(e: &Effect) -> String {
             )
         }
         Effect::RemoveFile { path } => format!("rm -f {}", sh_quote(path)),
+        Effect::DropEmptyTable { family, table } => {
+            format!("drop_empty_table {} {}", sh_quote(family), sh_quote(table))
+        }
+        Effect::Seq { effects } => effects
+            .iter()
+            .map(effect_sh)
+            .collect::<Vec<_>>()
+            .join(" && "),
     }
 }
 
@@ -71,6 +79,18 @@ pub fn render_script(plan: &Plan, source: &str) -> String {
         );
     }
     let _ = writeln!(o, "set -u");
+    o.push_str(
+        r#"
+# Delete an nftables table iptables created, only while nothing is in it.
+drop_empty_table() {
+    case "$1" in ip) save=iptables-save ;; *) save=ip6tables-save ;; esac
+    command -v nft >/dev/null 2>&1 || return 0
+    nft list tables 2>/dev/null | grep -qx "table $1 $2" || return 0
+    "$save" -t "$2" | grep -q -e '^-A ' -e '^:[^ ]* - ' && return 0
+    nft delete table "$1" "$2"
+}
+"#,
+    );
     let _ = writeln!(o, "N={}", steps.len());
     for (i, s) in steps.iter().enumerate() {
         let n = i + 1;

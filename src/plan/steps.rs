@@ -4,7 +4,7 @@
 use super::ownership::{CHAIN_PREFIX, COMMENT, RT_PROTO, is_our_proto};
 use super::ruleset::Ruleset;
 use super::{Effect, Role, Step, StepState, ValueChange};
-use crate::probe::{HostFacts, Route, Rule};
+use crate::probe::{HostFacts, IptablesBackend, Route, Rule};
 use std::cell::RefCell;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,17 +122,47 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// Create one of our chains.
+    /// Create one of our chains. The first chain in a table that does not
+    /// exist yet (iptables-nft creates tables on first use) also removes the
+    /// table on undo while it is empty, so rollback leaves iptables-save as it was.
     pub fn chain(&self, role: Role, f: Family, table: &str, chain: &str, reason: String) -> Step {
+        let first_in_table = !self
+            .made_chains
+            .borrow()
+            .iter()
+            .any(|(mf, mt, _)| *mf == f && mt == table);
         self.made_chains
             .borrow_mut()
             .push((f, table.into(), chain.into()));
         let present = self.ruleset(f).map(|r| r.has_chain(table, chain));
+        let new_table = self.ruleset(f).is_some_and(|r| !r.has_table(table))
+            && self.facts.iptables_backend == Some(IptablesBackend::NfTables);
+        let delete = Effect::run(Self::ipt(f, table, "-X", chain, &[]));
+        let (undo, reason) = if first_in_table && new_table {
+            let family = match f {
+                Family::V4 => "ip",
+                Family::V6 => "ip6",
+            };
+            let drop = Effect::DropEmptyTable {
+                family: family.into(),
+                table: table.into(),
+            };
+            (
+                Effect::Seq {
+                    effects: vec![delete, drop],
+                },
+                format!(
+                    "{reason}; this creates the {table} table, which rollback removes again                      while nothing else uses it"
+                ),
+            )
+        } else {
+            (delete, reason)
+        };
         Step {
             role,
             state: Self::state(present),
             apply: Effect::run(Self::ipt(f, table, "-N", chain, &[])),
-            undo: Effect::run(Self::ipt(f, table, "-X", chain, &[])),
+            undo,
             reason,
             change: None,
         }

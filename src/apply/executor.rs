@@ -1,0 +1,349 @@
+//! Runs one effect and its undo. The only place (with the probe) that
+//! changes or reads the host; processes go through the `Runner`.
+
+use super::journal::{JournalStep, Saved};
+use crate::plan::Effect;
+use crate::runner::Runner;
+use std::path::{Path, PathBuf};
+
+/// A command that failed: what ran and what it said.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    pub command: String,
+    pub stderr: String,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.command, self.stderr.trim())
+    }
+}
+
+pub struct Executor<'a> {
+    pub runner: &'a dyn Runner,
+    /// Filesystem root for /proc/sys reads and file writes ("/" in production).
+    pub root: PathBuf,
+}
+
+/// `sysctl -q -w key=value` as the plan writes it -> (key, value).
+pub fn sysctl_assignment(argv: &[String]) -> Option<(&str, &str)> {
+    if argv.first().map(String::as_str) != Some("sysctl") || !argv.iter().any(|a| a == "-w") {
+        return None;
+    }
+    argv.last()?.split_once('=')
+}
+
+/// sysctl(8) key -> /proc/sys path: dots separate components, a slash inside
+/// a component stands for a dot (interface eth0.10 is written eth0/10).
+pub fn sysctl_path(key: &str) -> PathBuf {
+    let mut p = PathBuf::from("proc/sys");
+    for c in key.split('.') {
+        p.push(c.replace('/', "."));
+    }
+    p
+}
+
+impl Executor<'_> {
+    fn under_root(&self, path: &str) -> PathBuf {
+        self.root.join(path.trim_start_matches('/'))
+    }
+
+    /// Read what undo will need, before the effect runs.
+    pub fn save_before(&self, effect: &Effect) -> Result<Option<Saved>, Failure> {
+        match effect {
+            Effect::Run { argv } => match sysctl_assignment(argv) {
+                Some((key, _)) => {
+                    let path = self.root.join(sysctl_path(key));
+                    let old = std::fs::read_to_string(&path).map_err(|e| Failure {
+                        command: format!("read {}", path.display()),
+                        stderr: e.to_string(),
+                    })?;
+                    Ok(Some(Saved::Sysctl {
+                        key: key.to_string(),
+                        old: old.trim().to_string(),
+                    }))
+                }
+                None => Ok(None),
+            },
+            Effect::WriteFile { path, .. } => {
+                let full = self.under_root(path);
+                let old_contents = std::fs::read_to_string(&full).ok();
+                let mut created_dirs = Vec::new();
+                let mut dir = full.parent();
+                while let Some(d) = dir {
+                    if d.exists() || d == self.root {
+                        break;
+                    }
+                    created_dirs.push(d.display().to_string());
+                    dir = d.parent();
+                }
+                created_dirs.reverse();
+                Ok(Some(Saved::File {
+                    path: path.clone(),
+                    old_contents,
+                    created_dirs,
+                }))
+            }
+            Effect::RemoveFile { .. } | Effect::DropEmptyTable { .. } | Effect::Seq { .. } => {
+                Ok(None)
+            }
+        }
+    }
+
+    pub fn run(&self, effect: &Effect) -> Result<(), Failure> {
+        match effect {
+            Effect::Run { argv } => self.run_argv(argv),
+            Effect::WriteFile { path, contents } => {
+                let full = self.under_root(path);
+                let fail = |e: std::io::Error| Failure {
+                    command: effect.display(),
+                    stderr: e.to_string(),
+                };
+                if let Some(parent) = full.parent() {
+                    std::fs::create_dir_all(parent).map_err(fail)?;
+                }
+                super::state_dir::write_durably(&full, contents.as_bytes()).map_err(fail)
+            }
+            Effect::DropEmptyTable { family, table } => self.drop_empty_table(family, table),
+            Effect::Seq { effects } => effects.iter().try_for_each(|e| self.run(e)),
+            Effect::RemoveFile { path } => match std::fs::remove_file(self.under_root(path)) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(Failure {
+                    command: effect.display(),
+                    stderr: e.to_string(),
+                }),
+            },
+        }
+    }
+
+    /// Delete the nft table only when it exists and iptables shows no rule
+    /// and no user chain in it: someone else may have started using it.
+    fn drop_empty_table(&self, family: &str, table: &str) -> Result<(), Failure> {
+        let save = if family == "ip6" {
+            "ip6tables-save"
+        } else {
+            "iptables-save"
+        };
+        let Ok(listing) = self.runner.run_args(&["nft", "list", "tables"]) else {
+            return Ok(()); // no nft: the empty table stays, harmlessly
+        };
+        let wanted = format!("table {family} {table}");
+        if !listing.success() || !listing.stdout.lines().any(|l| l.trim() == wanted) {
+            return Ok(());
+        }
+        let dump = self.run_argv_output(&[save.into(), "-t".into(), table.into()])?;
+        let in_use = dump.lines().any(|l| {
+            l.starts_with("-A ") || (l.starts_with(':') && l.split_whitespace().nth(1) == Some("-"))
+        });
+        if in_use {
+            return Ok(());
+        }
+        self.run_argv(&[
+            "nft".into(),
+            "delete".into(),
+            "table".into(),
+            family.into(),
+            table.into(),
+        ])
+    }
+
+    fn run_argv_output(&self, argv: &[String]) -> Result<String, Failure> {
+        let command = argv.join(" ");
+        match self.runner.run(argv) {
+            Ok(out) if out.success() => Ok(out.stdout),
+            Ok(out) => Err(Failure {
+                command,
+                stderr: out.stderr,
+            }),
+            Err(e) => Err(Failure {
+                command,
+                stderr: e.to_string(),
+            }),
+        }
+    }
+
+    fn run_argv(&self, argv: &[String]) -> Result<(), Failure> {
+        let command = argv.join(" ");
+        match self.runner.run(argv) {
+            Ok(out) if out.success() => Ok(()),
+            Ok(out) => Err(Failure {
+                command,
+                stderr: if out.stderr.trim().is_empty() {
+                    format!("exit status {}", out.status)
+                } else {
+                    out.stderr
+                },
+            }),
+            Err(e) => Err(Failure {
+                command,
+                stderr: e.to_string(),
+            }),
+        }
+    }
+
+    /// Undo a journaled step, preferring what was saved at apply time over
+    /// the plan's expectation.
+    pub fn undo(&self, js: &JournalStep) -> Result<(), Failure> {
+        match &js.saved {
+            Some(Saved::Sysctl { key, old }) => self.run_argv(&[
+                "sysctl".into(),
+                "-q".into(),
+                "-w".into(),
+                format!("{key}={old}"),
+            ]),
+            Some(Saved::File {
+                path,
+                old_contents,
+                created_dirs,
+            }) => {
+                match old_contents {
+                    Some(c) => self.run(&Effect::WriteFile {
+                        path: path.clone(),
+                        contents: c.clone(),
+                    })?,
+                    None => self.run(&Effect::RemoveFile { path: path.clone() })?,
+                }
+                for d in created_dirs.iter().rev() {
+                    // Only if still empty: someone may have added files since.
+                    let _ = std::fs::remove_dir(Path::new(d));
+                }
+                Ok(())
+            }
+            None => self.run(&js.step.undo),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apply::journal::StepStatus;
+    use crate::plan::{Role, Step, StepState};
+    use crate::runner::{FakeRunner, Output};
+
+    fn argv(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn sysctl_keys_and_paths() {
+        let a = argv(&["sysctl", "-q", "-w", "net.ipv4.conf.eth0/10.rp_filter=2"]);
+        assert_eq!(
+            sysctl_assignment(&a),
+            Some(("net.ipv4.conf.eth0/10.rp_filter", "2"))
+        );
+        assert_eq!(
+            sysctl_path("net.ipv4.conf.eth0/10.rp_filter"),
+            PathBuf::from("proc/sys/net/ipv4/conf/eth0.10/rp_filter")
+        );
+        assert_eq!(sysctl_assignment(&argv(&["ip", "rule", "add"])), None);
+    }
+
+    #[test]
+    fn sysctl_old_value_is_saved_and_restored() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("proc/sys/net/ipv4");
+        std::fs::create_dir_all(&p).unwrap();
+        std::fs::write(p.join("ip_forward"), "0\n").unwrap();
+        let runner = FakeRunner::new()
+            .on(
+                &["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"],
+                Output::ok(""),
+            )
+            .on(
+                &["sysctl", "-q", "-w", "net.ipv4.ip_forward=0"],
+                Output::ok(""),
+            );
+        let ex = Executor {
+            runner: &runner,
+            root: t.path().into(),
+        };
+        let effect = Effect::run(argv(&["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]));
+        let saved = ex.save_before(&effect).unwrap();
+        assert_eq!(
+            saved,
+            Some(Saved::Sysctl {
+                key: "net.ipv4.ip_forward".into(),
+                old: "0".into()
+            })
+        );
+        ex.run(&effect).unwrap();
+        let js = JournalStep {
+            step: Step {
+                role: Role::Gateway,
+                state: StepState::Change,
+                apply: effect,
+                // The plan guessed 7; the saved value wins.
+                undo: Effect::run(argv(&["sysctl", "-q", "-w", "net.ipv4.ip_forward=7"])),
+                reason: String::new(),
+                change: None,
+            },
+            status: StepStatus::Done,
+            saved,
+            error: None,
+        };
+        ex.undo(&js).unwrap();
+        assert_eq!(
+            runner.calls().last().unwrap(),
+            &argv(&["sysctl", "-q", "-w", "net.ipv4.ip_forward=0"])
+        );
+    }
+
+    #[test]
+    fn file_write_and_undo_leave_no_trace() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(t.path().join("etc")).unwrap();
+        let runner = FakeRunner::new();
+        let ex = Executor {
+            runner: &runner,
+            root: t.path().into(),
+        };
+        let effect = Effect::WriteFile {
+            path: "/etc/iproute2/rt_tables.d/dscproute.conf".into(),
+            contents: "100 vpn\n".into(),
+        };
+        let saved = ex.save_before(&effect).unwrap();
+        ex.run(&effect).unwrap();
+        let file = t.path().join("etc/iproute2/rt_tables.d/dscproute.conf");
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "100 vpn\n");
+        let js = JournalStep {
+            step: Step {
+                role: Role::Gateway,
+                state: StepState::Add,
+                apply: effect,
+                undo: Effect::RemoveFile {
+                    path: "/etc/iproute2/rt_tables.d/dscproute.conf".into(),
+                },
+                reason: String::new(),
+                change: None,
+            },
+            status: StepStatus::Done,
+            saved,
+            error: None,
+        };
+        ex.undo(&js).unwrap();
+        assert!(
+            !t.path().join("etc/iproute2").exists(),
+            "created dirs removed"
+        );
+        assert!(t.path().join("etc").exists());
+    }
+
+    #[test]
+    fn failure_carries_command_and_stderr() {
+        let runner = FakeRunner::new().on(
+            &["ip", "rule", "add"],
+            Output::failed(2, "RTNETLINK answers: File exists\n"),
+        );
+        let ex = Executor {
+            runner: &runner,
+            root: "/nonexistent".into(),
+        };
+        let e = ex
+            .run(&Effect::run(argv(&["ip", "rule", "add"])))
+            .unwrap_err();
+        assert_eq!(e.command, "ip rule add");
+        assert!(e.stderr.contains("File exists"));
+    }
+}

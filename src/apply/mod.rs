@@ -1,0 +1,15 @@
+//! Effects: the executor, the journal, transactions, rollback, the confirm
+//! timer and the lock. Everything that changes the host lives here.
+
+pub mod executor;
+pub mod journal;
+pub mod lock;
+pub mod state_dir;
+pub mod status;
+pub mod sweep;
+pub mod timer;
+pub mod transaction;
+
+pub use journal::{Journal, StepStatus, TxnState};
+pub use state_dir::StateDir;
+pub use transaction::{ApplyOutcome, Engine, EngineError, Event, RollbackOutcome};

@@ -1,0 +1,356 @@
+//! `apply`, `rollback`, `confirm`, `status`: thin fronts over the engine.
+
+use super::{exit, fail};
+use crate::apply::status;
+use crate::apply::timer;
+use crate::apply::{ApplyOutcome, Engine, EngineError, Event, Journal, RollbackOutcome, StateDir};
+use crate::output;
+use crate::plan::{self, PlanOptions};
+use crate::probe;
+use crate::profile::Profile;
+use crate::runner::SystemRunner;
+use std::io::{BufRead, IsTerminal};
+use std::path::{Path, PathBuf};
+
+fn engine(state: &StateDir) -> Engine<'static> {
+    Engine {
+        runner: &SystemRunner,
+        root: PathBuf::from("/"),
+        state: state.clone(),
+    }
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn engine_error(e: EngineError) -> i32 {
+    let code = match e {
+        EngineError::Io(_) => exit::FAILED,
+        _ => exit::BLOCKED,
+    };
+    fail(code, &e.to_string())
+}
+
+/// A closed terminal must not kill a transaction half-way.
+fn ignore_hangup() {
+    // SAFETY: changing a signal disposition; no handler code runs.
+    unsafe {
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+    }
+}
+
+/// Ask on the terminal; `None` when there is no terminal to ask on.
+fn ask(question: &str) -> Option<bool> {
+    if !std::io::stdin().is_terminal() {
+        return None;
+    }
+    output::print(&format!("{question} [y/N] "));
+    let mut line = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut line);
+    Some(matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes"))
+}
+
+fn progress(json: bool) -> impl FnMut(Event) {
+    move |e: Event| {
+        if json {
+            return;
+        }
+        let line = match e {
+            Event::Started {
+                index,
+                total,
+                command,
+            } => format!("[{:>2}/{total}] {command}", index + 1),
+            Event::Done { .. } => return,
+            Event::Failed { index, failure } => {
+                format!(
+                    "  step {} failed: {}\n  {}",
+                    index + 1,
+                    failure.command,
+                    failure.stderr.trim()
+                )
+            }
+            Event::Undoing { index, command } => format!("  undo {:>2}: {command}", index + 1),
+            Event::Undone { .. } => return,
+            Event::UndoFailed { index, failure } => {
+                format!("  undo {} FAILED: {}", index + 1, failure.stderr.trim())
+            }
+        };
+        output::print(&format!("{line}\n"));
+    }
+}
+
+fn print_json(v: serde_json::Value) {
+    output::print(&format!("{v:#}\n"));
+}
+
+pub fn apply_cmd(
+    state: &StateDir,
+    profile_path: &Path,
+    yes: bool,
+    confirm: Option<u64>,
+    json: bool,
+) -> i32 {
+    let profile = match Profile::load(profile_path) {
+        Ok(p) => p,
+        Err(e) => return fail(exit::USAGE, &e.to_string()),
+    };
+    if !is_root() {
+        return fail(
+            exit::BLOCKED,
+            "apply changes the host's firewall and routing and needs root: run it as root; \
+             `dscproute plan` previews without root",
+        );
+    }
+    let engine = engine(state);
+    let lock = match engine.lock() {
+        Ok(l) => l,
+        Err(e) => return engine_error(e),
+    };
+    if let Err(e) = engine.check_clear() {
+        return engine_error(e);
+    }
+    let facts = probe::probe_system();
+    let source = profile_path.display().to_string();
+    let plan = match plan::plan(&profile, &facts, PlanOptions::default()) {
+        Ok(p) => p,
+        Err(e) => {
+            for p in &e.problems {
+                output::eprint_line(&format!("dscproute: {p}"));
+            }
+            return exit::REFUSED;
+        }
+    };
+    if !plan.is_applicable() {
+        if json {
+            print_json(
+                serde_json::json!({"status": "refused", "changed": false, "errors": plan.errors}),
+            );
+        }
+        for e in &plan.errors {
+            output::eprint_line(&format!("dscproute: {e}"));
+        }
+        return exit::REFUSED;
+    }
+    if plan.is_noop() {
+        if json {
+            print_json(serde_json::json!({"status": "ok", "changed": false, "steps": 0}));
+        } else {
+            output::print("Nothing to do: this host already matches the profile.\n");
+        }
+        return exit::OK;
+    }
+    if !yes {
+        output::print(&plan::render_text(&plan, &source));
+        let n = plan.pending().count();
+        match ask(&format!("\nApply these {n} changes?")) {
+            Some(true) => {}
+            Some(false) => return fail(exit::FAILED, "apply cancelled: nothing was changed"),
+            None => {
+                return fail(
+                    exit::USAGE,
+                    "refusing to apply without --yes: stdin is not a terminal, so nobody can \
+                     confirm the plan; review it with `dscproute plan` and rerun with --yes",
+                );
+            }
+        }
+    }
+    ignore_hangup();
+    let arm = |j: &Journal| timer::arm(state, j);
+    let confirm_arg = confirm.map(|secs| (secs, &arm as crate::apply::transaction::ArmTimer));
+    let mut events = progress(json);
+    match engine.apply(&lock, &plan, &source, confirm_arg, &mut events) {
+        Err(e) => engine_error(e),
+        Ok(ApplyOutcome::Noop) => exit::OK,
+        Ok(ApplyOutcome::Applied(j)) => {
+            if json {
+                print_json(serde_json::json!({
+                    "status": if confirm.is_some() { "pending_confirm" } else { "changed" },
+                    "changed": true,
+                    "transaction": j.id,
+                    "steps": j.steps.len(),
+                    "confirm_deadline_unix": j.confirm_deadline_unix,
+                }));
+            } else {
+                output::print(&format!(
+                    "Applied {} steps (transaction {}).\n",
+                    j.steps.len(),
+                    j.id
+                ));
+                if let Some(secs) = confirm {
+                    output::print(&format!(
+                        "Keep it: run `dscproute confirm` within {secs} s, or it is rolled back \
+                         automatically (also if this session dies).\n"
+                    ));
+                }
+            }
+            exit::OK
+        }
+        Ok(ApplyOutcome::Failed { journal, failure }) => {
+            let clean = !journal
+                .steps
+                .iter()
+                .any(|s| s.status == crate::apply::StepStatus::UndoFailed);
+            if json {
+                print_json(serde_json::json!({
+                    "status": "failed",
+                    "changed": !clean,
+                    "transaction": journal.id,
+                    "failed_command": failure.command,
+                    "stderr": failure.stderr.trim(),
+                }));
+            }
+            let tail = if clean {
+                "the completed steps were undone: the host is as it was"
+            } else {
+                "some undo steps failed: run `dscproute status` and `dscproute rollback --all`"
+            };
+            fail(
+                exit::FAILED,
+                &format!(
+                    "apply failed at `{}`: {}; {tail}",
+                    failure.command,
+                    failure.stderr.trim()
+                ),
+            )
+        }
+    }
+}
+
+pub fn rollback_cmd(state: &StateDir, yes: bool, all: bool, json: bool) -> i32 {
+    if !is_root() {
+        return fail(
+            exit::BLOCKED,
+            "rollback changes the host and needs root: run it as root",
+        );
+    }
+    let engine = engine(state);
+    let lock = match engine.lock() {
+        Ok(l) => l,
+        Err(e) => return engine_error(e),
+    };
+    let journal = match Journal::load(state) {
+        Ok(j) => j,
+        Err(e) => return fail(exit::FAILED, &e),
+    };
+    if !yes {
+        let what = match (&journal, all) {
+            (_, true) => "everything dscproute owns on this host".to_string(),
+            (Some(j), false) if j.needs_undo() => {
+                format!("transaction {} ({} steps)", j.id, j.steps.len())
+            }
+            _ => String::new(),
+        };
+        if !what.is_empty() {
+            match ask(&format!("Roll back {what}?")) {
+                Some(true) => {}
+                Some(false) => {
+                    return fail(exit::FAILED, "rollback cancelled: nothing was changed");
+                }
+                None => {
+                    return fail(
+                        exit::USAGE,
+                        "refusing to roll back without --yes: stdin is not a terminal",
+                    );
+                }
+            }
+        }
+    }
+    ignore_hangup();
+    let mut events = progress(json);
+    let (mut changed, mut message, mut code) = match engine.rollback(&lock, &mut events) {
+        Err(e) => return engine_error(e),
+        Ok(RollbackOutcome::Nothing(m)) => (false, m, exit::OK),
+        Ok(RollbackOutcome::RolledBack(j)) => {
+            (true, format!("Rolled back transaction {}.", j.id), exit::OK)
+        }
+        Ok(RollbackOutcome::Partial(j)) => (
+            true,
+            format!(
+                "Rolled back transaction {} partly: some undo steps failed (see `dscproute status`).",
+                j.id
+            ),
+            exit::FAILED,
+        ),
+    };
+    if all {
+        let facts = probe::probe_system();
+        let dropin = Path::new(crate::plan::ownership::RT_TABLES_DROPIN).exists();
+        let effects = crate::apply::sweep::removals(&facts, dropin);
+        let ex = crate::apply::executor::Executor {
+            runner: &SystemRunner,
+            root: PathBuf::from("/"),
+        };
+        for e in &effects {
+            if !json {
+                output::print(&format!("  remove: {}\n", e.display()));
+            }
+        }
+        let failures = crate::apply::sweep::run(&ex, &effects);
+        changed |= !effects.is_empty();
+        message = if effects.is_empty() {
+            format!("{message}\nNothing else of dscproute's was found.")
+        } else {
+            format!(
+                "{message}\nRemoved {} tagged items.",
+                effects.len() - failures.len()
+            )
+        };
+        for f in &failures {
+            output::eprint_line(&format!("dscproute: could not remove: {f}"));
+        }
+        if !failures.is_empty() {
+            code = exit::FAILED;
+        }
+    }
+    if json {
+        print_json(
+            serde_json::json!({"status": if code == 0 { "ok" } else { "failed" }, "changed": changed, "message": message}),
+        );
+    } else {
+        output::print(&format!("{}\n", message.trim_start()));
+    }
+    code
+}
+
+pub fn confirm_cmd(state: &StateDir) -> i32 {
+    let engine = engine(state);
+    let lock = match engine.lock() {
+        Ok(l) => l,
+        Err(e) => return engine_error(e),
+    };
+    match engine.confirm(&lock) {
+        Err(e) => engine_error(e),
+        Ok(Ok(j)) => {
+            output::print(&format!(
+                "Kept transaction {}; the rollback timer is disarmed.\n",
+                j.id
+            ));
+            exit::OK
+        }
+        Ok(Err(m)) => {
+            output::print(&format!("{m}.\n"));
+            exit::OK
+        }
+    }
+}
+
+pub fn status_cmd(state: &StateDir, json: bool) -> i32 {
+    let journal = match Journal::load(state) {
+        Ok(j) => j,
+        Err(e) => return fail(exit::FAILED, &e),
+    };
+    let facts = probe::probe_system();
+    let s = status::gather(journal.as_ref(), &facts, &SystemRunner);
+    if json {
+        output::print(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&s).expect("status serializes")
+        ));
+    } else {
+        output::print(&status::render(&s));
+    }
+    exit::OK
+}

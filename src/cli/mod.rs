@@ -1,0 +1,163 @@
+//! The command line: each subcommand is a few lines over the library.
+
+mod apply;
+mod explain;
+mod facts;
+mod plan;
+
+use crate::output;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Exit statuses, stable for scripts (documented in README).
+pub mod exit {
+    pub const OK: i32 = 0;
+    /// A command ran and failed (e.g. a step of apply).
+    pub const FAILED: i32 = 1;
+    /// Bad input: usage, an invalid value or profile. Nothing was changed.
+    pub const USAGE: i32 = 2;
+    /// The host does not allow the plan (preflight or conflict). Nothing was changed.
+    pub const REFUSED: i32 = 3;
+    /// Not now: another change is running, one awaits confirmation or was
+    /// interrupted, or root is needed. Nothing was changed.
+    pub const BLOCKED: i32 = 4;
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "dscproute",
+    version,
+    about = "Route one group's traffic through a VPN on the gateway, signalled in the DSCP bits",
+    long_about = "dscproute carries a routing decision from a client host to its gateway in the \
+                  DSCP bits of the IP header: processes of a chosen group get a DSCP value on the \
+                  client, and the gateway routes packets carrying that value through a VPN."
+)]
+pub struct Cli {
+    /// Where the journal and lock live [env: DSCPROUTE_STATE_DIR] [default: /var/lib/dscproute]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Explain a DSCP value or ToS byte: bits, names, legacy reading, Wi-Fi
+    /// priority, and the exact iptables, nft, tcpdump and Wireshark expressions.
+    Explain {
+        /// A DSCP (7, 0x07, 0b000111, af41, ef, le, …) or, with --tos, a whole byte.
+        value: String,
+        /// Read VALUE as a whole ToS / traffic-class byte (DSCP << 2 | ECN).
+        #[arg(long)]
+        tos: bool,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show every command a profile needs on this host, with its reason and
+    /// its undo, without changing anything (dry run).
+    Plan {
+        /// The profile (TOML) to plan.
+        #[arg(long, short)]
+        profile: PathBuf,
+        /// Print the plan as JSON.
+        #[arg(long, conflicts_with = "script")]
+        json: bool,
+        /// Print a standalone POSIX sh script (apply and undo) for a host
+        /// without dscproute.
+        #[arg(long)]
+        script: bool,
+        /// Plan against host facts recorded with `dscproute facts --json`
+        /// instead of probing this host.
+        #[arg(long, value_name = "FILE")]
+        facts: Option<PathBuf>,
+    },
+    /// Apply a profile: run the plan's steps with a journal; on the first
+    /// failure undo the completed ones. Needs root.
+    Apply {
+        #[arg(long, short)]
+        profile: PathBuf,
+        /// Do not ask; required when stdin is not a terminal.
+        #[arg(long, short)]
+        yes: bool,
+        /// Commit-confirmed: roll back after SECS seconds unless `dscproute
+        /// confirm` runs first (survives SSH hang-up and the apply dying).
+        #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=86400))]
+        confirm: Option<u64>,
+        /// Print one JSON result object instead of progress text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Undo the last applied, unconfirmed or interrupted transaction exactly.
+    Rollback {
+        /// Do not ask; required when stdin is not a terminal.
+        #[arg(long, short)]
+        yes: bool,
+        /// Also remove everything dscproute owns, found by its tags, even
+        /// without a journal.
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Keep a change applied with --confirm and disarm its timer.
+    Confirm,
+    /// What dscproute has in place here: chains with counters, rules,
+    /// routes, changed sysctls, pending confirmation, interrupted transactions.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// (internal) the detached confirm timer.
+    #[command(name = "__confirm-timer", hide = true)]
+    ConfirmTimer {
+        #[arg(long)]
+        txn: String,
+        #[arg(long)]
+        deadline: u64,
+    },
+    /// Print what dscproute reads about this host (groups, links, routes,
+    /// rules, table names, sysctls, tools). Read-only.
+    Facts {
+        /// Print JSON (the format `plan --facts` reads).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Run the parsed command line; returns the process exit status.
+pub fn run(cli: Cli) -> i32 {
+    let state = crate::apply::StateDir::resolve(cli.state_dir.as_deref());
+    match cli.command {
+        Some(Command::Explain { value, tos, json }) => explain::explain(&value, tos, json),
+        Some(Command::Plan {
+            profile,
+            json,
+            script,
+            facts,
+        }) => plan::plan_cmd(&profile, json, script, facts.as_deref()),
+        Some(Command::Facts { json }) => facts::facts_cmd(json),
+        Some(Command::Apply {
+            profile,
+            yes,
+            confirm,
+            json,
+        }) => apply::apply_cmd(&state, &profile, yes, confirm, json),
+        Some(Command::Rollback { yes, all, json }) => apply::rollback_cmd(&state, yes, all, json),
+        Some(Command::Confirm) => apply::confirm_cmd(&state),
+        Some(Command::Status { json }) => apply::status_cmd(&state, json),
+        Some(Command::ConfirmTimer { txn, deadline }) => {
+            crate::apply::timer::run(state, &txn, deadline)
+        }
+        None => {
+            use clap::CommandFactory;
+            output::print(&format!("{}\n", Cli::command().render_help()));
+            exit::OK
+        }
+    }
+}
+
+pub fn fail(code: i32, message: &str) -> i32 {
+    output::eprint_line(&format!("dscproute: {message}"));
+    code
+}

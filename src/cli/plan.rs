@@ -1,0 +1,68 @@
+//! `dscproute plan`.
+
+use super::{exit, fail};
+use crate::output;
+use crate::plan::{self, PlanOptions};
+use crate::probe::{self, HostFacts};
+use crate::profile::Profile;
+use std::path::Path;
+
+/// Host facts from a recorded file, or from probing this host.
+pub fn load_facts(path: Option<&Path>) -> Result<HostFacts, String> {
+    let Some(path) = path else {
+        return Ok(probe::probe_system());
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read facts file {}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| {
+        format!(
+            "{}: not a facts file ({e}); record one with `dscproute facts --json`",
+            path.display()
+        )
+    })
+}
+
+pub fn plan_cmd(profile_path: &Path, json: bool, script: bool, facts: Option<&Path>) -> i32 {
+    let profile = match Profile::load(profile_path) {
+        Ok(p) => p,
+        Err(e) => return fail(exit::USAGE, &e.to_string()),
+    };
+    let facts = match load_facts(facts) {
+        Ok(f) => f,
+        Err(e) => return fail(exit::USAGE, &e),
+    };
+    let source = profile_path.display().to_string();
+    let opts = PlanOptions { for_script: script };
+    let plan = match plan::plan(&profile, &facts, opts) {
+        Ok(p) => p,
+        Err(e) => {
+            if json {
+                let v = serde_json::json!({ "error": "refused", "problems": e.problems });
+                output::print(&format!("{v:#}\n"));
+            }
+            for p in &e.problems {
+                output::eprint_line(&format!("dscproute: {p}"));
+            }
+            return exit::REFUSED;
+        }
+    };
+    if json {
+        let text = serde_json::to_string_pretty(&plan).expect("plan serializes");
+        output::print(&format!("{text}\n"));
+    } else if script {
+        if !plan.is_applicable() {
+            for e in &plan.errors {
+                output::eprint_line(&format!("dscproute: {e}"));
+            }
+            return exit::REFUSED;
+        }
+        output::print(&plan::render_script(&plan, &source));
+    } else {
+        output::print(&plan::render_text(&plan, &source));
+    }
+    if plan.is_applicable() {
+        exit::OK
+    } else {
+        exit::REFUSED
+    }
+}
