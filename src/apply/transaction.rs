@@ -334,3 +334,6 @@ pub fn state_word(s: TxnState) -> &'static str {
         TxnState::RolledBack => "rolled back",
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,212 @@
+use super::*;
+use crate::plan::{Effect, Plan, Resolved, Role, Step, StepState, Summary};
+use crate::runner::{FakeRunner, Output};
+
+fn argv(s: &str) -> Vec<String> {
+    s.split(' ').map(str::to_string).collect()
+}
+
+fn step(apply: &str, undo: &str) -> Step {
+    Step {
+        role: Role::Gateway,
+        state: StepState::Add,
+        apply: Effect::run(argv(apply)),
+        undo: Effect::run(argv(undo)),
+        reason: String::new(),
+        change: None,
+    }
+}
+
+fn plan(steps: Vec<Step>) -> Plan {
+    Plan {
+        roles: vec![Role::Gateway],
+        resolved: Resolved::default(),
+        steps,
+        errors: vec![],
+        warnings: vec![],
+        notes: vec![],
+        summary: Summary::default(),
+    }
+}
+
+fn three() -> Plan {
+    plan(vec![step("a 1", "a -1"), step("b 2", "b -2"), step("c 3", "c -3")])
+}
+
+fn engine<'a>(runner: &'a FakeRunner, dir: &tempfile::TempDir) -> Engine<'a> {
+    Engine {
+        runner,
+        root: dir.path().join("root"),
+        state: StateDir::resolve(Some(&dir.path().join("state"))),
+    }
+}
+
+fn ok(runner: FakeRunner, cmds: &[&str]) -> FakeRunner {
+    cmds.iter().fold(runner, |r, c| {
+        let v: Vec<&str> = c.split(' ').collect();
+        r.on(&v, Output::ok(""))
+    })
+}
+
+fn calls(r: &FakeRunner) -> Vec<String> {
+    r.calls().iter().map(|c| c.join(" ")).collect()
+}
+
+#[test]
+fn applies_in_order_and_journals_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = ok(FakeRunner::new(), &["a 1", "b 2", "c 3"]);
+    let e = engine(&r, &dir);
+    let lock = e.lock().unwrap();
+    let mut seen = Vec::new();
+    let out = e.apply(&lock, &three(), "p.toml", None, &mut |ev| seen.push(ev)).unwrap();
+    let ApplyOutcome::Applied(j) = out else { panic!("not applied") };
+    assert_eq!(calls(&r), ["a 1", "b 2", "c 3"]);
+    assert_eq!(j.state, TxnState::Applied);
+    assert!(j.steps.iter().all(|s| s.status == StepStatus::Done));
+    assert_eq!(Journal::load(&e.state).unwrap().unwrap(), j, "journal on disk matches");
+    assert_eq!(seen.iter().filter(|e| matches!(e, Event::Started { .. })).count(), 3);
+}
+
+#[test]
+fn failure_undoes_completed_steps_in_reverse() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = ok(FakeRunner::new(), &["a 1", "b 2", "b -2", "a -1"])
+        .on(&["c", "3"], Output::failed(2, "RTNETLINK answers: File exists"));
+    let e = engine(&r, &dir);
+    let lock = e.lock().unwrap();
+    let out = e.apply(&lock, &three(), "p.toml", None, &mut |_| {}).unwrap();
+    let ApplyOutcome::Failed { journal, failure } = out else { panic!("not failed") };
+    assert_eq!(failure.command, "c 3");
+    assert!(failure.stderr.contains("File exists"));
+    assert_eq!(calls(&r), ["a 1", "b 2", "c 3", "b -2", "a -1"]);
+    assert_eq!(journal.state, TxnState::Failed);
+    let st: Vec<_> = journal.steps.iter().map(|s| s.status).collect();
+    assert_eq!(st, [StepStatus::Undone, StepStatus::Undone, StepStatus::Failed]);
+    // Nothing left to roll back.
+    let out = e.rollback(&lock, &mut |_| {}).unwrap();
+    assert!(matches!(out, RollbackOutcome::Nothing(m) if m.contains("failed and was undone")));
+}
+
+#[test]
+fn rollback_undoes_once_then_is_a_noop() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = ok(FakeRunner::new(), &["a 1", "b 2", "c 3", "c -3", "b -2", "a -1"]);
+    let e = engine(&r, &dir);
+    let lock = e.lock().unwrap();
+    e.apply(&lock, &three(), "p.toml", None, &mut |_| {}).unwrap();
+    let out = e.rollback(&lock, &mut |_| {}).unwrap();
+    assert!(matches!(out, RollbackOutcome::RolledBack(_)));
+    assert_eq!(calls(&r)[3..], ["c -3", "b -2", "a -1"]);
+    let out = e.rollback(&lock, &mut |_| {}).unwrap();
+    assert!(matches!(out, RollbackOutcome::Nothing(m) if m.contains("already rolled back")));
+    assert_eq!(r.calls().len(), 6, "second rollback ran nothing");
+}
+
+#[test]
+fn interrupted_transaction_blocks_apply_and_rolls_back_running_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = ok(FakeRunner::new(), &["b -2", "a -1"]);
+    let e = engine(&r, &dir);
+    // As if the process died during step 2: step 1 done, step 2 running.
+    let mut j = Journal::new("p.toml", three().steps);
+    j.steps[0].status = StepStatus::Done;
+    j.steps[1].status = StepStatus::Running;
+    e.state.ensure().unwrap();
+    j.save(&e.state).unwrap();
+    assert!(matches!(e.check_clear(), Err(EngineError::Interrupted(_))));
+    let lock = e.lock().unwrap();
+    let out = e.rollback(&lock, &mut |_| {}).unwrap();
+    assert!(matches!(out, RollbackOutcome::RolledBack(_)));
+    assert_eq!(calls(&r), ["b -2", "a -1"]);
+    assert!(e.check_clear().is_ok());
+}
+
+#[test]
+fn undo_of_a_step_that_never_ran_is_tolerated() {
+    let dir = tempfile::tempdir().unwrap();
+    // "b -2" fails: step 2 was Running, so it may never have happened.
+    let r = ok(FakeRunner::new(), &["a -1"]).on(&["b", "-2"], Output::failed(2, "No such file"));
+    let e = engine(&r, &dir);
+    let mut j = Journal::new("p.toml", three().steps);
+    j.steps[0].status = StepStatus::Done;
+    j.steps[1].status = StepStatus::Running;
+    e.state.ensure().unwrap();
+    j.save(&e.state).unwrap();
+    let lock = e.lock().unwrap();
+    assert!(matches!(e.rollback(&lock, &mut |_| {}).unwrap(), RollbackOutcome::RolledBack(_)));
+}
+
+#[test]
+fn failed_undo_of_a_done_step_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = ok(FakeRunner::new(), &["a 1", "b 2", "c 3", "c -3", "a -1"])
+        .on(&["b", "-2"], Output::failed(1, "busy"));
+    let e = engine(&r, &dir);
+    let lock = e.lock().unwrap();
+    e.apply(&lock, &three(), "p.toml", None, &mut |_| {}).unwrap();
+    let RollbackOutcome::Partial(j) = e.rollback(&lock, &mut |_| {}).unwrap() else {
+        panic!("expected partial")
+    };
+    assert_eq!(j.steps[1].status, StepStatus::UndoFailed);
+    assert_eq!(calls(&r)[3..], ["c -3", "b -2", "a -1"], "went on after the failure");
+}
+
+#[test]
+fn confirm_keeps_and_pending_blocks_a_new_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = ok(FakeRunner::new(), &["a 1", "b 2", "c 3"]);
+    let e = engine(&r, &dir);
+    let lock = e.lock().unwrap();
+    let armed = std::cell::Cell::new(false);
+    let arm = |j: &Journal| {
+        // Armed before the first change, with the deadline on disk.
+        assert!(j.confirm_deadline_unix.is_some());
+        assert!(j.steps.iter().all(|s| s.status == StepStatus::Pending));
+        armed.set(true);
+        Ok(4242)
+    };
+    let out = e.apply(&lock, &three(), "p.toml", Some((60, &arm)), &mut |_| {}).unwrap();
+    assert!(armed.get());
+    let ApplyOutcome::Applied(j) = out else { panic!() };
+    assert_eq!(j.state, TxnState::PendingConfirm);
+    assert_eq!(j.timer_pid, Some(4242));
+    assert!(matches!(e.check_clear(), Err(EngineError::Pending { .. })));
+    let kept = e.confirm(&lock).unwrap().unwrap();
+    assert_eq!(kept.state, TxnState::Applied);
+    assert!(e.check_clear().is_ok());
+    assert!(e.confirm(&lock).unwrap().is_err(), "nothing awaits confirmation now");
+}
+
+#[test]
+fn failing_to_arm_the_timer_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = FakeRunner::new();
+    let e = engine(&r, &dir);
+    let lock = e.lock().unwrap();
+    let arm = |_: &Journal| Err("no exe".to_string());
+    let res = e.apply(&lock, &three(), "p.toml", Some((60, &arm)), &mut |_| {});
+    assert!(matches!(res, Err(EngineError::Io(m)) if m.contains("nothing was changed")));
+    assert!(r.calls().is_empty());
+}
+
+#[test]
+fn noop_plan_writes_no_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = FakeRunner::new();
+    let e = engine(&r, &dir);
+    let lock = e.lock().unwrap();
+    let mut p = three();
+    p.steps.iter_mut().for_each(|s| s.state = StepState::InPlace);
+    assert!(matches!(e.apply(&lock, &p, "p.toml", None, &mut |_| {}).unwrap(), ApplyOutcome::Noop));
+    assert!(Journal::load(&e.state).unwrap().is_none());
+}
+
+#[test]
+fn a_second_engine_cannot_take_the_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = FakeRunner::new();
+    let e = engine(&r, &dir);
+    let _lock = e.lock().unwrap();
+    assert!(matches!(e.lock(), Err(EngineError::Busy(Some(_)))));
+}
