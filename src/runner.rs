@@ -2,8 +2,8 @@
 //! through a `Runner`, as an argv vector (never a shell). Tests swap in the
 //! recording `FakeRunner`.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::Mutex;
 use thiserror::Error;
 
 /// What a finished process left behind.
@@ -51,7 +51,7 @@ pub enum RunError {
 
 /// Runs argv vectors. A non-zero exit is an `Ok(Output)` with that status;
 /// `Err` means the process could not be started at all.
-pub trait Runner {
+pub trait Runner: Sync {
     fn run(&self, argv: &[String]) -> Result<Output, RunError>;
 
     /// Convenience for literal argv.
@@ -105,7 +105,7 @@ impl Runner for SystemRunner {
 #[derive(Debug, Default)]
 pub struct FakeRunner {
     answers: HashMap<Vec<String>, Output>,
-    calls: RefCell<Vec<Vec<String>>>,
+    calls: Mutex<Vec<Vec<String>>>,
 }
 
 impl FakeRunner {
@@ -121,14 +121,14 @@ impl FakeRunner {
     }
 
     pub fn calls(&self) -> Vec<Vec<String>> {
-        self.calls.borrow().clone()
+        self.calls.lock().expect("calls lock").clone()
     }
 }
 
 impl Runner for FakeRunner {
     fn run(&self, argv: &[String]) -> Result<Output, RunError> {
         let (program, _) = argv.split_first().ok_or(RunError::Empty)?;
-        self.calls.borrow_mut().push(argv.to_vec());
+        self.calls.lock().expect("calls lock").push(argv.to_vec());
         self.answers
             .get(argv)
             .cloned()

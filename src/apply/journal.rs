@@ -6,6 +6,7 @@
 use super::state_dir::{StateDir, write_durably};
 use crate::plan::Step;
 use serde::{Deserialize, Serialize};
+use std::io::Write;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -59,6 +60,16 @@ pub struct JournalStep {
     pub error: Option<String>,
 }
 
+/// One line of the step log.
+#[derive(Debug, Serialize, Deserialize)]
+struct StepRecord {
+    txn: String,
+    index: usize,
+    status: StepStatus,
+    saved: Option<Saved>,
+    error: Option<String>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Journal {
     pub version: u32,
@@ -70,7 +81,18 @@ pub struct Journal {
     pub confirm_deadline_unix: Option<u64>,
     #[serde(default)]
     pub timer_pid: Option<u32>,
+    /// The kernel boot this ran in: after a reboot, rules, routes and
+    /// sysctls are gone by themselves and only files need undoing.
+    #[serde(default)]
+    pub boot_id: Option<String>,
     pub steps: Vec<JournalStep>,
+}
+
+/// This boot's id (/proc/sys/kernel/random/boot_id).
+pub fn boot_id() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .map(|s| s.trim().to_string())
 }
 
 pub fn now_unix() -> u64 {
@@ -90,6 +112,7 @@ impl Journal {
             state: TxnState::Running,
             confirm_deadline_unix: None,
             timer_pid: None,
+            boot_id: boot_id(),
             steps: steps
                 .into_iter()
                 .map(|step| JournalStep {
@@ -105,18 +128,58 @@ impl Journal {
     pub fn load(dir: &StateDir) -> Result<Option<Journal>, String> {
         let path = dir.current();
         match std::fs::read_to_string(&path) {
-            Ok(text) => serde_json::from_str(&text)
-                .map(Some)
-                .map_err(|e| format!("journal {} is unreadable: {e}", path.display())),
+            Ok(text) => {
+                let mut j: Journal = serde_json::from_str(&text)
+                    .map_err(|e| format!("journal {} is unreadable: {e}", path.display()))?;
+                j.replay(&std::fs::read_to_string(dir.step_log()).unwrap_or_default());
+                Ok(Some(j))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(format!("cannot read journal {}: {e}", path.display())),
         }
     }
 
+    /// Write the whole journal durably and fold the step log into it.
     pub fn save(&self, dir: &StateDir) -> Result<(), String> {
         let text = serde_json::to_string_pretty(self).expect("journal serializes");
         write_durably(&dir.current(), text.as_bytes())
-            .map_err(|e| format!("cannot write journal {}: {e}", dir.current().display()))
+            .map_err(|e| format!("cannot write journal {}: {e}", dir.current().display()))?;
+        match std::fs::remove_file(dir.step_log()) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(format!("cannot remove step log: {e}"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Record one step's progress by appending a line to the step log:
+    /// appends are cheap (no rename, which ext4 flushes) and a torn last line
+    /// is ignored on load. Fsynced around steps whose effect outlives a
+    /// reboot (files); the others (rules, routes, sysctls) vanish with a
+    /// power loss anyway, and the boot id tells rollback so.
+    pub fn record(&self, dir: &StateDir, index: usize, durable: bool) -> Result<(), String> {
+        let s = &self.steps[index];
+        let rec = StepRecord {
+            txn: self.id.clone(),
+            index,
+            status: s.status,
+            saved: s.saved.clone(),
+            error: s.error.clone(),
+        };
+        let mut line = serde_json::to_string(&rec).expect("record serializes");
+        line.push('\n');
+        let path = dir.step_log();
+        let err = |e: std::io::Error| format!("cannot write step log {}: {e}", path.display());
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(err)?;
+        f.write_all(line.as_bytes()).map_err(err)?;
+        if durable {
+            f.sync_data().map_err(err)?;
+        }
+        Ok(())
     }
 
     /// Keep a finished journal in history before a new one replaces it.
@@ -124,6 +187,24 @@ impl Journal {
         let text = serde_json::to_string_pretty(self).expect("journal serializes");
         write_durably(&dir.history(&self.id), text.as_bytes())
             .map_err(|e| format!("cannot archive journal: {e}"))
+    }
+
+    /// Apply step-log lines written after the journal; a torn or foreign
+    /// line (a crash mid-write, an older transaction) is skipped.
+    fn replay(&mut self, log: &str) {
+        for line in log.lines() {
+            let Ok(r) = serde_json::from_str::<StepRecord>(line) else {
+                continue;
+            };
+            if r.txn != self.id {
+                continue;
+            }
+            if let Some(s) = self.steps.get_mut(r.index) {
+                s.status = r.status;
+                s.saved = r.saved;
+                s.error = r.error;
+            }
+        }
     }
 
     /// Steps that may have changed the host and so need undoing.
@@ -136,5 +217,64 @@ impl Journal {
     pub fn seconds_left(&self) -> Option<i64> {
         self.confirm_deadline_unix
             .map(|d| d as i64 - now_unix() as i64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Effect, Role, Step, StepState};
+
+    fn journal() -> Journal {
+        let step = Step {
+            role: Role::Gateway,
+            state: StepState::Add,
+            apply: Effect::run(vec!["true".into()]),
+            undo: Effect::run(vec!["true".into()]),
+            reason: String::new(),
+            change: None,
+        };
+        Journal::new("p", vec![step.clone(), step])
+    }
+
+    #[test]
+    fn step_log_is_replayed_and_a_torn_line_ignored() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = StateDir::resolve(Some(t.path()));
+        let mut j = journal();
+        j.save(&dir).unwrap();
+        j.steps[0].status = StepStatus::Done;
+        j.record(&dir, 0, true).unwrap();
+        j.steps[1].status = StepStatus::Running;
+        j.record(&dir, 1, false).unwrap();
+        // A crash in the middle of the next append.
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.step_log())
+            .unwrap();
+        f.write_all(br#"{"txn":"x","ind"#).unwrap();
+        let back = Journal::load(&dir).unwrap().unwrap();
+        assert_eq!(back.steps[0].status, StepStatus::Done);
+        assert_eq!(back.steps[1].status, StepStatus::Running);
+        // A full save folds the log in and removes it.
+        back.save(&dir).unwrap();
+        assert!(!dir.step_log().exists());
+        assert_eq!(Journal::load(&dir).unwrap().unwrap(), back);
+    }
+
+    #[test]
+    fn records_of_another_transaction_are_ignored() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = StateDir::resolve(Some(t.path()));
+        let mut old = journal();
+        old.id = "old".into();
+        old.steps[0].status = StepStatus::Done;
+        let j = journal();
+        j.save(&dir).unwrap();
+        old.record(&dir, 0, false).unwrap();
+        assert_eq!(
+            Journal::load(&dir).unwrap().unwrap().steps[0].status,
+            StepStatus::Pending
+        );
     }
 }

@@ -42,6 +42,11 @@ impl StateDir {
         self.root.join("current.json")
     }
 
+    /// Step progress appended since `current.json` was last written.
+    pub fn step_log(&self) -> PathBuf {
+        self.root.join("current.log")
+    }
+
     pub fn history(&self, id: &str) -> PathBuf {
         self.root.join("history").join(format!("{id}.json"))
     }

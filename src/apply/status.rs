@@ -139,10 +139,10 @@ pub fn gather(journal: Option<&Journal>, facts: &HostFacts, runner: &dyn Runner)
         }
     }
     for (family, tool) in [("IPv4", "iptables-save"), ("IPv6", "ip6tables-save")] {
-        if let Ok(out) = runner.run_args(&[tool, "-c"]) {
-            if out.success() {
-                s.netfilter.extend(counted_rules(family, &out.stdout));
-            }
+        if let Ok(out) = runner.run_args(&[tool, "-c"])
+            && out.success()
+        {
+            s.netfilter.extend(counted_rules(family, &out.stdout));
         }
     }
     for (fam, rules) in [("", &facts.rules_v4), ("-6 ", &facts.rules_v6)] {

@@ -181,7 +181,9 @@ impl Engine<'_> {
             };
             j.steps[i].saved = saved;
             j.steps[i].status = StepStatus::Running;
-            j.save(&self.state).map_err(EngineError::Io)?;
+            let persistent = effect.is_persistent();
+            j.record(&self.state, i, persistent)
+                .map_err(EngineError::Io)?;
             events(Event::Started {
                 index: i,
                 total,
@@ -190,7 +192,8 @@ impl Engine<'_> {
             match ex.run(&effect) {
                 Ok(()) => {
                     j.steps[i].status = StepStatus::Done;
-                    j.save(&self.state).map_err(EngineError::Io)?;
+                    j.record(&self.state, i, persistent)
+                        .map_err(EngineError::Io)?;
                     events(Event::Done { index: i });
                 }
                 Err(failure) => return self.fail(j, i, failure, events),
@@ -237,12 +240,19 @@ impl Engine<'_> {
     ) -> Result<bool, EngineError> {
         let ex = self.executor();
         let mut clean = true;
+        let rebooted = j.boot_id.is_some() && j.boot_id != super::journal::boot_id();
         for i in (0..j.steps.len()).rev() {
             let status = j.steps[i].status;
             if !matches!(
                 status,
                 StepStatus::Done | StepStatus::Running | StepStatus::UndoFailed
             ) {
+                continue;
+            }
+            if rebooted && !j.steps[i].step.apply.is_persistent() {
+                // Rules, routes and sysctls did not survive the reboot.
+                j.steps[i].status = StepStatus::Undone;
+                j.steps[i].error = Some("gone with the reboot".into());
                 continue;
             }
             events(Event::Undoing {
@@ -265,8 +275,9 @@ impl Engine<'_> {
                     events(Event::UndoFailed { index: i, failure });
                 }
             }
-            j.save(&self.state).map_err(EngineError::Io)?;
+            j.record(&self.state, i, false).map_err(EngineError::Io)?;
         }
+        j.save(&self.state).map_err(EngineError::Io)?;
         Ok(clean)
     }
 

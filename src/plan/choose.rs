@@ -83,13 +83,22 @@ fn resolve_table(
     problems: &mut Vec<String>,
 ) -> (u32, Option<String>, bool, bool) {
     let named = |name: &str| facts.rt_tables.iter().find(|t| t.name == name);
-    let name_of = |id: u32| facts.rt_tables.iter().find(|t| t.id == id);
+    // Our own drop-in gets rewritten, so its entries never block a choice.
+    let name_of = |id: u32| {
+        facts
+            .rt_tables
+            .iter()
+            .find(|t| t.id == id && !is_our_dropin(&t.source))
+    };
     let (name, explicit_id) = match &g.table {
         Some(TableRef::Id(id)) => return (*id, name_of(*id).map(|t| t.name.clone()), false, false),
         Some(TableRef::Name(n)) => (n.clone(), g.table_id),
         None => (DEFAULT_TABLE_NAME.to_string(), None),
     };
-    if let Some(t) = named(&name) {
+    if let Some(t) = named(&name).filter(|t| {
+        // A different number for a name of our own drop-in: rewrite it below.
+        !(is_our_dropin(&t.source) && explicit_id.is_some_and(|id| id != t.id))
+    }) {
         if let Some(id) = explicit_id
             && id != t.id
         {
@@ -99,9 +108,7 @@ fn resolve_table(
                 t.id, t.source
             ));
         }
-        let ours = t
-            .source
-            .ends_with(RT_TABLES_DROPIN.rsplit('/').next().unwrap_or_default());
+        let ours = is_our_dropin(&t.source);
         return (t.id, Some(name), ours, ours);
     }
     let id = match explicit_id {
@@ -134,10 +141,41 @@ fn table_has_foreign_routes(facts: &HostFacts, id: u32) -> bool {
         .any(|r| facts.table_id(&r.table) == Some(id) && !is_our_proto(r.protocol.as_deref()))
 }
 
+/// A policy rule of someone else's that looks the table up (its routes may
+/// just be absent for now, e.g. while their VPN is down).
+pub fn table_looked_up_by(facts: &HostFacts, id: u32) -> Option<String> {
+    facts
+        .rules_v4
+        .iter()
+        .chain(&facts.rules_v6)
+        .find(|r| {
+            !is_our_proto(r.protocol.as_deref())
+                && r.action.is_none()
+                && r.table.as_deref().and_then(|t| facts.table_id(t)) == Some(id)
+        })
+        .map(|r| {
+            format!(
+                "ip rule {}: lookup {}",
+                r.priority,
+                r.table.as_deref().unwrap_or("")
+            )
+        })
+}
+
 fn free_table_id(facts: &HostFacts) -> Option<u32> {
     (100..=252).find(|id| {
-        !facts.rt_tables.iter().any(|t| t.id == *id) && !table_has_foreign_routes(facts, *id)
+        !facts
+            .rt_tables
+            .iter()
+            .any(|t| t.id == *id && !is_our_dropin(&t.source))
+            && !table_has_foreign_routes(facts, *id)
+            && table_looked_up_by(facts, *id).is_none()
     })
+}
+
+/// Entries of our own rt_tables drop-in are ours to rewrite.
+pub fn is_our_dropin(source: &str) -> bool {
+    source.ends_with(RT_TABLES_DROPIN.rsplit('/').next().unwrap_or_default())
 }
 
 /// A rule priority is taken when a rule of someone else sits there.
@@ -149,8 +187,9 @@ pub fn priority_taken_by(facts: &HostFacts, pref: u32) -> Option<String> {
         .chain(facts.rules_v6.iter().map(|r| (r, "-6 ")))
         .find(|(r, _)| r.priority == pref && !is_our_proto(r.protocol.as_deref()))
         .map(|(r, fam)| {
+            let not = if r.not { "not " } else { "" };
             let what = match (&r.fwmark, &r.table, &r.action) {
-                (Some(m), Some(t), _) => format!("fwmark {m:#x} lookup {t}"),
+                (Some(m), Some(t), _) => format!("{not}fwmark {m:#x} lookup {t}"),
                 (None, Some(t), _) => format!("lookup {t}"),
                 (_, _, Some(a)) => a.clone(),
                 _ => "a rule".into(),

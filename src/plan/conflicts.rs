@@ -67,6 +67,13 @@ pub fn check(
             foreign.join(", ").trim()
         ));
     }
+    if let Some(rule) = super::choose::table_looked_up_by(facts, c.table_id) {
+        problems.push(format!(
+            "routing table {} is already looked up by {rule}: another setup uses it (its routes \
+             may only be missing for now); choose another gateway.table",
+            c.table_id
+        ));
+    }
     dscp_in_use(g.dscp.value(), facts, warnings);
 }
 

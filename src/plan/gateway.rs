@@ -6,9 +6,10 @@
 //! Order: table name, sysctls, routes, rules, chains; the jumps that start
 //! marking come last, so no packet is marked before its path exists.
 
+use super::choose::is_our_dropin;
 use super::ownership::{CHAIN_NAT, CHAIN_ROUTE, CHAIN_SCRUB, RT_TABLES_DROPIN};
 use super::steps::{Ctx, Family, Hook, RouteSpec, RuleAction, RuleSpec};
-use super::{Effect, Resolved, Role, Step, StepState};
+use super::{Effect, Resolved, Role, Step, StepState, ValueChange};
 use crate::probe::{HostFacts, conf_key};
 use crate::profile::{Gateway, RpFilterPolicy};
 
@@ -40,20 +41,36 @@ pub fn steps(
 
     // Table name: a drop-in file of our own, so rollback removes one file.
     if let Some(name) = &r.table_name {
-        let known = facts.rt_tables.iter().find(|t| t.name == *name);
-        let ours = known.is_some_and(|t| t.source.ends_with("dscproute.conf"));
-        if known.is_none() || ours {
+        let theirs = facts
+            .rt_tables
+            .iter()
+            .any(|t| t.name == *name && !is_our_dropin(&t.source));
+        let ours: Vec<_> = facts
+            .rt_tables
+            .iter()
+            .filter(|t| is_our_dropin(&t.source))
+            .collect();
+        if !theirs {
+            let wanted = ours.len() == 1 && ours[0].id == table && ours[0].name == *name;
+            let (state, change) = match (wanted, ours.first()) {
+                (true, _) => (StepState::InPlace, None),
+                (false, Some(old)) => (
+                    StepState::Change,
+                    Some(ValueChange {
+                        from: format!("{} {}", old.id, old.name),
+                        to: format!("{table} {name}"),
+                    }),
+                ),
+                (false, None) => (StepState::Add, None),
+            };
             out.push(Step {
                 role: gw,
-                state: if ours {
-                    StepState::InPlace
-                } else {
-                    StepState::Add
-                },
+                state,
                 apply: Effect::WriteFile {
                     path: RT_TABLES_DROPIN.into(),
                     contents: format!("{table} {name}\n"),
                 },
+                // The executor restores the old contents when there were any.
                 undo: Effect::RemoveFile {
                     path: RT_TABLES_DROPIN.into(),
                 },
@@ -61,7 +78,7 @@ pub fn steps(
                     "name routing table {table} {name:?} so `ip route show table {name}` works; \
                      a drop-in of our own leaves the system's rt_tables untouched"
                 ),
-                change: None,
+                change,
             });
         }
     }
@@ -180,11 +197,15 @@ pub fn steps(
         }
     }
     if !g.kill_switch {
-        warnings.push(
-            "kill_switch = false: when the VPN goes down, marked IPv4 falls back to the main \
-             uplink and leaves by your ISP."
-                .into(),
-        );
+        let families = if g.via6.is_some() {
+            "IPv4 and IPv6"
+        } else {
+            "IPv4"
+        };
+        warnings.push(format!(
+            "kill_switch = false: when the VPN goes down, marked {families} falls back to the \
+             main uplink and leaves by your ISP."
+        ));
     }
 
     // Netfilter: chains first, filled, then linked.
@@ -316,22 +337,24 @@ fn rp_filter(
         return;
     };
     let effective = all.max(iface);
-    // all=1 with the interface at 2 is what "loose" leaves behind: show it in place.
-    let loosened = all == 1 && iface == 2 && g.rp_filter == RpFilterPolicy::Loose;
+    // The interface at 2 is what "loose" leaves behind: show it in place.
+    let loosened = iface == 2 && g.rp_filter == RpFilterPolicy::Loose;
     if effective != 1 && !loosened {
         return;
     }
+    let reason = if loosened {
+        format!(
+            "{dev} is loose (2), so replies from the VPN, which arrive unmarked, pass reverse-path \
+             filtering (the kernel uses max(all={all}, {dev}=2))"
+        )
+    } else {
+        format!(
+            "replies from the VPN arrive on {dev} unmarked and strict reverse-path filtering \
+             (max(all={all}, {dev}={iface}) = 1) would drop them: loose (2) on {dev} only"
+        )
+    };
     match g.rp_filter {
-        RpFilterPolicy::Loose => out.push(ctx.sysctl(
-            Role::Gateway,
-            &key,
-            "2",
-            format!(
-                "replies from the VPN arrive on {dev} unmarked and strict reverse-path \
-                 filtering (max(all={all}, {dev}={iface}) = 1) would drop them: loose (2) on \
-                 {dev} only"
-            ),
-        )),
+        RpFilterPolicy::Loose => out.push(ctx.sysctl(Role::Gateway, &key, "2", reason)),
         RpFilterPolicy::Keep => warnings.push(format!(
             "rp_filter is strict for {dev} (max(all={all}, {dev}={iface}) = 1) and the profile \
              says rp_filter = \"keep\": replies from the VPN will be dropped. Use rp_filter = \

@@ -95,6 +95,16 @@ impl Effect {
         Effect::Run { argv }
     }
 
+    /// Does the effect outlive a reboot? (Files do; rules, routes and
+    /// sysctls do not.)
+    pub fn is_persistent(&self) -> bool {
+        match self {
+            Effect::WriteFile { .. } | Effect::RemoveFile { .. } => true,
+            Effect::Seq { effects } => effects.iter().any(Effect::is_persistent),
+            Effect::Run { .. } | Effect::DropEmptyTable { .. } => false,
+        }
+    }
+
     /// How the effect reads in a preview: the argv joined, or a file action.
     pub fn display(&self) -> String {
         match self {

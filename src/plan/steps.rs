@@ -152,7 +152,8 @@ impl<'a> Ctx<'a> {
                     effects: vec![delete, drop],
                 },
                 format!(
-                    "{reason}; this creates the {table} table, which rollback removes again                      while nothing else uses it"
+                    "{reason}; this creates the {table} table, which rollback removes again \
+                     while nothing else uses it"
                 ),
             )
         } else {

@@ -1,1 +1,1796 @@
+//! The plan engine against host facts recorded in namespaces
+//! (tests/fixtures/plan/, see its README and record.sh): exact argv lists and
+//! their undo, step order, in-place detection, conflicts, every preflight and
+//! choice error, and snapshots of the preview, the JSON and the script.
+//! Nothing here needs root: the facts come from JSON.
 
+use super::ownership::RT_TABLES_DROPIN;
+use super::*;
+use crate::probe::{Group, HostFacts, RtTable, Rule};
+use crate::profile::Profile;
+use std::path::Path;
+
+const DIR: &str = "tests/fixtures/plan";
+
+fn read(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(DIR).join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn facts(name: &str) -> HostFacts {
+    serde_json::from_str(&read(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+fn profile(name: &str) -> Profile {
+    Profile::parse(&read(name), &format!("{DIR}/{name}")).unwrap()
+}
+
+fn inline(toml: &str) -> Profile {
+    Profile::parse(toml, "inline.toml").unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn plan_with(p: &Profile, f: &HostFacts) -> Plan {
+    plan(p, f, PlanOptions::default()).unwrap_or_else(|e| panic!("plan refused: {e}"))
+}
+
+fn plan_of(profile_name: &str, facts_name: &str) -> Plan {
+    plan_with(&profile(profile_name), &facts(facts_name))
+}
+
+fn for_script(p: &Profile, f: &HostFacts) -> Plan {
+    plan(p, f, PlanOptions { for_script: true }).unwrap()
+}
+
+/// Every step's apply, one a line, for failure messages.
+fn listing(p: &Plan) -> String {
+    p.steps
+        .iter()
+        .map(|s| format!("  {} {}", s.state.symbol(), s.apply.display()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn position(p: &Plan, apply: &str) -> Option<usize> {
+    p.steps.iter().position(|s| s.apply.display() == apply)
+}
+
+fn has(p: &Plan, apply: &str) -> bool {
+    position(p, apply).is_some()
+}
+
+fn idx(p: &Plan, apply: &str) -> usize {
+    position(p, apply).unwrap_or_else(|| panic!("no step `{apply}` in:\n{}", listing(p)))
+}
+
+fn step<'p>(p: &'p Plan, apply: &str) -> &'p Step {
+    &p.steps[idx(p, apply)]
+}
+
+fn argv(e: &Effect) -> Vec<&str> {
+    match e {
+        Effect::Run { argv } => argv.iter().map(String::as_str).collect(),
+        other => panic!("not a command: {other:?}"),
+    }
+}
+
+fn words(e: &Effect) -> Vec<String> {
+    match e {
+        Effect::Run { argv } => argv.clone(),
+        _ => Vec::new(),
+    }
+}
+
+/// Assert the exact apply and undo argv of the step whose apply is `apply`.
+#[track_caller]
+fn assert_step(p: &Plan, apply: &[&str], undo: &[&str]) {
+    let s = step(p, &apply.join(" "));
+    assert_eq!(argv(&s.apply), apply);
+    assert_eq!(argv(&s.undo), undo);
+}
+
+/// Undo of creating one of our chains: delete it and, when it was the first
+/// chain in a table iptables-nft had not created yet, drop that table again
+/// while empty.
+fn chain_undo(tool: &str, table: &str, chain: &str, drops_table: bool) -> Effect {
+    let delete = Effect::run(
+        [tool, "-w", "-t", table, "-X", chain]
+            .iter()
+            .map(|w| w.to_string())
+            .collect(),
+    );
+    if !drops_table {
+        return delete;
+    }
+    let family = if tool == "iptables" { "ip" } else { "ip6" };
+    Effect::Seq {
+        effects: vec![
+            delete,
+            Effect::DropEmptyTable {
+                family: family.into(),
+                table: table.into(),
+            },
+        ],
+    }
+}
+
+#[track_caller]
+fn assert_chain(p: &Plan, tool: &str, table: &str, chain: &str, drops_table: bool) {
+    let s = step(p, &format!("{tool} -w -t {table} -N {chain}"));
+    assert_eq!(argv(&s.apply), [tool, "-w", "-t", table, "-N", chain]);
+    assert_eq!(s.undo, chain_undo(tool, table, chain, drops_table));
+}
+
+fn has_text(list: &[String], needle: &str) -> bool {
+    list.iter().any(|l| l.contains(needle))
+}
+
+#[track_caller]
+fn assert_has(list: &[String], needle: &str) {
+    assert!(has_text(list, needle), "no {needle:?} in {list:#?}");
+}
+
+fn torrent_gid(f: &HostFacts) -> String {
+    f.group_by_name("torrent")
+        .expect("fixture has the group torrent")
+        .gid
+        .to_string()
+}
+
+/// Fixture plans that must apply cleanly, with the facts they came from.
+const CLEAN: [(&str, &str); 5] = [
+    ("gateway.toml", "gateway-clean.json"),
+    ("gateway-auto.toml", "gateway-clean.json"),
+    ("p2p.toml", "gateway-p2p-pointopoint.json"),
+    ("client.toml", "client.json"),
+    ("both.toml", "both.json"),
+];
+
+/// The same profiles against the host after their script was applied.
+const APPLIED: [(&str, &str); 4] = [
+    ("gateway.toml", "gateway-applied.json"),
+    ("p2p.toml", "gateway-p2p-pointopoint-applied.json"),
+    ("client.toml", "client-applied.json"),
+    ("both.toml", "both-applied.json"),
+];
+
+// ---------------------------------------------------------------- argv lists
+
+#[test]
+fn gateway_marking_rule_and_its_undo_for_both_families() {
+    let p = plan_of("gateway.toml", "gateway-clean.json");
+    for tool in ["iptables", "ip6tables"] {
+        let rule = |op| {
+            vec![
+                tool,
+                "-w",
+                "-t",
+                "mangle",
+                op,
+                "DSCPROUTE-ROUTE",
+                "!",
+                "-i",
+                "wg0",
+                "-m",
+                "dscp",
+                "--dscp",
+                "0x07",
+                "-j",
+                "MARK",
+                "--set-xmark",
+                "0x3/0xff",
+            ]
+        };
+        assert_step(&p, &rule("-A"), &rule("-D"));
+        // The first chain in mangle on a host whose iptables-save lists no tables.
+        assert_chain(&p, tool, "mangle", "DSCPROUTE-ROUTE", true);
+        let jump = |op| {
+            vec![
+                tool,
+                "-w",
+                "-t",
+                "mangle",
+                op,
+                "PREROUTING",
+                "-m",
+                "comment",
+                "--comment",
+                "dscproute",
+                "-j",
+                "DSCPROUTE-ROUTE",
+            ]
+        };
+        assert_step(&p, &jump("-I"), &jump("-D"));
+    }
+}
+
+#[test]
+fn gateway_policy_rules_for_both_families() {
+    let p = plan_of("gateway.toml", "gateway-clean.json");
+    for fam in ["-4", "-6"] {
+        let lan = |op| {
+            vec![
+                "ip",
+                fam,
+                "rule",
+                op,
+                "pref",
+                "9999",
+                "fwmark",
+                "0x3/0xff",
+                "lookup",
+                "main",
+                "suppress_prefixlength",
+                "0",
+                "proto",
+                "213",
+            ]
+        };
+        assert_step(&p, &lan("add"), &lan("del"));
+        let lookup = |op| {
+            vec![
+                "ip", fam, "rule", op, "pref", "10000", "fwmark", "0x3/0xff", "lookup", "100",
+                "proto", "213",
+            ]
+        };
+        assert_step(&p, &lookup("add"), &lookup("del"));
+        let kill = |op| {
+            vec![
+                "ip",
+                fam,
+                "rule",
+                op,
+                "pref",
+                "10001",
+                "fwmark",
+                "0x3/0xff",
+                "unreachable",
+                "proto",
+                "213",
+            ]
+        };
+        assert_step(&p, &kill("add"), &kill("del"));
+    }
+    // Written top to bottom as the kernel reads them.
+    for fam in ["-4", "-6"] {
+        let a = idx(
+            &p,
+            &format!(
+                "ip {fam} rule add pref 9999 fwmark 0x3/0xff lookup main suppress_prefixlength 0 proto 213"
+            ),
+        );
+        let b = idx(
+            &p,
+            &format!("ip {fam} rule add pref 10000 fwmark 0x3/0xff lookup 100 proto 213"),
+        );
+        let c = idx(
+            &p,
+            &format!("ip {fam} rule add pref 10001 fwmark 0x3/0xff unreachable proto 213"),
+        );
+        assert!(a < b && b < c, "{}", listing(&p));
+    }
+}
+
+#[test]
+fn gateway_routes_nat_scrub_and_table_name() {
+    let p = plan_of("gateway.toml", "gateway-clean.json");
+    let r4 = |op| {
+        vec![
+            "ip", "-4", "route", op, "default", "via", "10.8.0.1", "dev", "wg0", "table", "100",
+            "proto", "213",
+        ]
+    };
+    assert_step(&p, &r4("add"), &r4("del"));
+    let r6 = |op| {
+        vec![
+            "ip", "-6", "route", op, "default", "via", "fd00::1", "dev", "wg0", "table", "100",
+            "proto", "213",
+        ]
+    };
+    assert_step(&p, &r6("add"), &r6("del"));
+    for tool in ["iptables", "ip6tables"] {
+        let nat = |op| {
+            vec![
+                tool,
+                "-w",
+                "-t",
+                "nat",
+                op,
+                "DSCPROUTE-NAT",
+                "-m",
+                "mark",
+                "--mark",
+                "0x3/0xff",
+                "-j",
+                "MASQUERADE",
+            ]
+        };
+        assert_step(&p, &nat("-A"), &nat("-D"));
+        let nat_jump = |op| {
+            vec![
+                tool,
+                "-w",
+                "-t",
+                "nat",
+                op,
+                "POSTROUTING",
+                "-o",
+                "wg0",
+                "-m",
+                "comment",
+                "--comment",
+                "dscproute",
+                "-j",
+                "DSCPROUTE-NAT",
+            ]
+        };
+        assert_step(&p, &nat_jump("-I"), &nat_jump("-D"));
+        let scrub = |op| {
+            vec![
+                tool,
+                "-w",
+                "-t",
+                "mangle",
+                op,
+                "DSCPROUTE-SCRUB",
+                "-m",
+                "dscp",
+                "--dscp",
+                "0x07",
+                "-j",
+                "DSCP",
+                "--set-dscp",
+                "0x00",
+            ]
+        };
+        assert_step(&p, &scrub("-A"), &scrub("-D"));
+        let scrub_jump = |op| {
+            vec![
+                tool,
+                "-w",
+                "-t",
+                "mangle",
+                op,
+                "POSTROUTING",
+                "-o",
+                "wg0",
+                "-m",
+                "comment",
+                "--comment",
+                "dscproute",
+                "-j",
+                "DSCPROUTE-SCRUB",
+            ]
+        };
+        assert_step(&p, &scrub_jump("-I"), &scrub_jump("-D"));
+    }
+    let dropin = &p.steps[0];
+    assert_eq!(
+        dropin.apply,
+        Effect::WriteFile {
+            path: "/etc/iproute2/rt_tables.d/dscproute.conf".into(),
+            contents: "100 vpn\n".into(),
+        }
+    );
+    assert_eq!(
+        dropin.undo,
+        Effect::RemoveFile {
+            path: RT_TABLES_DROPIN.into()
+        }
+    );
+    assert_eq!(dropin.state, StepState::Add);
+}
+
+#[test]
+fn gateway_sysctls_carry_old_and_new_values() {
+    let p = plan_of("gateway.toml", "gateway-clean.json");
+    for (key, from, to) in [
+        ("net.ipv4.ip_forward", "0", "1"),
+        ("net.ipv6.conf.all.forwarding", "0", "1"),
+        ("net.ipv4.conf.wg0.rp_filter", "1", "2"),
+    ] {
+        let s = step(&p, &format!("sysctl -q -w {key}={to}"));
+        assert_eq!(s.state, StepState::Change, "{key}");
+        assert_eq!(
+            s.change,
+            Some(ValueChange {
+                from: from.into(),
+                to: to.into()
+            })
+        );
+        assert_eq!(
+            argv(&s.apply),
+            ["sysctl", "-q", "-w", &format!("{key}={to}")]
+        );
+        assert_eq!(
+            argv(&s.undo),
+            ["sysctl", "-q", "-w", &format!("{key}={from}")]
+        );
+    }
+    assert!(
+        step(&p, "sysctl -q -w net.ipv4.conf.wg0.rp_filter=2")
+            .reason
+            .contains("max(all=1, wg0=1) = 1")
+    );
+}
+
+#[test]
+fn sysctl_unknown_on_this_host_is_a_change_from_unknown() {
+    let mut f = facts("gateway-clean.json");
+    f.sysctls.remove("net.ipv4.ip_forward");
+    let p = plan_with(&profile("gateway.toml"), &f);
+    let s = step(&p, "sysctl -q -w net.ipv4.ip_forward=1");
+    assert_eq!(s.state, StepState::Change);
+    assert_eq!(s.change.as_ref().unwrap().from, "unknown");
+    assert_eq!(
+        argv(&s.undo),
+        ["sysctl", "-q", "-w", "net.ipv4.ip_forward=0"]
+    );
+}
+
+#[test]
+fn client_argv_uses_the_numeric_gid() {
+    let f = facts("client.json");
+    let gid = torrent_gid(&f);
+    let p = plan_with(&profile("client.toml"), &f);
+    assert_eq!(p.roles, [Role::Marker]);
+    assert_eq!(p.resolved.group.as_deref(), Some(gid.as_str()));
+    assert_eq!(p.steps.len(), 6, "{}", listing(&p));
+    for tool in ["iptables", "ip6tables"] {
+        let rule = |op| {
+            vec![
+                tool,
+                "-w",
+                "-t",
+                "mangle",
+                op,
+                "DSCPROUTE-MARK",
+                "-m",
+                "owner",
+                "--gid-owner",
+                gid.as_str(),
+                "-j",
+                "DSCP",
+                "--set-dscp",
+                "0x07",
+            ]
+        };
+        assert_step(&p, &rule("-A"), &rule("-D"));
+        let jump = |op| {
+            vec![
+                tool,
+                "-w",
+                "-t",
+                "mangle",
+                op,
+                "OUTPUT",
+                "-m",
+                "comment",
+                "--comment",
+                "dscproute",
+                "-j",
+                "DSCPROUTE-MARK",
+            ]
+        };
+        assert_step(&p, &jump("-I"), &jump("-D"));
+        assert_chain(&p, tool, "mangle", "DSCPROUTE-MARK", true);
+    }
+    assert!(p.steps.iter().all(|s| s.role == Role::Marker));
+    assert!(p.errors.is_empty() && p.warnings.is_empty(), "{p:#?}");
+}
+
+#[test]
+fn both_roles_mark_local_packets_in_output() {
+    let f = facts("both.json");
+    let gid = torrent_gid(&f);
+    let p = plan_with(&profile("both.toml"), &f);
+    assert_eq!(p.roles, [Role::Gateway, Role::Marker]);
+    // Mark left out of both.toml: the first free value.
+    assert_eq!((p.resolved.mark, p.resolved.mask), (Some(1), Some(0xff)));
+    for tool in ["iptables", "ip6tables"] {
+        let mark = |op| {
+            vec![
+                tool,
+                "-w",
+                "-t",
+                "mangle",
+                op,
+                "DSCPROUTE-MARK",
+                "-m",
+                "dscp",
+                "--dscp",
+                "0x07",
+                "-j",
+                "MARK",
+                "--set-xmark",
+                "0x1/0xff",
+            ]
+        };
+        assert_step(&p, &mark("-A"), &mark("-D"));
+        // The DSCP is set before the rule that matches it.
+        let set = format!(
+            "{tool} -w -t mangle -A DSCPROUTE-MARK -m owner --gid-owner {gid} -j DSCP --set-dscp 0x07"
+        );
+        assert!(idx(&p, &set) < idx(&p, &mark("-A").join(" ")));
+    }
+}
+
+#[test]
+fn only_the_first_chain_in_a_table_iptables_nft_has_not_made_drops_it_on_undo() {
+    // Clean gateway: iptables-save listed no tables, so ROUTE (mangle) and NAT
+    // (nat) create them; SCRUB comes second in mangle.
+    let p = plan_of("gateway.toml", "gateway-clean.json");
+    for tool in ["iptables", "ip6tables"] {
+        assert_chain(&p, tool, "mangle", "DSCPROUTE-ROUTE", true);
+        assert_chain(&p, tool, "mangle", "DSCPROUTE-SCRUB", false);
+        assert_chain(&p, tool, "nat", "DSCPROUTE-NAT", true);
+    }
+    assert!(
+        step(&p, "iptables -w -t mangle -N DSCPROUTE-ROUTE")
+            .reason
+            .contains("this creates the mangle table")
+    );
+    // Conflicts: the IPv4 tables exist (other tools' rules), the IPv6 ones do not.
+    let p = plan_of("gateway.toml", "gateway-conflicts.json");
+    assert_chain(&p, "iptables", "mangle", "DSCPROUTE-ROUTE", false);
+    assert_chain(&p, "iptables", "nat", "DSCPROUTE-NAT", false);
+    assert_chain(&p, "ip6tables", "mangle", "DSCPROUTE-ROUTE", true);
+    // Both roles: the marker's chain is the third in mangle.
+    let p = plan_of("both.toml", "both.json");
+    assert_chain(&p, "iptables", "mangle", "DSCPROUTE-MARK", false);
+    // Applied: the tables are there.
+    let p = plan_of("gateway.toml", "gateway-applied.json");
+    assert_chain(&p, "iptables", "mangle", "DSCPROUTE-ROUTE", false);
+    // Legacy iptables has its tables built in; unknown rulesets are left alone.
+    let mut f = facts("gateway-clean.json");
+    f.iptables_backend = Some(crate::probe::IptablesBackend::Legacy);
+    let p = plan_with(&profile("gateway.toml"), &f);
+    assert_chain(&p, "iptables", "mangle", "DSCPROUTE-ROUTE", false);
+    let mut f = facts("gateway-clean.json");
+    f.iptables_save = None;
+    let p = plan_with(&profile("gateway.toml"), &f);
+    assert_chain(&p, "iptables", "mangle", "DSCPROUTE-ROUTE", false);
+    assert_chain(&p, "ip6tables", "mangle", "DSCPROUTE-ROUTE", true);
+}
+
+#[test]
+fn reasons_are_single_spaced() {
+    for (prof, fx) in CLEAN {
+        for s in plan_of(prof, fx).steps {
+            assert!(!s.reason.contains("  "), "{prof}: {:?}", s.reason);
+        }
+    }
+}
+
+// --------------------------------------------------------------------- order
+
+/// (family tool, ip flag) pairs.
+const FAMILIES: [(&str, &str); 2] = [("iptables", "-4"), ("ip6tables", "-6")];
+
+#[test]
+fn marking_starts_only_once_its_path_exists() {
+    for (prof, fx) in CLEAN {
+        let p = plan_of(prof, fx);
+        if !p.roles.contains(&Role::Gateway) {
+            continue;
+        }
+        for (tool, fam) in FAMILIES {
+            let jump = idx(
+                &p,
+                &format!(
+                    "{tool} -w -t mangle -I PREROUTING -m comment --comment dscproute -j DSCPROUTE-ROUTE"
+                ),
+            );
+            for (i, s) in p.steps.iter().enumerate() {
+                let w = words(&s.apply);
+                let is_path = matches!(s.apply, Effect::WriteFile { .. })
+                    || w.first().is_some_and(|c| c == "sysctl")
+                    || (w.first().is_some_and(|c| c == "ip") && w.get(1).is_some_and(|f| f == fam))
+                    || (w.first().is_some_and(|c| c == tool)
+                        && w.iter()
+                            .any(|a| a == "DSCPROUTE-NAT" || a == "DSCPROUTE-SCRUB"));
+                if is_path {
+                    assert!(
+                        i < jump,
+                        "{prof} on {fx}: `{}` comes after the marking jump:\n{}",
+                        s.apply.display(),
+                        listing(&p)
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn chains_are_filled_before_they_are_linked() {
+    for (prof, fx) in CLEAN {
+        let p = plan_of(prof, fx);
+        for (i, s) in p.steps.iter().enumerate() {
+            let w = words(&s.apply);
+            if w.len() < 6 {
+                continue;
+            }
+            let (tool, table, op, chain) = (&w[0], &w[3], &w[4], &w[5]);
+            let target = w.last().unwrap();
+            if op == "-A" && chain.starts_with("DSCPROUTE-") {
+                let create = idx(&p, &format!("{tool} -w -t {table} -N {chain}"));
+                assert!(
+                    create < i,
+                    "{prof}: rule before its chain:\n{}",
+                    listing(&p)
+                );
+            }
+            if op == "-I" {
+                // Every rule of the target chain comes before the jump into it.
+                for (j, r) in p.steps.iter().enumerate() {
+                    let rw = words(&r.apply);
+                    if rw.len() > 5 && rw[0] == *tool && rw[4] == "-A" && rw[5] == *target {
+                        assert!(j < i, "{prof}: jump before its rules:\n{}", listing(&p));
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn on_a_both_roles_host_every_gateway_step_precedes_the_output_jump() {
+    for fx in ["both.json", "both-applied.json"] {
+        let p = plan_of("both.toml", fx);
+        for (tool, _) in FAMILIES {
+            let out = idx(
+                &p,
+                &format!(
+                    "{tool} -w -t mangle -I OUTPUT -m comment --comment dscproute -j DSCPROUTE-MARK"
+                ),
+            );
+            let last_gateway = p
+                .steps
+                .iter()
+                .rposition(|s| s.role == Role::Gateway)
+                .unwrap();
+            assert!(last_gateway < out, "{}", listing(&p));
+        }
+    }
+}
+
+#[test]
+fn undo_of_each_step_is_its_inverse() {
+    let inverse = |op: &str| match op {
+        "-A" => "-D",
+        "-N" => "-X",
+        "-I" => "-D",
+        "add" => "del",
+        // Stale leftovers: removing is the apply, restoring the undo.
+        "-D" => "-A",
+        "-X" => "-N",
+        "del" => "add",
+        other => panic!("unexpected operation {other}"),
+    };
+    let mut plans: Vec<Plan> = CLEAN.iter().map(|(p, f)| plan_of(p, f)).collect();
+    plans.push(plan_of("gateway.toml", "gateway-stale.json"));
+    plans.push(plan_of("gateway.toml", "gateway-conflicts.json"));
+    for p in &plans {
+        for s in &p.steps {
+            match (&s.apply, &s.undo) {
+                (Effect::WriteFile { path, .. }, Effect::RemoveFile { path: undo }) => {
+                    assert_eq!(path, undo)
+                }
+                (Effect::Run { argv: a }, Effect::Run { argv: u }) if a[0] == "sysctl" => {
+                    let key = |v: &str| v.split('=').next().unwrap().to_string();
+                    assert_eq!(key(&a[3]), key(&u[3]));
+                    // In place: nothing changes, so the undo writes the same value.
+                    let same = a[3].split_once('=').unwrap().1;
+                    let old = s.change.as_ref().map_or(same, |c| c.from.as_str());
+                    let undo_value = u[3].split_once('=').unwrap().1;
+                    assert!(old == undo_value || old == "unknown", "{s:?}");
+                }
+                (Effect::Run { argv: a }, Effect::Seq { effects }) => {
+                    // Creating the first chain in a new table: delete it, drop the table.
+                    assert_eq!(a[4], "-N", "{s:?}");
+                    let family = if a[0] == "iptables" { "ip" } else { "ip6" };
+                    assert_eq!(s.undo, chain_undo(&a[0], &a[3], &a[5], true));
+                    assert!(
+                        matches!(&effects[1], Effect::DropEmptyTable { family: f, .. } if f == family)
+                    );
+                }
+                (Effect::Run { argv: a }, Effect::Run { argv: u }) => {
+                    // The operation is the 5th word of iptables argv, the 4th of ip.
+                    let at = if a[0] == "ip" { 3 } else { 4 };
+                    assert_eq!(u[at], inverse(&a[at]), "{s:?}");
+                    let mut expect = a.clone();
+                    expect[at] = inverse(&a[at]).to_string();
+                    assert_eq!(*u, expect, "undo differs beyond the operation: {s:?}");
+                }
+                other => panic!("unexpected pair {other:?}"),
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------------- states
+
+#[test]
+fn clean_hosts_get_only_adds_and_sysctl_changes() {
+    for (prof, fx) in CLEAN {
+        let p = plan_of(prof, fx);
+        assert!(p.errors.is_empty(), "{prof} on {fx}: {:?}", p.errors);
+        for s in &p.steps {
+            match s.state {
+                StepState::Add => {}
+                StepState::Change => assert!(
+                    words(&s.apply).first().is_some_and(|c| c == "sysctl"),
+                    "{prof}: {s:?}"
+                ),
+                StepState::InPlace => panic!("{prof} on {fx}: in place on a clean host: {s:?}"),
+            }
+        }
+        let sum = &p.summary;
+        assert_eq!(sum.add + sum.change, p.steps.len());
+        assert_eq!(sum.in_place, 0);
+        assert!(p.is_applicable() && !p.is_noop());
+    }
+    let s = plan_of("gateway.toml", "gateway-clean.json").summary;
+    assert_eq!((s.add, s.change, s.in_place), (27, 3, 0));
+}
+
+/// THE idempotence test: after the plan's own script ran on the host, the
+/// plan finds everything in place.
+#[test]
+fn applied_hosts_are_entirely_in_place() {
+    for (prof, fx) in APPLIED {
+        let p = plan_of(prof, fx);
+        let pending: Vec<String> = p.pending().map(|s| s.apply.display()).collect();
+        assert!(
+            pending.is_empty(),
+            "{prof} on {fx}: not in place: {pending:#?}"
+        );
+        assert!(p.is_noop() && p.is_applicable(), "{:?}", p.errors);
+        assert_eq!(p.summary.add + p.summary.change, 0);
+        assert_eq!(p.summary.in_place, p.steps.len());
+        let text = render_text(&p, prof);
+        assert!(
+            text.contains(&format!(
+                "Plan: 0 to add, 0 to change, {} already in place.",
+                p.steps.len()
+            )),
+            "{text}"
+        );
+    }
+}
+
+/// The applied plan lists exactly the clean plan's steps, now all in place
+/// (rp_filter too: all=1 with wg0=2 is what "loose" leaves behind).
+#[test]
+fn applied_plan_has_the_clean_plans_steps() {
+    let pairs = [
+        ("gateway.toml", "gateway-clean.json", "gateway-applied.json"),
+        ("client.toml", "client.json", "client-applied.json"),
+        ("both.toml", "both.json", "both-applied.json"),
+    ];
+    for (prof, clean, applied) in pairs {
+        let before: Vec<String> = plan_of(prof, clean)
+            .steps
+            .iter()
+            .map(|s| s.apply.display())
+            .collect();
+        let after: Vec<String> = plan_of(prof, applied)
+            .steps
+            .iter()
+            .map(|s| s.apply.display())
+            .collect();
+        assert_eq!(before, after, "{prof}");
+    }
+}
+
+// ---------------------------------------------------------------- conflicts
+
+#[test]
+fn conflicts_priority_taken_and_foreign_route_are_errors() {
+    let p = plan_of("gateway.toml", "gateway-conflicts.json");
+    assert!(!p.is_applicable());
+    assert_eq!(p.errors.len(), 2, "{:#?}", p.errors);
+    assert_eq!(
+        p.errors[0],
+        "rule priority 10000 is taken by ip rule 10000: lookup 200: dscproute needs 9999–10001 \
+         free; set gateway.priority to another value"
+    );
+    assert_eq!(
+        p.errors[1],
+        "routing table 100 already holds routes dscproute did not make (198.51.100.0/24 dev \
+         wg0): choose another gateway.table"
+    );
+    // The preview still stands.
+    assert_eq!(p.steps.len(), 30);
+}
+
+#[test]
+fn conflicts_dscp_and_shared_mark_bits_are_warnings() {
+    let p = plan_of("gateway.toml", "gateway-conflicts.json");
+    assert_has(
+        &p.warnings,
+        "DSCP 7 is already used by another rule: iptables -t mangle -A FORWARD -m dscp --dscp \
+         0x07 -j ACCEPT",
+    );
+    assert_has(
+        &p.warnings,
+        "mark bits 0xff are shared with iptables -t mangle -A PREROUTING -s 192.168.50.10/32 -j \
+         MARK --set-xmark 0x1/0xff: it must never set our value 0x3 there",
+    );
+    // Tailscale, wg-quick and kube-proxy use other bits and priorities.
+    assert!(!has_text(&p.warnings, "likely"), "{:#?}", p.warnings);
+}
+
+#[test]
+fn auto_values_avoid_taken_priority_mark_and_table() {
+    let p = plan_of("gateway-auto.toml", "gateway-conflicts.json");
+    assert!(p.errors.is_empty(), "{:#?}", p.errors);
+    let r = &p.resolved;
+    // 10000 is taken: the next round number with both neighbours free.
+    assert_eq!(r.priority, Some(9990));
+    // 0x1/0xff is set by another rule.
+    assert_eq!((r.mark, r.mask), (Some(2), Some(0xff)));
+    // Table 100 holds a foreign route.
+    assert_eq!(r.table_id, Some(101));
+    assert_eq!(r.table_name.as_deref(), Some("dscproute"));
+    for fam in ["-4", "-6"] {
+        for rule in [
+            "pref 9989 fwmark 0x2/0xff lookup main suppress_prefixlength 0",
+            "pref 9990 fwmark 0x2/0xff lookup 101",
+            "pref 9991 fwmark 0x2/0xff unreachable",
+        ] {
+            assert!(has(&p, &format!("ip {fam} rule add {rule} proto 213")));
+        }
+    }
+    assert_eq!(
+        p.steps[0].apply,
+        Effect::WriteFile {
+            path: RT_TABLES_DROPIN.into(),
+            contents: "101 dscproute\n".into()
+        }
+    );
+    // On a host where nothing is taken, the defaults.
+    let clean = plan_of("gateway-auto.toml", "gateway-clean.json").resolved;
+    assert_eq!(
+        (clean.priority, clean.mark, clean.table_id),
+        (Some(10000), Some(1), Some(100))
+    );
+}
+
+#[test]
+fn tailscale_is_named_as_the_likely_owner() {
+    // Tailscale's own bits: a collision.
+    let p = plan_with(
+        &inline(
+            "[gateway]\ndscp = 7\ninterface = \"wg0\"\nvia = \"10.8.0.1\"\nmark = \"0x80000\"\n\
+             mask = \"0xff0000\"\npriority = 20000\ntable = 120\n",
+        ),
+        &facts("gateway-conflicts.json"),
+    );
+    assert_has(
+        &p.errors,
+        "mark 0x80000/0xff0000 collides with ip rule 5270: fwmark 0x80000/0xff0000 lookup 52 \
+         (likely Tailscale)",
+    );
+    assert_has(
+        &p.errors,
+        "ip -6 rule 5270: fwmark 0x80000/0xff0000 lookup 52 (likely Tailscale)",
+    );
+    // Its priority range.
+    let p = plan_with(
+        &inline("[gateway]\ndscp = 7\ninterface = \"wg0\"\nvia = \"10.8.0.1\"\npriority = 5271\n"),
+        &facts("gateway-conflicts.json"),
+    );
+    assert_eq!(
+        p.errors,
+        [
+            "rule priority 5270 is taken by ip rule 5270: fwmark 0x80000 lookup 52 (likely \
+          Tailscale): dscproute needs 5270–5272 free; set gateway.priority to another value"
+        ]
+    );
+}
+
+#[test]
+fn kubernetes_is_named_as_the_likely_owner() {
+    let f = facts("gateway-conflicts.json");
+    let gw = |mark: &str, mask: &str| {
+        inline(&format!(
+            "[gateway]\ndscp = 7\ninterface = \"wg0\"\nvia = \"10.8.0.1\"\nmark = \"{mark}\"\n\
+             mask = \"{mask}\"\n"
+        ))
+    };
+    let p = plan_with(&gw("0x4000", "0xff00"), &f);
+    assert_has(
+        &p.errors,
+        "mark 0x4000/0xff00 collides with iptables -t nat -A KUBE-MARK-MASQ -j MARK --set-xmark \
+         0x4000/0x4000 (likely Kubernetes (kube-proxy))",
+    );
+    let p = plan_with(&gw("0x100", "0xff00"), &f);
+    assert!(p.errors.is_empty(), "{:#?}", p.errors);
+    assert_has(
+        &p.warnings,
+        "mark bits 0x4000 are shared with iptables -t nat -A KUBE-MARK-MASQ -j MARK --set-xmark \
+         0x4000/0x4000 (likely Kubernetes (kube-proxy)): it must never set our value 0x100 there",
+    );
+}
+
+#[test]
+fn wg_quick_priorities_are_named() {
+    let p = plan_with(
+        &inline("[gateway]\ndscp = 7\ninterface = \"wg0\"\nvia = \"10.8.0.1\"\npriority = 32764\n"),
+        &facts("gateway-conflicts.json"),
+    );
+    assert_has(
+        &p.errors,
+        "rule priority 32764 is taken by ip rule 32764: lookup main (likely wg-quick)",
+    );
+    assert_has(
+        &p.errors,
+        "rule priority 32765 is taken by ip rule 32765: not fwmark 0xca6c lookup 51820 (likely \
+         wg-quick)",
+    );
+}
+
+#[test]
+fn a_taken_priority_is_described_with_its_not() {
+    let p = plan_with(
+        &inline("[gateway]\ndscp = 7\ninterface = \"wg0\"\nvia = \"10.8.0.1\"\npriority = 32764\n"),
+        &facts("gateway-conflicts.json"),
+    );
+    assert_has(&p.errors, "ip rule 32765: not fwmark 0xca6c lookup 51820");
+}
+
+#[test]
+fn a_mark_used_by_another_rule_is_an_error() {
+    let p = plan_with(
+        &inline("[gateway]\ndscp = 7\ninterface = \"wg0\"\nvia = \"10.8.0.1\"\nmark = 1\n"),
+        &facts("gateway-conflicts.json"),
+    );
+    assert_has(
+        &p.errors,
+        "mark 0x1/0xff collides with iptables -t mangle -A PREROUTING -s 192.168.50.10/32 -j MARK \
+         --set-xmark 0x1/0xff: packets we mark would match it too; choose another gateway.mark \
+         or gateway.mask",
+    );
+}
+
+#[test]
+fn dscp_selected_by_a_policy_rule_or_tos_match_warns() {
+    let mut f = facts("gateway-clean.json");
+    f.rules_v4.push(Rule {
+        priority: 6000,
+        tos: Some("0x1c".into()),
+        table: Some("100".into()),
+        ..Rule::default()
+    });
+    f.iptables_save = Some(
+        "*mangle\n:PREROUTING ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n\
+         -A FORWARD -m tos --tos 0x1c/0xfc -j ACCEPT\nCOMMIT\n"
+            .into(),
+    );
+    let p = plan_with(&profile("gateway.toml"), &f);
+    assert_has(
+        &p.warnings,
+        "ip rule 6000 already selects tos 0x1c (DSCP 7): it sees our packets before or after our \
+         rules, depending on priority",
+    );
+    assert_has(
+        &p.warnings,
+        "DSCP 7 is already used by another rule: iptables -t mangle -A FORWARD -m tos --tos \
+         0x1c/0xfc -j ACCEPT",
+    );
+}
+
+// ------------------------------------------- choices that cannot be settled
+
+fn refused(p: &Profile, f: &HostFacts) -> Vec<String> {
+    match plan(p, f, PlanOptions::default()) {
+        Ok(plan) => panic!("expected a PlanError, got:\n{}", listing(&plan)),
+        Err(e) => e.problems,
+    }
+}
+
+#[test]
+fn no_free_mark_is_a_plan_error() {
+    let problems = refused(
+        &inline(
+            "[gateway]\ndscp = 7\ninterface = \"wg0\"\nvia = \"10.8.0.1\"\nmask = \"0x4000\"\n",
+        ),
+        &facts("gateway-conflicts.json"),
+    );
+    assert_eq!(
+        problems,
+        [
+            "no free mark value within mask 0x4000: every value is used by other rules; set \
+          gateway.mark and gateway.mask to bits no one else uses"
+        ]
+    );
+}
+
+#[test]
+fn mark_outside_mask_is_a_plan_error() {
+    // The profile parser refuses this too; the planner checks on its own.
+    let mut p = profile("gateway.toml");
+    p.gateway.as_mut().unwrap().mark = Some(0x100);
+    let problems = refused(&p, &facts("gateway-clean.json"));
+    assert_eq!(
+        problems,
+        ["gateway.mark 0x100 has bits outside the mask 0xff: set gateway.mask to cover them"]
+    );
+}
+
+#[test]
+fn no_free_priority_is_a_plan_error() {
+    let mut f = facts("gateway-clean.json");
+    for k in 100..=1000 {
+        f.rules_v4.push(Rule {
+            priority: k * 10,
+            table: Some("200".into()),
+            ..Rule::default()
+        });
+    }
+    let problems = refused(&profile("gateway-auto.toml"), &f);
+    assert_eq!(
+        problems,
+        ["no free rule priority between 1000 and 10000: set gateway.priority"]
+    );
+}
+
+#[test]
+fn no_free_table_is_a_plan_error() {
+    let mut f = facts("gateway-clean.json");
+    f.rt_tables.extend((100..=252).map(|id| RtTable {
+        id,
+        name: format!("t{id}"),
+        source: "/etc/iproute2/rt_tables".into(),
+    }));
+    let problems = refused(&profile("gateway-auto.toml"), &f);
+    assert_eq!(
+        problems,
+        ["no free routing table number in 100–252: set gateway.table"]
+    );
+}
+
+#[test]
+fn table_name_and_number_disagreements_are_plan_errors() {
+    let mut f = facts("gateway-clean.json");
+    f.rt_tables.push(RtTable {
+        id: 120,
+        name: "vpn".into(),
+        source: "/etc/iproute2/rt_tables".into(),
+    });
+    // gateway.toml: table "vpn", table_id 100.
+    assert_eq!(
+        refused(&profile("gateway.toml"), &f),
+        [
+            "table \"vpn\" is already number 120 in /etc/iproute2/rt_tables, but gateway.table_id \
+          says 100: drop table_id, or pick another table name"
+        ]
+    );
+    let mut f = facts("gateway-clean.json");
+    f.rt_tables.push(RtTable {
+        id: 100,
+        name: "isp2".into(),
+        source: "/etc/iproute2/rt_tables".into(),
+    });
+    assert_eq!(
+        refused(&profile("gateway.toml"), &f),
+        [
+            "table number 100 is already named \"isp2\" in /etc/iproute2/rt_tables: choose another \
+          gateway.table_id, or use table = \"isp2\""
+        ]
+    );
+}
+
+#[test]
+fn an_existing_system_table_name_is_reused_without_a_dropin() {
+    let mut f = facts("gateway-clean.json");
+    f.rt_tables.push(RtTable {
+        id: 100,
+        name: "vpn".into(),
+        source: "/etc/iproute2/rt_tables".into(),
+    });
+    let p = plan_with(&profile("gateway.toml"), &f);
+    assert!(p.errors.is_empty(), "{:#?}", p.errors);
+    assert!(
+        !p.steps
+            .iter()
+            .any(|s| matches!(s.apply, Effect::WriteFile { .. }))
+    );
+}
+
+#[test]
+fn a_new_table_id_rewrites_our_own_dropin() {
+    // gateway-applied: our drop-in says "100 vpn"; the profile now wants 120.
+    let mut p = profile("gateway.toml");
+    p.gateway.as_mut().unwrap().table_id = Some(120);
+    let plan = plan(&p, &facts("gateway-applied.json"), PlanOptions::default())
+        .expect("our own drop-in must not block a new table number");
+    let dropin = &plan.steps[0];
+    assert_ne!(dropin.state, StepState::InPlace);
+    assert_eq!(
+        dropin.apply,
+        Effect::WriteFile {
+            path: RT_TABLES_DROPIN.into(),
+            contents: "120 vpn\n".into()
+        }
+    );
+}
+
+#[test]
+fn a_table_looked_up_by_a_foreign_rule_is_not_free() {
+    let mut f = facts("gateway-clean.json");
+    // Someone's policy routing into table 100, whose routes are not there
+    // right now (their VPN is down).
+    f.rules_v4.push(Rule {
+        priority: 20000,
+        src: Some("192.168.50.0/24".into()),
+        table: Some("100".into()),
+        ..Rule::default()
+    });
+    let auto = plan_with(&profile("gateway-auto.toml"), &f);
+    assert_ne!(
+        auto.resolved.table_id,
+        Some(100),
+        "auto-chosen table is used"
+    );
+    let given = plan_with(&profile("gateway.toml"), &f);
+    assert_has(&given.errors, "ip rule 20000");
+}
+
+// ---------------------------------------------------------------- preflight
+
+#[test]
+fn missing_interface_is_an_error_naming_the_existing_ones() {
+    let p = plan_with(
+        &inline("[gateway]\ndscp = 7\ninterface = \"wg9\"\nvia = \"10.8.0.1\"\n"),
+        &facts("gateway-clean.json"),
+    );
+    assert_eq!(
+        p.errors,
+        [
+            "interface wg9 does not exist: bring the VPN up first (e.g. `wg-quick up wg9`), or set \
+          gateway.interface to one of: lo, eth0, uplink, wg0"
+        ]
+    );
+}
+
+#[test]
+fn missing_interface_is_only_a_warning_for_a_script_or_unknown_links() {
+    let prof = inline("[gateway]\ndscp = 7\ninterface = \"wg9\"\nvia = \"10.8.0.1\"\n");
+    let warning = "interface wg9 was not checked here; it must exist where the plan runs";
+    let p = for_script(&prof, &facts("gateway-clean.json"));
+    assert!(p.errors.is_empty(), "{:#?}", p.errors);
+    assert_has(&p.warnings, warning);
+    let mut f = facts("gateway-clean.json");
+    f.links.clear();
+    let p = plan_with(&prof, &f);
+    assert!(p.errors.is_empty(), "{:#?}", p.errors);
+    assert_has(&p.warnings, warning);
+}
+
+#[test]
+fn via_not_on_link_is_an_error() {
+    let p = plan_with(
+        &inline("[gateway]\ndscp = 7\ninterface = \"wg0\"\nvia = \"10.9.0.1\"\n"),
+        &facts("gateway-clean.json"),
+    );
+    assert_eq!(
+        p.errors,
+        [
+            "gateway.via 10.9.0.1 is not on-link through wg0 (its IPv4 addresses: 10.8.0.2/24): use \
+          the VPN peer's address inside the tunnel subnet"
+        ]
+    );
+    // The host's own address is no next hop either.
+    let p = plan_with(
+        &inline("[gateway]\ndscp = 7\ninterface = \"wg0\"\nvia = \"10.8.0.2\"\n"),
+        &facts("gateway-clean.json"),
+    );
+    assert_has(&p.errors, "gateway.via 10.8.0.2 is not on-link");
+}
+
+#[test]
+fn via6_not_on_link_is_an_error_but_link_local_is_accepted() {
+    let gw = |via6: &str| {
+        inline(&format!(
+            "[gateway]\ndscp = 7\ninterface = \"wg0\"\nvia = \"10.8.0.1\"\nvia6 = \"{via6}\"\n"
+        ))
+    };
+    let p = plan_with(&gw("fd01::1"), &facts("gateway-clean.json"));
+    assert_eq!(p.errors.len(), 1, "{:#?}", p.errors);
+    assert!(
+        p.errors[0].starts_with(
+            "gateway.via6 fd01::1 is not on-link through wg0 (its IPv6 addresses: fd00::2/64, fe80::"
+        ),
+        "{}",
+        p.errors[0]
+    );
+    let p = plan_with(&gw("fe80::1"), &facts("gateway-clean.json"));
+    assert!(p.errors.is_empty(), "{:#?}", p.errors);
+    assert!(has(
+        &p,
+        "ip -6 route add default via fe80::1 dev wg0 table 100 proto 213"
+    ));
+}
+
+#[test]
+fn via_is_required_on_a_link_that_is_not_point_to_point() {
+    // gateway-p2p: wg0 has peer addresses, but a veth is no POINTOPOINT link.
+    let p = plan_of("p2p.toml", "gateway-p2p.json");
+    assert_eq!(
+        p.errors,
+        [
+            "gateway.via is required: wg0 is not a point-to-point interface, so the default route \
+          needs a next hop (e.g. via = \"10.8.0.1\")"
+        ]
+    );
+    // The same host with wg0 shown as wireguard shows it: a device route.
+    let p = plan_of("p2p.toml", "gateway-p2p-pointopoint.json");
+    assert!(p.errors.is_empty(), "{:#?}", p.errors);
+    assert_step(
+        &p,
+        &[
+            "ip", "-4", "route", "add", "default", "dev", "wg0", "table", "100", "proto", "213",
+        ],
+        &[
+            "ip", "-4", "route", "del", "default", "dev", "wg0", "table", "100", "proto", "213",
+        ],
+    );
+}
+
+#[test]
+fn the_peer_of_a_point_to_point_address_is_on_link() {
+    let f = facts("gateway-p2p.json");
+    let gw = |via: &str| {
+        inline(&format!(
+            "[gateway]\ndscp = 7\ninterface = \"wg0\"\nvia = \"{via}\"\nvia6 = \"fd00::1\"\n"
+        ))
+    };
+    assert!(plan_with(&gw("10.8.0.1"), &f).errors.is_empty());
+    assert_has(
+        &plan_with(&gw("10.8.0.3"), &f).errors,
+        "gateway.via 10.8.0.3 is not on-link through wg0 (its IPv4 addresses: 10.8.0.2/32)",
+    );
+}
+
+#[test]
+fn a_down_interface_warns() {
+    let mut f = facts("gateway-clean.json");
+    let wg0 = f.links.iter_mut().find(|l| l.name == "wg0").unwrap();
+    wg0.flags.retain(|fl| fl != "UP");
+    let p = plan_with(&profile("gateway.toml"), &f);
+    assert!(p.errors.is_empty());
+    assert_has(
+        &p.warnings,
+        "wg0 is down: marked traffic will be unreachable (kill switch) until it is up",
+    );
+}
+
+#[test]
+fn a_missing_group_is_an_error_except_for_a_script() {
+    let mut f = facts("client.json");
+    f.groups.retain(|g| g.name != "torrent");
+    let p = plan_with(&profile("client.toml"), &f);
+    assert_eq!(
+        p.errors,
+        [
+            "group \"torrent\" does not exist: create it with `groupadd torrent`, or set \
+          marker.group to an existing group (see `getent group`)"
+        ]
+    );
+    let p = for_script(&profile("client.toml"), &f);
+    assert!(p.errors.is_empty());
+    assert_eq!(
+        p.warnings,
+        [
+            "group \"torrent\" does not exist on this host; the script resolves it by name where it \
+          runs"
+        ]
+    );
+    // The name goes into the argv for the target host's iptables to resolve.
+    assert!(has(
+        &p,
+        "iptables -w -t mangle -A DSCPROUTE-MARK -m owner --gid-owner torrent -j DSCP --set-dscp 0x07"
+    ));
+    // Groups unknown (not probed): nothing to check.
+    f.groups.clear();
+    assert!(plan_with(&profile("client.toml"), &f).errors.is_empty());
+}
+
+#[test]
+fn an_unknown_gid_warns() {
+    let f = facts("client.json");
+    assert!(f.group_by_gid(4242).is_none());
+    let p = plan_with(&inline("[marker]\ngroup = 4242\ndscp = 7\n"), &f);
+    assert!(p.errors.is_empty());
+    assert_eq!(
+        p.warnings,
+        [
+            "gid 4242 has no group name on this host; processes must still run with that gid to be \
+          marked"
+        ]
+    );
+    assert!(has(
+        &p,
+        "iptables -w -t mangle -A DSCPROUTE-MARK -m owner --gid-owner 4242 -j DSCP --set-dscp 0x07"
+    ));
+    // A known gid is fine.
+    let mut f = f;
+    f.groups.push(Group {
+        name: "vpnusers".into(),
+        gid: 4242,
+        members: Vec::new(),
+    });
+    let p = plan_with(&inline("[marker]\ngroup = 4242\ndscp = 7\n"), &f);
+    assert!(p.warnings.is_empty(), "{:#?}", p.warnings);
+}
+
+#[test]
+fn missing_tools_are_errors_with_the_package() {
+    let mut f = facts("gateway-clean.json");
+    for tool in ["ip", "iptables", "ip6tables", "sysctl"] {
+        f.tools.insert(tool.into(), None);
+    }
+    let p = plan_with(&profile("gateway.toml"), &f);
+    assert_eq!(
+        p.errors,
+        [
+            "ip is not installed: install it with `apt-get install iproute2` (Debian package \
+             iproute2)",
+            "iptables is not installed: install it with `apt-get install iptables` (Debian \
+             package iptables)",
+            "ip6tables is not installed: install it with `apt-get install iptables` (Debian \
+             package iptables)",
+            "sysctl is not installed: install it with `apt-get install procps` (Debian package \
+             procps)",
+        ]
+    );
+    // A client needs only iptables and ip6tables.
+    let mut f = facts("client.json");
+    f.tools.insert("ip".into(), None);
+    f.tools.insert("sysctl".into(), None);
+    assert!(plan_with(&profile("client.toml"), &f).errors.is_empty());
+    f.tools.insert("ip6tables".into(), None);
+    assert_has(
+        &plan_with(&profile("client.toml"), &f).errors,
+        "ip6tables is not installed",
+    );
+    // Planning a script for another host, or facts without a tools map: not checked.
+    assert!(for_script(&profile("client.toml"), &f).errors.is_empty());
+    f.tools.clear();
+    assert!(plan_with(&profile("client.toml"), &f).errors.is_empty());
+}
+
+#[test]
+fn unreadable_facts_and_not_root_are_reported() {
+    let mut f = facts("gateway-clean.json");
+    f.is_root = false;
+    f.unreadable = vec!["iptables-save: not run, it needs root (you are not root)".into()];
+    let p = plan_with(&profile("gateway.toml"), &f);
+    assert_has(
+        &p.warnings,
+        "Could not read: iptables-save: not run, it needs root (you are not root).",
+    );
+    assert_has(&p.notes, "Not running as root");
+}
+
+#[test]
+fn unreadable_rp_filter_warns() {
+    let mut f = facts("gateway-clean.json");
+    f.sysctls.remove("net.ipv4.conf.wg0.rp_filter");
+    let p = plan_with(&profile("gateway.toml"), &f);
+    assert!(
+        !p.steps
+            .iter()
+            .any(|s| s.apply.display().contains("rp_filter"))
+    );
+    assert_has(
+        &p.warnings,
+        "could not read rp_filter for all and wg0: check that it is not strict (1), or replies \
+         from the VPN will be dropped",
+    );
+}
+
+// ------------------------------------------------------- profile switches
+
+fn count(p: &Plan, needle: &str) -> usize {
+    p.steps
+        .iter()
+        .filter(|s| s.apply.display().contains(needle))
+        .count()
+}
+
+#[test]
+fn without_via6_marked_ipv6_is_blocked_even_without_kill_switch() {
+    for kill_switch in [true, false] {
+        let p = plan_with(
+            &inline(&format!(
+                "[gateway]\ndscp = 7\ninterface = \"wg0\"\nvia = \"10.8.0.1\"\nmark = 3\n\
+                 kill_switch = {kill_switch}\n"
+            )),
+            &facts("gateway-clean.json"),
+        );
+        let v6_block = step(
+            &p,
+            "ip -6 rule add pref 10001 fwmark 0x3/0xff unreachable proto 213",
+        );
+        assert!(
+            v6_block.reason.contains("no IPv6 path (via6)"),
+            "{v6_block:?}"
+        );
+        assert_eq!(
+            has(
+                &p,
+                "ip -4 rule add pref 10001 fwmark 0x3/0xff unreachable proto 213"
+            ),
+            kill_switch
+        );
+        // No IPv6 route, NAT, scrub or forwarding.
+        assert_eq!(count(&p, "ip -6 route"), 0, "{}", listing(&p));
+        for chain in ["DSCPROUTE-NAT", "DSCPROUTE-SCRUB"] {
+            assert_eq!(count(&p, &format!("ip6tables -w -t nat -N {chain}")), 0);
+            assert!(
+                !p.steps
+                    .iter()
+                    .any(|s| s.apply.display().starts_with("ip6tables")
+                        && s.apply.display().contains(chain))
+            );
+        }
+        assert_eq!(count(&p, "net.ipv6.conf.all.forwarding"), 0);
+        // IPv6 is still marked, so that the rules can refuse it.
+        assert_eq!(count(&p, "ip6tables -w -t mangle -A DSCPROUTE-ROUTE"), 1);
+        assert!(!has_text(&p.warnings, "accept_ra"));
+    }
+}
+
+#[test]
+fn kill_switch_off_drops_the_ipv4_unreachable_rule_and_warns() {
+    let p = plan_with(
+        &inline(
+            "[gateway]\ndscp = 7\ninterface = \"wg0\"\nvia = \"10.8.0.1\"\nvia6 = \"fd00::1\"\n\
+             mark = 3\nkill_switch = false\n",
+        ),
+        &facts("gateway-clean.json"),
+    );
+    assert_eq!(count(&p, "unreachable"), 0, "{}", listing(&p));
+    assert_has(
+        &p.warnings,
+        "kill_switch = false: when the VPN goes down, marked IPv4 and IPv6 falls back to the main \
+         uplink and leaves by your ISP.",
+    );
+}
+
+#[test]
+fn kill_switch_off_warning_names_ipv6_when_it_leaks_too() {
+    let p = plan_with(
+        &inline(
+            "[gateway]\ndscp = 7\ninterface = \"wg0\"\nvia = \"10.8.0.1\"\nvia6 = \"fd00::1\"\n\
+             kill_switch = false\n",
+        ),
+        &facts("gateway-clean.json"),
+    );
+    let w = p
+        .warnings
+        .iter()
+        .find(|w| w.starts_with("kill_switch = false"))
+        .unwrap();
+    assert!(w.contains("IPv6"), "{w}");
+}
+
+#[test]
+fn masquerade_and_scrub_can_be_left_out() {
+    let f = facts("gateway-clean.json");
+    let base = "[gateway]\ndscp = 7\ninterface = \"wg0\"\nvia = \"10.8.0.1\"\nvia6 = \"fd00::1\"\n";
+    let p = plan_with(&inline(&format!("{base}masquerade = false\n")), &f);
+    assert_eq!(count(&p, "DSCPROUTE-NAT"), 0, "{}", listing(&p));
+    assert_eq!(count(&p, "MASQUERADE"), 0);
+    assert_eq!(count(&p, "DSCPROUTE-SCRUB"), 6);
+    let p = plan_with(&inline(&format!("{base}scrub_dscp = false\n")), &f);
+    assert_eq!(count(&p, "DSCPROUTE-SCRUB"), 0, "{}", listing(&p));
+    assert_eq!(count(&p, "--set-dscp"), 0);
+    assert_eq!(count(&p, "DSCPROUTE-NAT"), 6);
+}
+
+#[test]
+fn rp_filter_keep_on_a_strict_host_warns_and_changes_nothing() {
+    let p = plan_with(
+        &inline(
+            "[gateway]\ndscp = 7\ninterface = \"wg0\"\nvia = \"10.8.0.1\"\nrp_filter = \"keep\"\n",
+        ),
+        &facts("gateway-clean.json"),
+    );
+    assert_eq!(count(&p, "rp_filter"), 0, "{}", listing(&p));
+    assert_has(
+        &p.warnings,
+        "rp_filter is strict for wg0 (max(all=1, wg0=1) = 1) and the profile says rp_filter = \
+         \"keep\": replies from the VPN will be dropped. Use rp_filter = \"loose\".",
+    );
+}
+
+#[test]
+fn the_in_place_rp_filter_reason_states_the_real_values() {
+    let p = plan_of("gateway.toml", "gateway-applied.json");
+    let s = step(&p, "sysctl -q -w net.ipv4.conf.wg0.rp_filter=2");
+    assert_eq!(s.state, StepState::InPlace);
+    assert!(!s.reason.contains("wg0=2) = 1"), "{}", s.reason);
+}
+
+#[test]
+fn rp_filter_follows_the_kernels_max_of_all_and_interface() {
+    // (all, wg0) -> the state of the step loosening wg0, if there is one.
+    let change = Some(StepState::Change);
+    for (all, wg0, expected) in [
+        ("1", "1", change),
+        ("0", "1", change),
+        ("1", "0", change),
+        ("0", "0", None),
+        ("2", "1", None),
+        ("2", "0", None),
+        // What "loose" leaves behind on a strict host.
+        ("1", "2", Some(StepState::InPlace)),
+        ("0", "2", Some(StepState::InPlace)),
+    ] {
+        let mut f = facts("gateway-clean.json");
+        f.sysctls
+            .insert("net.ipv4.conf.all.rp_filter".into(), all.into());
+        f.sysctls
+            .insert("net.ipv4.conf.wg0.rp_filter".into(), wg0.into());
+        let p = plan_with(&profile("gateway.toml"), &f);
+        assert_eq!(
+            position(&p, "sysctl -q -w net.ipv4.conf.wg0.rp_filter=2").map(|i| p.steps[i].state),
+            expected,
+            "all={all} wg0={wg0}"
+        );
+    }
+}
+
+// -------------------------------------------------------------------- stale
+
+#[test]
+fn stale_rules_of_an_earlier_dscp_are_removed() {
+    // gateway-stale: gateway-dscp11.toml (DSCP 11) applied; the profile now says 7.
+    let p = plan_of("gateway.toml", "gateway-stale.json");
+    assert!(p.errors.is_empty(), "{:#?}", p.errors);
+    for tool in ["iptables", "ip6tables"] {
+        let old_route = |op| {
+            vec![
+                tool,
+                "-w",
+                "-t",
+                "mangle",
+                op,
+                "DSCPROUTE-ROUTE",
+                "!",
+                "-i",
+                "wg0",
+                "-m",
+                "dscp",
+                "--dscp",
+                "0x0b",
+                "-j",
+                "MARK",
+                "--set-xmark",
+                "0x3/0xff",
+            ]
+        };
+        assert_step(&p, &old_route("-D"), &old_route("-A"));
+        let old_scrub = |op| {
+            vec![
+                tool,
+                "-w",
+                "-t",
+                "mangle",
+                op,
+                "DSCPROUTE-SCRUB",
+                "-m",
+                "dscp",
+                "--dscp",
+                "0x0b",
+                "-j",
+                "DSCP",
+                "--set-dscp",
+                "0x00",
+            ]
+        };
+        assert_step(&p, &old_scrub("-D"), &old_scrub("-A"));
+        for s in [old_route("-D"), old_scrub("-D")] {
+            let s = step(&p, &s.join(" "));
+            assert_eq!(s.state, StepState::Change);
+            assert!(
+                s.reason
+                    .starts_with("left over from an earlier dscproute setup")
+            );
+        }
+        // The new rules are added, the chains and jumps kept.
+        let new = format!(
+            "{tool} -w -t mangle -A DSCPROUTE-ROUTE ! -i wg0 -m dscp --dscp 0x07 -j MARK --set-xmark 0x3/0xff"
+        );
+        assert_eq!(step(&p, &new).state, StepState::Add);
+        assert_eq!(
+            step(&p, &format!("{tool} -w -t mangle -N DSCPROUTE-ROUTE")).state,
+            StepState::InPlace
+        );
+    }
+    let s = &p.summary;
+    assert_eq!((s.add, s.change), (4, 4));
+    // Removals come last, once the new rules are in.
+    let first_removal = p
+        .steps
+        .iter()
+        .position(|s| s.state == StepState::Change)
+        .unwrap();
+    assert!(
+        p.steps[first_removal..]
+            .iter()
+            .all(|s| s.state == StepState::Change)
+    );
+}
+
+#[test]
+fn a_chain_the_profile_drops_is_unlinked_emptied_and_deleted_in_that_order() {
+    let p = plan_with(
+        &inline(
+            "[gateway]\ndscp = 7\ninterface = \"wg0\"\nvia = \"10.8.0.1\"\nvia6 = \"fd00::1\"\n\
+             mark = 3\ntable = \"vpn\"\ntable_id = 100\nscrub_dscp = false\n",
+        ),
+        &facts("gateway-applied.json"),
+    );
+    for tool in ["iptables", "ip6tables"] {
+        let unlink = idx(
+            &p,
+            &format!(
+                "{tool} -w -t mangle -D POSTROUTING -o wg0 -m comment --comment dscproute -j DSCPROUTE-SCRUB"
+            ),
+        );
+        let empty = idx(
+            &p,
+            &format!(
+                "{tool} -w -t mangle -D DSCPROUTE-SCRUB -m dscp --dscp 0x07 -j DSCP --set-dscp 0x00"
+            ),
+        );
+        let delete = idx(&p, &format!("{tool} -w -t mangle -X DSCPROUTE-SCRUB"));
+        assert!(unlink < empty && empty < delete, "{}", listing(&p));
+        assert_eq!(
+            argv(&p.steps[delete].undo),
+            [tool, "-w", "-t", "mangle", "-N", "DSCPROUTE-SCRUB"]
+        );
+    }
+    assert_eq!(p.summary.change, 6);
+    assert_eq!(p.summary.add, 0);
+}
+
+#[test]
+fn stale_policy_rules_and_routes_are_removed() {
+    // Applied with priority 10000 and via 10.8.0.1; now 20000 and 10.8.0.3.
+    let p = plan_with(
+        &inline(
+            "[gateway]\ndscp = 7\ninterface = \"wg0\"\nvia = \"10.8.0.3\"\nvia6 = \"fd00::1\"\n\
+             mark = 3\ntable = \"vpn\"\ntable_id = 100\npriority = 20000\n",
+        ),
+        &facts("gateway-applied.json"),
+    );
+    assert!(p.errors.is_empty(), "{:#?}", p.errors);
+    for fam in ["-4", "-6"] {
+        for (pref, action) in [
+            (9999, "lookup main suppress_prefixlength 0"),
+            (10000, "lookup vpn"),
+            (10001, "unreachable"),
+        ] {
+            let old = format!("ip {fam} rule del pref {pref} fwmark 0x3/0xff {action} proto 213");
+            let s = step(&p, &old);
+            assert_eq!(s.state, StepState::Change);
+            assert_eq!(s.undo.display(), old.replace(" del ", " add "));
+        }
+        assert_eq!(
+            step(
+                &p,
+                &format!("ip {fam} rule add pref 20000 fwmark 0x3/0xff lookup 100 proto 213")
+            )
+            .state,
+            StepState::Add
+        );
+    }
+    let old_route = step(
+        &p,
+        "ip -4 route del default via 10.8.0.1 dev wg0 table 100 proto 213",
+    );
+    assert_eq!(old_route.state, StepState::Change);
+    assert_eq!(
+        old_route.undo.display(),
+        "ip -4 route add default via 10.8.0.1 dev wg0 table 100 proto 213"
+    );
+    assert_eq!(
+        step(
+            &p,
+            "ip -4 route add default via 10.8.0.3 dev wg0 table 100 proto 213"
+        )
+        .state,
+        StepState::Add
+    );
+    // The IPv6 route did not change.
+    assert_eq!(
+        step(
+            &p,
+            "ip -6 route add default via fd00::1 dev wg0 table 100 proto 213"
+        )
+        .state,
+        StepState::InPlace
+    );
+}
+
+#[test]
+fn a_client_profile_on_a_both_host_removes_only_the_mark_rule() {
+    let f = facts("both-applied.json");
+    let p = plan_with(&profile("client.toml"), &f);
+    let stale: Vec<String> = p.pending().map(|s| s.apply.display()).collect();
+    assert_eq!(
+        stale,
+        [
+            "iptables -w -t mangle -D DSCPROUTE-MARK -m dscp --dscp 0x07 -j MARK --set-xmark 0x1/0xff",
+            "ip6tables -w -t mangle -D DSCPROUTE-MARK -m dscp --dscp 0x07 -j MARK --set-xmark 0x1/0xff",
+        ]
+    );
+    assert!(p.steps.iter().all(|s| s.role == Role::Marker));
+}
+
+// ---------------------------------------------------------------- snapshots
+
+fn preview(profile_name: &str, facts_name: &str) -> String {
+    render_text(
+        &plan_of(profile_name, facts_name),
+        &format!("{DIR}/{profile_name}"),
+    )
+}
+
+#[test]
+fn snapshot_preview_clean_gateway() {
+    insta::assert_snapshot!(preview("gateway.toml", "gateway-clean.json"));
+}
+
+#[test]
+fn snapshot_preview_applied_gateway() {
+    insta::assert_snapshot!(preview("gateway.toml", "gateway-applied.json"));
+}
+
+#[test]
+fn snapshot_preview_conflicts() {
+    insta::assert_snapshot!(preview("gateway.toml", "gateway-conflicts.json"));
+}
+
+#[test]
+fn snapshot_preview_conflicts_auto() {
+    insta::assert_snapshot!(preview("gateway-auto.toml", "gateway-conflicts.json"));
+}
+
+#[test]
+fn snapshot_preview_stale() {
+    insta::assert_snapshot!(preview("gateway.toml", "gateway-stale.json"));
+}
+
+#[test]
+fn snapshot_preview_p2p() {
+    insta::assert_snapshot!(preview("p2p.toml", "gateway-p2p-pointopoint.json"));
+}
+
+#[test]
+fn snapshot_preview_client() {
+    insta::assert_snapshot!(preview("client.toml", "client.json"));
+}
+
+#[test]
+fn snapshot_preview_both() {
+    insta::assert_snapshot!(preview("both.toml", "both.json"));
+}
+
+#[test]
+fn snapshot_json_client() {
+    let p = plan_of("client.toml", "client.json");
+    insta::assert_snapshot!(serde_json::to_string_pretty(&p).unwrap());
+}
+
+#[test]
+fn snapshot_script_client() {
+    let p = plan_of("client.toml", "client.json");
+    insta::assert_snapshot!(render_script(&p, &format!("{DIR}/client.toml")));
+}

@@ -14,6 +14,7 @@ use super::tools::{find_in_path, find_tools};
 use super::versions::{parse_ip_version, parse_iptables_backend, parse_kernel};
 use super::xtables::parse_xt_names;
 use crate::runner::{Runner, SystemRunner};
+use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::path::PathBuf;
 
@@ -46,6 +47,7 @@ pub fn probe(env: &ProbeEnv) -> HostFacts {
     let mut p = Probe {
         env,
         notes: Vec::new(),
+        prefetched: prefetch(env),
     };
     let mut facts = HostFacts {
         is_root: env.is_root,
@@ -99,16 +101,53 @@ pub fn probe(env: &ProbeEnv) -> HostFacts {
     facts
 }
 
+/// Every command the probe runs. They are independent reads, so they run
+/// at once; `apply` pays for the probe before its first step.
+const COMMANDS: &[&[&str]] = &[
+    &["uname", "-r"],
+    &["ip", "-V"],
+    &["iptables", "-V"],
+    &["getent", "group"],
+    &["ip", "-j", "addr", "show"],
+    &["ip", "-j", "-4", "route", "show", "table", "all"],
+    &["ip", "-j", "-6", "route", "show", "table", "all"],
+    &["ip", "-j", "-4", "rule", "show"],
+    &["ip", "-j", "-6", "rule", "show"],
+];
+const ROOT_COMMANDS: &[&[&str]] = &[&["iptables-save"], &["ip6tables-save"]];
+
+type Outcome = Result<crate::runner::Output, crate::runner::RunError>;
+
+fn prefetch(env: &ProbeEnv) -> HashMap<String, Outcome> {
+    let root: &[&[&str]] = if env.is_root { ROOT_COMMANDS } else { &[] };
+    std::thread::scope(|s| {
+        let handles: Vec<_> = COMMANDS
+            .iter()
+            .chain(root)
+            .map(|argv| (argv.join(" "), s.spawn(|| env.runner.run_args(argv))))
+            .collect();
+        handles
+            .into_iter()
+            .filter_map(|(k, h)| h.join().ok().map(|o| (k, o)))
+            .collect()
+    })
+}
+
 struct Probe<'e, 'a> {
     env: &'e ProbeEnv<'a>,
     notes: Vec<String>,
+    prefetched: HashMap<String, Outcome>,
 }
 
 impl Probe<'_, '_> {
     /// stdout of a successful run, or a note saying why there is none.
     fn stdout(&mut self, argv: &[&str]) -> Option<String> {
         let command = argv.join(" ");
-        match self.env.runner.run_args(argv) {
+        let outcome = match self.prefetched.remove(&command) {
+            Some(o) => o,
+            None => self.env.runner.run_args(argv),
+        };
+        match outcome {
             Ok(out) if out.success() => Some(out.stdout),
             Ok(out) => {
                 let reason = out

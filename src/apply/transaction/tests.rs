@@ -30,7 +30,11 @@ fn plan(steps: Vec<Step>) -> Plan {
 }
 
 fn three() -> Plan {
-    plan(vec![step("a 1", "a -1"), step("b 2", "b -2"), step("c 3", "c -3")])
+    plan(vec![
+        step("a 1", "a -1"),
+        step("b 2", "b -2"),
+        step("c 3", "c -3"),
+    ])
 }
 
 fn engine<'a>(runner: &'a FakeRunner, dir: &tempfile::TempDir) -> Engine<'a> {
@@ -59,30 +63,52 @@ fn applies_in_order_and_journals_done() {
     let e = engine(&r, &dir);
     let lock = e.lock().unwrap();
     let mut seen = Vec::new();
-    let out = e.apply(&lock, &three(), "p.toml", None, &mut |ev| seen.push(ev)).unwrap();
-    let ApplyOutcome::Applied(j) = out else { panic!("not applied") };
+    let out = e
+        .apply(&lock, &three(), "p.toml", None, &mut |ev| seen.push(ev))
+        .unwrap();
+    let ApplyOutcome::Applied(j) = out else {
+        panic!("not applied")
+    };
     assert_eq!(calls(&r), ["a 1", "b 2", "c 3"]);
     assert_eq!(j.state, TxnState::Applied);
     assert!(j.steps.iter().all(|s| s.status == StepStatus::Done));
-    assert_eq!(Journal::load(&e.state).unwrap().unwrap(), j, "journal on disk matches");
-    assert_eq!(seen.iter().filter(|e| matches!(e, Event::Started { .. })).count(), 3);
+    assert_eq!(
+        Journal::load(&e.state).unwrap().unwrap(),
+        j,
+        "journal on disk matches"
+    );
+    assert_eq!(
+        seen.iter()
+            .filter(|e| matches!(e, Event::Started { .. }))
+            .count(),
+        3
+    );
 }
 
 #[test]
 fn failure_undoes_completed_steps_in_reverse() {
     let dir = tempfile::tempdir().unwrap();
-    let r = ok(FakeRunner::new(), &["a 1", "b 2", "b -2", "a -1"])
-        .on(&["c", "3"], Output::failed(2, "RTNETLINK answers: File exists"));
+    let r = ok(FakeRunner::new(), &["a 1", "b 2", "b -2", "a -1"]).on(
+        &["c", "3"],
+        Output::failed(2, "RTNETLINK answers: File exists"),
+    );
     let e = engine(&r, &dir);
     let lock = e.lock().unwrap();
-    let out = e.apply(&lock, &three(), "p.toml", None, &mut |_| {}).unwrap();
-    let ApplyOutcome::Failed { journal, failure } = out else { panic!("not failed") };
+    let out = e
+        .apply(&lock, &three(), "p.toml", None, &mut |_| {})
+        .unwrap();
+    let ApplyOutcome::Failed { journal, failure } = out else {
+        panic!("not failed")
+    };
     assert_eq!(failure.command, "c 3");
     assert!(failure.stderr.contains("File exists"));
     assert_eq!(calls(&r), ["a 1", "b 2", "c 3", "b -2", "a -1"]);
     assert_eq!(journal.state, TxnState::Failed);
     let st: Vec<_> = journal.steps.iter().map(|s| s.status).collect();
-    assert_eq!(st, [StepStatus::Undone, StepStatus::Undone, StepStatus::Failed]);
+    assert_eq!(
+        st,
+        [StepStatus::Undone, StepStatus::Undone, StepStatus::Failed]
+    );
     // Nothing left to roll back.
     let out = e.rollback(&lock, &mut |_| {}).unwrap();
     assert!(matches!(out, RollbackOutcome::Nothing(m) if m.contains("failed and was undone")));
@@ -91,10 +117,14 @@ fn failure_undoes_completed_steps_in_reverse() {
 #[test]
 fn rollback_undoes_once_then_is_a_noop() {
     let dir = tempfile::tempdir().unwrap();
-    let r = ok(FakeRunner::new(), &["a 1", "b 2", "c 3", "c -3", "b -2", "a -1"]);
+    let r = ok(
+        FakeRunner::new(),
+        &["a 1", "b 2", "c 3", "c -3", "b -2", "a -1"],
+    );
     let e = engine(&r, &dir);
     let lock = e.lock().unwrap();
-    e.apply(&lock, &three(), "p.toml", None, &mut |_| {}).unwrap();
+    e.apply(&lock, &three(), "p.toml", None, &mut |_| {})
+        .unwrap();
     let out = e.rollback(&lock, &mut |_| {}).unwrap();
     assert!(matches!(out, RollbackOutcome::RolledBack(_)));
     assert_eq!(calls(&r)[3..], ["c -3", "b -2", "a -1"]);
@@ -134,7 +164,10 @@ fn undo_of_a_step_that_never_ran_is_tolerated() {
     e.state.ensure().unwrap();
     j.save(&e.state).unwrap();
     let lock = e.lock().unwrap();
-    assert!(matches!(e.rollback(&lock, &mut |_| {}).unwrap(), RollbackOutcome::RolledBack(_)));
+    assert!(matches!(
+        e.rollback(&lock, &mut |_| {}).unwrap(),
+        RollbackOutcome::RolledBack(_)
+    ));
 }
 
 #[test]
@@ -144,12 +177,17 @@ fn failed_undo_of_a_done_step_is_reported() {
         .on(&["b", "-2"], Output::failed(1, "busy"));
     let e = engine(&r, &dir);
     let lock = e.lock().unwrap();
-    e.apply(&lock, &three(), "p.toml", None, &mut |_| {}).unwrap();
+    e.apply(&lock, &three(), "p.toml", None, &mut |_| {})
+        .unwrap();
     let RollbackOutcome::Partial(j) = e.rollback(&lock, &mut |_| {}).unwrap() else {
         panic!("expected partial")
     };
     assert_eq!(j.steps[1].status, StepStatus::UndoFailed);
-    assert_eq!(calls(&r)[3..], ["c -3", "b -2", "a -1"], "went on after the failure");
+    assert_eq!(
+        calls(&r)[3..],
+        ["c -3", "b -2", "a -1"],
+        "went on after the failure"
+    );
 }
 
 #[test]
@@ -166,16 +204,23 @@ fn confirm_keeps_and_pending_blocks_a_new_apply() {
         armed.set(true);
         Ok(4242)
     };
-    let out = e.apply(&lock, &three(), "p.toml", Some((60, &arm)), &mut |_| {}).unwrap();
+    let out = e
+        .apply(&lock, &three(), "p.toml", Some((60, &arm)), &mut |_| {})
+        .unwrap();
     assert!(armed.get());
-    let ApplyOutcome::Applied(j) = out else { panic!() };
+    let ApplyOutcome::Applied(j) = out else {
+        panic!()
+    };
     assert_eq!(j.state, TxnState::PendingConfirm);
     assert_eq!(j.timer_pid, Some(4242));
     assert!(matches!(e.check_clear(), Err(EngineError::Pending { .. })));
     let kept = e.confirm(&lock).unwrap().unwrap();
     assert_eq!(kept.state, TxnState::Applied);
     assert!(e.check_clear().is_ok());
-    assert!(e.confirm(&lock).unwrap().is_err(), "nothing awaits confirmation now");
+    assert!(
+        e.confirm(&lock).unwrap().is_err(),
+        "nothing awaits confirmation now"
+    );
 }
 
 #[test]
@@ -197,8 +242,13 @@ fn noop_plan_writes_no_journal() {
     let e = engine(&r, &dir);
     let lock = e.lock().unwrap();
     let mut p = three();
-    p.steps.iter_mut().for_each(|s| s.state = StepState::InPlace);
-    assert!(matches!(e.apply(&lock, &p, "p.toml", None, &mut |_| {}).unwrap(), ApplyOutcome::Noop));
+    p.steps
+        .iter_mut()
+        .for_each(|s| s.state = StepState::InPlace);
+    assert!(matches!(
+        e.apply(&lock, &p, "p.toml", None, &mut |_| {}).unwrap(),
+        ApplyOutcome::Noop
+    ));
     assert!(Journal::load(&e.state).unwrap().is_none());
 }
 

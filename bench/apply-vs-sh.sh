@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Benchmark: `dscproute apply` and `rollback` of the gateway profile in a
+# scratch network namespace, against the same commands run from a plain sh
+# script (`dscproute plan --script`). Root only; touches nothing outside the
+# namespace and /etc/netns/NAME. Usage: sudo bench/apply-vs-sh.sh [ROUNDS]
+set -euo pipefail
+ROUNDS=${1:-20}
+cd "$(dirname "$0")/.."
+cargo build --release --quiet
+BIN=$PWD/target/release/dscproute
+NS=dscpr-bench-$$
+WORK=$(mktemp -d)
+cleanup() { ip netns del "$NS" 2>/dev/null || true; rm -rf "/etc/netns/$NS" "$WORK"; }
+trap cleanup EXIT
+
+mkdir -p "/etc/netns/$NS/iproute2/rt_tables.d"
+cp /etc/iproute2/rt_tables "/etc/netns/$NS/iproute2/"
+ip netns add "$NS"
+X=(ip netns exec "$NS")
+"${X[@]}" ip link set lo up
+"${X[@]}" ip link add wg0 type veth peer name wgp
+"${X[@]}" ip link set wg0 up
+"${X[@]}" ip link set wgp up
+"${X[@]}" ip addr add 10.8.0.2/24 dev wg0
+"${X[@]}" ip -6 addr add fd00::2/64 dev wg0 nodad
+"${X[@]}" sysctl -q -w net.ipv4.conf.all.rp_filter=1
+cat > "$WORK/gw.toml" <<'T'
+[gateway]
+dscp = "7"
+interface = "wg0"
+via = "10.8.0.1"
+via6 = "fd00::1"
+table = "vpn"
+table_id = 100
+T
+"${X[@]}" "$BIN" plan --profile "$WORK/gw.toml" --script > "$WORK/plan.sh"
+steps=$(grep -c '^step_' "$WORK/plan.sh")
+
+now() { date +%s%N; }
+t_apply=0; t_rollback=0; t_sh_apply=0; t_sh_undo=0
+for _ in $(seq "$ROUNDS"); do
+    a=$(now); "${X[@]}" "$BIN" --state-dir "${STATE:-$WORK/state}" apply --profile "$WORK/gw.toml" --yes >/dev/null
+    b=$(now); "${X[@]}" "$BIN" --state-dir "${STATE:-$WORK/state}" rollback --yes >/dev/null
+    c=$(now); "${X[@]}" sh "$WORK/plan.sh" apply >/dev/null
+    d=$(now); "${X[@]}" sh "$WORK/plan.sh" undo >/dev/null 2>&1
+    e=$(now)
+    t_apply=$((t_apply + b - a)); t_rollback=$((t_rollback + c - b))
+    t_sh_apply=$((t_sh_apply + d - c)); t_sh_undo=$((t_sh_undo + e - d))
+done
+ms() { echo "scale=1; $1 / $ROUNDS / 1000000" | bc; }
+ratio() { echo "scale=2; $1 / $2" | bc; }
+echo "gateway profile, $steps steps, $ROUNDS rounds, mean per run:"
+echo "  dscproute apply    $(ms $t_apply) ms   sh apply  $(ms $t_sh_apply) ms   ratio $(ratio $t_apply $t_sh_apply)"
+echo "  dscproute rollback $(ms $t_rollback) ms   sh undo   $(ms $t_sh_undo) ms   ratio $(ratio $t_rollback $t_sh_undo)"
