@@ -11,3 +11,4 @@ pub mod profile;
 pub mod runner;
 pub mod text;
 pub mod tos;
+pub mod tui;

@@ -35,6 +35,8 @@ pub struct Profile {
 pub struct Marker {
     pub group: GroupRef,
     pub dscp: Dscp,
+    /// Create the group (a plan step) when it does not exist.
+    pub create_group: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -156,6 +158,9 @@ impl Profile {
         if let Some(m) = &self.marker {
             o.push_str("[marker]\n");
             o.push_str(&format!("group = {}\n", toml_value_group(&m.group)));
+            if m.create_group {
+                o.push_str("create_group = true\n");
+            }
             o.push_str(&format!("dscp = {}\n", m.dscp));
         }
         if let Some(g) = &self.gateway {
@@ -261,6 +266,7 @@ struct RawProfile {
 struct RawMarker {
     group: Spanned<StrOrInt>,
     dscp: Spanned<StrOrInt>,
+    create_group: Option<Spanned<bool>>,
 }
 
 #[derive(Deserialize)]
@@ -321,9 +327,21 @@ impl Validator<'_> {
     }
 
     fn marker(&self, m: RawMarker) -> Result<Marker, ProfileError> {
+        let group = self.group(&m.group)?;
+        let create_group = m.create_group.as_ref().is_some_and(|c| *c.get_ref());
+        if let (true, GroupRef::Gid(_), Some(c)) = (create_group, &group, &m.create_group) {
+            return self.err(
+                c,
+                "marker.create_group",
+                "needs a group name to create: set \
+                                                       marker.group to a name, not a gid"
+                    .into(),
+            );
+        }
         Ok(Marker {
-            group: self.group(&m.group)?,
+            group,
             dscp: self.dscp(&m.dscp, "marker.dscp")?,
+            create_group,
         })
     }
 

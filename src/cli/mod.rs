@@ -4,9 +4,11 @@ mod apply;
 mod explain;
 mod facts;
 mod plan;
+mod tui;
 
 use crate::output;
 use clap::{Parser, Subcommand};
+pub use plan::load_facts;
 use std::path::PathBuf;
 
 /// Exit statuses, stable for scripts (documented in README).
@@ -108,6 +110,19 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The interactive wizard (also what `dscproute` alone opens): role,
+    /// group, DSCP with a live bit layout, mark and table, gateway, preview,
+    /// apply with a confirm countdown, status and rollback.
+    Tui {
+        /// Preload the answers from a profile.
+        #[arg(long, short)]
+        profile: Option<PathBuf>,
+        /// Use facts recorded with `dscproute facts --json` (a dry run).
+        #[arg(long, value_name = "FILE")]
+        facts: Option<PathBuf>,
+    },
+    /// Explore the DS byte bit by bit (the TUI's learn mode).
+    Learn,
     /// (internal) the detached confirm timer.
     #[command(name = "__confirm-timer", hide = true)]
     ConfirmTimer {
@@ -149,11 +164,14 @@ pub fn run(cli: Cli) -> i32 {
         Some(Command::ConfirmTimer { txn, deadline }) => {
             crate::apply::timer::run(state, &txn, deadline)
         }
-        None => {
-            use clap::CommandFactory;
-            output::print(&format!("{}\n", Cli::command().render_help()));
-            exit::OK
-        }
+        None => tui::tui_cmd(&state, None, None, crate::tui::app::ScreenId::Role),
+        Some(Command::Tui { profile, facts }) => tui::tui_cmd(
+            &state,
+            profile.as_deref(),
+            facts.as_deref(),
+            crate::tui::app::ScreenId::Role,
+        ),
+        Some(Command::Learn) => tui::tui_cmd(&state, None, None, crate::tui::app::ScreenId::Learn),
     }
 }
 

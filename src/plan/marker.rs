@@ -12,6 +12,21 @@ pub fn steps(m: &Marker, r: &Resolved, also_gateway: bool, ctx: &Ctx) -> Vec<Ste
     let gid = r.group.clone().unwrap_or_default();
     let dscp = m.dscp.value();
     let mut out = Vec::new();
+    if let (true, crate::profile::GroupRef::Name(name)) = (m.create_group, &m.group)
+        && ctx.facts().group_by_name(name).is_none()
+    {
+        out.push(Step {
+            role: Role::Marker,
+            state: super::StepState::Add,
+            apply: super::Effect::run(vec!["groupadd".into(), name.clone()]),
+            undo: super::Effect::run(vec!["groupdel".into(), name.clone()]),
+            reason: format!(
+                "create the group {name:?}; run the program in it with `sg {name} -c CMD`, \
+                 `setpriv --regid {name} --clear-groups CMD` or `Group={name}` in its unit"
+            ),
+            change: None,
+        });
+    }
     for f in Family::BOTH {
         let fam = f.name();
         out.push(ctx.chain(

@@ -101,7 +101,12 @@ impl Effect {
         match self {
             Effect::WriteFile { .. } | Effect::RemoveFile { .. } => true,
             Effect::Seq { effects } => effects.iter().any(Effect::is_persistent),
-            Effect::Run { .. } | Effect::DropEmptyTable { .. } => false,
+            // Groups live in /etc/group.
+            Effect::Run { argv } => matches!(
+                argv.first().map(String::as_str),
+                Some("groupadd" | "groupdel")
+            ),
+            Effect::DropEmptyTable { .. } => false,
         }
     }
 

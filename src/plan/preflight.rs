@@ -36,7 +36,11 @@ pub fn check(
     }
     if let Some(m) = &profile.marker {
         match &m.group {
-            GroupRef::Name(n) if facts.group_by_name(n).is_none() && !facts.groups.is_empty() => {
+            GroupRef::Name(n)
+                if facts.group_by_name(n).is_none()
+                    && !facts.groups.is_empty()
+                    && !m.create_group =>
+            {
                 if opts.for_script {
                     warnings.push(format!(
                         "group {n:?} does not exist on this host; the script resolves it by name \
@@ -44,8 +48,9 @@ pub fn check(
                     ));
                 } else {
                     problems.push(format!(
-                        "group {n:?} does not exist: create it with `groupadd {n}`, or set \
-                         marker.group to an existing group (see `getent group`)"
+                        "group {n:?} does not exist: create it with `groupadd {n}` or set \
+                         marker.create_group = true, or set marker.group to an existing group \
+                         (see `getent group`)"
                     ));
                 }
             }

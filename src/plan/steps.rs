@@ -101,6 +101,10 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    pub fn facts(&self) -> &HostFacts {
+        self.facts
+    }
+
     fn ruleset(&self, f: Family) -> Option<&Ruleset> {
         match f {
             Family::V4 => self.v4.as_ref(),

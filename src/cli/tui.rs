@@ -1,0 +1,47 @@
+//! `dscproute` with no subcommand, `tui` and `learn`: the interactive front.
+
+use super::{exit, fail};
+use crate::apply::StateDir;
+use crate::profile::Profile;
+use crate::tui::app::ScreenId;
+use std::io::IsTerminal;
+use std::path::Path;
+
+pub fn tui_cmd(
+    state: &StateDir,
+    profile: Option<&Path>,
+    facts: Option<&Path>,
+    start: ScreenId,
+) -> i32 {
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        return fail(
+            exit::USAGE,
+            "the interactive wizard needs a terminal; for scripts use the subcommands (see \
+             `dscproute --help`)",
+        );
+    }
+    let profile = match profile {
+        Some(p) => match Profile::load(p) {
+            Ok(pr) => Some((pr, p.to_path_buf())),
+            Err(e) => return fail(exit::USAGE, &e.to_string()),
+        },
+        None => None,
+    };
+    let facts = match facts {
+        Some(path) => match super::load_facts(Some(path)) {
+            Ok(f) => Some(f),
+            Err(e) => return fail(exit::USAGE, &e),
+        },
+        None => None,
+    };
+    let opts = crate::tui::Options {
+        profile,
+        facts,
+        state: state.clone(),
+        start,
+    };
+    match crate::tui::run(opts) {
+        Ok(()) => exit::OK,
+        Err(e) => fail(exit::FAILED, &format!("terminal error: {e}")),
+    }
+}

@@ -1,0 +1,254 @@
+//! The interactive configurator. The main thread owns the terminal: it polls
+//! input, drains worker messages, updates the state, runs effects, and draws
+//! when something changed. Workers (probe, apply, rollback, status) talk
+//! back only through messages.
+
+pub mod app;
+pub mod draft;
+pub mod frame;
+pub mod screens;
+pub mod theme;
+pub mod widgets;
+
+#[cfg(test)]
+pub mod testing;
+#[cfg(test)]
+mod tests;
+
+use crate::apply::{ApplyOutcome, Engine, RollbackOutcome, StateDir};
+use crate::probe::HostFacts;
+use crate::profile::Profile;
+use crate::runner::SystemRunner;
+use app::{App, ApplyResult, Effect, Msg, ScreenId};
+use ratatui::crossterm::event::{self, DisableMouseCapture, EnableMouseCapture};
+use ratatui::crossterm::execute;
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::time::{Duration, Instant};
+
+pub struct Options {
+    pub profile: Option<(Profile, PathBuf)>,
+    /// Recorded facts instead of probing (always a dry run).
+    pub facts: Option<HostFacts>,
+    pub state: StateDir,
+    pub start: ScreenId,
+}
+
+/// Why nothing can be applied from here, if so.
+fn dry_run_reason(facts_given: bool) -> Option<String> {
+    if facts_given {
+        return Some("dry run: recorded facts".into());
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("dry run: not root".into());
+    }
+    None
+}
+
+pub fn run(opts: Options) -> std::io::Result<()> {
+    let dry = dry_run_reason(opts.facts.is_some());
+    let profile = opts.profile.as_ref().map(|(p, path)| (p, path.clone()));
+    let mut app = App::new(profile, dry, theme::Theme::from_env());
+    app.screen = opts.start;
+    let (tx, rx) = channel();
+    match opts.facts {
+        Some(f) => screens::facts_arrived(&mut app, f),
+        None => spawn_probe(tx.clone()),
+    }
+    let mut terminal = ratatui::init();
+    let _ = execute!(std::io::stdout(), EnableMouseCapture);
+    let result = event_loop(&mut terminal, &mut app, &tx, &rx, &opts.state);
+    // ratatui::restore does not undo mouse capture.
+    let _ = execute!(std::io::stdout(), DisableMouseCapture);
+    ratatui::restore();
+    result
+}
+
+fn event_loop(
+    terminal: &mut ratatui::DefaultTerminal,
+    app: &mut App,
+    tx: &Sender<Msg>,
+    rx: &Receiver<Msg>,
+    state: &StateDir,
+) -> std::io::Result<()> {
+    let size = terminal.size()?;
+    app.size = (size.width, size.height);
+    let mut dirty = true;
+    let mut last_tick = Instant::now();
+    while !app.quit {
+        if dirty {
+            terminal.draw(|f| frame::render(app, f))?;
+            dirty = false;
+        }
+        let mut msgs = Vec::new();
+        if event::poll(Duration::from_millis(50))? {
+            match event::read()? {
+                event::Event::Key(k) => msgs.push(Msg::Key(k)),
+                event::Event::Mouse(m) => msgs.push(Msg::Mouse(m)),
+                event::Event::Resize(w, h) => msgs.push(Msg::Resize(w, h)),
+                _ => {}
+            }
+        }
+        msgs.extend(rx.try_iter());
+        if last_tick.elapsed() >= Duration::from_secs(1) {
+            last_tick = Instant::now();
+            msgs.push(Msg::Tick(last_tick));
+        }
+        for msg in msgs {
+            dirty = true;
+            for effect in app::update(app, msg) {
+                run_effect(app, effect, tx, state);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn spawn_probe(tx: Sender<Msg>) {
+    std::thread::spawn(move || {
+        let _ = tx.send(Msg::Facts(Box::new(crate::probe::probe_system())));
+    });
+}
+
+fn engine(state: &StateDir) -> Engine<'static> {
+    Engine {
+        runner: &SystemRunner,
+        root: PathBuf::from("/"),
+        state: state.clone(),
+    }
+}
+
+fn run_effect(app: &mut App, effect: Effect, tx: &Sender<Msg>, state: &StateDir) {
+    match effect {
+        Effect::Quit => app.quit = true,
+        Effect::Probe => spawn_probe(tx.clone()),
+        Effect::SaveProfile(path) => {
+            app.notice = Some(match app.draft_profile() {
+                Ok(p) => match std::fs::write(&path, p.to_toml()) {
+                    Ok(()) => {
+                        app.profile_path = Some(path.clone());
+                        format!("Saved the profile to {}", path.display())
+                    }
+                    Err(e) => format!("Could not save {}: {e}", path.display()),
+                },
+                Err(e) => format!("The profile is not complete: {e}"),
+            });
+        }
+        Effect::ExportScript(path) => {
+            app.notice = Some(match app.plan() {
+                Ok(plan) => {
+                    let source = app
+                        .profile_path
+                        .as_ref()
+                        .map_or("the wizard".into(), |p| p.display().to_string());
+                    match std::fs::write(&path, crate::plan::render_script(&plan, &source)) {
+                        Ok(()) => format!(
+                            "Wrote the script to {} (sh it with apply or undo)",
+                            path.display()
+                        ),
+                        Err(e) => format!("Could not write {}: {e}", path.display()),
+                    }
+                }
+                Err(e) => format!("No plan to export: {e}"),
+            });
+        }
+        Effect::Apply { confirm_secs } => {
+            let plan = match app.plan() {
+                Ok(p) => p,
+                Err(e) => {
+                    app.notice = Some(e);
+                    return;
+                }
+            };
+            let (tx, state) = (tx.clone(), state.clone());
+            let source = app
+                .profile_path
+                .as_ref()
+                .map_or("tui".into(), |p| p.display().to_string());
+            std::thread::spawn(move || {
+                let e = engine(&state);
+                let result = (|| {
+                    let lock = e.lock().map_err(|e| e.to_string())?;
+                    e.check_clear().map_err(|e| e.to_string())?;
+                    let arm = |j: &crate::apply::Journal| crate::apply::timer::arm(&state, j);
+                    let confirm =
+                        confirm_secs.map(|s| (s, &arm as crate::apply::transaction::ArmTimer));
+                    let progress_tx = tx.clone();
+                    let mut events = move |ev| {
+                        let _ = progress_tx.send(Msg::Apply(ev));
+                    };
+                    match e
+                        .apply(&lock, &plan, &source, confirm, &mut events)
+                        .map_err(|e| e.to_string())?
+                    {
+                        ApplyOutcome::Noop => Ok(ApplyResult {
+                            transaction: String::new(),
+                            noop: true,
+                            deadline_unix: None,
+                        }),
+                        ApplyOutcome::Applied(j) => Ok(ApplyResult {
+                            transaction: j.id,
+                            noop: false,
+                            deadline_unix: j.confirm_deadline_unix,
+                        }),
+                        ApplyOutcome::Failed { failure, .. } => Err(format!(
+                            "{}: {} (the completed steps were undone)",
+                            failure.command,
+                            failure.stderr.trim()
+                        )),
+                    }
+                })();
+                let _ = tx.send(Msg::ApplyDone(result));
+            });
+        }
+        Effect::Confirm => {
+            let (tx, state) = (tx.clone(), state.clone());
+            std::thread::spawn(move || {
+                let e = engine(&state);
+                let r =
+                    e.lock()
+                        .map_err(|e| e.to_string())
+                        .and_then(|lock| match e.confirm(&lock) {
+                            Ok(Ok(j)) => Ok(format!("Kept transaction {}.", j.id)),
+                            Ok(Err(m)) => Err(m),
+                            Err(err) => Err(err.to_string()),
+                        });
+                let _ = tx.send(Msg::Settled(r));
+            });
+        }
+        Effect::Rollback => {
+            let (tx, state) = (tx.clone(), state.clone());
+            std::thread::spawn(move || {
+                let e = engine(&state);
+                let progress_tx = tx.clone();
+                let mut events = move |ev| {
+                    let _ = progress_tx.send(Msg::Apply(ev));
+                };
+                let r = e.lock().map_err(|e| e.to_string()).and_then(|lock| {
+                    match e.rollback(&lock, &mut events) {
+                        Ok(RollbackOutcome::RolledBack(j)) => {
+                            Ok(format!("Rolled back transaction {}.", j.id))
+                        }
+                        Ok(RollbackOutcome::Nothing(m)) => Ok(m),
+                        Ok(RollbackOutcome::Partial(j)) => Err(format!(
+                            "Rolled back {} partly: see the status screen.",
+                            j.id
+                        )),
+                        Err(err) => Err(err.to_string()),
+                    }
+                });
+                let _ = tx.send(Msg::Settled(r));
+            });
+        }
+        Effect::RefreshStatus => {
+            let (tx, state) = (tx.clone(), state.clone());
+            std::thread::spawn(move || {
+                let journal = crate::apply::Journal::load(&state).ok().flatten();
+                let facts = crate::probe::probe_system();
+                let s = crate::apply::status::gather(journal.as_ref(), &facts, &SystemRunner);
+                let _ = tx.send(Msg::Status(Box::new(s)));
+            });
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! The live bit layout of the DS byte (being written).

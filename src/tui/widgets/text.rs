@@ -1,0 +1,3 @@
+//! Text helpers for widgets.
+
+pub use crate::text::wrap;
