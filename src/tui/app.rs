@@ -358,16 +358,16 @@ impl App {
     }
 
     /// Enter on a wizard screen: validate it, then move on.
-    pub fn next(&mut self) -> Vec<Effect> {
+    pub fn advance(&mut self) -> Vec<Effect> {
         if let Err(e) = screens::validate(self) {
             self.notice = Some(e);
             return Vec::new();
         }
         let w = self.wizard();
-        if let Some(i) = w.iter().position(|s| *s == self.screen) {
-            if let Some(next) = w.get(i + 1) {
-                self.go(*next);
-            }
+        if let Some(i) = w.iter().position(|s| *s == self.screen)
+            && let Some(next) = w.get(i + 1)
+        {
+            self.go(*next);
         }
         Vec::new()
     }
@@ -378,10 +378,10 @@ impl App {
             return;
         }
         let w = self.wizard();
-        if let Some(i) = w.iter().position(|s| *s == self.screen) {
-            if i > 0 {
-                self.go(w[i - 1]);
-            }
+        if let Some(i) = w.iter().position(|s| *s == self.screen)
+            && i > 0
+        {
+            self.go(w[i - 1]);
         }
     }
 
@@ -489,7 +489,7 @@ fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
             app.previous();
             Vec::new()
         }
-        KeyCode::Enter => app.next(),
+        KeyCode::Enter => app.advance(),
         _ => Vec::new(),
     }
 }
