@@ -18,7 +18,7 @@ const OPTIONS: [(&str, &str); 4] = [
     ),
     (
         "masquerade",
-        "marked packets leave with the VPN's address: replies return",
+        "source NAT to the VPN address, so replies come back",
     ),
     (
         "scrub DSCP",
