@@ -1,10 +1,14 @@
 //! The command line: each subcommand is a few lines over the library.
 
 mod apply;
+mod doctor;
 mod explain;
 mod facts;
+mod packaging;
+mod persist;
 mod plan;
 mod tui;
+mod watch;
 
 use crate::output;
 use clap::{Parser, Subcommand};
@@ -123,6 +127,48 @@ pub enum Command {
     },
     /// Explore the DS byte bit by bit (the TUI's learn mode).
     Learn,
+    /// Check that a setup works and say why not: tools, kernel support,
+    /// forwarding, rp_filter, conflicts, and after apply that rules, routes,
+    /// counters, the kill switch and the DSCP on the wire are right.
+    Doctor {
+        #[arg(long, short)]
+        profile: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Live per-DSCP view of the traffic on an interface (needs root).
+    Watch {
+        #[arg(long, short)]
+        interface: String,
+        /// Show the top source/destination pairs for this DSCP.
+        #[arg(long)]
+        dscp: Option<String>,
+        /// Stop after this many seconds (with --json: print one summary).
+        #[arg(long, value_name = "S")]
+        seconds: Option<u64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Install a profile to apply at boot (systemd unit dscproute@NAME).
+    Persist {
+        #[arg(long, short)]
+        profile: PathBuf,
+        #[arg(long)]
+        name: Option<String>,
+        /// Filesystem root to install under (for tests and image builds).
+        #[arg(long, value_name = "DIR", default_value = "/")]
+        root: PathBuf,
+    },
+    /// Remove a persisted profile and its unit.
+    Unpersist {
+        name: String,
+        #[arg(long, value_name = "DIR", default_value = "/")]
+        root: PathBuf,
+    },
+    /// Print the man page (roff) generated from this command line.
+    Man,
+    /// Print shell completions.
+    Completions { shell: clap_complete::Shell },
     /// (internal) the detached confirm timer.
     #[command(name = "__confirm-timer", hide = true)]
     ConfirmTimer {
@@ -172,6 +218,21 @@ pub fn run(cli: Cli) -> i32 {
             crate::tui::app::ScreenId::Role,
         ),
         Some(Command::Learn) => tui::tui_cmd(&state, None, None, crate::tui::app::ScreenId::Learn),
+        Some(Command::Doctor { profile, json }) => doctor::doctor_cmd(&state, &profile, json),
+        Some(Command::Watch {
+            interface,
+            dscp,
+            seconds,
+            json,
+        }) => watch::watch_cmd(&interface, dscp.as_deref(), seconds, json),
+        Some(Command::Persist {
+            profile,
+            name,
+            root,
+        }) => persist::persist_cmd(&state, &profile, name.as_deref(), &root),
+        Some(Command::Unpersist { name, root }) => persist::unpersist_cmd(&name, &root),
+        Some(Command::Man) => packaging::man_cmd(),
+        Some(Command::Completions { shell }) => packaging::completions_cmd(shell),
     }
 }
 
