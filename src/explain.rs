@@ -171,16 +171,9 @@ impl Explanation {
             self.ecn_name,
             self.ecn
         );
-        let class = if self.tos == 0 {
-            "class omitted when 0".to_string()
-        } else {
-            format!("class {}", self.tos_hex)
-        };
-        let _ = writeln!(
-            o,
-            "  tcpdump -v prints: tos {} (IPv4), {class} (IPv6)",
-            self.tos_hex
-        );
+        let (v4, v6) = byte.tcpdump_v();
+        let v6 = v6.unwrap_or_else(|| "class omitted when 0".into());
+        let _ = writeln!(o, "  tcpdump -v prints: {v4} (IPv4), {v6} (IPv6)");
 
         section(&mut o, "Meaning");
         match &self.name {

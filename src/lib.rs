@@ -3,8 +3,10 @@
 
 pub mod apply;
 pub mod cli;
+pub mod doctor;
 pub mod explain;
 pub mod output;
+pub mod persist;
 pub mod plan;
 pub mod probe;
 pub mod profile;
@@ -12,3 +14,4 @@ pub mod runner;
 pub mod text;
 pub mod tos;
 pub mod tui;
+pub mod watch;

@@ -474,7 +474,17 @@ impl Validator<'_> {
             StrOrInt::Int(i) => i.to_string(),
             StrOrInt::Str(s) => s.clone(),
         };
-        parse_dscp(&text).or_else(|e| self.err(v, key, e.to_string()))
+        match parse_dscp(&text) {
+            Ok(d) if d.value() == 0 => self.err(
+                v,
+                key,
+                "DSCP 0 is what unmarked traffic carries, so every packet would match: use a \
+                 private value from pool 2 (3, 7, 11, … 63)"
+                    .into(),
+            ),
+            Ok(d) => Ok(d),
+            Err(e) => self.err(v, key, e.to_string()),
+        }
     }
 
     fn group(&self, v: &Spanned<StrOrInt>) -> Result<GroupRef, ProfileError> {

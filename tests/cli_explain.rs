@@ -34,8 +34,14 @@ fn explain_seven_shows_the_bits_and_every_expression() {
     }
     // Prose may wrap: compare with white space folded.
     let folded = out.split_whitespace().collect::<Vec<_>>().join(" ");
-    assert!(folded.contains("also matches DSCP 15, 23, 31, 39, 47, 55, 63"), "{out}");
-    assert!(out.lines().all(|l| l.chars().count() <= 80), "wider than 80 columns");
+    assert!(
+        folded.contains("also matches DSCP 15, 23, 31, 39, 47, 55, 63"),
+        "{out}"
+    );
+    assert!(
+        out.lines().all(|l| l.chars().count() <= 80),
+        "wider than 80 columns"
+    );
 }
 
 #[test]

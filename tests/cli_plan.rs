@@ -87,7 +87,7 @@ fn a_clean_host_exits_0_with_the_preview() {
     assert_status(&o, 0);
     let out = stdout(&o);
     assert!(out.starts_with("dscproute plan (gateway) from "), "{out}");
-    assert!(out.contains("Plan: 27 to add, 3 to change, 0 already in place."));
+    assert!(out.contains("Plan: 31 to add, 3 to change, 0 already in place."));
     assert!(
         out.contains(
             "  + iptables -w -t mangle -A DSCPROUTE-ROUTE ! -i wg0 -m dscp --dscp 0x07 -j MARK \
@@ -118,7 +118,7 @@ fn plan_errors_exit_3_with_the_preview_and_errors_on_stdout() {
     let o = fx("gateway.toml", "gateway-conflicts.json", &[]);
     assert_status(&o, 3);
     let out = stdout(&o);
-    assert!(out.contains("Plan: 27 to add, 3 to change, 0 already in place."));
+    assert!(out.contains("Plan: 31 to add, 3 to change, 0 already in place."));
     assert!(out.contains("Errors (apply refuses until they are fixed)\n  ✗ rule priority 10000"));
     // The preview is the whole answer: nothing more on stderr.
     assert_eq!(stderr(&o), "");
@@ -514,7 +514,7 @@ fn a_failing_step_undoes_the_ones_before_it() {
     let script = write(dir.path(), "plan.sh", &stdout(&o));
     let log = dir.path().join("log");
     let bin = stub_bin(dir.path(), &log);
-    // ip6tables fails: steps 1-3 (IPv4) ran, step 4 failed, 3..1 are undone.
+    // ip6tables fails: steps 1-4 (IPv4) ran, step 5 failed, 4..1 are undone.
     std::fs::write(bin.join("ip6tables"), "#!/bin/sh\nexit 1\n").unwrap();
     let o = Command::new("/bin/sh")
         .arg(&script)
@@ -524,9 +524,9 @@ fn a_failing_step_undoes_the_ones_before_it() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("step 4 failed"));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("step 5 failed"));
     let ops: Vec<String> = logged(&log).iter().map(|a| a[4].clone()).collect();
-    assert_eq!(ops, ["-N", "-A", "-I", "-D", "-D", "-X"]);
+    assert_eq!(ops, ["-N", "-A", "-A", "-I", "-D", "-D", "-D", "-X"]);
 }
 
 // ------------------------------------------------------- lab: real round trip

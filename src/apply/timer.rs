@@ -33,7 +33,7 @@ pub fn arm(state: &StateDir, journal: &Journal) -> Result<u32, String> {
         .arg("--deadline")
         .arg(deadline.to_string())
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::null());
     // SAFETY: between fork and exec only async-signal-safe calls (setsid, signal).
     unsafe {
@@ -44,11 +44,49 @@ pub fn arm(state: &StateDir, journal: &Journal) -> Result<u32, String> {
             Ok(())
         });
     }
-    let child = cmd
+    let mut child = cmd
         .spawn()
         .map_err(|e| format!("cannot start the timer: {e}"))?;
-    // Not waited for: it must outlive us. Its exit is reaped by init.
-    Ok(child.id())
+    // The started process forks the real timer, prints its pid and exits at
+    // once: the timer is then init's child, never our zombie.
+    let mut pid = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        use std::io::Read;
+        let _ = out.read_to_string(&mut pid);
+    }
+    let status = child
+        .wait()
+        .map_err(|e| format!("cannot start the timer: {e}"))?;
+    match pid.trim().parse() {
+        Ok(p) if status.success() => Ok(p),
+        _ => Err(format!("the timer did not start ({status})")),
+    }
+}
+
+/// Detach: fork, let the parent print the child's pid and exit, and give the
+/// child /dev/null as stdout. Called first thing in the timer process, while
+/// it has a single thread.
+fn detach() -> std::io::Result<()> {
+    // SAFETY: single-threaded at this point; fork, open, dup2, write and
+    // _exit are async-signal-safe.
+    unsafe {
+        match libc::fork() {
+            -1 => Err(std::io::Error::last_os_error()),
+            0 => {
+                let null = libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY);
+                if null >= 0 {
+                    libc::dup2(null, 1);
+                    libc::close(null);
+                }
+                Ok(())
+            }
+            child => {
+                let text = format!("{child}\n");
+                libc::write(1, text.as_ptr().cast(), text.len());
+                libc::_exit(0);
+            }
+        }
+    }
 }
 
 fn log(state: &StateDir, msg: &str) {
@@ -76,6 +114,10 @@ pub fn run(state: StateDir, txn: &str, deadline: u64) -> i32 {
     unsafe {
         libc::signal(libc::SIGHUP, libc::SIG_IGN);
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+    if let Err(e) = detach() {
+        log(&state, &format!("cannot detach: {e}"));
+        return 1;
     }
     log(&state, &format!("armed for {txn}, deadline {deadline}"));
     loop {

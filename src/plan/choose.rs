@@ -211,7 +211,7 @@ fn free_priority(facts: &HostFacts) -> Option<u32> {
 }
 
 /// The smallest non-zero value within `mask` no one else's rule would match.
-fn free_mark(mask: u32, facts: &HostFacts) -> Option<u32> {
+pub fn free_mark(mask: u32, facts: &HostFacts) -> Option<u32> {
     let uses = other_mark_uses(facts);
     let shift = mask.trailing_zeros();
     (1u32..=4096)

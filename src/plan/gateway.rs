@@ -17,6 +17,39 @@ fn v(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
 
+/// `-j CONNMARK --restore-mark` limited to our mark bits.
+pub fn connmark_restore(mask: u32) -> Vec<String> {
+    let m = format!("{mask:#x}");
+    v(&[
+        "-j",
+        "CONNMARK",
+        "--restore-mark",
+        "--nfmask",
+        &m,
+        "--ctmask",
+        &m,
+    ])
+}
+
+/// Save our mark bits on the connection, for packets that carry our mark.
+pub fn connmark_save(mark: u32, mask: u32) -> Vec<String> {
+    let m = format!("{mask:#x}");
+    let mm = format!("{mark:#x}/{mask:#x}");
+    v(&[
+        "-m",
+        "mark",
+        "--mark",
+        &mm,
+        "-j",
+        "CONNMARK",
+        "--save-mark",
+        "--nfmask",
+        &m,
+        "--ctmask",
+        &m,
+    ])
+}
+
 pub fn steps(
     g: &Gateway,
     r: &Resolved,
@@ -224,6 +257,18 @@ pub fn steps(
             f,
             "mangle",
             CHAIN_ROUTE,
+            &connmark_restore(mask),
+            format!(
+                "{fam}: packets of a connection already marked get the mark back, even without \
+                 the DSCP (a program's last ACK or FIN is sent after its socket closed, with no \
+                 owner to match): the whole connection stays on the VPN"
+            ),
+        ));
+        out.push(ctx.rule(
+            gw,
+            f,
+            "mangle",
+            CHAIN_ROUTE,
             &v(&[
                 "!",
                 "-i",
@@ -242,6 +287,14 @@ pub fn steps(
                  form leaves other bits alone); mangle, because nat sees only a connection's \
                  first packet"
             ),
+        ));
+        out.push(ctx.rule(
+            gw,
+            f,
+            "mangle",
+            CHAIN_ROUTE,
+            &connmark_save(mark, mask),
+            format!("{fam}: remember the mark on the connection (conntrack), in our bits only"),
         ));
         if g.scrub_dscp && routed {
             out.push(ctx.chain(

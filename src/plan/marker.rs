@@ -36,56 +36,66 @@ pub fn steps(m: &Marker, r: &Resolved, also_gateway: bool, ctx: &Ctx) -> Vec<Ste
             CHAIN_MARK,
             format!("{fam}: our own chain, so the group's rules are easy to find and remove"),
         ));
-        let spec: Vec<String> = [
-            "-m",
-            "owner",
-            "--gid-owner",
-            &gid,
-            "-j",
-            "DSCP",
-            "--set-dscp",
-            &format!("{dscp:#04x}"),
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        out.push(ctx.rule(
-            Role::Marker,
-            f,
-            "mangle",
-            CHAIN_MARK,
-            &spec,
-            format!(
-                "{fam}: packets from sockets of group {} ({gid}) leave with DSCP {dscp}; the \
-                 DSCP target rewrites only the six DSCP bits and keeps ECN",
-                m.group
-            ),
-        ));
-        if also_gateway && let (Some(mark), Some(mask)) = (r.mark, r.mask) {
-            let spec: Vec<String> = [
-                "-m",
-                "dscp",
-                "--dscp",
-                &format!("{dscp:#04x}"),
-                "-j",
-                "MARK",
-                "--set-xmark",
-                &format!("{mark:#x}/{mask:#x}"),
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-            out.push(ctx.rule(
-                Role::Marker,
-                f,
-                "mangle",
-                CHAIN_MARK,
-                &spec,
+        // The group's sockets tag their connection (conntrack mark); every
+        // packet of a tagged connection gets the DSCP, also the last ACK or FIN
+        // sent after the program closed its socket (no owner left to match).
+        if let (Some(mark), Some(mask)) = (r.mark, r.mask) {
+            let markmask = format!("{mark:#x}/{mask:#x}");
+            let rule = |spec: &[&str], reason: String| {
+                let spec: Vec<String> = spec.iter().map(|s| s.to_string()).collect();
+                ctx.rule(Role::Marker, f, "mangle", CHAIN_MARK, &spec, reason)
+            };
+            out.push(rule(
+                &[
+                    "-m",
+                    "owner",
+                    "--gid-owner",
+                    &gid,
+                    "-j",
+                    "CONNMARK",
+                    "--set-xmark",
+                    &markmask,
+                ],
                 format!(
-                    "{fam}: local packets never pass PREROUTING, so mark them here; iptables \
-                     re-routes OUTPUT packets whose mark changed"
+                    "{fam}: connections opened by sockets of group {} ({gid}) get connection \
+                     mark {markmask} (the owner match works only in OUTPUT)",
+                    m.group
                 ),
             ));
+            out.push(rule(
+                &[
+                    "-m",
+                    "connmark",
+                    "--mark",
+                    &markmask,
+                    "-j",
+                    "DSCP",
+                    "--set-dscp",
+                    &format!("{dscp:#04x}"),
+                ],
+                format!(
+                    "{fam}: every packet of those connections leaves with DSCP {dscp}, even after \
+                     the socket closed; the DSCP target rewrites only the six DSCP bits, ECN stays"
+                ),
+            ));
+            if also_gateway {
+                out.push(rule(
+                    &[
+                        "-m",
+                        "connmark",
+                        "--mark",
+                        &markmask,
+                        "-j",
+                        "MARK",
+                        "--set-xmark",
+                        &markmask,
+                    ],
+                    format!(
+                        "{fam}: local packets never pass PREROUTING, so give them the routing \
+                         mark here; iptables re-routes OUTPUT packets whose mark changed"
+                    ),
+                ));
+            }
         }
         out.push(ctx.jump(
             Role::Marker,

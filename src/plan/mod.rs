@@ -230,6 +230,25 @@ pub fn plan(profile: &Profile, facts: &HostFacts, opts: PlanOptions) -> Result<P
     };
     if let Some(m) = &profile.marker {
         resolved.group = Some(preflight::group_arg(&m.group, facts));
+        if profile.gateway.is_none() {
+            // A client tags the group's connections with a conntrack mark of
+            // its own, so every packet of them carries the DSCP.
+            let mask = ownership::DEFAULT_MASK;
+            match choose::free_mark(mask, facts) {
+                Some(v) => {
+                    resolved.mark = Some(v);
+                    resolved.mask = Some(mask);
+                }
+                None => {
+                    return Err(PlanError {
+                        problems: vec![format!(
+                            "no free connection mark within {mask:#x} on this host: other rules \
+                             use every value"
+                        )],
+                    });
+                }
+            }
+        }
     }
     if let Some(g) = &profile.gateway {
         resolved.interface = Some(g.interface.clone());

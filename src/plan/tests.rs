@@ -181,6 +181,46 @@ fn gateway_marking_rule_and_its_undo_for_both_families() {
             ]
         };
         assert_step(&p, &rule("-A"), &rule("-D"));
+        let restore = |op| {
+            vec![
+                tool,
+                "-w",
+                "-t",
+                "mangle",
+                op,
+                "DSCPROUTE-ROUTE",
+                "-j",
+                "CONNMARK",
+                "--restore-mark",
+                "--nfmask",
+                "0xff",
+                "--ctmask",
+                "0xff",
+            ]
+        };
+        assert_step(&p, &restore("-A"), &restore("-D"));
+        let save = |op| {
+            vec![
+                tool,
+                "-w",
+                "-t",
+                "mangle",
+                op,
+                "DSCPROUTE-ROUTE",
+                "-m",
+                "mark",
+                "--mark",
+                "0x3/0xff",
+                "-j",
+                "CONNMARK",
+                "--save-mark",
+                "--nfmask",
+                "0xff",
+                "--ctmask",
+                "0xff",
+            ]
+        };
+        assert_step(&p, &save("-A"), &save("-D"));
         // The first chain in mangle on a host whose iptables-save lists no tables.
         assert_chain(&p, tool, "mangle", "DSCPROUTE-ROUTE", true);
         let jump = |op| {
@@ -434,9 +474,9 @@ fn client_argv_uses_the_numeric_gid() {
     let p = plan_with(&profile("client.toml"), &f);
     assert_eq!(p.roles, [Role::Marker]);
     assert_eq!(p.resolved.group.as_deref(), Some(gid.as_str()));
-    assert_eq!(p.steps.len(), 6, "{}", listing(&p));
+    assert_eq!(p.steps.len(), 8, "{}", listing(&p));
     for tool in ["iptables", "ip6tables"] {
-        let rule = |op| {
+        let tag = |op| {
             vec![
                 tool,
                 "-w",
@@ -449,12 +489,12 @@ fn client_argv_uses_the_numeric_gid() {
                 "--gid-owner",
                 gid.as_str(),
                 "-j",
-                "DSCP",
-                "--set-dscp",
-                "0x07",
+                "CONNMARK",
+                "--set-xmark",
+                "0x1/0xff",
             ]
         };
-        assert_step(&p, &rule("-A"), &rule("-D"));
+        assert_step(&p, &tag("-A"), &tag("-D"));
         let jump = |op| {
             vec![
                 tool,
@@ -478,6 +518,103 @@ fn client_argv_uses_the_numeric_gid() {
     assert!(p.errors.is_empty() && p.warnings.is_empty(), "{p:#?}");
 }
 
+/// Marking is per connection: the group's sockets tag their connection in
+/// conntrack, and every packet of a tagged connection gets the DSCP, also a
+/// last ACK or FIN sent after the program closed its socket (no owner left
+/// for `-m owner` to match).
+#[test]
+fn a_client_marks_whole_connections_through_the_connmark() {
+    let f = facts("client.json");
+    let gid = torrent_gid(&f);
+    let p = plan_with(&profile("client.toml"), &f);
+    // A client resolves a connection mark of its own: the first free value
+    // in the default mask, chosen like the gateway's.
+    assert_eq!((p.resolved.mark, p.resolved.mask), (Some(1), Some(0xff)));
+    for tool in ["iptables", "ip6tables"] {
+        let dscp = |op| {
+            vec![
+                tool,
+                "-w",
+                "-t",
+                "mangle",
+                op,
+                "DSCPROUTE-MARK",
+                "-m",
+                "connmark",
+                "--mark",
+                "0x1/0xff",
+                "-j",
+                "DSCP",
+                "--set-dscp",
+                "0x07",
+            ]
+        };
+        assert_step(&p, &dscp("-A"), &dscp("-D"));
+        let chain = idx(&p, &format!("{tool} -w -t mangle -N DSCPROUTE-MARK"));
+        let tag = idx(
+            &p,
+            &format!(
+                "{tool} -w -t mangle -A DSCPROUTE-MARK -m owner --gid-owner {gid} -j CONNMARK \
+                 --set-xmark 0x1/0xff"
+            ),
+        );
+        let set = idx(&p, &dscp("-A").join(" "));
+        let jump = idx(
+            &p,
+            &format!(
+                "{tool} -w -t mangle -I OUTPUT -m comment --comment dscproute -j DSCPROUTE-MARK"
+            ),
+        );
+        // The connection is tagged before the rule that gives its packets the
+        // DSCP (so the first packet gets it too), and the chain is linked last.
+        assert!(chain < tag && tag < set && set < jump, "{}", listing(&p));
+        // The DSCP follows the connection, not the socket: no owner match on
+        // the DSCP rule, and no per-packet DSCP rule left.
+        let rules: Vec<String> = p
+            .steps
+            .iter()
+            .map(|s| s.apply.display())
+            .filter(|a| a.starts_with(&format!("{tool} -w -t mangle -A DSCPROUTE-MARK")))
+            .collect();
+        assert_eq!(rules.len(), 2, "{rules:#?}");
+        let sets_dscp: Vec<&String> = rules.iter().filter(|r| r.contains("-j DSCP ")).collect();
+        assert_eq!(sets_dscp.len(), 1);
+        assert!(sets_dscp[0].contains("-m connmark --mark 0x1/0xff"));
+        assert!(!sets_dscp[0].contains("--gid-owner"));
+        // A client does not route: no firewall mark is set on its packets.
+        assert!(!has_text(&rules, "-j MARK"), "{rules:#?}");
+    }
+}
+
+#[test]
+fn a_clients_connection_mark_avoids_marks_other_rules_use() {
+    let mut f = facts("client.json");
+    f.iptables_save = Some(
+        "*mangle\n:OUTPUT ACCEPT [0:0]\n\
+         -A OUTPUT -d 192.168.50.0/24 -j MARK --set-xmark 0x1/0xff\nCOMMIT\n"
+            .into(),
+    );
+    let p = plan_with(&profile("client.toml"), &f);
+    assert_eq!((p.resolved.mark, p.resolved.mask), (Some(2), Some(0xff)));
+    assert!(has(
+        &p,
+        "iptables -w -t mangle -A DSCPROUTE-MARK -m connmark --mark 0x2/0xff -j DSCP --set-dscp 0x07"
+    ));
+    // Every value of the default mask taken: nothing to settle on.
+    let mut f = facts("client.json");
+    f.rules_v4.extend((1..=0xffu32).map(|v| Rule {
+        priority: 20000 + v,
+        fwmark: Some(v),
+        fwmask: Some(0xff),
+        table: Some("200".into()),
+        ..Rule::default()
+    }));
+    assert_eq!(
+        refused(&profile("client.toml"), &f),
+        ["no free connection mark within 0xff on this host: other rules use every value"]
+    );
+}
+
 #[test]
 fn both_roles_mark_local_packets_in_output() {
     let f = facts("both.json");
@@ -496,9 +633,9 @@ fn both_roles_mark_local_packets_in_output() {
                 op,
                 "DSCPROUTE-MARK",
                 "-m",
-                "dscp",
-                "--dscp",
-                "0x07",
+                "connmark",
+                "--mark",
+                "0x1/0xff",
                 "-j",
                 "MARK",
                 "--set-xmark",
@@ -506,11 +643,44 @@ fn both_roles_mark_local_packets_in_output() {
             ]
         };
         assert_step(&p, &mark("-A"), &mark("-D"));
-        // The DSCP is set before the rule that matches it.
-        let set = format!(
-            "{tool} -w -t mangle -A DSCPROUTE-MARK -m owner --gid-owner {gid} -j DSCP --set-dscp 0x07"
+        // The connection is tagged (with the gateway's mark), then its packets
+        // get the DSCP and the routing mark, then the chain is linked.
+        let tag = idx(
+            &p,
+            &format!(
+                "{tool} -w -t mangle -A DSCPROUTE-MARK -m owner --gid-owner {gid} -j CONNMARK \
+                 --set-xmark 0x1/0xff"
+            ),
         );
-        assert!(idx(&p, &set) < idx(&p, &mark("-A").join(" ")));
+        let set = idx(
+            &p,
+            &format!(
+                "{tool} -w -t mangle -A DSCPROUTE-MARK -m connmark --mark 0x1/0xff -j DSCP \
+                 --set-dscp 0x07"
+            ),
+        );
+        let jump = idx(
+            &p,
+            &format!(
+                "{tool} -w -t mangle -I OUTPUT -m comment --comment dscproute -j DSCPROUTE-MARK"
+            ),
+        );
+        let routed = idx(&p, &mark("-A").join(" "));
+        assert!(
+            tag < set && set < routed && routed < jump,
+            "{}",
+            listing(&p)
+        );
+        // The old per-packet rule (DSCP -> MARK) is gone.
+        assert_eq!(
+            count(
+                &p,
+                &format!("{tool} -w -t mangle -A DSCPROUTE-MARK -m dscp")
+            ),
+            0,
+            "{}",
+            listing(&p)
+        );
     }
 }
 
@@ -598,6 +768,165 @@ fn marking_starts_only_once_its_path_exists() {
                 }
             }
         }
+    }
+}
+
+/// DSCPROUTE-ROUTE gives a packet the mark its connection already has, then
+/// marks by DSCP, then saves the mark on the connection: restore first, save
+/// last, the whole chain filled before PREROUTING jumps into it.
+#[test]
+fn the_route_chain_restores_marks_and_saves_in_that_order() {
+    let plans = CLEAN
+        .iter()
+        .chain(APPLIED.iter())
+        .chain([("gateway.toml", "gateway-conflicts.json")].iter());
+    for (prof, fx) in plans {
+        let p = plan_of(prof, fx);
+        if !p.roles.contains(&Role::Gateway) {
+            continue;
+        }
+        let (mark, mask) = (p.resolved.mark.unwrap(), p.resolved.mask.unwrap());
+        for (tool, _) in FAMILIES {
+            let chain = idx(&p, &format!("{tool} -w -t mangle -N DSCPROUTE-ROUTE"));
+            let prefix = format!("{tool} -w -t mangle -A DSCPROUTE-ROUTE ");
+            let rules: Vec<(usize, String)> = p
+                .steps
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (i, s.apply.display()))
+                .filter(|(_, a)| a.starts_with(&prefix))
+                .map(|(i, a)| (i, a[prefix.len()..].to_string()))
+                .collect();
+            let specs: Vec<&str> = rules.iter().map(|(_, r)| r.as_str()).collect();
+            assert_eq!(
+                specs,
+                [
+                    format!("-j CONNMARK --restore-mark --nfmask {mask:#x} --ctmask {mask:#x}"),
+                    format!("! -i wg0 -m dscp --dscp 0x07 -j MARK --set-xmark {mark:#x}/{mask:#x}"),
+                    format!(
+                        "-m mark --mark {mark:#x}/{mask:#x} -j CONNMARK --save-mark --nfmask \
+                         {mask:#x} --ctmask {mask:#x}"
+                    ),
+                ],
+                "{prof} on {fx}:\n{}",
+                listing(&p)
+            );
+            let jump = idx(
+                &p,
+                &format!(
+                    "{tool} -w -t mangle -I PREROUTING -m comment --comment dscproute -j DSCPROUTE-ROUTE"
+                ),
+            );
+            let (first, last) = (rules[0].0, rules[2].0);
+            assert!(
+                chain < first && first < rules[1].0 && rules[1].0 < last && last < jump,
+                "{prof} on {fx}:\n{}",
+                listing(&p)
+            );
+        }
+    }
+}
+
+/// The rules of `chain` as they stand on the host once the plan ran: the
+/// host's rules (from the facts), then each pending step's `-A`, `-I` or `-D`.
+fn chain_after(p: &Plan, f: &HostFacts, tool: &str, table: &str, chain: &str) -> Vec<String> {
+    let save = if tool == "iptables" {
+        &f.iptables_save
+    } else {
+        &f.ip6tables_save
+    };
+    let mut rules: Vec<String> = save
+        .as_deref()
+        .map(ruleset::Ruleset::parse)
+        .map(|rs| {
+            rs.rules()
+                .filter(|(t, c, _)| *t == table && *c == chain)
+                .map(|(_, _, spec)| spec.to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    for s in p.pending() {
+        let w = words(&s.apply);
+        if w.len() < 6 || w[0] != tool || w[3] != table || w[5] != chain {
+            continue;
+        }
+        let spec = w[6..].join(" ");
+        match w[4].as_str() {
+            "-A" => rules.push(spec),
+            "-I" => rules.insert(0, spec),
+            "-D" => rules.retain(|r| *r != spec),
+            _ => {}
+        }
+    }
+    rules
+}
+
+#[track_caller]
+fn assert_route_chain_in_order(prof: &str, fx: &str) {
+    let f = facts(fx);
+    let p = plan_with(&profile(prof), &f);
+    let (mark, mask) = (p.resolved.mark.unwrap(), p.resolved.mask.unwrap());
+    let dscp = p.resolved.dscp;
+    for (tool, _) in FAMILIES {
+        assert_eq!(
+            chain_after(&p, &f, tool, "mangle", "DSCPROUTE-ROUTE"),
+            [
+                format!("-j CONNMARK --restore-mark --nfmask {mask:#x} --ctmask {mask:#x}"),
+                format!(
+                    "! -i wg0 -m dscp --dscp {dscp:#04x} -j MARK --set-xmark {mark:#x}/{mask:#x}"
+                ),
+                format!(
+                    "-m mark --mark {mark:#x}/{mask:#x} -j CONNMARK --save-mark --nfmask \
+                     {mask:#x} --ctmask {mask:#x}"
+                ),
+            ],
+            "{tool}: {prof} applied on {fx}:\n{}",
+            listing(&p)
+        );
+    }
+}
+
+/// Applied on a clean or an already applied host, DSCPROUTE-ROUTE ends up
+/// restore, mark, save.
+#[test]
+fn the_route_chain_on_the_host_ends_up_restore_mark_save() {
+    for (prof, fx) in CLEAN.iter().chain(APPLIED.iter()) {
+        if profile(prof).gateway.is_some() {
+            assert_route_chain_in_order(prof, fx);
+        }
+    }
+}
+
+/// KNOWN BUG (reported, not fixed here: src/plan is not ours to edit). On a
+/// host where an earlier setup with another DSCP is applied, restore and save
+/// are already in place, so the new marking rule is appended (`-A`) after the
+/// save rule: the chain ends restore, save, mark, and a packet's mark is
+/// never saved on its connection. Un-ignore once the planner keeps the order.
+#[test]
+#[ignore = "known bug: after a DSCP change the new mark rule lands after the save rule"]
+fn the_route_chain_keeps_its_order_after_a_dscp_change() {
+    assert_route_chain_in_order("gateway.toml", "gateway-stale.json");
+}
+
+/// KNOWN BUG, the same on the client: after a group change the new CONNMARK
+/// rule is appended after the connmark -> DSCP rule, so a connection's first
+/// packet (the SYN) leaves without the DSCP (and, on a both-roles host,
+/// without the routing mark: through the ISP). Un-ignore once fixed.
+#[test]
+#[ignore = "known bug: after a group change the CONNMARK rule lands after the DSCP rule"]
+fn the_mark_chain_tags_before_it_sets_the_dscp_after_a_group_change() {
+    let f = facts("client-applied.json");
+    let p = plan_with(&inline("[marker]\ngroup = 4242\ndscp = 7\n"), &f);
+    for (tool, _) in FAMILIES {
+        assert_eq!(
+            chain_after(&p, &f, tool, "mangle", "DSCPROUTE-MARK"),
+            [
+                "-m owner --gid-owner 4242 -j CONNMARK --set-xmark 0x1/0xff",
+                "-m connmark --mark 0x1/0xff -j DSCP --set-dscp 0x07",
+            ],
+            "{tool}:\n{}",
+            listing(&p)
+        );
     }
 }
 
@@ -731,7 +1060,7 @@ fn clean_hosts_get_only_adds_and_sysctl_changes() {
         assert!(p.is_applicable() && !p.is_noop());
     }
     let s = plan_of("gateway.toml", "gateway-clean.json").summary;
-    assert_eq!((s.add, s.change, s.in_place), (27, 3, 0));
+    assert_eq!((s.add, s.change, s.in_place), (31, 3, 0));
 }
 
 /// THE idempotence test: after the plan's own script ran on the host, the
@@ -801,7 +1130,7 @@ fn conflicts_priority_taken_and_foreign_route_are_errors() {
          wg0): choose another gateway.table"
     );
     // The preview still stands.
-    assert_eq!(p.steps.len(), 30);
+    assert_eq!(p.steps.len(), 34);
 }
 
 #[test]
@@ -1275,8 +1604,9 @@ fn a_missing_group_is_an_error_except_for_a_script() {
     assert_eq!(
         p.errors,
         [
-            "group \"torrent\" does not exist: create it with `groupadd torrent`, or set \
-          marker.group to an existing group (see `getent group`)"
+            "group \"torrent\" does not exist: create it with `groupadd torrent` or set \
+          marker.create_group = true, or set marker.group to an existing group (see `getent \
+          group`)"
         ]
     );
     let p = for_script(&profile("client.toml"), &f);
@@ -1291,7 +1621,8 @@ fn a_missing_group_is_an_error_except_for_a_script() {
     // The name goes into the argv for the target host's iptables to resolve.
     assert!(has(
         &p,
-        "iptables -w -t mangle -A DSCPROUTE-MARK -m owner --gid-owner torrent -j DSCP --set-dscp 0x07"
+        "iptables -w -t mangle -A DSCPROUTE-MARK -m owner --gid-owner torrent -j CONNMARK \
+         --set-xmark 0x1/0xff"
     ));
     // Groups unknown (not probed): nothing to check.
     f.groups.clear();
@@ -1313,7 +1644,8 @@ fn an_unknown_gid_warns() {
     );
     assert!(has(
         &p,
-        "iptables -w -t mangle -A DSCPROUTE-MARK -m owner --gid-owner 4242 -j DSCP --set-dscp 0x07"
+        "iptables -w -t mangle -A DSCPROUTE-MARK -m owner --gid-owner 4242 -j CONNMARK \
+         --set-xmark 0x1/0xff"
     ));
     // A known gid is fine.
     let mut f = f;
@@ -1392,6 +1724,120 @@ fn unreadable_rp_filter_warns() {
     );
 }
 
+// ------------------------------------------------------------- create_group
+
+const NEW_GROUP: &str = "[marker]\ngroup = \"vpnonly\"\ndscp = 7\ncreate_group = true\n";
+
+#[test]
+fn create_group_adds_the_group_first_and_deletes_it_on_undo() {
+    let f = facts("client.json");
+    assert!(f.group_by_name("vpnonly").is_none());
+    let p = plan_with(&inline(NEW_GROUP), &f);
+    // No preflight error: the plan creates the group.
+    assert!(p.errors.is_empty(), "{:#?}", p.errors);
+    assert!(!has_text(&p.warnings, "vpnonly"), "{:#?}", p.warnings);
+    let first = &p.steps[0];
+    assert_eq!(argv(&first.apply), ["groupadd", "vpnonly"]);
+    assert_eq!(argv(&first.undo), ["groupdel", "vpnonly"]);
+    assert_eq!((first.role, first.state), (Role::Marker, StepState::Add));
+    assert!(first.apply.is_persistent() && first.undo.is_persistent());
+    assert!(!first.reason.contains("  "), "{:?}", first.reason);
+    assert_eq!(count(&p, "groupadd"), 1, "{}", listing(&p));
+    assert_eq!(p.steps.len(), 9, "{}", listing(&p));
+    // Its gid is not known yet: the rules name it, for iptables to resolve
+    // once the group exists.
+    for tool in ["iptables", "ip6tables"] {
+        let tag = |op| {
+            vec![
+                tool,
+                "-w",
+                "-t",
+                "mangle",
+                op,
+                "DSCPROUTE-MARK",
+                "-m",
+                "owner",
+                "--gid-owner",
+                "vpnonly",
+                "-j",
+                "CONNMARK",
+                "--set-xmark",
+                "0x1/0xff",
+            ]
+        };
+        assert_step(&p, &tag("-A"), &tag("-D"));
+    }
+    // Planning a script for another host: no warning either, the step is there.
+    let p = for_script(&inline(NEW_GROUP), &f);
+    assert!(p.errors.is_empty() && p.warnings.is_empty(), "{p:#?}");
+    assert_eq!(argv(&p.steps[0].apply), ["groupadd", "vpnonly"]);
+}
+
+#[test]
+fn create_group_comes_first_in_the_marker_section_of_a_both_roles_host() {
+    let toml = format!(
+        "{NEW_GROUP}\n[gateway]\ndscp = 7\ninterface = \"wg0\"\nvia = \"10.8.0.1\"\ntable = \
+         \"vpn\"\ntable_id = 100\n"
+    );
+    let p = plan_with(&inline(&toml), &facts("both.json"));
+    assert!(p.errors.is_empty(), "{:#?}", p.errors);
+    let add = idx(&p, "groupadd vpnonly");
+    let first_marker = p.steps.iter().position(|s| s.role == Role::Marker).unwrap();
+    assert_eq!(add, first_marker, "{}", listing(&p));
+    // Gateway first, as always: the group comes after the whole gateway.
+    assert!(
+        p.steps[..add].iter().all(|s| s.role == Role::Gateway),
+        "{}",
+        listing(&p)
+    );
+    let chain = idx(&p, "iptables -w -t mangle -N DSCPROUTE-MARK");
+    assert!(add < chain);
+}
+
+#[test]
+fn create_group_adds_nothing_when_the_group_exists() {
+    let f = facts("client.json");
+    let gid = torrent_gid(&f);
+    let p = plan_with(
+        &inline("[marker]\ngroup = \"torrent\"\ndscp = 7\ncreate_group = true\n"),
+        &f,
+    );
+    assert!(p.errors.is_empty() && p.warnings.is_empty(), "{p:#?}");
+    assert_eq!(count(&p, "groupadd"), 0, "{}", listing(&p));
+    assert_eq!(p.resolved.group.as_deref(), Some(gid.as_str()));
+    // The same steps as without create_group.
+    let without: Vec<String> = plan_of("client.toml", "client.json")
+        .steps
+        .iter()
+        .map(|s| s.apply.display())
+        .collect();
+    let with: Vec<String> = p.steps.iter().map(|s| s.apply.display()).collect();
+    assert_eq!(with, without);
+    // And on the applied host, everything is in place.
+    let p = plan_with(
+        &inline("[marker]\ngroup = \"torrent\"\ndscp = 7\ncreate_group = true\n"),
+        &facts("client-applied.json"),
+    );
+    assert!(p.is_noop(), "{}", listing(&p));
+}
+
+#[test]
+fn create_group_with_a_numeric_gid_is_a_profile_error() {
+    for group in ["4242", "\"4242\""] {
+        let toml = format!("[marker]\ngroup = {group}\ndscp = 7\ncreate_group = true\n");
+        let e = Profile::parse(&toml, "inline.toml").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "inline.toml:4: marker.create_group = true: needs a group name to create: set \
+             marker.group to a name, not a gid",
+            "group = {group}"
+        );
+    }
+    // create_group = false with a gid is fine.
+    let p = inline("[marker]\ngroup = 4242\ndscp = 7\ncreate_group = false\n");
+    assert!(!p.marker.unwrap().create_group);
+}
+
 // ------------------------------------------------------- profile switches
 
 fn count(p: &Plan, needle: &str) -> usize {
@@ -1438,8 +1884,13 @@ fn without_via6_marked_ipv6_is_blocked_even_without_kill_switch() {
             );
         }
         assert_eq!(count(&p, "net.ipv6.conf.all.forwarding"), 0);
-        // IPv6 is still marked, so that the rules can refuse it.
-        assert_eq!(count(&p, "ip6tables -w -t mangle -A DSCPROUTE-ROUTE"), 1);
+        // IPv6 is still marked (restore, mark, save), so that the rules can refuse it.
+        assert_eq!(count(&p, "ip6tables -w -t mangle -A DSCPROUTE-ROUTE"), 3);
+        assert!(has(
+            &p,
+            "ip6tables -w -t mangle -A DSCPROUTE-ROUTE ! -i wg0 -m dscp --dscp 0x07 -j MARK \
+             --set-xmark 0x3/0xff"
+        ));
         assert!(!has_text(&p.warnings, "accept_ra"));
     }
 }
@@ -1727,8 +2178,10 @@ fn a_client_profile_on_a_both_host_removes_only_the_mark_rule() {
     assert_eq!(
         stale,
         [
-            "iptables -w -t mangle -D DSCPROUTE-MARK -m dscp --dscp 0x07 -j MARK --set-xmark 0x1/0xff",
-            "ip6tables -w -t mangle -D DSCPROUTE-MARK -m dscp --dscp 0x07 -j MARK --set-xmark 0x1/0xff",
+            "iptables -w -t mangle -D DSCPROUTE-MARK -m connmark --mark 0x1/0xff -j MARK \
+             --set-xmark 0x1/0xff",
+            "ip6tables -w -t mangle -D DSCPROUTE-MARK -m connmark --mark 0x1/0xff -j MARK \
+             --set-xmark 0x1/0xff",
         ]
     );
     assert!(p.steps.iter().all(|s| s.role == Role::Marker));

@@ -91,6 +91,16 @@ fn every_invalid_value_names_key_line_given_and_accepted() {
             vec!["marker.dscp = -1", "0–63"],
         ),
         (
+            "[marker]\ngroup = \"t\"\ndscp = \"be\"\n".into(),
+            3,
+            vec!["marker.dscp = \"be\"", "unmarked", "pool 2"],
+        ),
+        (
+            "[gateway]\ndscp = 0\ninterface = \"wg0\"\n".into(),
+            2,
+            vec!["gateway.dscp = 0", "every packet would match"],
+        ),
+        (
             "[marker]\ngroup = \"bad name\"\ndscp = 7\n".into(),
             2,
             vec!["marker.group = \"bad name\"", "group name"],

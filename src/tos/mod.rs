@@ -131,6 +131,23 @@ impl DsByte {
         DsByte(self.0 ^ (1 << (bit & 7)))
     }
 
+    /// What `tcpdump -v` prints for this byte: `tos 0x1c` for IPv4 (`%x`,
+    /// no padding, the ECN codepoint appended as `,CE`), `class 0x1c` for
+    /// IPv6 (`%02x`, left out when 0). From tcpdump's print-ip.c and print-ip6.c.
+    pub fn tcpdump_v(self) -> (String, Option<String>) {
+        let b = self.0;
+        let ecn = match b & 3 {
+            0 => "",
+            1 => ",ECT(1)",
+            2 => ",ECT(0)",
+            _ => ",CE",
+        };
+        (
+            format!("tos {b:#x}{ecn}"),
+            (b != 0).then(|| format!("class {b:#04x}")),
+        )
+    }
+
     /// Wireshark-style bit picture of the DSCP part: `0001 11..`.
     pub fn dscp_bits_picture(self) -> String {
         let b = format!("{:08b}", self.0);

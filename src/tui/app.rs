@@ -211,6 +211,8 @@ pub enum PromptKind {
 #[derive(Debug, Default)]
 pub struct PreviewState {
     pub scroll: u16,
+    /// Horizontal offset of the command lines (←/→), in characters.
+    pub pan: u16,
     pub prompt: Option<(PromptKind, Input)>,
     /// Asking "apply now?" with the confirm timer on or off.
     pub confirming_apply: bool,
@@ -228,6 +230,17 @@ pub enum StepProgress {
     UndoFailed,
 }
 
+/// What happens to a change that awaits confirmation, once decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Enter: Effect::Confirm sent.
+    Keep,
+    /// Any other key, or `r` on the status screen: Effect::Rollback sent.
+    Rollback,
+    /// The deadline passed: the detached confirm timer rolls it back.
+    TimeUp,
+}
+
 #[derive(Debug, Default)]
 pub struct ApplyState {
     pub commands: Vec<String>,
@@ -238,6 +251,8 @@ pub struct ApplyState {
     /// Set while waiting for the admin to keep the change.
     pub deadline_unix: Option<u64>,
     pub settled: Option<Result<String, String>>,
+    /// Confirm or rollback under way (until `settled`).
+    pub decision: Option<Decision>,
     pub scroll: u16,
 }
 
@@ -398,9 +413,9 @@ impl App {
         Vec::new()
     }
 
-    /// Busy applying: quitting now would leave an interrupted transaction.
+    /// Busy applying or rolling back: quitting now would interrupt it.
     pub fn busy(&self) -> bool {
-        self.apply.running
+        self.apply.running || (self.apply.decision.is_some() && self.apply.settled.is_none())
     }
 
     pub fn waiting_for_confirm(&self) -> bool {
@@ -496,8 +511,10 @@ fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
 
 fn quit(app: &mut App) -> Vec<Effect> {
     if app.busy() {
-        app.notice =
-            Some("Applying: wait for it to finish (quitting now would interrupt it).".into());
+        app.notice = Some(
+            "Busy changing the host: wait for it to finish (quitting now would interrupt it)."
+                .into(),
+        );
         return Vec::new();
     }
     app.quit = true;

@@ -2,7 +2,7 @@
 //! the screen, a notice line and the footer of key hints computed from the
 //! current state; the help overlay on top.
 
-use super::app::{App, ScreenId};
+use super::app::App;
 use super::screens;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -21,7 +21,16 @@ pub fn render(app: &App, f: &mut Frame) {
     title(app, f, top);
     screens::render(app, f, body);
     if let Some(n) = &app.notice {
-        let text: String = n.chars().take(area.width as usize).collect();
+        let width = area.width as usize;
+        let text: String = if n.chars().count() > width {
+            // Say that there is more rather than cutting silently.
+            n.chars()
+                .take(width.saturating_sub(1))
+                .chain(std::iter::once('…'))
+                .collect()
+        } else {
+            n.clone()
+        };
         f.render_widget(
             Paragraph::new(Line::styled(text, app.theme.warning())),
             notice,
@@ -52,15 +61,21 @@ fn title(app: &App, f: &mut Frame, area: Rect) {
 fn hints(app: &App, f: &mut Frame, area: Rect) {
     let t = &app.theme;
     let mut all = screens::hints(app);
-    if app.screen != ScreenId::Role || !app.back.is_empty() {
-        all.push(("Esc", "back"));
+    // Awaiting confirmation, every key but Enter rolls back: no global keys.
+    if !app.waiting_for_confirm() {
+        let own_esc = all.iter().any(|(k, _)| *k == "Esc");
+        // No "back" while applying or rolling back: the progress stays in view.
+        let can_go_back = !app.back.is_empty() || app.step_of().is_some_and(|(i, _)| i > 1);
+        if can_go_back && !own_esc && !app.busy() {
+            all.push(("Esc", "back"));
+        }
+        all.extend([
+            ("F1", "help"),
+            ("F2", "learn"),
+            ("F3", "status"),
+            ("^C", "quit"),
+        ]);
     }
-    all.extend([
-        ("F1", "help"),
-        ("F2", "learn"),
-        ("F3", "status"),
-        ("^C", "quit"),
-    ]);
     let mut spans = Vec::new();
     let mut used = 0usize;
     for (k, what) in all {

@@ -387,3 +387,4 @@ pub fn read_capture(file: &Path, filter: &str) -> Vec<String> {
         .map(str::to_owned)
         .collect()
 }
+pub mod topology;

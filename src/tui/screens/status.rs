@@ -1,21 +1,577 @@
-//! (being written)
+//! Screen 8: what dscproute has in place on this host — the last
+//! transaction (pending confirmation, interrupted) with what to do, its
+//! netfilter rules with packet and byte counters read every two seconds, its
+//! policy rules, routes and changed sysctls — and rollback after one
+//! confirmation.
 
+use super::preview::{clip, dry_reason, prose};
 use super::{Handled, Hint};
-use crate::tui::app::{App, Effect};
+use crate::apply::journal::TxnState;
+use crate::apply::status::Status;
+use crate::tui::app::{App, Decision, Effect};
+use crate::tui::theme::Theme;
 use ratatui::Frame;
-use ratatui::crossterm::event::KeyEvent;
-use ratatui::layout::Rect;
+use ratatui::crossterm::event::{KeyCode, KeyEvent};
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph};
+use std::time::{Duration, Instant};
 
-pub fn key(_app: &mut App, _key: KeyEvent) -> Handled {
-    Handled::No
+/// How often the counters are read again while this screen is shown.
+pub const REFRESH: Duration = Duration::from_secs(2);
+
+/// 1234567 → "1.2M": counters stay one short column.
+fn short(n: u64) -> String {
+    const UNITS: [&str; 5] = ["", "k", "M", "G", "T"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u < UNITS.len() - 1 {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        n.to_string()
+    } else if v < 10.0 {
+        format!("{v:.1}{}", UNITS[u])
+    } else {
+        format!("{v:.0}{}", UNITS[u])
+    }
 }
 
-pub fn render(_app: &App, _f: &mut Frame, _area: Rect) {}
-
-pub fn hints(_app: &App) -> Vec<Hint> {
-    Vec::new()
+fn section(t: &Theme, o: &mut Vec<Line<'static>>, title: &str) {
+    o.push(Line::default());
+    o.push(Line::styled(format!(" {title}"), t.title()));
 }
 
-pub fn tick(_app: &mut App) -> Vec<Effect> {
-    Vec::new()
+/// What is in place, as scrollable lines.
+fn report_lines(t: &Theme, s: &Status, width: u16) -> Vec<Line<'static>> {
+    let w = width as usize;
+    let mut o = Vec::new();
+    if s.clean {
+        o.push(Line::styled(
+            " ✓ Nothing of dscproute's is in place on this host.",
+            t.ok(),
+        ));
+    }
+    if !s.netfilter.is_empty() {
+        section(
+            t,
+            &mut o,
+            &format!(
+                "Netfilter rules ({}), read every {} s",
+                s.netfilter.len(),
+                REFRESH.as_secs()
+            ),
+        );
+        o.push(Line::styled(
+            format!("  {:>7} {:>7}  rule", "packets", "bytes"),
+            t.dim(),
+        ));
+        for r in &s.netfilter {
+            let rule = format!("{} {} {} {}", r.family, r.table, r.chain, r.spec);
+            let counts = format!("  {:>7} {:>7}  ", short(r.packets), short(r.bytes));
+            let rest = w.saturating_sub(counts.chars().count());
+            let style = if r.packets > 0 { t.ok() } else { Style::new() };
+            o.push(Line::from(vec![
+                Span::styled(counts, style),
+                Span::styled(clip(&rule, 0, rest), t.command()),
+            ]));
+        }
+    }
+    for (title, items) in [("Policy rules", &s.rules), ("Routes", &s.routes)] {
+        if !items.is_empty() {
+            section(t, &mut o, &format!("{title} ({})", items.len()));
+            for r in items {
+                o.push(Line::styled(
+                    format!("  {}", clip(r, 0, w.saturating_sub(2))),
+                    t.command(),
+                ));
+            }
+        }
+    }
+    if !s.sysctls.is_empty() {
+        section(t, &mut o, "Sysctls changed (before → now)");
+        for c in &s.sysctls {
+            let line = format!(
+                "  {} = {} → {}",
+                c.key,
+                c.before,
+                c.now.as_deref().unwrap_or("?")
+            );
+            o.push(Line::raw(clip(&line, 0, w)));
+        }
+    }
+    o
+}
+
+/// The fixed lines above the report: the transaction, advice, the outcome
+/// of the last confirm or rollback.
+fn head_lines(app: &App, width: u16) -> Vec<Line<'static>> {
+    let t = &app.theme;
+    let mut o = Vec::new();
+    match &app.status.report {
+        None => o.push(Line::styled(
+            " Reading what dscproute has in place…",
+            t.dim(),
+        )),
+        Some(s) => match &s.transaction {
+            None => o.push(Line::styled(" No transaction on record.", t.title())),
+            Some(x) => {
+                let mark = match x.state {
+                    TxnState::Applied => "✓",
+                    TxnState::PendingConfirm | TxnState::Running => "!",
+                    TxnState::Failed | TxnState::RolledBack => "↶",
+                };
+                o.extend(prose(
+                    &format!(
+                        "{mark} Last transaction {} from {}: {} ({} of {} steps done)",
+                        x.id, x.profile, x.state_text, x.steps_done, x.steps_total
+                    ),
+                    1,
+                    width,
+                    t.title(),
+                ));
+            }
+        },
+    }
+    if let Some(a) = app.status.report.as_ref().and_then(|s| s.advice.as_ref()) {
+        o.extend(prose(&format!("! {a}"), 1, width, t.warning()));
+    }
+    let a = &app.apply;
+    match (a.decision, &a.settled) {
+        (Some(Decision::Rollback), None) => {
+            let undone = a
+                .progress
+                .iter()
+                .filter(|p| **p == crate::tui::app::StepProgress::Undone)
+                .count();
+            o.push(Line::styled(
+                format!(" ↶ Rolling back… {undone} step(s) undone so far"),
+                t.warning(),
+            ));
+        }
+        (Some(Decision::Keep), None) => o.push(Line::styled(" Keeping the change…", t.title())),
+        _ => match &app.status.message {
+            Some(Ok(m)) => o.extend(prose(&format!("✓ {m}"), 1, width, t.ok())),
+            Some(Err(e)) => o.extend(prose(&format!("✗ {e}"), 1, width, t.error())),
+            None => {}
+        },
+    }
+    if let Some(why) = dry_reason(app) {
+        o.extend(prose(
+            &format!(
+                "Dry run ({why}): read-only here; netfilter counters need root. `sudo \
+                 dscproute rollback` undoes the last transaction."
+            ),
+            1,
+            width,
+            t.dim(),
+        ));
+    }
+    o
+}
+
+fn pending_confirm(app: &App) -> bool {
+    app.status
+        .report
+        .as_ref()
+        .and_then(|s| s.transaction.as_ref())
+        .is_some_and(|x| x.state == TxnState::PendingConfirm)
+}
+
+fn question(app: &App) -> String {
+    match app
+        .status
+        .report
+        .as_ref()
+        .and_then(|s| s.transaction.as_ref())
+    {
+        Some(x) => format!(
+            "Roll back transaction {} ({}, {} step(s))? The host returns to how it was before it.",
+            x.id, x.state_text, x.steps_done
+        ),
+        None => "Roll back the last transaction?".into(),
+    }
+}
+
+fn ask_lines(app: &App, width: u16) -> Vec<Line<'static>> {
+    if !app.status.asking_rollback {
+        return Vec::new();
+    }
+    let t = &app.theme;
+    let mut o = prose(&question(app), 1, width, t.title());
+    o.push(Line::from(vec![
+        Span::styled(" y", t.key()),
+        Span::raw(" roll back · "),
+        Span::styled("n", t.key()),
+        Span::raw(" or "),
+        Span::styled("Esc", t.key()),
+        Span::raw(" keep it"),
+    ]));
+    o
+}
+
+fn rows(app: &App) -> (usize, usize) {
+    let (w, h) = app.size;
+    let body = h.saturating_sub(3);
+    let head = head_lines(app, w).len() as u16;
+    let ask = ask_lines(app, w).len() as u16;
+    let rows = body.saturating_sub(head + ask + u16::from(ask > 0));
+    let total = app
+        .status
+        .report
+        .as_ref()
+        .map_or(0, |s| report_lines(&app.theme, s, w).len());
+    let more = total > rows as usize;
+    (rows.saturating_sub(u16::from(more)) as usize, total)
+}
+
+pub fn key(app: &mut App, key: KeyEvent) -> Handled {
+    if app.status.asking_rollback {
+        match key.code {
+            KeyCode::Char('y' | 'Y') => {
+                app.status.asking_rollback = false;
+                app.status.message = None;
+                app.apply.decision = Some(Decision::Rollback);
+                app.apply.settled = None;
+                return Handled::Yes(vec![Effect::Rollback]);
+            }
+            KeyCode::Char('n' | 'N') | KeyCode::Esc => {
+                app.status.asking_rollback = false;
+                app.notice = Some("Nothing rolled back.".into());
+            }
+            _ => {}
+        }
+        return Handled::done();
+    }
+    let (rows, total) = rows(app);
+    let max = total.saturating_sub(rows) as u16;
+    let page = rows.saturating_sub(1).max(1) as u16;
+    let s = &mut app.status;
+    s.scroll = s.scroll.min(max);
+    match key.code {
+        KeyCode::Up | KeyCode::Char('k') => s.scroll = s.scroll.saturating_sub(1),
+        KeyCode::Down | KeyCode::Char('j') => s.scroll = (s.scroll + 1).min(max),
+        KeyCode::PageUp => s.scroll = s.scroll.saturating_sub(page),
+        KeyCode::PageDown => s.scroll = (s.scroll + page).min(max),
+        KeyCode::Home => s.scroll = 0,
+        KeyCode::End => s.scroll = max,
+        KeyCode::Char('r') => {
+            if let Some(why) = dry_reason(app) {
+                app.notice = Some(format!(
+                    "Dry run ({why}): roll back with `sudo dscproute rollback` on the host."
+                ));
+            } else if app.busy() {
+                app.notice = Some("Busy changing the host: wait for it to finish.".into());
+            } else if app
+                .status
+                .report
+                .as_ref()
+                .is_some_and(|s| s.transaction.is_none())
+            {
+                app.notice = Some("Nothing to roll back: no transaction on record.".into());
+            } else {
+                app.notice = None;
+                app.status.asking_rollback = true;
+            }
+        }
+        KeyCode::Char('c') if pending_confirm(app) => {
+            if let Some(why) = dry_reason(app) {
+                app.notice = Some(format!(
+                    "Dry run ({why}): keep it with `sudo dscproute confirm` on the host."
+                ));
+            } else if !app.busy() {
+                app.status.message = None;
+                app.apply.decision = Some(Decision::Keep);
+                app.apply.settled = None;
+                return Handled::Yes(vec![Effect::Confirm]);
+            }
+        }
+        _ => return Handled::No,
+    }
+    Handled::done()
+}
+
+/// Read the counters again every two seconds while the screen is shown.
+pub fn tick(app: &mut App) -> Vec<Effect> {
+    if app.screen != crate::tui::app::ScreenId::Status {
+        return Vec::new();
+    }
+    let due = app
+        .status
+        .last_refresh
+        .is_none_or(|t| t.elapsed() >= REFRESH);
+    if !due {
+        return Vec::new();
+    }
+    // Counted from the request, so a slow read is not asked for twice.
+    app.status.last_refresh = Some(Instant::now());
+    vec![Effect::RefreshStatus]
+}
+
+pub fn render(app: &App, f: &mut Frame, area: Rect) {
+    let t = &app.theme;
+    let head = head_lines(app, area.width);
+    let ask = ask_lines(app, area.width);
+    let ask_h = if ask.is_empty() {
+        0
+    } else {
+        ask.len() as u16 + 1
+    };
+    let [top, body, bottom] = Layout::vertical([
+        Constraint::Length(head.len() as u16),
+        Constraint::Min(1),
+        Constraint::Length(ask_h),
+    ])
+    .areas(area);
+    f.render_widget(Paragraph::new(head), top);
+    if let Some(s) = &app.status.report {
+        let lines = report_lines(t, s, area.width);
+        let more = lines.len() > body.height as usize;
+        // A last row says where the list stands when it does not fit.
+        let rows = body.height.saturating_sub(u16::from(more)) as usize;
+        let scroll = (app.status.scroll as usize).min(lines.len().saturating_sub(rows));
+        let total = lines.len();
+        let shown: Vec<Line> = lines.into_iter().skip(scroll).take(rows).collect();
+        f.render_widget(Paragraph::new(shown), body);
+        if more {
+            let pos = format!(
+                " ↑↓ lines {}–{} of {total}",
+                scroll + 1,
+                (scroll + rows).min(total)
+            );
+            let r = Rect::new(body.x, body.bottom() - 1, body.width, 1);
+            f.render_widget(Paragraph::new(Line::styled(pos, t.dim())), r);
+        }
+    }
+    if ask_h > 0 {
+        let block = Block::default().borders(Borders::TOP).border_style(t.dim());
+        let inner = block.inner(bottom);
+        f.render_widget(block, bottom);
+        f.render_widget(Paragraph::new(ask), inner);
+    }
+}
+
+pub fn hints(app: &App) -> Vec<Hint> {
+    if app.status.asking_rollback {
+        return vec![("y", "roll back"), ("n", "keep it"), ("Esc", "keep it")];
+    }
+    let mut v = vec![("↑↓", "scroll")];
+    if app.dry_run.is_none() && !app.busy() {
+        if pending_confirm(app) {
+            v.push(("c", "keep"));
+        }
+        v.push(("r", "roll back"));
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apply::status::{CountedRule, SysctlChange, TxnSummary};
+    use crate::tui::app::{Msg, ScreenId, update};
+    use crate::tui::testing::{app, press, render as screen};
+
+    fn report(state: TxnState) -> Status {
+        let rule = |family, chain: &str, spec: &str, packets, bytes| CountedRule {
+            family,
+            table: "mangle".into(),
+            chain: chain.into(),
+            spec: spec.into(),
+            packets,
+            bytes,
+        };
+        Status {
+            transaction: Some(TxnSummary {
+                id: "20270115-080000-1234".into(),
+                state,
+                state_text: crate::apply::transaction::state_word(state),
+                profile: "/etc/dscproute/gateway.toml".into(),
+                created_unix: 1_800_000_000,
+                steps_done: 30,
+                steps_total: 30,
+                seconds_left: (state == TxnState::PendingConfirm).then_some(42),
+            }),
+            advice: (state == TxnState::PendingConfirm).then(|| {
+                "This change is rolled back in 42 s unless you run `dscproute confirm`.".into()
+            }),
+            netfilter: vec![
+                rule(
+                    "IPv4",
+                    "PREROUTING",
+                    "-m comment --comment dscproute -j DSCPROUTE-ROUTE",
+                    18_234,
+                    21_877_112,
+                ),
+                rule(
+                    "IPv4",
+                    "DSCPROUTE-ROUTE",
+                    "! -i wg0 -m dscp --dscp 0x07 -j MARK --set-xmark 0x1/0xff",
+                    1_204,
+                    98_113,
+                ),
+                rule(
+                    "IPv6",
+                    "PREROUTING",
+                    "-m comment --comment dscproute -j DSCPROUTE-ROUTE",
+                    0,
+                    0,
+                ),
+            ],
+            rules: vec![
+                "ip rule 9999: lookup main suppress_prefixlength 0".into(),
+                "ip rule 10000: fwmark 0x1/0xff lookup 100".into(),
+                "ip rule 10001: fwmark 0x1/0xff unreachable".into(),
+                "ip -6 rule 10001: fwmark 0x1/0xff unreachable".into(),
+            ],
+            routes: vec!["ip route: default via 10.8.0.1 dev wg0 table 100".into()],
+            sysctls: vec![SysctlChange {
+                key: "net.ipv4.ip_forward".into(),
+                before: "0".into(),
+                now: Some("1".into()),
+            }],
+            clean: false,
+        }
+    }
+
+    fn on_status(state: TxnState) -> App {
+        let mut a = app("gateway-clean.json");
+        a.dry_run = None;
+        let e = press(&mut a, KeyCode::Char('S'));
+        assert_eq!(e, [Effect::RefreshStatus]);
+        assert_eq!(a.screen, ScreenId::Status);
+        update(&mut a, Msg::Status(Box::new(report(state))));
+        a
+    }
+
+    #[test]
+    fn shows_what_is_in_place_with_counters() {
+        let a = on_status(TxnState::PendingConfirm);
+        let s = screen(&a, 80, 24);
+        assert!(s.contains("awaiting confirmation"), "{s}");
+        assert!(s.contains("rolled back in 42 s unless"), "{s}");
+        assert!(s.contains("18k"), "{s}");
+        assert!(s.contains("22M"), "{s}");
+        assert!(
+            s.contains("ip rule 10000: fwmark 0x1/0xff lookup 100"),
+            "{s}"
+        );
+        assert!(s.contains("c keep"), "{s}");
+        insta::assert_snapshot!("status_pending_80x24", s);
+        insta::assert_snapshot!("status_pending_120x40", screen(&a, 120, 40));
+    }
+
+    #[test]
+    fn counters_refresh_every_two_seconds_while_shown() {
+        let mut a = on_status(TxnState::Applied);
+        assert!(tick(&mut a).is_empty(), "just read");
+        a.status.last_refresh = Instant::now().checked_sub(Duration::from_secs(3));
+        assert_eq!(tick(&mut a), [Effect::RefreshStatus]);
+        assert!(tick(&mut a).is_empty(), "not asked twice");
+        a.status.last_refresh = Instant::now().checked_sub(Duration::from_secs(3));
+        press(&mut a, KeyCode::Esc);
+        assert_ne!(a.screen, ScreenId::Status);
+        assert!(super::super::tick(&mut a).is_empty(), "not when hidden");
+    }
+
+    #[test]
+    fn rollback_takes_one_confirmation() {
+        let mut a = on_status(TxnState::Applied);
+        assert!(press(&mut a, KeyCode::Char('r')).is_empty());
+        assert!(a.status.asking_rollback);
+        let s = screen(&a, 80, 24);
+        assert!(
+            s.contains("Roll back transaction 20270115-080000-1234"),
+            "{s}"
+        );
+        insta::assert_snapshot!("status_ask_80x24", s);
+        // n cancels; other keys keep asking.
+        assert!(press(&mut a, KeyCode::Char('x')).is_empty());
+        assert!(a.status.asking_rollback);
+        assert!(press(&mut a, KeyCode::Char('n')).is_empty());
+        assert!(!a.status.asking_rollback);
+        assert_eq!(a.screen, ScreenId::Status);
+        press(&mut a, KeyCode::Char('r'));
+        assert_eq!(press(&mut a, KeyCode::Char('y')), [Effect::Rollback]);
+        assert!(a.busy());
+        assert!(screen(&a, 80, 24).contains("Rolling back…"));
+        // Quitting mid-rollback is refused.
+        press(&mut a, KeyCode::Char('q'));
+        assert!(!a.quit);
+        update(
+            &mut a,
+            Msg::Settled(Ok("Rolled back transaction 20270115-080000-1234.".into())),
+        );
+        assert!(!a.busy());
+        let s = screen(&a, 80, 24);
+        assert!(
+            s.contains("✓ Rolled back transaction 20270115-080000-1234."),
+            "{s}"
+        );
+        // A refresh follows at the next tick.
+        assert_eq!(tick(&mut a), [Effect::RefreshStatus]);
+        // The host changed under the preview: it may not apply any more.
+        assert!(super::super::apply::facts_stale(&a));
+    }
+
+    #[test]
+    fn esc_cancels_the_question_only() {
+        let mut a = on_status(TxnState::Applied);
+        press(&mut a, KeyCode::Char('r'));
+        press(&mut a, KeyCode::Esc);
+        assert!(!a.status.asking_rollback);
+        assert_eq!(a.screen, ScreenId::Status);
+    }
+
+    #[test]
+    fn pending_change_can_be_kept_here() {
+        let mut a = on_status(TxnState::PendingConfirm);
+        assert_eq!(press(&mut a, KeyCode::Char('c')), [Effect::Confirm]);
+        update(
+            &mut a,
+            Msg::Settled(Err("nothing awaits confirmation".into())),
+        );
+        let s = screen(&a, 80, 24);
+        assert!(s.contains("✗ nothing awaits confirmation"), "{s}");
+    }
+
+    #[test]
+    fn dry_run_refuses_rollback() {
+        let mut a = on_status(TxnState::Applied);
+        a.dry_run = Some("dry run: not root".into());
+        assert!(press(&mut a, KeyCode::Char('r')).is_empty());
+        assert!(!a.status.asking_rollback);
+        assert!(a.notice.as_deref().unwrap().contains("Dry run (not root)"));
+        let s = screen(&a, 80, 24);
+        assert!(s.contains("DRY RUN: NOT ROOT"), "{s}");
+        assert!(!s.contains("r roll back"), "{s}");
+    }
+
+    #[test]
+    fn clean_host_and_no_report_yet() {
+        let mut a = app("client.json");
+        press(&mut a, KeyCode::F(3));
+        assert!(screen(&a, 80, 24).contains("Reading what dscproute has in place"));
+        update(
+            &mut a,
+            Msg::Status(Box::new(Status {
+                clean: true,
+                ..Status::default()
+            })),
+        );
+        let s = screen(&a, 80, 24);
+        assert!(s.contains("No transaction on record."), "{s}");
+        assert!(s.contains("Nothing of dscproute's is in place"), "{s}");
+        insta::assert_snapshot!("status_clean_80x24", s);
+    }
+
+    #[test]
+    fn short_counts() {
+        assert_eq!(short(0), "0");
+        assert_eq!(short(999), "999");
+        assert_eq!(short(1_234), "1.2k");
+        assert_eq!(short(21_877_112), "22M");
+    }
 }

@@ -1,0 +1,118 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_dscproute_global_optspecs
+    string join \n state-dir= h/help V/version
+end
+
+function __fish_dscproute_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_dscproute_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_dscproute_using_subcommand
+    set -l cmd (__fish_dscproute_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c dscproute -n "__fish_dscproute_needs_command" -l state-dir -d 'Where the journal and lock live [env: DSCPROUTE_STATE_DIR] [default: /var/lib/dscproute]' -r -F
+complete -c dscproute -n "__fish_dscproute_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c dscproute -n "__fish_dscproute_needs_command" -s V -l version -d 'Print version'
+complete -c dscproute -n "__fish_dscproute_needs_command" -f -a "explain" -d 'Explain a DSCP value or ToS byte: bits, names, legacy reading, Wi-Fi priority, and the exact iptables, nft, tcpdump and Wireshark expressions'
+complete -c dscproute -n "__fish_dscproute_needs_command" -f -a "plan" -d 'Show every command a profile needs on this host, with its reason and its undo, without changing anything (dry run)'
+complete -c dscproute -n "__fish_dscproute_needs_command" -f -a "apply" -d 'Apply a profile: run the plan\'s steps with a journal; on the first failure undo the completed ones. Needs root'
+complete -c dscproute -n "__fish_dscproute_needs_command" -f -a "rollback" -d 'Undo the last applied, unconfirmed or interrupted transaction exactly'
+complete -c dscproute -n "__fish_dscproute_needs_command" -f -a "confirm" -d 'Keep a change applied with --confirm and disarm its timer'
+complete -c dscproute -n "__fish_dscproute_needs_command" -f -a "status" -d 'What dscproute has in place here: chains with counters, rules, routes, changed sysctls, pending confirmation, interrupted transactions'
+complete -c dscproute -n "__fish_dscproute_needs_command" -f -a "tui" -d 'The interactive wizard (also what `dscproute` alone opens): role, group, DSCP with a live bit layout, mark and table, gateway, preview, apply with a confirm countdown, status and rollback'
+complete -c dscproute -n "__fish_dscproute_needs_command" -f -a "learn" -d 'Explore the DS byte bit by bit (the TUI\'s learn mode)'
+complete -c dscproute -n "__fish_dscproute_needs_command" -f -a "doctor" -d 'Check that a setup works and say why not: tools, kernel support, forwarding, rp_filter, conflicts, and after apply that rules, routes, counters, the kill switch and the DSCP on the wire are right'
+complete -c dscproute -n "__fish_dscproute_needs_command" -f -a "watch" -d 'Live per-DSCP view of the traffic on an interface (needs root)'
+complete -c dscproute -n "__fish_dscproute_needs_command" -f -a "persist" -d 'Install a profile to apply at boot (systemd unit dscproute@NAME)'
+complete -c dscproute -n "__fish_dscproute_needs_command" -f -a "unpersist" -d 'Remove a persisted profile and its unit'
+complete -c dscproute -n "__fish_dscproute_needs_command" -f -a "man" -d 'Print the man page (roff) generated from this command line'
+complete -c dscproute -n "__fish_dscproute_needs_command" -f -a "completions" -d 'Print shell completions'
+complete -c dscproute -n "__fish_dscproute_needs_command" -f -a "facts" -d 'Print what dscproute reads about this host (groups, links, routes, rules, table names, sysctls, tools). Read-only'
+complete -c dscproute -n "__fish_dscproute_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c dscproute -n "__fish_dscproute_using_subcommand explain" -l state-dir -d 'Where the journal and lock live [env: DSCPROUTE_STATE_DIR] [default: /var/lib/dscproute]' -r -F
+complete -c dscproute -n "__fish_dscproute_using_subcommand explain" -l tos -d 'Read VALUE as a whole ToS / traffic-class byte (DSCP << 2 | ECN)'
+complete -c dscproute -n "__fish_dscproute_using_subcommand explain" -l json -d 'Print one JSON object instead of text'
+complete -c dscproute -n "__fish_dscproute_using_subcommand explain" -s h -l help -d 'Print help'
+complete -c dscproute -n "__fish_dscproute_using_subcommand plan" -s p -l profile -d 'The profile (TOML) to plan' -r -F
+complete -c dscproute -n "__fish_dscproute_using_subcommand plan" -l facts -d 'Plan against host facts recorded with `dscproute facts --json` instead of probing this host' -r -F
+complete -c dscproute -n "__fish_dscproute_using_subcommand plan" -l state-dir -d 'Where the journal and lock live [env: DSCPROUTE_STATE_DIR] [default: /var/lib/dscproute]' -r -F
+complete -c dscproute -n "__fish_dscproute_using_subcommand plan" -l json -d 'Print the plan as JSON'
+complete -c dscproute -n "__fish_dscproute_using_subcommand plan" -l script -d 'Print a standalone POSIX sh script (apply and undo) for a host without dscproute'
+complete -c dscproute -n "__fish_dscproute_using_subcommand plan" -s h -l help -d 'Print help'
+complete -c dscproute -n "__fish_dscproute_using_subcommand apply" -s p -l profile -r -F
+complete -c dscproute -n "__fish_dscproute_using_subcommand apply" -l confirm -d 'Commit-confirmed: roll back after SECS seconds unless `dscproute confirm` runs first (survives SSH hang-up and the apply dying)' -r
+complete -c dscproute -n "__fish_dscproute_using_subcommand apply" -l state-dir -d 'Where the journal and lock live [env: DSCPROUTE_STATE_DIR] [default: /var/lib/dscproute]' -r -F
+complete -c dscproute -n "__fish_dscproute_using_subcommand apply" -s y -l yes -d 'Do not ask; required when stdin is not a terminal'
+complete -c dscproute -n "__fish_dscproute_using_subcommand apply" -l json -d 'Print one JSON result object instead of progress text'
+complete -c dscproute -n "__fish_dscproute_using_subcommand apply" -s h -l help -d 'Print help'
+complete -c dscproute -n "__fish_dscproute_using_subcommand rollback" -l state-dir -d 'Where the journal and lock live [env: DSCPROUTE_STATE_DIR] [default: /var/lib/dscproute]' -r -F
+complete -c dscproute -n "__fish_dscproute_using_subcommand rollback" -s y -l yes -d 'Do not ask; required when stdin is not a terminal'
+complete -c dscproute -n "__fish_dscproute_using_subcommand rollback" -l all -d 'Also remove everything dscproute owns, found by its tags, even without a journal'
+complete -c dscproute -n "__fish_dscproute_using_subcommand rollback" -l json
+complete -c dscproute -n "__fish_dscproute_using_subcommand rollback" -s h -l help -d 'Print help'
+complete -c dscproute -n "__fish_dscproute_using_subcommand confirm" -l state-dir -d 'Where the journal and lock live [env: DSCPROUTE_STATE_DIR] [default: /var/lib/dscproute]' -r -F
+complete -c dscproute -n "__fish_dscproute_using_subcommand confirm" -s h -l help -d 'Print help'
+complete -c dscproute -n "__fish_dscproute_using_subcommand status" -l state-dir -d 'Where the journal and lock live [env: DSCPROUTE_STATE_DIR] [default: /var/lib/dscproute]' -r -F
+complete -c dscproute -n "__fish_dscproute_using_subcommand status" -l json
+complete -c dscproute -n "__fish_dscproute_using_subcommand status" -s h -l help -d 'Print help'
+complete -c dscproute -n "__fish_dscproute_using_subcommand tui" -s p -l profile -d 'Preload the answers from a profile' -r -F
+complete -c dscproute -n "__fish_dscproute_using_subcommand tui" -l facts -d 'Use facts recorded with `dscproute facts --json` (a dry run)' -r -F
+complete -c dscproute -n "__fish_dscproute_using_subcommand tui" -l state-dir -d 'Where the journal and lock live [env: DSCPROUTE_STATE_DIR] [default: /var/lib/dscproute]' -r -F
+complete -c dscproute -n "__fish_dscproute_using_subcommand tui" -s h -l help -d 'Print help'
+complete -c dscproute -n "__fish_dscproute_using_subcommand learn" -l state-dir -d 'Where the journal and lock live [env: DSCPROUTE_STATE_DIR] [default: /var/lib/dscproute]' -r -F
+complete -c dscproute -n "__fish_dscproute_using_subcommand learn" -s h -l help -d 'Print help'
+complete -c dscproute -n "__fish_dscproute_using_subcommand doctor" -s p -l profile -r -F
+complete -c dscproute -n "__fish_dscproute_using_subcommand doctor" -l state-dir -d 'Where the journal and lock live [env: DSCPROUTE_STATE_DIR] [default: /var/lib/dscproute]' -r -F
+complete -c dscproute -n "__fish_dscproute_using_subcommand doctor" -l json
+complete -c dscproute -n "__fish_dscproute_using_subcommand doctor" -s h -l help -d 'Print help'
+complete -c dscproute -n "__fish_dscproute_using_subcommand watch" -s i -l interface -r
+complete -c dscproute -n "__fish_dscproute_using_subcommand watch" -l dscp -d 'Show the top source/destination pairs for this DSCP' -r
+complete -c dscproute -n "__fish_dscproute_using_subcommand watch" -l seconds -d 'Stop after this many seconds (with --json: print one summary)' -r
+complete -c dscproute -n "__fish_dscproute_using_subcommand watch" -l state-dir -d 'Where the journal and lock live [env: DSCPROUTE_STATE_DIR] [default: /var/lib/dscproute]' -r -F
+complete -c dscproute -n "__fish_dscproute_using_subcommand watch" -l json
+complete -c dscproute -n "__fish_dscproute_using_subcommand watch" -s h -l help -d 'Print help'
+complete -c dscproute -n "__fish_dscproute_using_subcommand persist" -s p -l profile -r -F
+complete -c dscproute -n "__fish_dscproute_using_subcommand persist" -l name -r
+complete -c dscproute -n "__fish_dscproute_using_subcommand persist" -l root -d 'Filesystem root to install under (for tests and image builds)' -r -F
+complete -c dscproute -n "__fish_dscproute_using_subcommand persist" -l state-dir -d 'Where the journal and lock live [env: DSCPROUTE_STATE_DIR] [default: /var/lib/dscproute]' -r -F
+complete -c dscproute -n "__fish_dscproute_using_subcommand persist" -s h -l help -d 'Print help'
+complete -c dscproute -n "__fish_dscproute_using_subcommand unpersist" -l root -r -F
+complete -c dscproute -n "__fish_dscproute_using_subcommand unpersist" -l state-dir -d 'Where the journal and lock live [env: DSCPROUTE_STATE_DIR] [default: /var/lib/dscproute]' -r -F
+complete -c dscproute -n "__fish_dscproute_using_subcommand unpersist" -s h -l help -d 'Print help'
+complete -c dscproute -n "__fish_dscproute_using_subcommand man" -l state-dir -d 'Where the journal and lock live [env: DSCPROUTE_STATE_DIR] [default: /var/lib/dscproute]' -r -F
+complete -c dscproute -n "__fish_dscproute_using_subcommand man" -s h -l help -d 'Print help'
+complete -c dscproute -n "__fish_dscproute_using_subcommand completions" -l state-dir -d 'Where the journal and lock live [env: DSCPROUTE_STATE_DIR] [default: /var/lib/dscproute]' -r -F
+complete -c dscproute -n "__fish_dscproute_using_subcommand completions" -s h -l help -d 'Print help'
+complete -c dscproute -n "__fish_dscproute_using_subcommand facts" -l state-dir -d 'Where the journal and lock live [env: DSCPROUTE_STATE_DIR] [default: /var/lib/dscproute]' -r -F
+complete -c dscproute -n "__fish_dscproute_using_subcommand facts" -l json -d 'Print JSON (the format `plan --facts` reads)'
+complete -c dscproute -n "__fish_dscproute_using_subcommand facts" -s h -l help -d 'Print help'
+complete -c dscproute -n "__fish_dscproute_using_subcommand help; and not __fish_seen_subcommand_from explain plan apply rollback confirm status tui learn doctor watch persist unpersist man completions __confirm-timer facts help" -f -a "explain" -d 'Explain a DSCP value or ToS byte: bits, names, legacy reading, Wi-Fi priority, and the exact iptables, nft, tcpdump and Wireshark expressions'
+complete -c dscproute -n "__fish_dscproute_using_subcommand help; and not __fish_seen_subcommand_from explain plan apply rollback confirm status tui learn doctor watch persist unpersist man completions __confirm-timer facts help" -f -a "plan" -d 'Show every command a profile needs on this host, with its reason and its undo, without changing anything (dry run)'
+complete -c dscproute -n "__fish_dscproute_using_subcommand help; and not __fish_seen_subcommand_from explain plan apply rollback confirm status tui learn doctor watch persist unpersist man completions __confirm-timer facts help" -f -a "apply" -d 'Apply a profile: run the plan\'s steps with a journal; on the first failure undo the completed ones. Needs root'
+complete -c dscproute -n "__fish_dscproute_using_subcommand help; and not __fish_seen_subcommand_from explain plan apply rollback confirm status tui learn doctor watch persist unpersist man completions __confirm-timer facts help" -f -a "rollback" -d 'Undo the last applied, unconfirmed or interrupted transaction exactly'
+complete -c dscproute -n "__fish_dscproute_using_subcommand help; and not __fish_seen_subcommand_from explain plan apply rollback confirm status tui learn doctor watch persist unpersist man completions __confirm-timer facts help" -f -a "confirm" -d 'Keep a change applied with --confirm and disarm its timer'
+complete -c dscproute -n "__fish_dscproute_using_subcommand help; and not __fish_seen_subcommand_from explain plan apply rollback confirm status tui learn doctor watch persist unpersist man completions __confirm-timer facts help" -f -a "status" -d 'What dscproute has in place here: chains with counters, rules, routes, changed sysctls, pending confirmation, interrupted transactions'
+complete -c dscproute -n "__fish_dscproute_using_subcommand help; and not __fish_seen_subcommand_from explain plan apply rollback confirm status tui learn doctor watch persist unpersist man completions __confirm-timer facts help" -f -a "tui" -d 'The interactive wizard (also what `dscproute` alone opens): role, group, DSCP with a live bit layout, mark and table, gateway, preview, apply with a confirm countdown, status and rollback'
+complete -c dscproute -n "__fish_dscproute_using_subcommand help; and not __fish_seen_subcommand_from explain plan apply rollback confirm status tui learn doctor watch persist unpersist man completions __confirm-timer facts help" -f -a "learn" -d 'Explore the DS byte bit by bit (the TUI\'s learn mode)'
+complete -c dscproute -n "__fish_dscproute_using_subcommand help; and not __fish_seen_subcommand_from explain plan apply rollback confirm status tui learn doctor watch persist unpersist man completions __confirm-timer facts help" -f -a "doctor" -d 'Check that a setup works and say why not: tools, kernel support, forwarding, rp_filter, conflicts, and after apply that rules, routes, counters, the kill switch and the DSCP on the wire are right'
+complete -c dscproute -n "__fish_dscproute_using_subcommand help; and not __fish_seen_subcommand_from explain plan apply rollback confirm status tui learn doctor watch persist unpersist man completions __confirm-timer facts help" -f -a "watch" -d 'Live per-DSCP view of the traffic on an interface (needs root)'
+complete -c dscproute -n "__fish_dscproute_using_subcommand help; and not __fish_seen_subcommand_from explain plan apply rollback confirm status tui learn doctor watch persist unpersist man completions __confirm-timer facts help" -f -a "persist" -d 'Install a profile to apply at boot (systemd unit dscproute@NAME)'
+complete -c dscproute -n "__fish_dscproute_using_subcommand help; and not __fish_seen_subcommand_from explain plan apply rollback confirm status tui learn doctor watch persist unpersist man completions __confirm-timer facts help" -f -a "unpersist" -d 'Remove a persisted profile and its unit'
+complete -c dscproute -n "__fish_dscproute_using_subcommand help; and not __fish_seen_subcommand_from explain plan apply rollback confirm status tui learn doctor watch persist unpersist man completions __confirm-timer facts help" -f -a "man" -d 'Print the man page (roff) generated from this command line'
+complete -c dscproute -n "__fish_dscproute_using_subcommand help; and not __fish_seen_subcommand_from explain plan apply rollback confirm status tui learn doctor watch persist unpersist man completions __confirm-timer facts help" -f -a "completions" -d 'Print shell completions'
+complete -c dscproute -n "__fish_dscproute_using_subcommand help; and not __fish_seen_subcommand_from explain plan apply rollback confirm status tui learn doctor watch persist unpersist man completions __confirm-timer facts help" -f -a "facts" -d 'Print what dscproute reads about this host (groups, links, routes, rules, table names, sysctls, tools). Read-only'
+complete -c dscproute -n "__fish_dscproute_using_subcommand help; and not __fish_seen_subcommand_from explain plan apply rollback confirm status tui learn doctor watch persist unpersist man completions __confirm-timer facts help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
