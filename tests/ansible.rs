@@ -24,7 +24,7 @@ use std::process::{Command, Output};
 const BIN: &str = env!("CARGO_BIN_EXE_dscproute");
 const CLIENT: &str = "[marker]\ngroup = 4242\ndscp = 7\n";
 /// A gateway whose VPN interface does not exist here: apply refuses (exit 3).
-const NO_VPN: &str = "[gateway]\ndscp = 7\ninterface = \"wg9\"\nvia = \"10.8.0.1\"\n";
+const NO_VPN: &str = "[gateway]\ndscp = 7\ninterface = \"dscprnone0\"\nvia = \"10.8.0.1\"\n";
 const LAB_TOOLS: &[&str] = &["iptables", "ip6tables", "iptables-save", "ip6tables-save"];
 
 fn manifest(rel: &str) -> PathBuf {
@@ -300,7 +300,10 @@ fn apply_and_rollback_json_tell_changed_from_ok_from_failed() {
         (v["status"].as_str(), v["changed"].as_bool()),
         (Some("refused"), Some(false))
     );
-    assert!(v["errors"][0].as_str().unwrap().contains("wg9"), "{v}");
+    assert!(
+        v["errors"][0].as_str().unwrap().contains("dscprnone0"),
+        "{v}"
+    );
 
     // A step fails: exit 1, undone, "failed" with the command and its stderr.
     let wrappers = h.path("bin");
@@ -466,6 +469,70 @@ impl Run {
     }
 }
 
+/// `ansible-playbook` arguments and environment for the example playbook
+/// on this machine (local connection), with dscproute's paths pointed at a
+/// test's scratch directories; Ansible's own files go under `home`.
+fn playbook_args(cmd: &mut Command, profile: &Path, state: &Path, root: &Path, home: &Path) {
+    let var = |k: &str, v: &Path| format!("{k}={}", v.display());
+    cmd.args(["-i", "localhost,", "-c", "local"])
+        .arg(playbook())
+        .args([
+            "-e",
+            "dscproute_hosts=localhost",
+            "-e",
+            "dscproute_become=false",
+        ])
+        .args(["-e", "ansible_python_interpreter=auto_silent"])
+        .args(["-e", "dscproute_name=edge"])
+        .args(["-e", &var("dscproute_profile", profile)])
+        .args(["-e", &var("dscproute_bin", Path::new(BIN))])
+        .args(["-e", &var("dscproute_state_dir", state)])
+        .args(["-e", &var("dscproute_root", root)])
+        .env("HOME", home)
+        .env("ANSIBLE_LOCAL_TEMP", home.join("local"))
+        .env("ANSIBLE_REMOTE_TEMP", home.join("remote"))
+        .env("ANSIBLE_NOCOLOR", "1")
+        .env("ANSIBLE_RETRY_FILES_ENABLED", "0")
+        .current_dir(home);
+}
+
+/// Check mode only plans (read-only, so it runs on this host, without
+/// root): a plan the host refuses fails the play with plan's reason.
+#[test]
+fn check_mode_fails_with_the_reason_when_the_plan_is_refused() {
+    let test = "check_mode_fails_with_the_reason_when_the_plan_is_refused";
+    let Some(ansible) = ansible(test) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("novpn.toml");
+    std::fs::write(&profile, NO_VPN).unwrap();
+    let (state, root, home) = (
+        dir.path().join("state"),
+        dir.path().join("root"),
+        dir.path().join("home"),
+    );
+    std::fs::create_dir_all(&home).unwrap();
+    let mut cmd = Command::new(ansible);
+    playbook_args(&mut cmd, &profile, &state, &root, &home);
+    let o = cmd.arg("--check").output().unwrap();
+    let r = Run::parse(format!("{}{}", stdout(&o), stderr(&o)));
+    assert!(!o.status.success(), "{}", r.output);
+    assert_eq!(r.failed, 1, "{}", r.output);
+    assert_eq!(r.task("Plan the profile (check mode, read-only)"), "ok");
+    assert_eq!(
+        r.task("Fail when the plan cannot be applied (check mode)"),
+        "fatal"
+    );
+    assert!(
+        r.output.contains("dscproute plan exited 3: ")
+            && r.output.contains("interface dscprnone0 does not exist"),
+        "{}",
+        r.output
+    );
+    assert!(!root.exists() && !state.exists(), "check mode wrote files");
+}
+
 #[test]
 fn ansible_drives_dscproute_in_a_namespace() {
     let test = "ansible_drives_dscproute_in_a_namespace";
@@ -483,37 +550,13 @@ fn ansible_drives_dscproute_in_a_namespace() {
     std::fs::create_dir_all(&home).unwrap();
     let play = |profile: &str, check: bool| -> Run {
         let mut cmd = h.ns.command(&[ansible.to_str().unwrap()]);
-        cmd.args(["-i", "localhost,", "-c", "local"])
-            .arg(playbook())
-            .args([
-                "-e",
-                "dscproute_hosts=localhost",
-                "-e",
-                "dscproute_become=false",
-            ])
-            .args(["-e", "ansible_python_interpreter=auto_silent"])
-            .args(["-e", "dscproute_name=edge"])
-            .arg("-e")
-            .arg(format!("dscproute_profile={}", h.path(profile).display()))
-            .arg("-e")
-            .arg(format!("dscproute_bin={BIN}"))
-            .arg("-e")
-            .arg(format!("dscproute_state_dir={}", h.state().display()))
-            .arg("-e")
-            .arg(format!("dscproute_root={}", root.display()))
-            .env("HOME", &home)
-            .env("ANSIBLE_LOCAL_TEMP", home.join("local"))
-            .env("ANSIBLE_REMOTE_TEMP", home.join("remote"))
-            .env("ANSIBLE_NOCOLOR", "1")
-            .env("ANSIBLE_RETRY_FILES_ENABLED", "0")
-            .current_dir(&home);
+        playbook_args(&mut cmd, &h.path(profile), &h.state(), &root, &home);
         if check {
             cmd.args(["--check", "--diff"]);
         }
         let o = cmd.output().unwrap();
         let run = Run::parse(format!("{}{}", stdout(&o), stderr(&o)));
-        let want_ok = run.failed == 0;
-        assert_eq!(o.status.success(), want_ok, "{}", run.output);
+        assert_eq!(o.status.success(), run.failed == 0, "{}", run.output);
         run
     };
 
@@ -557,7 +600,11 @@ fn ansible_drives_dscproute_in_a_namespace() {
     let r = play("novpn.toml", false);
     assert_eq!(r.failed, 1, "{}", r.output);
     assert_eq!(r.task("Apply the profile"), "fatal");
-    assert!(r.output.contains("wg9 does not exist"), "{}", r.output);
+    assert!(
+        r.output.contains("dscprnone0 does not exist"),
+        "{}",
+        r.output
+    );
     assert_eq!(std::fs::read_to_string(&persisted).unwrap(), CLIENT);
     assert!(h.ours_in_place(), "the kept setup still runs");
 

@@ -1052,6 +1052,10 @@ fn unconfirmed_apply_is_rolled_back_by_the_timer() {
             &format!("20 s after --confirm, timer log:\n{}", timer_log(&t)),
         );
     }
+    // The timer logs its verdict just after the last undo: wait for it.
+    poll_until(Duration::from_secs(10), Duration::from_millis(100), || {
+        timer_log(&t).contains("not confirmed in time: rolled back")
+    });
     let log = timer_log(&t);
     assert!(log.contains("armed for"), "{log}");
     // Log lines start with the unix time: the rollback waited for the deadline.
@@ -1146,8 +1150,11 @@ fn unconfirmed_apply_is_rolled_back_after_the_terminal_dies() {
             &format!("after the terminal died, timer log:\n{}", timer_log(&t)),
         );
     }
+    // The timer logs its verdict just after the last undo: wait for it.
     assert!(
-        timer_log(&t).contains("not confirmed in time: rolled back"),
+        poll_until(Duration::from_secs(10), Duration::from_millis(100), || {
+            timer_log(&t).contains("not confirmed in time: rolled back")
+        }),
         "{}",
         timer_log(&t)
     );

@@ -679,6 +679,7 @@ fn a_failed_systemctl_enable_leaves_nothing_behind() {
         "profile and template removed again: {:?}",
         s.tree()
     );
+    assert!(!s.in_root("/etc/dscproute").exists());
 
     // An earlier profile under the same name is restored, not removed.
     let old = b"[marker]\ngroup = 1\ndscp = 7\n";

@@ -124,10 +124,15 @@ fn applied(i: &Inputs, plan: &Plan) -> Check {
             ),
         );
     }
+    let what = if i.is_gateway() {
+        "chains, rules, policy rules, routes"
+    } else {
+        "chains and rules"
+    };
     Check::pass(
         "applied",
         format!(
-            "all {} steps of this profile are in place (chains, rules, policy rules, routes)",
+            "all {} steps of this profile are in place ({what})",
             creating.len()
         ),
         looked,

@@ -4,6 +4,7 @@
 //! of marks and DSCP.
 
 use super::{Check, Inputs};
+use crate::plan::Effect;
 use crate::plan::ownership::CHAIN_PREFIX;
 use crate::probe::{HostFacts, IptablesBackend, conf_key};
 use crate::profile::RpFilterPolicy;
@@ -103,27 +104,63 @@ fn tools(i: &Inputs) -> Check {
     Check::pass("tools", format!("{} present", needed.join(", ")), looked)
 }
 
-/// (iptables extension, is a target, kernel module).
-fn needed_extensions(i: &Inputs) -> Vec<(&'static str, bool, &'static str)> {
-    let mut v = vec![("comment", false, "xt_comment")];
-    if let Some(g) = &i.profile.gateway {
-        v.push(("dscp", false, "xt_dscp"));
-        v.push(("MARK", true, "xt_mark"));
-        if g.scrub_dscp {
-            v.push(("DSCP", true, "xt_DSCP"));
+/// The kernel module providing an iptables extension.
+fn module_of(ext: &str, target: bool) -> String {
+    match (ext, target) {
+        ("MARK", true) | ("mark", false) => "xt_mark".into(),
+        ("CONNMARK", true) | ("connmark", false) => "xt_connmark".into(),
+        ("TOS", true) => "xt_DSCP".into(),
+        ("tos", false) => "xt_dscp".into(),
+        _ => format!("xt_{ext}"),
+    }
+}
+
+/// (extension, is a target, kernel module) for every `-m`/`-j` in the
+/// plan's iptables commands (our own chains aside), or a fixed list when
+/// there is no plan.
+fn needed_extensions(i: &Inputs) -> Vec<(String, bool, String)> {
+    let mut found: Vec<(String, bool)> = Vec::new();
+    match i.plan {
+        Ok(plan) => {
+            for step in &plan.steps {
+                let Effect::Run { argv } = &step.apply else {
+                    continue;
+                };
+                if !matches!(
+                    argv.first().map(String::as_str),
+                    Some("iptables" | "ip6tables")
+                ) {
+                    continue;
+                }
+                for w in argv.windows(2) {
+                    let e = match w[0].as_str() {
+                        "-m" => (w[1].clone(), false),
+                        "-j" if !w[1].starts_with(CHAIN_PREFIX) => (w[1].clone(), true),
+                        _ => continue,
+                    };
+                    if !found.contains(&e) {
+                        found.push(e);
+                    }
+                }
+            }
         }
-        if g.masquerade {
-            v.push(("mark", false, "xt_mark"));
-            v.push(("MASQUERADE", true, "xt_MASQUERADE"));
+        Err(_) => {
+            found.push(("comment".into(), false));
+            if i.is_gateway() {
+                found.extend([("dscp".into(), false), ("MARK".into(), true)]);
+            }
+            if i.is_marker() {
+                found.extend([("owner".into(), false), ("DSCP".into(), true)]);
+            }
         }
     }
-    if i.is_marker() {
-        v.push(("owner", false, "xt_owner"));
-        if !v.iter().any(|e| e.0 == "DSCP") {
-            v.push(("DSCP", true, "xt_DSCP"));
-        }
-    }
-    v
+    found
+        .into_iter()
+        .map(|(e, t)| {
+            let m = module_of(&e, t);
+            (e, t, m)
+        })
+        .collect()
 }
 
 /// Does one of our rules already use this extension (then it works)?
@@ -152,10 +189,16 @@ fn kernel(i: &Inputs) -> Check {
     );
     let mut missing = Vec::new();
     let mut unknown = Vec::new();
-    for (ext, target, module) in needed_extensions(i) {
+    let needed = needed_extensions(i);
+    for (ext, target, module) in &needed {
+        let (ext, target) = (ext.as_str(), *target);
         let list = if target { &f.xt_targets } else { &f.xt_matches };
         let loaded = list.iter().any(|e| e == ext);
-        let available = i.extras.modules.as_ref().map(|m| m.contains(module));
+        let available = i
+            .extras
+            .modules
+            .as_ref()
+            .map(|m| m.contains(module.as_str()));
         if loaded || available == Some(true) || in_use_by_us(f, ext, target) {
             continue;
         }
@@ -201,11 +244,16 @@ fn kernel(i: &Inputs) -> Check {
              extension makes apply stop and undo what it did",
         );
     }
-    let names: Vec<&str> = needed_extensions(i).iter().map(|e| e.0).collect();
+    let names: Vec<&str> = needed.iter().map(|e| e.0.as_str()).collect();
+    let routing = if i.is_gateway() {
+        " and policy routing"
+    } else {
+        ""
+    };
     Check::pass(
         "kernel",
         format!(
-            "{kver} has the extensions dscproute uses ({}) and policy routing",
+            "{kver} has the iptables extensions the plan uses ({}){routing}",
             names.join(", ")
         ),
         looked,

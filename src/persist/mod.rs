@@ -247,12 +247,15 @@ pub fn persist(
         Err(e) => {
             // Leave the profile as it was: nothing half-persisted.
             if profile_changed {
-                let _ = match &old {
-                    Some(bytes) => write_profile(layout, &path, bytes),
-                    None => {
-                        std::fs::remove_file(&path).map_err(|e| PersistError::Failed(e.to_string()))
+                match &old {
+                    Some(bytes) => {
+                        let _ = write_profile(layout, &path, bytes);
                     }
-                };
+                    None => {
+                        let _ = std::fs::remove_file(&path);
+                        let _ = std::fs::remove_dir(layout.config_dir());
+                    }
+                }
             }
             Err(e)
         }

@@ -8,12 +8,22 @@ use super::steps::{Ctx, Family, Hook};
 use super::{Resolved, Role, Step};
 use crate::profile::Marker;
 
-pub fn steps(m: &Marker, r: &Resolved, also_gateway: bool, ctx: &Ctx) -> Vec<Step> {
+pub fn steps(
+    m: &Marker,
+    r: &Resolved,
+    also_gateway: bool,
+    for_script: bool,
+    ctx: &Ctx,
+) -> Vec<Step> {
     let gid = r.group.clone().unwrap_or_default();
     let dscp = m.dscp.value();
     let mut out = Vec::new();
+    // Only when this host's groups were read and the group is not among
+    // them: groupadd fails on an existing group and would undo the plan.
     if let (true, crate::profile::GroupRef::Name(name)) = (m.create_group, &m.group)
+        && !ctx.facts().groups.is_empty()
         && ctx.facts().group_by_name(name).is_none()
+        && !for_script
     {
         out.push(Step {
             role: Role::Marker,

@@ -19,7 +19,7 @@ pub use render::render_text;
 pub use script::render_script;
 
 use crate::probe::HostFacts;
-use crate::profile::Profile;
+use crate::profile::{self, Profile};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -276,8 +276,24 @@ pub fn plan(profile: &Profile, facts: &HostFacts, opts: PlanOptions) -> Result<P
     }
     if let Some(m) = &profile.marker {
         roles.push(Role::Marker);
-        out.extend(marker::steps(m, &resolved, profile.gateway.is_some(), &ctx));
+        out.extend(marker::steps(
+            m,
+            &resolved,
+            profile.gateway.is_some(),
+            opts.for_script,
+            &ctx,
+        ));
+        if let (true, profile::GroupRef::Name(n)) = (m.create_group, &m.group)
+            && (opts.for_script || facts.groups.is_empty())
+        {
+            warnings.push(format!(
+                "marker.create_group: the groups of the target host are not known here, so no \
+                 groupadd step is planned; create {n:?} there first if it does not exist \
+                 (`getent group {n} || groupadd {n}`)"
+            ));
+        }
     }
+    ctx.fix_chain_order(&mut out);
     out.extend(ctx.stale_steps(&roles));
 
     if !facts.is_root {

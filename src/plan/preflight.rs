@@ -35,6 +35,20 @@ pub fn check(
         }
     }
     if let Some(m) = &profile.marker {
+        if let GroupRef::Name(n) = &m.group
+            && m.create_group
+            && !opts.for_script
+            && !facts.tools.is_empty()
+            && !facts.groups.is_empty()
+            && facts.group_by_name(n).is_none()
+            && matches!(facts.tools.get("groupadd"), Some(None))
+        {
+            problems.push(
+                "groupadd is not installed, so marker.create_group cannot create the group: \
+                 install it with `apt-get install passwd`, or create the group yourself"
+                    .into(),
+            );
+        }
         match &m.group {
             GroupRef::Name(n)
                 if facts.group_by_name(n).is_none()

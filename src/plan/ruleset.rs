@@ -57,6 +57,15 @@ impl Ruleset {
             .is_some_and(|rules| rules.iter().any(|r| r == spec))
     }
 
+    /// The rules of one chain, in order.
+    pub fn rules_of(&self, table: &str, chain: &str) -> Vec<&str> {
+        self.tables
+            .get(table)
+            .and_then(|c| c.get(chain))
+            .map(|r| r.iter().map(String::as_str).collect())
+            .unwrap_or_default()
+    }
+
     /// Every rule as (table, chain, spec).
     pub fn rules(&self) -> impl Iterator<Item = (&str, &str, &str)> {
         self.tables.iter().flat_map(|(t, chains)| {

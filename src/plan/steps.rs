@@ -86,6 +86,8 @@ pub struct Ctx<'a> {
     /// (family, table, chain, spec) of every iptables rule generated.
     made_ipt: RefCell<Vec<(Family, String, String, String)>>,
     made_chains: RefCell<Vec<(Family, String, String)>>,
+    /// Chains of ours rebuilt because their rules were out of order.
+    flushed: RefCell<Vec<(Family, String, String)>>,
 }
 
 impl<'a> Ctx<'a> {
@@ -98,6 +100,7 @@ impl<'a> Ctx<'a> {
             made_routes: RefCell::default(),
             made_ipt: RefCell::default(),
             made_chains: RefCell::default(),
+            flushed: RefCell::default(),
         }
     }
 
@@ -373,6 +376,73 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// Our chains must hold their rules in the planned order (restore before
+    /// save, tag before DSCP). Appending new rules keeps the order only when
+    /// what is there is a prefix of the plan; otherwise the chain is emptied
+    /// and refilled in order (undo puts the old rules back, in their order).
+    pub fn fix_chain_order(&self, steps: &mut Vec<Step>) {
+        let made = self.made_ipt.borrow();
+        for (f, table, chain) in self.made_chains.borrow().iter() {
+            let Some(rs) = self.ruleset(*f) else { continue };
+            let actual = rs.rules_of(table, chain);
+            let desired: Vec<&str> = made
+                .iter()
+                .filter(|(mf, mt, mc, _)| mf == f && mt == table && mc == chain)
+                .map(|m| m.3.as_str())
+                .collect();
+            // Stale rules are deleted and missing ones appended: the order
+            // holds if the rules that stay already form a prefix of the plan.
+            let kept: Vec<&str> = actual
+                .iter()
+                .copied()
+                .filter(|a| desired.contains(a))
+                .collect();
+            let prefix = kept.iter().zip(&desired).all(|(a, d)| a == d);
+            if actual.is_empty() || prefix {
+                continue;
+            }
+            let create = Self::ipt(*f, table, "-N", chain, &[]);
+            let at = steps
+                .iter()
+                .position(|s| matches!(&s.apply, Effect::Run { argv } if *argv == create))
+                .map_or(0, |i| i + 1);
+            let role = steps
+                .get(at.saturating_sub(1))
+                .map_or(Role::Gateway, |s| s.role);
+            let split = |r: &str| r.split_whitespace().map(str::to_string).collect::<Vec<_>>();
+            let old: Vec<Effect> = actual
+                .iter()
+                .map(|r| Effect::run(Self::ipt(*f, table, "-A", chain, &split(r))))
+                .collect();
+            steps.insert(
+                at,
+                Step {
+                    role,
+                    state: StepState::Change,
+                    apply: Effect::run(Self::ipt(*f, table, "-F", chain, &[])),
+                    undo: Effect::Seq { effects: old },
+                    reason: format!(
+                        "{}: {chain} holds rules of an earlier setup in another order: empty it and \
+                         add the rules again in order (for that moment new packets pass unmarked)",
+                        f.name()
+                    ),
+                    change: None,
+                },
+            );
+            let append = Self::ipt(*f, table, "-A", chain, &[]);
+            for s in steps.iter_mut() {
+                if let Effect::Run { argv } = &s.apply
+                    && argv.starts_with(&append)
+                {
+                    s.state = StepState::Add;
+                }
+            }
+            self.flushed
+                .borrow_mut()
+                .push((*f, table.clone(), chain.clone()));
+        }
+    }
+
     /// Steps removing what we created earlier that this profile no longer
     /// wants, so that a changed profile converges instead of piling up.
     pub fn stale_steps(&self, roles: &[Role]) -> Vec<Step> {
@@ -390,6 +460,14 @@ impl<'a> Ctx<'a> {
             let Some(rs) = self.ruleset(f) else { continue };
             for (table, chain, spec) in rs.rules() {
                 let ours_chain = in_scope(chain);
+                let rebuilt = self
+                    .flushed
+                    .borrow()
+                    .iter()
+                    .any(|(ff, ft, fc)| *ff == f && ft == table && fc == chain);
+                if rebuilt {
+                    continue; // its old rules go with the flush
+                }
                 let tag = format!("--comment {COMMENT} -j ");
                 let our_jump = spec
                     .split_once(&tag)

@@ -855,6 +855,7 @@ fn chain_after(p: &Plan, f: &HostFacts, tool: &str, table: &str, chain: &str) ->
             "-A" => rules.push(spec),
             "-I" => rules.insert(0, spec),
             "-D" => rules.retain(|r| *r != spec),
+            "-F" => rules.clear(),
             _ => {}
         }
     }
@@ -897,23 +898,19 @@ fn the_route_chain_on_the_host_ends_up_restore_mark_save() {
     }
 }
 
-/// KNOWN BUG (reported, not fixed here: src/plan is not ours to edit). On a
-/// host where an earlier setup with another DSCP is applied, restore and save
-/// are already in place, so the new marking rule is appended (`-A`) after the
-/// save rule: the chain ends restore, save, mark, and a packet's mark is
-/// never saved on its connection. Un-ignore once the planner keeps the order.
+/// On a host where an earlier setup with another DSCP is applied, restore and
+/// save are already in place; appending the new marking rule would leave the
+/// chain restore, save, mark (a packet's mark never saved on its connection),
+/// so the planner rebuilds the chain in order.
 #[test]
-#[ignore = "known bug: after a DSCP change the new mark rule lands after the save rule"]
 fn the_route_chain_keeps_its_order_after_a_dscp_change() {
     assert_route_chain_in_order("gateway.toml", "gateway-stale.json");
 }
 
-/// KNOWN BUG, the same on the client: after a group change the new CONNMARK
-/// rule is appended after the connmark -> DSCP rule, so a connection's first
-/// packet (the SYN) leaves without the DSCP (and, on a both-roles host,
-/// without the routing mark: through the ISP). Un-ignore once fixed.
+/// The same on the client: after a group change the new CONNMARK rule must
+/// come before the connmark -> DSCP rule, or a connection's first packet (the
+/// SYN) would leave without the DSCP.
 #[test]
-#[ignore = "known bug: after a group change the CONNMARK rule lands after the DSCP rule"]
 fn the_mark_chain_tags_before_it_sets_the_dscp_after_a_group_change() {
     let f = facts("client-applied.json");
     let p = plan_with(&inline("[marker]\ngroup = 4242\ndscp = 7\n"), &f);
@@ -1013,6 +1010,25 @@ fn undo_of_each_step_is_its_inverse() {
                     let old = s.change.as_ref().map_or(same, |c| c.from.as_str());
                     let undo_value = u[3].split_once('=').unwrap().1;
                     assert!(old == undo_value || old == "unknown", "{s:?}");
+                }
+                (Effect::Run { argv: a }, Effect::Seq { effects }) if a[4] == "-F" => {
+                    // Rebuilding a chain: undo puts the old rules back, in order.
+                    let chain = &a[5];
+                    let f = if a[0] == "iptables" {
+                        "gateway-stale.json"
+                    } else {
+                        "gateway-stale.json"
+                    };
+                    let _ = f;
+                    assert!(!effects.is_empty(), "{s:?}");
+                    for e in effects {
+                        let w = words(e);
+                        assert_eq!(
+                            (w[0].as_str(), w[4].as_str(), &w[5]),
+                            (a[0].as_str(), "-A", chain),
+                            "{s:?}"
+                        );
+                    }
                 }
                 (Effect::Run { argv: a }, Effect::Seq { effects }) => {
                     // Creating the first chain in a new table: delete it, drop the table.
@@ -1767,10 +1783,26 @@ fn create_group_adds_the_group_first_and_deletes_it_on_undo() {
         };
         assert_step(&p, &tag("-A"), &tag("-D"));
     }
-    // Planning a script for another host: no warning either, the step is there.
+    // Planning a script for another host: its groups are unknown here, and
+    // groupadd would fail (and undo the script) where the group exists.
     let p = for_script(&inline(NEW_GROUP), &f);
-    assert!(p.errors.is_empty() && p.warnings.is_empty(), "{p:#?}");
-    assert_eq!(argv(&p.steps[0].apply), ["groupadd", "vpnonly"]);
+    assert!(p.errors.is_empty(), "{p:#?}");
+    assert_eq!(count(&p, "groupadd"), 0, "{}", listing(&p));
+    assert_has(
+        &p.warnings,
+        "marker.create_group: the groups of the target host are not known here, so no groupadd \
+         step is planned; create \"vpnonly\" there first if it does not exist (`getent group \
+         vpnonly || groupadd vpnonly`)",
+    );
+    // A missing groupadd is an error where the step is planned.
+    let mut f = f.clone();
+    f.tools.insert("groupadd".into(), None);
+    let p = plan_with(&inline(NEW_GROUP), &f);
+    assert!(
+        has_text(&p.errors, "groupadd is not installed"),
+        "{:#?}",
+        p.errors
+    );
 }
 
 #[test]
@@ -2025,7 +2057,22 @@ fn stale_rules_of_an_earlier_dscp_are_removed() {
                 "0x3/0xff",
             ]
         };
-        assert_step(&p, &old_route("-D"), &old_route("-A"));
+        // The marking rule sat between restore and save: the chain is rebuilt.
+        let flush = step(&p, &format!("{tool} -w -t mangle -F DSCPROUTE-ROUTE"));
+        assert_eq!(flush.state, StepState::Change);
+        assert!(flush.reason.contains("in order"), "{}", flush.reason);
+        match &flush.undo {
+            Effect::Seq { effects } => {
+                let old: Vec<String> = effects.iter().map(Effect::display).collect();
+                assert_eq!(old.len(), 3);
+                assert_eq!(old[1], old_route("-A").join(" "));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            !p.steps.iter().any(|s| words(&s.apply) == old_route("-D")),
+            "no separate delete after a flush"
+        );
         let old_scrub = |op| {
             vec![
                 tool,
@@ -2045,7 +2092,7 @@ fn stale_rules_of_an_earlier_dscp_are_removed() {
             ]
         };
         assert_step(&p, &old_scrub("-D"), &old_scrub("-A"));
-        for s in [old_route("-D"), old_scrub("-D")] {
+        for s in [old_scrub("-D")] {
             let s = step(&p, &s.join(" "));
             assert_eq!(s.state, StepState::Change);
             assert!(
@@ -2064,12 +2111,13 @@ fn stale_rules_of_an_earlier_dscp_are_removed() {
         );
     }
     let s = &p.summary;
-    assert_eq!((s.add, s.change), (4, 4));
-    // Removals come last, once the new rules are in.
+    // Re-added after the flush: restore, mark, save per family; the new scrub rule.
+    assert_eq!((s.add, s.change), (8, 4));
+    // Removals come last, once the new rules are in (a rebuild's flush aside).
     let first_removal = p
         .steps
         .iter()
-        .position(|s| s.state == StepState::Change)
+        .position(|s| s.state == StepState::Change && words(&s.apply)[4] != "-F")
         .unwrap();
     assert!(
         p.steps[first_removal..]

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 /// Everything a plan, a check or the lab may run.
-pub const TOOLS: [&str; 13] = [
+pub const TOOLS: [&str; 14] = [
     "ip",
     "iptables",
     "ip6tables",
@@ -17,6 +17,7 @@ pub const TOOLS: [&str; 13] = [
     "sysctl",
     "setpriv",
     "systemd-run",
+    "groupadd",
 ];
 
 /// Look every tool up with `find` (PATH search on a host, a table in tests).
