@@ -1014,12 +1014,6 @@ fn undo_of_each_step_is_its_inverse() {
                 (Effect::Run { argv: a }, Effect::Seq { effects }) if a[4] == "-F" => {
                     // Rebuilding a chain: undo puts the old rules back, in order.
                     let chain = &a[5];
-                    let f = if a[0] == "iptables" {
-                        "gateway-stale.json"
-                    } else {
-                        "gateway-stale.json"
-                    };
-                    let _ = f;
                     assert!(!effects.is_empty(), "{s:?}");
                     for e in effects {
                         let w = words(e);
@@ -2092,14 +2086,13 @@ fn stale_rules_of_an_earlier_dscp_are_removed() {
             ]
         };
         assert_step(&p, &old_scrub("-D"), &old_scrub("-A"));
-        for s in [old_scrub("-D")] {
-            let s = step(&p, &s.join(" "));
-            assert_eq!(s.state, StepState::Change);
-            assert!(
-                s.reason
-                    .starts_with("left over from an earlier dscproute setup")
-            );
-        }
+        let removal = step(&p, &old_scrub("-D").join(" "));
+        assert_eq!(removal.state, StepState::Change);
+        assert!(
+            removal
+                .reason
+                .starts_with("left over from an earlier dscproute setup")
+        );
         // The new rules are added, the chains and jumps kept.
         let new = format!(
             "{tool} -w -t mangle -A DSCPROUTE-ROUTE ! -i wg0 -m dscp --dscp 0x07 -j MARK --set-xmark 0x3/0xff"
