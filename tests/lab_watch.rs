@@ -452,6 +452,17 @@ fn watch_benchmark() {
     // A listener, so the flood causes no ICMP errors.
     let _sink =
         p.r.run(|| UdpSocket::bind((R4.parse::<IpAddr>().unwrap(), PORT)).unwrap());
+    // Baseline: the same flood with nobody capturing, for the cost of the tap.
+    let base_secs = 3.0;
+    let stop = AtomicBool::new(false);
+    let base: u64 = thread::scope(|sc| {
+        let handles: Vec<_> = (0..senders)
+            .map(|_| sc.spawn(|| p.s.run(|| blast(&stop, pps / senders))))
+            .collect();
+        thread::sleep(Duration::from_secs_f64(base_secs));
+        stop.store(true, Ordering::Relaxed);
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    });
     let drops_before = rx_dropped(&p.r, "w1");
     let cpu0 = children_cpu();
     let secs = seconds.to_string();
@@ -487,6 +498,7 @@ fn watch_benchmark() {
     let classifier = classifier_rate();
     let report = format!(
         "watch benchmark: {seconds} s, {senders} sender thread(s), 64-byte UDP with DSCP 7 over a veth\n\
+         without watch     {:.0} pkt/s sent (baseline, {base_secs} s)\n\
          sent              {sent} packets in {send_secs:.2} s = {:.0} pkt/s\n\
          classified        {counted} packets with DSCP 7 = {:.0} pkt/s while sending\n\
          all IP counted    {} (the rest: the kernel's own IPv6 MLD/RS)\n\
@@ -494,6 +506,7 @@ fn watch_benchmark() {
          veth rx drops     {veth_drops} (receiver backlog, before any capture)\n\
          watch CPU         {cpu:.2} s in {wall:.2} s = {:.1} % of one core (the kernel fills the ring in the sender's softirq)\n\
          classifier alone  {:.1} M pkt/s on one core (parse + count, user space)",
+        base as f64 / base_secs,
         sent as f64 / send_secs,
         counted as f64 / send_secs,
         v["packets"],

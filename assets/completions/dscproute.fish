@@ -37,8 +37,8 @@ complete -c dscproute -n "__fish_dscproute_needs_command" -f -a "tui" -d 'The in
 complete -c dscproute -n "__fish_dscproute_needs_command" -f -a "learn" -d 'Explore the DS byte bit by bit (the TUI\'s learn mode)'
 complete -c dscproute -n "__fish_dscproute_needs_command" -f -a "doctor" -d 'Check that a setup works and say why not: tools, kernel support, forwarding, rp_filter, conflicts, and after apply that rules, routes, counters, the kill switch and the DSCP on the wire are right'
 complete -c dscproute -n "__fish_dscproute_needs_command" -f -a "watch" -d 'Live per-DSCP view of the traffic on an interface (needs root)'
-complete -c dscproute -n "__fish_dscproute_needs_command" -f -a "persist" -d 'Install a profile to apply at boot (systemd unit dscproute@NAME)'
-complete -c dscproute -n "__fish_dscproute_needs_command" -f -a "unpersist" -d 'Remove a persisted profile and its unit'
+complete -c dscproute -n "__fish_dscproute_needs_command" -f -a "persist" -d 'Install a kept profile to apply at boot (systemd unit dscproute@NAME): only after an apply that was confirmed (or made without --confirm)'
+complete -c dscproute -n "__fish_dscproute_needs_command" -f -a "unpersist" -d 'Remove a persisted profile and disable its unit (the running setup stays; `rollback` removes it)'
 complete -c dscproute -n "__fish_dscproute_needs_command" -f -a "man" -d 'Print the man page (roff) generated from this command line'
 complete -c dscproute -n "__fish_dscproute_needs_command" -f -a "completions" -d 'Print shell completions'
 complete -c dscproute -n "__fish_dscproute_needs_command" -f -a "facts" -d 'Print what dscproute reads about this host (groups, links, routes, rules, table names, sysctls, tools). Read-only'
@@ -85,12 +85,12 @@ complete -c dscproute -n "__fish_dscproute_using_subcommand watch" -l seconds -d
 complete -c dscproute -n "__fish_dscproute_using_subcommand watch" -l state-dir -d 'Where the journal and lock live [env: DSCPROUTE_STATE_DIR] [default: /var/lib/dscproute]' -r -F
 complete -c dscproute -n "__fish_dscproute_using_subcommand watch" -l json
 complete -c dscproute -n "__fish_dscproute_using_subcommand watch" -s h -l help -d 'Print help'
-complete -c dscproute -n "__fish_dscproute_using_subcommand persist" -s p -l profile -r -F
-complete -c dscproute -n "__fish_dscproute_using_subcommand persist" -l name -r
+complete -c dscproute -n "__fish_dscproute_using_subcommand persist" -s p -l profile -d 'The profile that was applied and kept' -r -F
+complete -c dscproute -n "__fish_dscproute_using_subcommand persist" -l name -d 'Name of the persisted profile and unit instance [default: the file stem]' -r
 complete -c dscproute -n "__fish_dscproute_using_subcommand persist" -l root -d 'Filesystem root to install under (for tests and image builds)' -r -F
 complete -c dscproute -n "__fish_dscproute_using_subcommand persist" -l state-dir -d 'Where the journal and lock live [env: DSCPROUTE_STATE_DIR] [default: /var/lib/dscproute]' -r -F
 complete -c dscproute -n "__fish_dscproute_using_subcommand persist" -s h -l help -d 'Print help'
-complete -c dscproute -n "__fish_dscproute_using_subcommand unpersist" -l root -r -F
+complete -c dscproute -n "__fish_dscproute_using_subcommand unpersist" -l root -d 'Filesystem root the profile was installed under' -r -F
 complete -c dscproute -n "__fish_dscproute_using_subcommand unpersist" -l state-dir -d 'Where the journal and lock live [env: DSCPROUTE_STATE_DIR] [default: /var/lib/dscproute]' -r -F
 complete -c dscproute -n "__fish_dscproute_using_subcommand unpersist" -s h -l help -d 'Print help'
 complete -c dscproute -n "__fish_dscproute_using_subcommand man" -l state-dir -d 'Where the journal and lock live [env: DSCPROUTE_STATE_DIR] [default: /var/lib/dscproute]' -r -F
@@ -110,8 +110,8 @@ complete -c dscproute -n "__fish_dscproute_using_subcommand help; and not __fish
 complete -c dscproute -n "__fish_dscproute_using_subcommand help; and not __fish_seen_subcommand_from explain plan apply rollback confirm status tui learn doctor watch persist unpersist man completions __confirm-timer facts help" -f -a "learn" -d 'Explore the DS byte bit by bit (the TUI\'s learn mode)'
 complete -c dscproute -n "__fish_dscproute_using_subcommand help; and not __fish_seen_subcommand_from explain plan apply rollback confirm status tui learn doctor watch persist unpersist man completions __confirm-timer facts help" -f -a "doctor" -d 'Check that a setup works and say why not: tools, kernel support, forwarding, rp_filter, conflicts, and after apply that rules, routes, counters, the kill switch and the DSCP on the wire are right'
 complete -c dscproute -n "__fish_dscproute_using_subcommand help; and not __fish_seen_subcommand_from explain plan apply rollback confirm status tui learn doctor watch persist unpersist man completions __confirm-timer facts help" -f -a "watch" -d 'Live per-DSCP view of the traffic on an interface (needs root)'
-complete -c dscproute -n "__fish_dscproute_using_subcommand help; and not __fish_seen_subcommand_from explain plan apply rollback confirm status tui learn doctor watch persist unpersist man completions __confirm-timer facts help" -f -a "persist" -d 'Install a profile to apply at boot (systemd unit dscproute@NAME)'
-complete -c dscproute -n "__fish_dscproute_using_subcommand help; and not __fish_seen_subcommand_from explain plan apply rollback confirm status tui learn doctor watch persist unpersist man completions __confirm-timer facts help" -f -a "unpersist" -d 'Remove a persisted profile and its unit'
+complete -c dscproute -n "__fish_dscproute_using_subcommand help; and not __fish_seen_subcommand_from explain plan apply rollback confirm status tui learn doctor watch persist unpersist man completions __confirm-timer facts help" -f -a "persist" -d 'Install a kept profile to apply at boot (systemd unit dscproute@NAME): only after an apply that was confirmed (or made without --confirm)'
+complete -c dscproute -n "__fish_dscproute_using_subcommand help; and not __fish_seen_subcommand_from explain plan apply rollback confirm status tui learn doctor watch persist unpersist man completions __confirm-timer facts help" -f -a "unpersist" -d 'Remove a persisted profile and disable its unit (the running setup stays; `rollback` removes it)'
 complete -c dscproute -n "__fish_dscproute_using_subcommand help; and not __fish_seen_subcommand_from explain plan apply rollback confirm status tui learn doctor watch persist unpersist man completions __confirm-timer facts help" -f -a "man" -d 'Print the man page (roff) generated from this command line'
 complete -c dscproute -n "__fish_dscproute_using_subcommand help; and not __fish_seen_subcommand_from explain plan apply rollback confirm status tui learn doctor watch persist unpersist man completions __confirm-timer facts help" -f -a "completions" -d 'Print shell completions'
 complete -c dscproute -n "__fish_dscproute_using_subcommand help; and not __fish_seen_subcommand_from explain plan apply rollback confirm status tui learn doctor watch persist unpersist man completions __confirm-timer facts help" -f -a "facts" -d 'Print what dscproute reads about this host (groups, links, routes, rules, table names, sysctls, tools). Read-only'

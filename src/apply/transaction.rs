@@ -128,6 +128,36 @@ impl Engine<'_> {
         })
     }
 
+    /// An interrupted or unconfirmed transaction from before a reboot: its
+    /// rules, routes and sysctls went with the reboot and its timer is dead,
+    /// so finish what commit-confirmed promised: undo what is left (files).
+    /// Lets the boot-time apply of a persisted profile proceed.
+    pub fn recover_after_reboot(
+        &self,
+        _lock: &Lock,
+        events: &mut dyn FnMut(Event),
+    ) -> Result<Option<String>, EngineError> {
+        let Some(mut j) = Journal::load(&self.state).map_err(EngineError::Io)? else {
+            return Ok(None);
+        };
+        let stale = matches!(j.state, TxnState::Running | TxnState::PendingConfirm)
+            && j.boot_id.is_some()
+            && j.boot_id != super::journal::boot_id();
+        if !stale {
+            return Ok(None);
+        }
+        let was = state_word(j.state);
+        self.undo_all(&mut j, events)?;
+        j.state = TxnState::RolledBack;
+        j.timer_pid = None;
+        j.save(&self.state).map_err(EngineError::Io)?;
+        Ok(Some(format!(
+            "transaction {} was {was} when the host rebooted: it is rolled back (its rules \
+             did not survive the reboot)",
+            j.id
+        )))
+    }
+
     /// Refuse to start over an interrupted or unconfirmed transaction.
     pub fn check_clear(&self) -> Result<Option<Journal>, EngineError> {
         let j = Journal::load(&self.state).map_err(EngineError::Io)?;

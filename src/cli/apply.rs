@@ -109,6 +109,11 @@ pub fn apply_cmd(
         Ok(l) => l,
         Err(e) => return engine_error(e),
     };
+    match engine.recover_after_reboot(&lock, &mut progress(json)) {
+        Ok(Some(note)) => output::eprint_line(&format!("dscproute: {note}")),
+        Ok(None) => {}
+        Err(e) => return engine_error(e),
+    }
     if let Err(e) = engine.check_clear() {
         return engine_error(e);
     }

@@ -149,19 +149,25 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Install a profile to apply at boot (systemd unit dscproute@NAME).
+    /// Install a kept profile to apply at boot (systemd unit dscproute@NAME):
+    /// only after an apply that was confirmed (or made without --confirm).
     Persist {
+        /// The profile that was applied and kept.
         #[arg(long, short)]
         profile: PathBuf,
+        /// Name of the persisted profile and unit instance [default: the file stem].
         #[arg(long)]
         name: Option<String>,
         /// Filesystem root to install under (for tests and image builds).
         #[arg(long, value_name = "DIR", default_value = "/")]
         root: PathBuf,
     },
-    /// Remove a persisted profile and its unit.
+    /// Remove a persisted profile and disable its unit (the running setup
+    /// stays; `rollback` removes it).
     Unpersist {
+        /// The NAME given to (or chosen by) `persist`.
         name: String,
+        /// Filesystem root the profile was installed under.
         #[arg(long, value_name = "DIR", default_value = "/")]
         root: PathBuf,
     },

@@ -170,6 +170,8 @@ fn run_effect(app: &mut App, effect: Effect, tx: &Sender<Msg>, state: &StateDir)
                 let e = engine(&state);
                 let result = (|| {
                     let lock = e.lock().map_err(|e| e.to_string())?;
+                    e.recover_after_reboot(&lock, &mut |_| {})
+                        .map_err(|e| e.to_string())?;
                     e.check_clear().map_err(|e| e.to_string())?;
                     let arm = |j: &crate::apply::Journal| crate::apply::timer::arm(&state, j);
                     let confirm =

@@ -260,3 +260,34 @@ fn a_second_engine_cannot_take_the_lock() {
     let _lock = e.lock().unwrap();
     assert!(matches!(e.lock(), Err(EngineError::Busy(Some(_)))));
 }
+
+#[test]
+fn a_transaction_interrupted_before_a_reboot_is_closed_with_only_its_files_undone() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = FakeRunner::new();
+    let e = engine(&r, &dir);
+    let mut j = Journal::new("p.toml", three().steps);
+    j.steps[0].status = StepStatus::Done;
+    j.state = TxnState::PendingConfirm;
+    j.boot_id = Some("an-earlier-boot".into());
+    e.state.ensure().unwrap();
+    j.save(&e.state).unwrap();
+    assert!(matches!(e.check_clear(), Err(EngineError::Pending { .. })));
+    let lock = e.lock().unwrap();
+    let note = e.recover_after_reboot(&lock, &mut |_| {}).unwrap().unwrap();
+    assert!(note.contains("rebooted"), "{note}");
+    assert!(
+        r.calls().is_empty(),
+        "rules are gone with the reboot: nothing to run"
+    );
+    assert!(e.check_clear().is_ok());
+    // The same boot: nothing to recover.
+    let mut j = Journal::new("p.toml", three().steps);
+    j.state = TxnState::Running;
+    j.save(&e.state).unwrap();
+    assert!(
+        e.recover_after_reboot(&lock, &mut |_| {})
+            .unwrap()
+            .is_none()
+    );
+}
