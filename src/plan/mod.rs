@@ -15,7 +15,7 @@ pub mod ruleset;
 mod script;
 mod steps;
 
-pub use render::render_text;
+pub use render::{render_text, signal_path};
 pub use script::render_script;
 
 use crate::probe::HostFacts;

@@ -8,18 +8,9 @@ use std::fmt::Write;
 
 const WIDTH: usize = 80;
 
-pub fn render_text(plan: &Plan, source: &str) -> String {
-    let mut o = String::new();
-    let roles: Vec<&str> = plan
-        .roles
-        .iter()
-        .map(|r| match r {
-            Role::Marker => "client",
-            Role::Gateway => "gateway",
-        })
-        .collect();
-    let _ = writeln!(o, "dscproute plan ({}) from {source}", roles.join(" + "));
-    let r = &plan.resolved;
+/// The path the signal takes, e.g.
+/// `group 1001 → DSCP 7 → mark 0x1/0xff → table 100 (vpn) at priority 10000 → wg0`.
+pub fn signal_path(r: &super::Resolved) -> String {
     let mut chain = vec![format!("DSCP {}", r.dscp)];
     if let Some(g) = &r.group {
         chain.insert(0, format!("group {g}"));
@@ -38,7 +29,21 @@ pub fn render_text(plan: &Plan, source: &str) -> String {
     if let Some(i) = &r.interface {
         chain.push(i.clone());
     }
-    for line in wrap(&chain.join(" → "), WIDTH - 2) {
+    chain.join(" → ")
+}
+
+pub fn render_text(plan: &Plan, source: &str) -> String {
+    let mut o = String::new();
+    let roles: Vec<&str> = plan
+        .roles
+        .iter()
+        .map(|r| match r {
+            Role::Marker => "client",
+            Role::Gateway => "gateway",
+        })
+        .collect();
+    let _ = writeln!(o, "dscproute plan ({}) from {source}", roles.join(" + "));
+    for line in wrap(&signal_path(&plan.resolved), WIDTH - 2) {
         let _ = writeln!(o, "  {line}");
     }
     for n in &plan.notes {

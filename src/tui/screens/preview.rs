@@ -102,26 +102,12 @@ fn role_word(r: Role) -> &'static str {
 /// the lines and how far the command lines can pan.
 fn plan_lines(t: &Theme, plan: &Plan, width: u16, pan: usize) -> (Vec<Line<'static>>, usize) {
     let mut o = Vec::new();
-    let r = &plan.resolved;
-    let mut chain = vec![format!("DSCP {}", r.dscp)];
-    if let Some(g) = &r.group {
-        chain.insert(0, format!("group {g}"));
-    }
-    if let (Some(m), Some(k)) = (r.mark, r.mask) {
-        chain.push(format!("mark {m:#x}/{k:#x}"));
-    }
-    if let (Some(id), Some(p)) = (r.table_id, r.priority) {
-        let name = r
-            .table_name
-            .as_deref()
-            .map(|n| format!(" ({n})"))
-            .unwrap_or_default();
-        chain.push(format!("table {id}{name} at priority {p}"));
-    }
-    if let Some(i) = &r.interface {
-        chain.push(i.clone());
-    }
-    o.extend(prose(&chain.join(" → "), 1, width, t.title()));
+    o.extend(prose(
+        &crate::plan::signal_path(&plan.resolved),
+        1,
+        width,
+        t.title(),
+    ));
     if !plan.errors.is_empty() {
         o.push(Line::default());
         o.push(Line::styled(
