@@ -90,7 +90,7 @@ fn applied(i: &Inputs, plan: &Plan) -> Check {
         return Check::fail(
             "applied",
             format!(
-                "{} of {} steps of this profile are missing: {}{}",
+                "missing: {} of the {} steps of this profile: {}{}",
                 missing.len(),
                 creating.len(),
                 shown.join("; "),
@@ -740,7 +740,8 @@ fn kill_switch(c: &GwCtx, l: &Lookups, plan: &Plan) -> Check {
         ),
         looked,
         format!(
-            "{} restores the rule; check `ip rule` for rules between {pref} and {}",
+            "{} restores the rule; then check `ip rule` for a rule before {} that catches \
+             every packet (a catch-all lookup of another table)",
             c.i.apply_cmd(),
             pref + 1
         ),

@@ -295,7 +295,7 @@ pub fn render_text(r: &Report) -> String {
         }
         for (label, text) in [("looked at", Some(&c.looked_at)), ("fix", c.fix.as_ref())] {
             let Some(text) = text else { continue };
-            for (n, l) in crate::text::wrap(&format!("{label}: {text}"), WIDTH - 6)
+            for (n, l) in crate::text::wrap(&format!("{label}: {text}"), WIDTH - 8)
                 .into_iter()
                 .enumerate()
             {
