@@ -31,6 +31,8 @@ pub enum Msg {
     /// Confirm or rollback finished, with a one-line report.
     Settled(Result<String, String>),
     Status(Box<Status>),
+    /// A watch table (once a second) or the watch's error.
+    Watch(Result<String, String>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +55,8 @@ pub enum Effect {
     RefreshStatus,
     SaveProfile(PathBuf),
     ExportScript(PathBuf),
+    /// Start watching this interface (selected DSCP), or stop (None).
+    Watch(Option<(String, u8)>),
     Quit,
 }
 
@@ -263,6 +267,16 @@ pub struct StatusState {
     pub message: Option<Result<String, String>>,
     pub scroll: u16,
     pub last_refresh: Option<Instant>,
+    /// The live per-DSCP watch panel, while it runs.
+    pub watch: Option<WatchPanel>,
+}
+
+/// `dscproute watch` as a panel of the status screen.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct WatchPanel {
+    pub interface: String,
+    /// The latest table (watch's text), or why there is none.
+    pub text: Option<Result<String, String>>,
 }
 
 pub struct App {
@@ -452,6 +466,12 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
         Msg::Status(s) => {
             app.status.report = Some(*s);
             app.status.last_refresh = Some(Instant::now());
+            Vec::new()
+        }
+        Msg::Watch(r) => {
+            if let Some(w) = &mut app.status.watch {
+                w.text = Some(r);
+            }
             Vec::new()
         }
     }

@@ -76,6 +76,7 @@ fn event_loop(
     app.size = (size.width, size.height);
     let mut dirty = true;
     let mut last_tick = Instant::now();
+    let mut live: Option<crate::watch::LiveWatch> = None;
     while !app.quit {
         if dirty {
             terminal.draw(|f| frame::render(app, f))?;
@@ -91,6 +92,18 @@ fn event_loop(
             }
         }
         msgs.extend(rx.try_iter());
+        if live.is_some() && (app.screen != ScreenId::Status || app.status.watch.is_none()) {
+            // The panel lives on the status screen only.
+            live = None;
+            app.status.watch = None;
+        }
+        if let Some(l) = &live {
+            msgs.extend(
+                l.summaries
+                    .try_iter()
+                    .map(|s| Msg::Watch(Ok(crate::watch::render(&s)))),
+            );
+        }
         if last_tick.elapsed() >= Duration::from_secs(1) {
             last_tick = Instant::now();
             msgs.push(Msg::Tick(last_tick));
@@ -98,6 +111,18 @@ fn event_loop(
         for msg in msgs {
             dirty = true;
             for effect in app::update(app, msg) {
+                if let Effect::Watch(w) = &effect {
+                    live = None;
+                    if let Some((iface, dscp)) = w {
+                        match crate::watch::LiveWatch::start(iface, Some(*dscp)) {
+                            Ok(l) => live = Some(l),
+                            Err(e) => {
+                                let _ = tx.send(Msg::Watch(Err(e.to_string())));
+                            }
+                        }
+                    }
+                    continue;
+                }
                 run_effect(app, effect, tx, state);
             }
         }
@@ -122,6 +147,8 @@ fn engine(state: &StateDir) -> Engine<'static> {
 fn run_effect(app: &mut App, effect: Effect, tx: &Sender<Msg>, state: &StateDir) {
     match effect {
         Effect::Quit => app.quit = true,
+        // Handled by the loop, which owns the capture.
+        Effect::Watch(_) => {}
         Effect::Probe => spawn_probe(tx.clone()),
         Effect::SaveProfile(path) => {
             app.notice = Some(match app.draft_profile() {

@@ -276,6 +276,7 @@ pub fn key(app: &mut App, key: KeyEvent) -> Handled {
                 app.status.asking_rollback = true;
             }
         }
+        KeyCode::Char('w') => return Handled::Yes(toggle_watch(app)),
         KeyCode::Char('c') if pending_confirm(app) => {
             if let Some(why) = dry_reason(app) {
                 app.notice = Some(format!(
@@ -291,6 +292,55 @@ pub fn key(app: &mut App, key: KeyEvent) -> Handled {
         _ => return Handled::No,
     }
     Handled::done()
+}
+
+/// The interface to watch: the VPN interface of a gateway draft, else the
+/// main table's default route (the way out), else the first real link.
+pub fn watch_interface(app: &App) -> Option<String> {
+    if app.role.gateway()
+        && let Some(l) = crate::tui::screens::gateway::chosen_link(app)
+    {
+        return Some(l);
+    }
+    let facts = app.facts.as_ref()?;
+    facts
+        .routes_v4
+        .iter()
+        .find(|r| r.dst == "default" && (r.table == "main" || r.table.is_empty()))
+        .and_then(|r| r.dev.clone())
+        .or_else(|| {
+            facts
+                .links
+                .iter()
+                .find(|l| l.name != "lo")
+                .map(|l| l.name.clone())
+        })
+        .or_else(|| facts.links.first().map(|l| l.name.clone()))
+}
+
+/// `w`: start or stop the live per-DSCP view (needs CAP_NET_RAW).
+fn toggle_watch(app: &mut App) -> Vec<Effect> {
+    if app.status.watch.take().is_some() {
+        app.notice = None;
+        return vec![Effect::Watch(None)];
+    }
+    if let Some(why) = dry_reason(app) {
+        app.notice = Some(format!(
+            "Dry run ({why}): watching needs root (CAP_NET_RAW); run `sudo dscproute watch \
+             --interface IFACE`."
+        ));
+        return Vec::new();
+    }
+    let Some(iface) = watch_interface(app) else {
+        app.notice = Some("No interface to watch: no links read on this host (yet).".into());
+        return Vec::new();
+    };
+    let dscp = app.dscp.byte.dscp().value();
+    app.status.watch = Some(crate::tui::app::WatchPanel {
+        interface: iface.clone(),
+        text: None,
+    });
+    vec![Effect::Watch(Some((iface, dscp)))]
 }
 
 /// Read the counters again every two seconds while the screen is shown.
@@ -319,12 +369,42 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
     } else {
         ask.len() as u16 + 1
     };
-    let [top, body, bottom] = Layout::vertical([
+    let watch_h = if app.status.watch.is_some() {
+        (area.height / 2).clamp(4, 14)
+    } else {
+        0
+    };
+    let [top, body, panel, bottom] = Layout::vertical([
         Constraint::Length(head.len() as u16),
         Constraint::Min(1),
+        Constraint::Length(watch_h),
         Constraint::Length(ask_h),
     ])
     .areas(area);
+    if let Some(w) = &app.status.watch {
+        let block = Block::default()
+            .borders(Borders::TOP)
+            .border_style(t.dim())
+            .title(format!(
+                " watch {} · DSCP {} (w stops) ",
+                w.interface,
+                app.dscp.byte.dscp()
+            ));
+        let inner = block.inner(panel);
+        f.render_widget(block, panel);
+        let lines: Vec<Line> = match &w.text {
+            None => vec![Line::styled(
+                " capturing… the first table comes within a second",
+                t.dim(),
+            )],
+            Some(Err(e)) => vec![Line::styled(format!(" ✗ {e}"), t.error())],
+            Some(Ok(text)) => text
+                .lines()
+                .map(|l| Line::from(l.chars().take(inner.width as usize).collect::<String>()))
+                .collect(),
+        };
+        f.render_widget(Paragraph::new(lines), inner);
+    }
     f.render_widget(Paragraph::new(head), top);
     if let Some(s) = &app.status.report {
         let lines = report_lines(t, s, area.width);
@@ -363,6 +443,14 @@ pub fn hints(app: &App) -> Vec<Hint> {
             v.push(("c", "keep"));
         }
         v.push(("r", "roll back"));
+        v.push((
+            "w",
+            if app.status.watch.is_some() {
+                "stop watch"
+            } else {
+                "watch DSCP"
+            },
+        ));
     }
     v
 }
@@ -573,5 +661,32 @@ mod tests {
         assert_eq!(short(999), "999");
         assert_eq!(short(1_234), "1.2k");
         assert_eq!(short(21_877_112), "22M");
+    }
+
+    #[test]
+    fn watch_panel_is_refused_in_a_dry_run_and_toggles_otherwise() {
+        let mut a = app("gateway-applied.json");
+        a.screen = ScreenId::Status;
+        assert!(press(&mut a, KeyCode::Char('w')).is_empty());
+        assert!(
+            a.notice.as_deref().unwrap_or("").contains("CAP_NET_RAW"),
+            "{:?}",
+            a.notice
+        );
+        a.dry_run = None;
+        let e = press(&mut a, KeyCode::Char('w'));
+        let iface = watch_interface(&a).expect("an interface");
+        assert_eq!(e, [Effect::Watch(Some((iface.clone(), 7)))]);
+        let s = screen(&a, 80, 24);
+        assert!(s.contains(&format!("watch {iface}")), "{s}");
+        update(
+            &mut a,
+            Msg::Watch(Ok("eth0: 3 IP packets\n    7 -      3".into())),
+        );
+        assert!(screen(&a, 80, 24).contains("eth0: 3 IP packets"));
+        update(&mut a, Msg::Watch(Err("watch needs CAP_NET_RAW".into())));
+        assert!(screen(&a, 120, 40).contains("✗ watch needs CAP_NET_RAW"));
+        assert_eq!(press(&mut a, KeyCode::Char('w')), [Effect::Watch(None)]);
+        assert!(a.status.watch.is_none());
     }
 }
