@@ -128,6 +128,10 @@ pub fn apply_cmd(
             return exit::REFUSED;
         }
     };
+    let mut plan = plan;
+    if let Some(gap) = crate::doctor::kernel_gap(&profile, &facts, &plan, Path::new("/")) {
+        plan.errors.push(gap);
+    }
     if !plan.is_applicable() {
         if json {
             print_json(

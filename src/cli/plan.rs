@@ -27,13 +27,14 @@ pub fn plan_cmd(profile_path: &Path, json: bool, script: bool, facts: Option<&Pa
         Ok(p) => p,
         Err(e) => return fail(exit::USAGE, &e.to_string()),
     };
+    let facts_path = facts;
     let facts = match load_facts(facts) {
         Ok(f) => f,
         Err(e) => return fail(exit::USAGE, &e),
     };
     let source = profile_path.display().to_string();
     let opts = PlanOptions { for_script: script };
-    let plan = match plan::plan(&profile, &facts, opts) {
+    let mut plan = match plan::plan(&profile, &facts, opts) {
         Ok(p) => p,
         Err(e) => {
             if json {
@@ -46,6 +47,13 @@ pub fn plan_cmd(profile_path: &Path, json: bool, script: bool, facts: Option<&Pa
             return exit::REFUSED;
         }
     };
+    // Kernel support is a fact of this host, not of recorded facts or a script's target.
+    if facts_path.is_none()
+        && !script
+        && let Some(gap) = crate::doctor::kernel_gap(&profile, &facts, &plan, Path::new("/"))
+    {
+        plan.errors.push(gap);
+    }
     if json {
         let text = serde_json::to_string_pretty(&plan).expect("plan serializes");
         output::print(&format!("{text}\n"));

@@ -65,6 +65,20 @@ fn read(root: &Path, rel: &str) -> Option<String> {
     std::fs::read_to_string(root.join(rel)).ok()
 }
 
+/// The kernel's module names (modules.dep and modules.builtin), when readable.
+pub fn kernel_modules(root: &Path, facts: &HostFacts) -> Option<BTreeSet<String>> {
+    let k = facts.kernel.as_ref()?;
+    let dir = format!("lib/modules/{k}");
+    let dep = read(root, &format!("{dir}/modules.dep"));
+    let builtin = read(root, &format!("{dir}/modules.builtin"));
+    if dep.is_none() && builtin.is_none() {
+        return None;
+    }
+    let mut m = parse_module_names(dep.as_deref().unwrap_or_default());
+    m.extend(parse_module_names(builtin.as_deref().unwrap_or_default()));
+    Some(m)
+}
+
 pub fn gather(root: &Path, facts: &HostFacts, runner: &dyn Runner) -> HostExtras {
     let mut x = HostExtras {
         resolv_conf: read(root, "etc/resolv.conf"),
@@ -82,16 +96,7 @@ pub fn gather(root: &Path, facts: &HostFacts, runner: &dyn Runner) -> HostExtras
         }
     }
     x.processes.sort_by_key(|p| p.pid);
-    if let Some(k) = &facts.kernel {
-        let dir = format!("lib/modules/{k}");
-        let dep = read(root, &format!("{dir}/modules.dep"));
-        let builtin = read(root, &format!("{dir}/modules.builtin"));
-        if dep.is_some() || builtin.is_some() {
-            let mut m = parse_module_names(dep.as_deref().unwrap_or_default());
-            m.extend(parse_module_names(builtin.as_deref().unwrap_or_default()));
-            x.modules = Some(m);
-        }
-    }
+    x.modules = kernel_modules(root, facts);
     for f in ["proc/net/ip_tables_names", "proc/net/ip6_tables_names"] {
         if let Some(t) = read(root, f) {
             x.legacy_tables

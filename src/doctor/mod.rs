@@ -20,6 +20,7 @@ pub mod after;
 pub mod fib;
 pub mod host;
 pub mod preflight;
+pub use preflight::kernel_gap;
 pub mod wire;
 
 use crate::apply::status::CountedRule;

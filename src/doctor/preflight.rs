@@ -180,6 +180,32 @@ fn in_use_by_us(f: &HostFacts, ext: &str, target: bool) -> bool {
         })
 }
 
+/// For `plan` and `apply`: the kernel support the plan needs and this
+/// kernel definitely lacks (the doctor's `kernel` check, as one line).
+pub fn kernel_gap(
+    profile: &crate::profile::Profile,
+    facts: &crate::probe::HostFacts,
+    plan: &crate::plan::Plan,
+    root: &std::path::Path,
+) -> Option<String> {
+    let extras = super::host::HostExtras {
+        modules: super::host::kernel_modules(root, facts),
+        ..Default::default()
+    };
+    let i = Inputs {
+        profile,
+        profile_path: "",
+        facts,
+        plan: Ok(plan),
+        extras: &extras,
+        counters: None,
+        wire: None,
+    };
+    let c = kernel(&i);
+    (c.status == super::Status::Fail)
+        .then(|| format!("{}: {}", c.detail, c.fix.unwrap_or_default()))
+}
+
 fn kernel(i: &Inputs) -> Check {
     let f = i.facts;
     let kver = f.kernel.as_deref().unwrap_or("?");

@@ -848,3 +848,47 @@ fn text_and_json_forms() {
     let p = &v["checks"][0];
     assert!(p.get("fix").is_none(), "no fix key on a PASS: {p}");
 }
+
+#[test]
+fn kernel_gap_names_what_plan_and_apply_refuse_on() {
+    let mut f: crate::probe::HostFacts = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/plan/client.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    f.kernel = Some("9.9.9-test".into());
+    f.xt_matches.clear();
+    f.xt_targets.clear();
+    f.iptables_save = None;
+    f.ip6tables_save = None;
+    let profile =
+        crate::profile::Profile::parse("[marker]\ngroup = 1001\ndscp = 7\n", "t").unwrap();
+    let plan = crate::plan::plan(&profile, &f, crate::plan::PlanOptions::default()).unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("lib/modules/9.9.9-test");
+    std::fs::create_dir_all(&dir).unwrap();
+    // A kernel with the owner match but without connmark and the DSCP target.
+    std::fs::write(
+        dir.join("modules.dep"),
+        "kernel/net/netfilter/xt_owner.ko:\n",
+    )
+    .unwrap();
+    let gap = super::kernel_gap(&profile, &f, &plan, root.path()).expect("a gap");
+    assert!(
+        gap.contains("connmark") || gap.contains("CONNMARK"),
+        "{gap}"
+    );
+    assert!(gap.contains("DSCP"), "{gap}");
+    // Every needed module present: no gap.
+    std::fs::write(
+        dir.join("modules.dep"),
+        "kernel/net/netfilter/xt_owner.ko:\nkernel/net/netfilter/xt_connmark.ko:\n\
+         kernel/net/netfilter/xt_DSCP.ko:\nkernel/net/netfilter/xt_dscp.ko:\n\
+         kernel/net/netfilter/xt_mark.ko:\nkernel/net/netfilter/xt_comment.ko:\n",
+    )
+    .unwrap();
+    assert_eq!(super::kernel_gap(&profile, &f, &plan, root.path()), None);
+}
