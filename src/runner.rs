@@ -54,6 +54,13 @@ pub enum RunError {
 pub trait Runner: Sync {
     fn run(&self, argv: &[String]) -> Result<Output, RunError>;
 
+    /// Run with `stdin` fed to the process (`iptables-restore` batches).
+    /// The default ignores the input; both real runners override it.
+    fn run_with_stdin(&self, argv: &[String], stdin: &str) -> Result<Output, RunError> {
+        let _ = stdin;
+        self.run(argv)
+    }
+
     /// Convenience for literal argv.
     fn run_args(&self, argv: &[&str]) -> Result<Output, RunError> {
         let v: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
@@ -72,18 +79,23 @@ pub fn find_program(name: &str) -> Option<std::path::PathBuf> {
     })
 }
 
-/// Runs real processes with duct; stdin is closed, output captured.
+/// Runs real processes with duct; stdin is closed (or fed the given input),
+/// output captured.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SystemRunner;
 
-impl Runner for SystemRunner {
-    fn run(&self, argv: &[String]) -> Result<Output, RunError> {
+impl SystemRunner {
+    fn spawn(&self, argv: &[String], stdin: Option<&str>) -> Result<Output, RunError> {
         let (program, args) = argv.split_first().ok_or(RunError::Empty)?;
         let path = find_program(program).ok_or_else(|| RunError::NotFound {
             program: program.clone(),
         })?;
-        let out = duct::cmd(path, args)
-            .stdin_null()
+        let cmd = duct::cmd(path, args);
+        let cmd = match stdin {
+            Some(input) => cmd.stdin_bytes(input.as_bytes().to_vec()),
+            None => cmd.stdin_null(),
+        };
+        let out = cmd
             .stdout_capture()
             .stderr_capture()
             .unchecked()
@@ -100,12 +112,26 @@ impl Runner for SystemRunner {
     }
 }
 
+impl Runner for SystemRunner {
+    fn run(&self, argv: &[String]) -> Result<Output, RunError> {
+        self.spawn(argv, None)
+    }
+
+    fn run_with_stdin(&self, argv: &[String], stdin: &str) -> Result<Output, RunError> {
+        self.spawn(argv, Some(stdin))
+    }
+}
+
 /// A recording fake: answers from a table keyed by the exact argv, records
 /// every call. Unknown commands answer "not found" so a test notices them.
 #[derive(Debug, Default)]
 pub struct FakeRunner {
     answers: HashMap<Vec<String>, Output>,
+    /// Answers for an argv fed exactly this stdin; they win over `answers`.
+    stdin_answers: HashMap<(Vec<String>, String), Output>,
     calls: Mutex<Vec<Vec<String>>>,
+    /// The stdin of every `run_with_stdin` call, with its argv, in order.
+    stdins: Mutex<Vec<(Vec<String>, String)>>,
 }
 
 impl FakeRunner {
@@ -120,8 +146,25 @@ impl FakeRunner {
         self
     }
 
+    /// Answer `argv` fed exactly `stdin` with `out`.
+    pub fn on_stdin(mut self, argv: &[&str], stdin: &str, out: Output) -> FakeRunner {
+        self.stdin_answers.insert(
+            (
+                argv.iter().map(|s| s.to_string()).collect(),
+                stdin.to_string(),
+            ),
+            out,
+        );
+        self
+    }
+
     pub fn calls(&self) -> Vec<Vec<String>> {
         self.calls.lock().expect("calls lock").clone()
+    }
+
+    /// The input of every call made with stdin, with its argv.
+    pub fn stdins(&self) -> Vec<(Vec<String>, String)> {
+        self.stdins.lock().expect("stdins lock").clone()
     }
 }
 
@@ -135,6 +178,18 @@ impl Runner for FakeRunner {
             .ok_or_else(|| RunError::NotFound {
                 program: program.clone(),
             })
+    }
+
+    fn run_with_stdin(&self, argv: &[String], stdin: &str) -> Result<Output, RunError> {
+        self.stdins
+            .lock()
+            .expect("stdins lock")
+            .push((argv.to_vec(), stdin.to_string()));
+        if let Some(out) = self.stdin_answers.get(&(argv.to_vec(), stdin.to_string())) {
+            self.calls.lock().expect("calls lock").push(argv.to_vec());
+            return Ok(out.clone());
+        }
+        self.run(argv)
     }
 }
 
@@ -159,6 +214,10 @@ mod tests {
             .run_args(&["sh", "-c", "echo hi; exit 3"])
             .unwrap();
         assert_eq!((out.status, out.stdout.as_str()), (3, "hi\n"));
+        let out = SystemRunner
+            .run_with_stdin(&["sh".into(), "-c".into(), "tr a-z A-Z".into()], "fed\n")
+            .unwrap();
+        assert_eq!(out.stdout, "FED\n");
         assert!(matches!(
             SystemRunner.run_args(&["dscproute-no-such-program"]),
             Err(RunError::NotFound { .. })

@@ -43,7 +43,129 @@ pub fn sysctl_path(key: &str) -> PathBuf {
     p
 }
 
+/// Which `iptables-restore` batch a plain iptables/ip6tables step can join.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct BatchKey {
+    /// `iptables-restore` or `ip6tables-restore`.
+    pub program: &'static str,
+    pub table: String,
+}
+
+/// The operations that are valid iptables-restore input as they stand.
+const RESTORE_OPS: [&str; 6] = ["-N", "-A", "-I", "-D", "-X", "-F"];
+
+/// An argument iptables-restore reads back unchanged: no quoting needed.
+fn plain_word(a: &str) -> bool {
+    !a.is_empty()
+        && !a.starts_with('#')
+        && !a
+            .chars()
+            .any(|c| c.is_whitespace() || matches!(c, '"' | '\'' | '\\'))
+}
+
+/// `iptables -w -t TABLE OP CHAIN …` (or ip6tables) -> its batch and its
+/// iptables-restore line, `OP CHAIN …`. Anything else (other tools, other
+/// options, words that would need quoting) runs on its own.
+pub fn restore_line(effect: &Effect) -> Option<(BatchKey, String)> {
+    let Effect::Run { argv } = effect else {
+        return None;
+    };
+    let program = match argv.first().map(String::as_str) {
+        Some("iptables") => "iptables-restore",
+        Some("ip6tables") => "ip6tables-restore",
+        _ => return None,
+    };
+    if argv.len() < 6
+        || argv[1] != "-w"
+        || argv[2] != "-t"
+        || !RESTORE_OPS.contains(&argv[4].as_str())
+        || !argv[3..].iter().all(|a| plain_word(a))
+    {
+        return None;
+    }
+    Some((
+        BatchKey {
+            program,
+            table: argv[3].clone(),
+        },
+        argv[4..].join(" "),
+    ))
+}
+
+/// The stdin of one batch: one table block, committed as one nf_tables
+/// transaction (all of it or nothing).
+pub fn restore_input(table: &str, lines: &[String]) -> String {
+    let mut s = format!("*{table}\n");
+    for l in lines {
+        s.push_str(l);
+        s.push('\n');
+    }
+    s.push_str("COMMIT\n");
+    s
+}
+
+/// The input line iptables-restore blamed: `line N failed`, `line N: …`
+/// (a refused commit) or `Error occurred at line: N` (a parse error).
+pub fn blamed_line(stderr: &str) -> Option<usize> {
+    let mut rest = stderr;
+    while let Some(i) = rest.find("line") {
+        rest = &rest[i + 4..];
+        let digits: String = rest
+            .trim_start_matches(':')
+            .trim_start()
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        if let Ok(n) = digits.parse() {
+            return Some(n);
+        }
+    }
+    None
+}
+
+/// A refused batch: nothing of it was applied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BatchFailure {
+    /// The batch line (index into the lines) iptables-restore blamed, when
+    /// it named one of them (not the `*table` or `COMMIT` line).
+    pub line: Option<usize>,
+    pub command: String,
+    pub stderr: String,
+}
+
 impl Executor<'_> {
+    /// Run a batch of restore lines for one table as one `iptables-restore
+    /// -w --noflush` call: other rules and chains stay, and nf_tables
+    /// commits the block atomically.
+    pub fn run_batch(&self, key: &BatchKey, lines: &[String]) -> Result<(), BatchFailure> {
+        let argv: Vec<String> = [key.program, "-w", "--noflush"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let command = argv.join(" ");
+        let input = restore_input(&key.table, lines);
+        let (stderr, line) = match self.runner.run_with_stdin(&argv, &input) {
+            Ok(out) if out.success() => return Ok(()),
+            Ok(out) => {
+                let line = blamed_line(&out.stderr)
+                    .and_then(|n| n.checked_sub(2))
+                    .filter(|&i| i < lines.len());
+                let stderr = if out.stderr.trim().is_empty() {
+                    format!("exit status {}", out.status)
+                } else {
+                    out.stderr
+                };
+                (stderr, line)
+            }
+            Err(e) => (e.to_string(), None),
+        };
+        Err(BatchFailure {
+            line,
+            command,
+            stderr,
+        })
+    }
+
     fn under_root(&self, path: &str) -> PathBuf {
         self.root.join(path.trim_start_matches('/'))
     }
@@ -328,6 +450,126 @@ mod tests {
             "created dirs removed"
         );
         assert!(t.path().join("etc").exists());
+    }
+
+    #[test]
+    fn which_steps_become_restore_lines() {
+        let line = |s: &str| restore_line(&Effect::run(argv(&s.split(' ').collect::<Vec<_>>())));
+        let (k, l) =
+            line("ip6tables -w -t nat -A DSCPROUTE-NAT -m mark --mark 0x1/0xff -j MASQUERADE")
+                .unwrap();
+        assert_eq!(
+            (k.program, k.table.as_str(), l.as_str()),
+            (
+                "ip6tables-restore",
+                "nat",
+                "-A DSCPROUTE-NAT -m mark --mark 0x1/0xff -j MASQUERADE"
+            )
+        );
+        for op in [
+            "-N X",
+            "-X X",
+            "-F X",
+            "-I PREROUTING -j X",
+            "-D X -j RETURN",
+        ] {
+            let (k, l) = line(&format!("iptables -w -t mangle {op}")).unwrap();
+            assert_eq!((k.program, l.as_str()), ("iptables-restore", op));
+        }
+        for other in [
+            "iptables -t mangle -N X", // no -w: not how the plan spells it
+            "iptables -w -t mangle -P INPUT DROP",
+            "iptables -w -t mangle -L",
+            "iptables-save -t mangle",
+            "ip -4 rule add pref 1",
+            "sysctl -q -w net.ipv4.ip_forward=1",
+        ] {
+            assert_eq!(line(other), None, "{other}");
+        }
+        // Words iptables-restore would split or unquote run on their own.
+        let spaced = Effect::run(argv(&[
+            "iptables",
+            "-w",
+            "-t",
+            "mangle",
+            "-A",
+            "X",
+            "-m",
+            "comment",
+            "--comment",
+            "a b",
+        ]));
+        assert_eq!(restore_line(&spaced), None);
+        let quoted = Effect::run(argv(&[
+            "iptables", "-w", "-t", "mangle", "-A", "X", "\"q\"",
+        ]));
+        assert_eq!(restore_line(&quoted), None);
+        assert_eq!(
+            restore_line(&Effect::RemoveFile { path: "/x".into() }),
+            None
+        );
+    }
+
+    #[test]
+    fn restore_input_and_blamed_lines() {
+        assert_eq!(
+            restore_input("nat", &["-N A".into(), "-A A -j RETURN".into()]),
+            "*nat\n-N A\n-A A -j RETURN\nCOMMIT\n"
+        );
+        // The three ways iptables-nft-restore 1.8.9 names a line.
+        assert_eq!(
+            blamed_line("iptables-restore: line 7 failed: Chain already exists.\n"),
+            Some(7)
+        );
+        assert_eq!(
+            blamed_line(
+                "iptables-restore v1.8.9 (nf_tables): \nline 3: CHAIN_DEL failed (Device or resource busy): chain DR\n"
+            ),
+            Some(3)
+        );
+        assert_eq!(
+            blamed_line(
+                "iptables-restore v1.8.9 (nf_tables): unknown option \"--bogus\"\nError occurred at line: 3\nTry `iptables-restore -h'"
+            ),
+            Some(3)
+        );
+        assert_eq!(blamed_line("lab wrapper: injected failure"), None);
+    }
+
+    #[test]
+    fn a_batch_failure_maps_to_its_line_or_to_none() {
+        let run = |stderr: &str| {
+            let runner = FakeRunner::new().on(
+                &["iptables-restore", "-w", "--noflush"],
+                Output::failed(1, stderr),
+            );
+            let ex = Executor {
+                runner: &runner,
+                root: "/nonexistent".into(),
+            };
+            let key = BatchKey {
+                program: "iptables-restore",
+                table: "mangle".into(),
+            };
+            let e = ex
+                .run_batch(&key, &["-N A".into(), "-A A -j RETURN".into()])
+                .unwrap_err();
+            assert_eq!(e.command, "iptables-restore -w --noflush");
+            assert_eq!(
+                runner.stdins()[0].1,
+                "*mangle\n-N A\n-A A -j RETURN\nCOMMIT\n"
+            );
+            e.line
+        };
+        assert_eq!(run("iptables-restore: line 2 failed"), Some(0));
+        assert_eq!(run("iptables-restore: line 3 failed"), Some(1));
+        assert_eq!(run("Error occurred at line: 4"), None, "the COMMIT line");
+        assert_eq!(
+            run("iptables-restore: line 1 failed"),
+            None,
+            "the *table line"
+        );
+        assert_eq!(run("something else"), None);
     }
 
     #[test]

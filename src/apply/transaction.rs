@@ -1,7 +1,8 @@
 //! Apply a plan as one transaction, undo it, or keep it. On the first failing
 //! step the completed steps are undone in reverse: the host ends as it began.
 
-use super::executor::{Executor, Failure};
+use super::executor::{BatchFailure, BatchKey, Executor, Failure, restore_line};
+use super::journal::JournalStep;
 use super::journal::{Journal, StepStatus, TxnState, now_unix};
 use super::lock::{Lock, LockError};
 use super::state_dir::StateDir;
@@ -203,7 +204,18 @@ impl Engine<'_> {
         }
         let ex = self.executor();
         let total = j.steps.len();
-        for i in 0..total {
+        let mut i = 0;
+        while i < total {
+            if let Some((key, lines)) = batch_at(&j, i, |js| &js.step.apply)
+                && lines.len() > 1
+            {
+                let end = i + lines.len();
+                if let Err(f) = self.apply_batch(&ex, &mut j, i, &key, &lines, events)? {
+                    return self.fail_batch(j, i..end, f, events);
+                }
+                i = end;
+                continue;
+            }
             let effect = j.steps[i].step.apply.clone();
             let saved = match ex.save_before(&effect) {
                 Ok(s) => s,
@@ -228,6 +240,7 @@ impl Engine<'_> {
                 }
                 Err(failure) => return self.fail(j, i, failure, events),
             }
+            i += 1;
         }
         j.state = if j.confirm_deadline_unix.is_some() {
             TxnState::PendingConfirm
@@ -236,6 +249,81 @@ impl Engine<'_> {
         };
         j.save(&self.state).map_err(EngineError::Io)?;
         Ok(ApplyOutcome::Applied(j))
+    }
+
+    /// Steps `first..first + lines.len()` as one iptables-restore call: all
+    /// journaled Running before it (the call may or may not happen if the
+    /// process dies), Done after it.
+    fn apply_batch(
+        &self,
+        ex: &Executor,
+        j: &mut Journal,
+        first: usize,
+        key: &BatchKey,
+        lines: &[String],
+        events: &mut dyn FnMut(Event),
+    ) -> Result<Result<(), BatchFailure>, EngineError> {
+        let total = j.steps.len();
+        let range = first..first + lines.len();
+        for k in range.clone() {
+            j.steps[k].status = StepStatus::Running;
+            j.record(&self.state, k, false).map_err(EngineError::Io)?;
+            events(Event::Started {
+                index: k,
+                total,
+                command: j.steps[k].step.apply.display(),
+            });
+        }
+        if let Err(f) = ex.run_batch(key, lines) {
+            return Ok(Err(f));
+        }
+        for k in range {
+            j.steps[k].status = StepStatus::Done;
+            j.record(&self.state, k, false).map_err(EngineError::Io)?;
+            events(Event::Done { index: k });
+        }
+        Ok(Ok(()))
+    }
+
+    /// iptables-restore refused a batch: nothing of it was applied (one
+    /// nf_tables transaction), so every step of it is Failed, the one it
+    /// blamed with its message, and the earlier steps are undone.
+    fn fail_batch(
+        &self,
+        mut j: Journal,
+        range: std::ops::Range<usize>,
+        f: BatchFailure,
+        events: &mut dyn FnMut(Event),
+    ) -> Result<ApplyOutcome, EngineError> {
+        let (first, last) = (range.start, range.end - 1);
+        let culprit = first + f.line.unwrap_or(0);
+        let whole = format!(
+            "{} refused the whole batch of steps {}-{}, so none of them was applied",
+            f.command,
+            first + 1,
+            last + 1
+        );
+        let note = match f.line {
+            Some(_) => whole,
+            None => format!("{whole} (it named no step's line)"),
+        };
+        let failure = Failure {
+            command: j.steps[culprit].step.apply.display(),
+            stderr: format!("{}\n({note})", f.stderr.trim_end()),
+        };
+        for k in range.filter(|&k| k != culprit) {
+            let other = Failure {
+                command: j.steps[k].step.apply.display(),
+                stderr: format!("not applied: {note}"),
+            };
+            j.steps[k].status = StepStatus::Failed;
+            j.steps[k].error = Some(other.to_string());
+            events(Event::Failed {
+                index: k,
+                failure: other,
+            });
+        }
+        self.fail(j, culprit, failure, events)
     }
 
     fn fail(
@@ -263,6 +351,9 @@ impl Engine<'_> {
 
     /// Undo every step that may have taken effect, newest first. A step that
     /// was only `Running` may never have happened: its undo may fail quietly.
+    /// Consecutive iptables undos of one table go as one iptables-restore
+    /// call; when that is refused (it changed nothing), they are undone one
+    /// by one with the same tolerance.
     fn undo_all(
         &self,
         j: &mut Journal,
@@ -271,10 +362,10 @@ impl Engine<'_> {
         let ex = self.executor();
         let mut clean = true;
         let rebooted = j.boot_id.is_some() && j.boot_id != super::journal::boot_id();
+        let mut todo = Vec::new();
         for i in (0..j.steps.len()).rev() {
-            let status = j.steps[i].status;
             if !matches!(
-                status,
+                j.steps[i].status,
                 StepStatus::Done | StepStatus::Running | StepStatus::UndoFailed
             ) {
                 continue;
@@ -283,31 +374,74 @@ impl Engine<'_> {
                 // Rules, routes and sysctls did not survive the reboot.
                 j.steps[i].status = StepStatus::Undone;
                 j.steps[i].error = Some("gone with the reboot".into());
+                j.record(&self.state, i, false).map_err(EngineError::Io)?;
                 continue;
             }
-            events(Event::Undoing {
-                index: i,
-                command: j.steps[i].step.undo.display(),
-            });
-            match ex.undo(&j.steps[i]) {
-                Ok(()) => {
-                    j.steps[i].status = StepStatus::Undone;
-                    events(Event::Undone { index: i });
+            todo.push(i);
+        }
+        let mut n = 0;
+        while n < todo.len() {
+            let run = undo_batch(j, &todo[n..]);
+            n += run.len().max(1);
+            if let Some((key, steps, lines)) = run.batch() {
+                for &i in steps {
+                    events(Event::Undoing {
+                        index: i,
+                        command: j.steps[i].step.undo.display(),
+                    });
                 }
-                Err(_) if status == StepStatus::Running => {
-                    j.steps[i].status = StepStatus::Undone;
-                    events(Event::Undone { index: i });
+                if ex.run_batch(&key, &lines).is_ok() {
+                    for &i in steps {
+                        j.steps[i].status = StepStatus::Undone;
+                        events(Event::Undone { index: i });
+                        j.record(&self.state, i, false).map_err(EngineError::Io)?;
+                    }
+                } else {
+                    for &i in steps {
+                        clean &= self.undo_one(&ex, j, i, events)?;
+                    }
                 }
-                Err(failure) => {
-                    clean = false;
-                    j.steps[i].status = StepStatus::UndoFailed;
-                    j.steps[i].error = Some(failure.to_string());
-                    events(Event::UndoFailed { index: i, failure });
-                }
+            } else {
+                let i = todo[n - 1];
+                events(Event::Undoing {
+                    index: i,
+                    command: j.steps[i].step.undo.display(),
+                });
+                clean &= self.undo_one(&ex, j, i, events)?;
             }
-            j.record(&self.state, i, false).map_err(EngineError::Io)?;
         }
         j.save(&self.state).map_err(EngineError::Io)?;
+        Ok(clean)
+    }
+
+    /// Undo one step on its own (announced by the caller); false when the
+    /// undo of a step that surely happened failed.
+    fn undo_one(
+        &self,
+        ex: &Executor,
+        j: &mut Journal,
+        i: usize,
+        events: &mut dyn FnMut(Event),
+    ) -> Result<bool, EngineError> {
+        let status = j.steps[i].status;
+        let mut clean = true;
+        match ex.undo(&j.steps[i]) {
+            Ok(()) => {
+                j.steps[i].status = StepStatus::Undone;
+                events(Event::Undone { index: i });
+            }
+            Err(_) if status == StepStatus::Running => {
+                j.steps[i].status = StepStatus::Undone;
+                events(Event::Undone { index: i });
+            }
+            Err(failure) => {
+                clean = false;
+                j.steps[i].status = StepStatus::UndoFailed;
+                j.steps[i].error = Some(failure.to_string());
+                events(Event::UndoFailed { index: i, failure });
+            }
+        }
+        j.record(&self.state, i, false).map_err(EngineError::Io)?;
         Ok(clean)
     }
 
@@ -363,6 +497,77 @@ impl Engine<'_> {
         j.confirm_deadline_unix = None;
         j.save(&self.state).map_err(EngineError::Io)?;
         Ok(Ok(j))
+    }
+}
+
+/// The iptables-restore batch starting at step `first`: the longest run of
+/// steps whose `effect` is a plain iptables (or ip6tables) command of one
+/// table, with their restore lines. `None` when step `first` cannot batch.
+fn batch_at(
+    j: &Journal,
+    first: usize,
+    effect: impl Fn(&JournalStep) -> &crate::plan::Effect,
+) -> Option<(BatchKey, Vec<String>)> {
+    let (key, line) = restore_line(effect(&j.steps[first]))?;
+    let mut lines = vec![line];
+    for js in &j.steps[first + 1..] {
+        match restore_line(effect(js)) {
+            Some((k, l)) if k == key => lines.push(l),
+            _ => break,
+        }
+    }
+    Some((key, lines))
+}
+
+/// A run of steps to undo (in undo order) that can go as one batch.
+struct UndoRun<'a> {
+    steps: &'a [usize],
+    key: Option<BatchKey>,
+    lines: Vec<String>,
+}
+
+impl<'a> UndoRun<'a> {
+    fn len(&self) -> usize {
+        self.steps.len()
+    }
+
+    /// The batch, when it has two steps or more (one goes on its own).
+    fn batch(&self) -> Option<(BatchKey, &'a [usize], Vec<String>)> {
+        match &self.key {
+            Some(k) if self.steps.len() > 1 => Some((k.clone(), self.steps, self.lines.clone())),
+            _ => None,
+        }
+    }
+}
+
+/// The undo batch starting at `todo[0]`: following undos that are plain
+/// iptables commands of the same table with nothing saved at apply time.
+fn undo_batch<'a>(j: &Journal, todo: &'a [usize]) -> UndoRun<'a> {
+    let line = |i: usize| {
+        let js = &j.steps[i];
+        if js.saved.is_some() {
+            return None;
+        }
+        restore_line(&js.step.undo)
+    };
+    let Some((key, first)) = line(todo[0]) else {
+        return UndoRun {
+            steps: &todo[..1],
+            key: None,
+            lines: vec![],
+        };
+    };
+    let mut lines = vec![first];
+    for &i in &todo[1..] {
+        match line(i) {
+            Some((k, l)) if k == key => lines.push(l),
+            _ => break,
+        }
+    }
+    UndoRun {
+        steps: &todo[..lines.len()],
+        key: Some(key),
+        lines,
     }
 }
 

@@ -291,3 +291,323 @@ fn a_transaction_interrupted_before_a_reboot_is_closed_with_only_its_files_undon
             .is_none()
     );
 }
+
+// iptables-restore batches.
+
+const RESTORE: [&str; 3] = ["iptables-restore", "-w", "--noflush"];
+const RESTORE6: [&str; 3] = ["ip6tables-restore", "-w", "--noflush"];
+
+/// ip rule, three mangle steps, one nat step, two ip6tables mangle steps.
+fn firewall() -> Plan {
+    plan(vec![
+        step("ip rule add 1", "ip rule del 1"),
+        step("iptables -w -t mangle -N DR", "iptables -w -t mangle -X DR"),
+        step(
+            "iptables -w -t mangle -A DR -j RETURN",
+            "iptables -w -t mangle -D DR -j RETURN",
+        ),
+        step(
+            "iptables -w -t mangle -I PREROUTING -m comment --comment dscproute -j DR",
+            "iptables -w -t mangle -D PREROUTING -m comment --comment dscproute -j DR",
+        ),
+        step("iptables -w -t nat -N DN", "iptables -w -t nat -X DN"),
+        step(
+            "ip6tables -w -t mangle -N DR",
+            "ip6tables -w -t mangle -X DR",
+        ),
+        step(
+            "ip6tables -w -t mangle -A DR -j RETURN",
+            "ip6tables -w -t mangle -D DR -j RETURN",
+        ),
+    ])
+}
+
+const MANGLE_IN: &str = "*mangle\n-N DR\n-A DR -j RETURN\n\
+    -I PREROUTING -m comment --comment dscproute -j DR\nCOMMIT\n";
+const MANGLE6_IN: &str = "*mangle\n-N DR\n-A DR -j RETURN\nCOMMIT\n";
+const MANGLE_UNDO: &str = "*mangle\n-D PREROUTING -m comment --comment dscproute -j DR\n\
+    -D DR -j RETURN\n-X DR\nCOMMIT\n";
+const MANGLE6_UNDO: &str = "*mangle\n-D DR -j RETURN\n-X DR\nCOMMIT\n";
+
+fn stdins(r: &FakeRunner) -> Vec<(String, String)> {
+    r.stdins()
+        .into_iter()
+        .map(|(a, s)| (a.join(" "), s))
+        .collect()
+}
+
+#[test]
+fn consecutive_iptables_steps_of_one_table_run_as_one_restore() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = ok(
+        FakeRunner::new(),
+        &["ip rule add 1", "iptables -w -t nat -N DN"],
+    )
+    .on(&RESTORE, Output::ok(""))
+    .on(&RESTORE6, Output::ok(""));
+    let e = engine(&r, &dir);
+    let lock = e.lock().unwrap();
+    let mut started = 0;
+    let out = e
+        .apply(&lock, &firewall(), "p.toml", None, &mut |ev| {
+            started += usize::from(matches!(ev, Event::Started { .. }))
+        })
+        .unwrap();
+    let ApplyOutcome::Applied(j) = out else {
+        panic!("not applied")
+    };
+    assert_eq!(
+        calls(&r),
+        [
+            "ip rule add 1",
+            "iptables-restore -w --noflush",
+            // A batch of one stays the plan's own command.
+            "iptables -w -t nat -N DN",
+            "ip6tables-restore -w --noflush",
+        ]
+    );
+    assert_eq!(
+        stdins(&r),
+        [
+            (
+                "iptables-restore -w --noflush".to_string(),
+                MANGLE_IN.into()
+            ),
+            (
+                "ip6tables-restore -w --noflush".to_string(),
+                MANGLE6_IN.into()
+            ),
+        ]
+    );
+    assert_eq!(started, 7, "every step still reports itself");
+    assert!(j.steps.iter().all(|s| s.status == StepStatus::Done));
+    assert_eq!(Journal::load(&e.state).unwrap().unwrap(), j);
+
+    // Rollback batches the same way, newest first.
+    let r2 = ok(
+        FakeRunner::new(),
+        &["ip rule del 1", "iptables -w -t nat -X DN"],
+    )
+    .on(&RESTORE, Output::ok(""))
+    .on(&RESTORE6, Output::ok(""));
+    let e2 = Engine {
+        runner: &r2,
+        root: e.root.clone(),
+        state: StateDir::resolve(Some(e.state.path())),
+    };
+    assert!(matches!(
+        e2.rollback(&lock, &mut |_| {}).unwrap(),
+        RollbackOutcome::RolledBack(_)
+    ));
+    assert_eq!(
+        calls(&r2),
+        [
+            "ip6tables-restore -w --noflush",
+            "iptables -w -t nat -X DN",
+            "iptables-restore -w --noflush",
+            "ip rule del 1",
+        ]
+    );
+    assert_eq!(
+        stdins(&r2),
+        [
+            (
+                "ip6tables-restore -w --noflush".to_string(),
+                MANGLE6_UNDO.into()
+            ),
+            (
+                "iptables-restore -w --noflush".to_string(),
+                MANGLE_UNDO.into()
+            ),
+        ]
+    );
+}
+
+#[test]
+fn a_refused_batch_fails_every_step_of_it_and_names_the_blamed_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = ok(FakeRunner::new(), &["ip rule add 1", "ip rule del 1"]).on(
+        &RESTORE,
+        Output::failed(
+            1,
+            "iptables-restore: line 3 failed: No chain/target/match by that name.\n",
+        ),
+    );
+    let e = engine(&r, &dir);
+    let lock = e.lock().unwrap();
+    let mut failed = Vec::new();
+    let out = e
+        .apply(&lock, &firewall(), "p.toml", None, &mut |ev| {
+            if let Event::Failed { index, .. } = ev {
+                failed.push(index)
+            }
+        })
+        .unwrap();
+    let ApplyOutcome::Failed { journal, failure } = out else {
+        panic!("not failed")
+    };
+    // Line 3 of the input is the batch's second line: step 3 of the plan.
+    assert_eq!(failure.command, "iptables -w -t mangle -A DR -j RETURN");
+    assert!(
+        failure.stderr.contains("line 3 failed"),
+        "{}",
+        failure.stderr
+    );
+    assert!(
+        failure
+            .stderr
+            .contains("refused the whole batch of steps 2-4"),
+        "{}",
+        failure.stderr
+    );
+    assert_eq!(failed, [1, 3, 2], "the blamed step reports last");
+    let st: Vec<_> = journal.steps.iter().map(|s| s.status).collect();
+    use StepStatus::*;
+    assert_eq!(
+        st,
+        [Undone, Failed, Failed, Failed, Pending, Pending, Pending]
+    );
+    assert!(
+        journal.steps[3]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("not applied")
+    );
+    // Only the step before the batch was undone: the batch changed nothing.
+    assert_eq!(
+        calls(&r),
+        [
+            "ip rule add 1",
+            "iptables-restore -w --noflush",
+            "ip rule del 1"
+        ]
+    );
+}
+
+#[test]
+fn a_refusal_naming_no_step_line_blames_the_first_step_of_the_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = ok(FakeRunner::new(), &["ip rule add 1", "ip rule del 1"]).on(
+        &RESTORE,
+        Output::failed(
+            4,
+            "iptables-restore v1.8.9 (nf_tables): \nline 5: CHAIN_ADD failed",
+        ),
+    );
+    let e = engine(&r, &dir);
+    let lock = e.lock().unwrap();
+    let ApplyOutcome::Failed { failure, .. } = e
+        .apply(&lock, &firewall(), "p.toml", None, &mut |_| {})
+        .unwrap()
+    else {
+        panic!("not failed")
+    };
+    assert_eq!(failure.command, "iptables -w -t mangle -N DR");
+    assert!(
+        failure.stderr.contains("named no step's line"),
+        "{}",
+        failure.stderr
+    );
+}
+
+#[test]
+fn a_refused_undo_batch_falls_back_to_one_by_one_with_the_usual_tolerance() {
+    let dir = tempfile::tempdir().unwrap();
+    // Interrupted during the mangle batch: it may or may not have happened.
+    // Here it did not: the batched undo is refused ("-D" of a missing rule),
+    // each single undo fails too, and that is fine for Running steps.
+    let r = FakeRunner::new()
+        .on(
+            &RESTORE,
+            Output::failed(1, "iptables-restore: line 2 failed: Bad rule"),
+        )
+        .on(
+            &[
+                "iptables",
+                "-w",
+                "-t",
+                "mangle",
+                "-D",
+                "PREROUTING",
+                "-m",
+                "comment",
+                "--comment",
+                "dscproute",
+                "-j",
+                "DR",
+            ],
+            Output::failed(1, "Bad rule"),
+        )
+        .on(
+            &["iptables", "-w", "-t", "mangle", "-D", "DR", "-j", "RETURN"],
+            Output::failed(1, "Bad rule"),
+        )
+        .on(
+            &["iptables", "-w", "-t", "mangle", "-X", "DR"],
+            Output::failed(1, "No chain"),
+        )
+        .on(&["ip", "rule", "del", "1"], Output::ok(""));
+    let e = engine(&r, &dir);
+    let mut j = Journal::new("p.toml", firewall().steps);
+    j.steps[0].status = StepStatus::Done;
+    for k in 1..4 {
+        j.steps[k].status = StepStatus::Running;
+    }
+    e.state.ensure().unwrap();
+    j.save(&e.state).unwrap();
+    let lock = e.lock().unwrap();
+    let mut undoing = 0;
+    let out = e
+        .rollback(&lock, &mut |ev| {
+            undoing += usize::from(matches!(ev, Event::Undoing { .. }))
+        })
+        .unwrap();
+    let RollbackOutcome::RolledBack(j) = out else {
+        panic!("not rolled back cleanly")
+    };
+    assert_eq!(undoing, 4, "each step announced once");
+    assert_eq!(
+        calls(&r),
+        [
+            "iptables-restore -w --noflush",
+            "iptables -w -t mangle -D PREROUTING -m comment --comment dscproute -j DR",
+            "iptables -w -t mangle -D DR -j RETURN",
+            "iptables -w -t mangle -X DR",
+            "ip rule del 1",
+        ]
+    );
+    assert!(j.steps[..4].iter().all(|s| s.status == StepStatus::Undone));
+}
+
+#[test]
+fn a_refused_undo_batch_of_done_steps_reports_the_ones_that_fail_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = ok(
+        FakeRunner::new(),
+        &[
+            "iptables -w -t mangle -D PREROUTING -m comment --comment dscproute -j DR",
+            "iptables -w -t mangle -X DR",
+        ],
+    )
+    .on(
+        &RESTORE,
+        Output::failed(1, "iptables-restore: line 3 failed: Bad rule"),
+    )
+    .on(
+        &["iptables", "-w", "-t", "mangle", "-D", "DR", "-j", "RETURN"],
+        Output::failed(1, "Bad rule"),
+    );
+    let e = engine(&r, &dir);
+    let mut j = Journal::new("p.toml", firewall().steps[1..4].to_vec());
+    j.steps.iter_mut().for_each(|s| s.status = StepStatus::Done);
+    e.state.ensure().unwrap();
+    j.save(&e.state).unwrap();
+    let lock = e.lock().unwrap();
+    let RollbackOutcome::Partial(j) = e.rollback(&lock, &mut |_| {}).unwrap() else {
+        panic!("expected partial")
+    };
+    let st: Vec<_> = j.steps.iter().map(|s| s.status).collect();
+    use StepStatus::*;
+    assert_eq!(st, [Undone, UndoFailed, Undone]);
+}
