@@ -874,16 +874,25 @@ impl Mode {
     }
 }
 
-/// `ip`, `iptables`, `ip6tables` and `sysctl` wrappers (sh) in a directory
-/// put first on dscproute's PATH. They pass every call to the real binary
-/// and count the mutating ones (ip add/del/flush/replace/change; iptables
-/// -A/-I/-D/-N/-X/-F/-R/-P/-E/-Z; sysctl -w) in `count`, logging each to
-/// `calls` as dscproute spells it (`iptables -w -t mangle -N ...`).
+/// `ip`, `iptables`, `ip6tables`, `iptables-restore`, `ip6tables-restore`
+/// and `sysctl` wrappers (sh) in a directory put first on dscproute's PATH.
+/// They pass every call to the real binary and count the mutating ones (ip
+/// add/del/flush/replace/change; iptables -A/-I/-D/-N/-X/-F/-R/-P/-E/-Z;
+/// every restore call, one batch = one call; sysctl -w) in `count`, logging
+/// each to `calls` as dscproute spells it (`iptables -w -t mangle -N ...`,
+/// `iptables-restore -w --noflush`, its stdin kept in `stdin.N`).
 pub struct Wrappers {
     pub dir: PathBuf,
 }
 
-const WRAPPED: [&str; 4] = ["ip", "iptables", "ip6tables", "sysctl"];
+const WRAPPED: [&str; 6] = [
+    "ip",
+    "iptables",
+    "ip6tables",
+    "iptables-restore",
+    "ip6tables-restore",
+    "sysctl",
+];
 
 impl Wrappers {
     pub fn install(dir: &Path) -> Wrappers {
@@ -898,6 +907,7 @@ impl Wrappers {
 real='{real}'
 me='{tool}'
 mutating=0
+case "$me" in *-restore) mutating=1 ;; esac
 for a in "$@"; do
   case "$me:$a" in
     ip:add|ip:del|ip:delete|ip:flush|ip:replace|ip:change) mutating=1 ;;
@@ -910,6 +920,12 @@ if [ "$mutating" = 1 ] && [ -n "$d" ]; then
   n=$(( $(cat "$d/count" 2>/dev/null || echo 0) + 1 ))
   echo "$n" > "$d/count"
   echo "$me $*" >> "$d/calls"
+  case "$me" in
+    *-restore)
+      # The batch on stdin, kept for the test and fed to the real command.
+      cat > "$d/stdin.$n"
+      exec < "$d/stdin.$n" ;;
+  esac
   if [ "$n" = "$DSCPR_WRAP_K" ]; then
     case "$DSCPR_WRAP_MODE" in
       kill-after)
@@ -921,7 +937,13 @@ if [ "$mutating" = 1 ] && [ -n "$d" ]; then
         kill -9 "$PPID"
         exit 137 ;;
       fail)
-        echo "lab wrapper: injected failure of mutating call $n" >&2
+        case "$me" in
+          *-restore)
+            # Blame the batch's last command line, as iptables-restore does.
+            last=$(( $(wc -l < "$d/stdin.$n") - 1 ))
+            echo "$me: line $last failed: lab wrapper: injected failure of mutating call $n" >&2 ;;
+          *) echo "lab wrapper: injected failure of mutating call $n" >&2 ;;
+        esac
         exit 1 ;;
       block)
         : > "$d/reached"
@@ -950,6 +972,11 @@ exec "$real" "$@"
         for f in ["count", "calls", "real-rc", "reached", "release"] {
             let _ = std::fs::remove_file(self.dir.join(f));
         }
+        for e in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
+            if e.file_name().to_string_lossy().starts_with("stdin.") {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
     }
 
     /// Environment for dscproute: wrappers first on PATH, and what to do at call `k`.
@@ -970,6 +997,29 @@ exec "$real" "$@"
             .lines()
             .map(str::to_string)
             .collect()
+    }
+
+    /// The commands mutating call `k` (1-based) stands for: itself, or for
+    /// an iptables-restore batch each of its lines as the single iptables
+    /// command (`iptables -w -t TABLE LINE`).
+    pub fn commands_of(&self, k: usize, call: &str) -> Vec<String> {
+        let tool = match call.split_whitespace().next() {
+            Some("iptables-restore") => "iptables",
+            Some("ip6tables-restore") => "ip6tables",
+            _ => return vec![call.to_string()],
+        };
+        let input = std::fs::read_to_string(self.dir.join(format!("stdin.{k}")))
+            .unwrap_or_else(|e| panic!("stdin of call {k} ({call}): {e}"));
+        let mut table = String::new();
+        let mut out = Vec::new();
+        for l in input.lines() {
+            if let Some(t) = l.strip_prefix('*') {
+                table = t.to_string();
+            } else if l != "COMMIT" && !l.is_empty() {
+                out.push(format!("{tool} -w -t {table} {l}"));
+            }
+        }
+        out
     }
 
     /// Exit status of the real command in `KillAfter` mode.
