@@ -298,6 +298,12 @@ impl Engine<'_> {
                     j.steps[i].status = StepStatus::Undone;
                     events(Event::Undone { index: i });
                 }
+                // Deleting what is already gone (its interface went down…).
+                Err(failure) if already_gone(&failure) => {
+                    j.steps[i].status = StepStatus::Undone;
+                    j.steps[i].error = Some(format!("already gone: {}", failure.stderr.trim()));
+                    events(Event::Undone { index: i });
+                }
                 Err(failure) => {
                     clean = false;
                     j.steps[i].status = StepStatus::UndoFailed;
@@ -364,6 +370,22 @@ impl Engine<'_> {
         j.save(&self.state).map_err(EngineError::Io)?;
         Ok(Ok(j))
     }
+}
+
+/// An undo that failed because its object no longer exists has nothing
+/// left to undo.
+fn already_gone(f: &Failure) -> bool {
+    let e = f.stderr.to_ascii_lowercase();
+    [
+        "cannot find device",
+        "no such device",
+        "no such process",
+        "no such file or directory",
+        "does a matching rule exist",
+        "no chain/target/match by that name",
+    ]
+    .iter()
+    .any(|m| e.contains(m))
 }
 
 pub fn state_word(s: TxnState) -> &'static str {
