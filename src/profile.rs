@@ -390,15 +390,23 @@ impl Validator<'_> {
             .as_ref()
             .map(|m| self.u32_value(m, "gateway.mark", "a firewall mark like \"0x3\" (not 0)"))
             .transpose()?;
-        if let (Some(mk), Some(ms), Some(raw)) = (mark, mask, g.mark.as_ref())
+        // Without a mask the default one applies: check against it here, so
+        // the same mistake gets the same answer (exit 2) either way.
+        let effective_mask = mask.or(mark.map(|_| crate::plan::ownership::DEFAULT_MASK));
+        if let (Some(mk), Some(ms), Some(raw)) = (mark, effective_mask, g.mark.as_ref())
             && mk & !ms != 0
         {
             return self.err(
                 raw,
                 "gateway.mark",
                 format!(
-                    "has bits outside gateway.mask {ms:#x}: the mark must lie within the mask; \
-                     widen the mask (e.g. mask = \"{:#x}\") or pick a mark inside it",
+                    "has bits outside {} {ms:#x}: the mark must lie within the mask; widen the \
+                     mask (e.g. mask = \"{:#x}\") or pick a mark inside it",
+                    if mask.is_some() {
+                        "gateway.mask"
+                    } else {
+                        "the default mask"
+                    },
                     mk | ms
                 ),
             );
@@ -523,7 +531,8 @@ impl Validator<'_> {
                 v,
                 "gateway.interface",
                 "not a valid interface name: use 1–15 characters \
-                                              without '/', ':', spaces or quotes, like \"wg0\""
+                                              without '/', ':', '+', spaces or quotes, not \
+                                              starting with '-', like \"wg0\""
                     .into(),
             )
         }
@@ -660,8 +669,10 @@ pub fn valid_ifname(s: &str) -> bool {
     (1..=15).contains(&s.len())
         && s != "."
         && s != ".."
+        && !s.starts_with('-')
+        // `+` is iptables' interface wildcard: `wg+` would match every wg*.
         && s.chars()
-            .all(|c| c.is_ascii_graphic() && !matches!(c, '/' | ':' | '"' | '\'' | '\\'))
+            .all(|c| c.is_ascii_graphic() && !matches!(c, '/' | ':' | '"' | '\'' | '\\' | '+'))
 }
 
 fn valid_table_name(s: &str) -> bool {

@@ -390,8 +390,14 @@ fn scripts_pass_sh_n_and_hold_every_pending_apply_quoted() {
             if let Effect::Run { argv } = &s.apply {
                 let line = argv.iter().map(|a| quoted(a)).collect::<Vec<_>>().join(" ");
                 let n = i + 1;
+                // A sysctl step first saves the old value where it runs.
+                let want = if argv[0] == "sysctl" {
+                    format!("&& {line}; }}")
+                } else {
+                    format!("step_{n}() {{ {line}; }}")
+                };
                 assert!(
-                    text.contains(&format!("step_{n}() {{ {line}; }}")),
+                    text.contains(&want),
                     "{profile} on {facts}: step {n} is not `{line}`:\n{text}"
                 );
             }
@@ -476,12 +482,17 @@ fn the_script_runs_exactly_the_planned_argv_even_with_shell_characters() {
 
     let log = dir.path().join("log");
     let bin = stub_bin(dir.path(), &log);
+    // The stubs create nothing: the state dir for sysctl values must exist.
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let state_s = state.display().to_string();
     let run = |verb: &str| {
         let o = Command::new("/bin/sh")
             .arg(&script)
             .arg(verb)
             .env_clear()
             .env("PATH", &bin)
+            .env("DSCPROUTE_SCRIPT_STATE", &state)
             .output()
             .unwrap();
         assert!(
@@ -493,6 +504,14 @@ fn the_script_runs_exactly_the_planned_argv_even_with_shell_characters() {
     run("apply");
     let mut expected = Vec::new();
     for s in p.pending() {
+        if let Effect::Run { argv } = &s.apply
+            && argv[0] == "sysctl"
+        {
+            // The old value is saved where the script runs.
+            let key = argv[3].split('=').next().unwrap().to_string();
+            expected.push(vec!["mkdir".into(), "-p".into(), state_s.clone()]);
+            expected.push(vec!["sysctl".into(), "-n".into(), key]);
+        }
         run_argvs(&s.apply, &mut expected);
     }
     assert_eq!(logged(&log), expected);
@@ -502,6 +521,19 @@ fn the_script_runs_exactly_the_planned_argv_even_with_shell_characters() {
     run("undo");
     let mut expected = Vec::new();
     for s in p.pending().collect::<Vec<_>>().into_iter().rev() {
+        if let Effect::Run { argv } = &s.apply
+            && argv[0] == "sysctl"
+        {
+            // Undo writes back what was saved (the stub sysctl printed nothing).
+            let key = argv[3].split('=').next().unwrap();
+            expected.push(vec![
+                "sysctl".into(),
+                "-q".into(),
+                "-w".into(),
+                format!("{key}="),
+            ]);
+            continue;
+        }
         run_argvs(&s.undo, &mut expected);
     }
     assert_eq!(logged(&log), expected);
@@ -617,7 +649,11 @@ fn round_trip(ns: &common::Netns, profile_text: &str) {
     let script = write(dir.path(), "plan.sh", &stdout(&o));
 
     let before = dump(ns);
-    ns.exec_ok(&["sh", script.to_str().unwrap(), "apply"]);
+    let state = format!(
+        "DSCPROUTE_SCRIPT_STATE={}",
+        dir.path().join("state").display()
+    );
+    ns.exec_ok(&["env", &state, "sh", script.to_str().unwrap(), "apply"]);
     let applied = dump(ns);
     assert_ne!(before, applied, "apply changed nothing");
     assert!(applied.contains("DSCPROUTE-"), "{applied}");
@@ -633,7 +669,7 @@ fn round_trip(ns: &common::Netns, profile_text: &str) {
         stdout(&o)
     );
 
-    ns.exec_ok(&["sh", script.to_str().unwrap(), "undo"]);
+    ns.exec_ok(&["env", &state, "sh", script.to_str().unwrap(), "undo"]);
     let undone = dump(ns);
     assert_eq!(
         before, undone,

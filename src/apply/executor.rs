@@ -256,9 +256,31 @@ impl Executor<'_> {
         }
         let dump = self.run_argv_output(&[save.into(), "-t".into(), table.into()])?;
         let in_use = dump.lines().any(|l| {
-            l.starts_with("-A ") || (l.starts_with(':') && l.split_whitespace().nth(1) == Some("-"))
+            l.starts_with("-A ")
+                || (l.starts_with(':') && l.split_whitespace().nth(1) == Some("-"))
+                // iptables cannot show what native nft rules put there.
+                || l.contains("incompatible")
         });
         if in_use {
+            return Ok(());
+        }
+        // Sets, maps, native rules: anything beyond empty base chains stays.
+        let nft = self.run_argv_output(&[
+            "nft".into(),
+            "list".into(),
+            "table".into(),
+            family.into(),
+            table.into(),
+        ])?;
+        let content = nft.lines().map(str::trim).any(|l| {
+            !(l.is_empty()
+                || l.starts_with("table ")
+                || l.starts_with("chain ")
+                || l.starts_with("type ")
+                || l.starts_with('#')
+                || l == "}")
+        });
+        if content {
             return Ok(());
         }
         self.run_argv(&[
@@ -308,12 +330,26 @@ impl Executor<'_> {
     /// the plan's expectation.
     pub fn undo(&self, js: &JournalStep) -> Result<(), Failure> {
         match &js.saved {
-            Some(Saved::Sysctl { key, old }) => self.run_argv(&[
-                "sysctl".into(),
-                "-q".into(),
-                "-w".into(),
-                format!("{key}={old}"),
-            ]),
+            Some(Saved::Sysctl { key, old }) => {
+                // Restore only what is still our value: if other software
+                // changed it since (Docker turning forwarding on…), leave it.
+                let path = self.root.join(sysctl_path(key));
+                let ours = match &js.step.apply {
+                    Effect::Run { argv } => sysctl_assignment(argv).map(|(_, v)| v.to_string()),
+                    _ => None,
+                };
+                match std::fs::read_to_string(&path) {
+                    Ok(now) if ours.as_deref().is_some_and(|v| v != now.trim()) => Ok(()),
+                    // The interface (and its setting) is gone: nothing to restore.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                    _ => self.run_argv(&[
+                        "sysctl".into(),
+                        "-q".into(),
+                        "-w".into(),
+                        format!("{key}={old}"),
+                    ]),
+                }
+            }
             Some(Saved::File {
                 path,
                 old_contents,
@@ -405,6 +441,12 @@ mod tests {
             saved,
             error: None,
         };
+        // Someone else changed it since: undo leaves their value alone.
+        std::fs::write(p.join("ip_forward"), "0\n").unwrap();
+        ex.undo(&js).unwrap();
+        assert_eq!(runner.calls().len(), 1, "no restore over another's value");
+        // Still our value: the saved one comes back.
+        std::fs::write(p.join("ip_forward"), "1\n").unwrap();
         ex.undo(&js).unwrap();
         assert_eq!(
             runner.calls().last().unwrap(),

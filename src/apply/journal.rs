@@ -209,9 +209,12 @@ impl Journal {
 
     /// Steps that may have changed the host and so need undoing.
     pub fn needs_undo(&self) -> bool {
-        self.steps
-            .iter()
-            .any(|s| matches!(s.status, StepStatus::Running | StepStatus::Done))
+        self.steps.iter().any(|s| {
+            matches!(
+                s.status,
+                StepStatus::Running | StepStatus::Done | StepStatus::UndoFailed
+            )
+        })
     }
 
     pub fn seconds_left(&self) -> Option<i64> {

@@ -4,6 +4,7 @@
 pub mod executor;
 pub mod journal;
 pub mod lock;
+pub mod ready;
 pub mod state_dir;
 pub mod status;
 pub mod sweep;

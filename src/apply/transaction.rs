@@ -434,6 +434,12 @@ impl Engine<'_> {
                 j.steps[i].status = StepStatus::Undone;
                 events(Event::Undone { index: i });
             }
+            // Deleting what is already gone (its interface went down…).
+            Err(failure) if already_gone(&failure) => {
+                j.steps[i].status = StepStatus::Undone;
+                j.steps[i].error = Some(format!("already gone: {}", failure.stderr.trim()));
+                events(Event::Undone { index: i });
+            }
             Err(failure) => {
                 clean = false;
                 j.steps[i].status = StepStatus::UndoFailed;
@@ -569,6 +575,22 @@ fn undo_batch<'a>(j: &Journal, todo: &'a [usize]) -> UndoRun<'a> {
         key: Some(key),
         lines,
     }
+}
+
+/// An undo that failed because its object no longer exists has nothing
+/// left to undo.
+fn already_gone(f: &Failure) -> bool {
+    let e = f.stderr.to_ascii_lowercase();
+    [
+        "cannot find device",
+        "no such device",
+        "no such process",
+        "no such file or directory",
+        "does a matching rule exist",
+        "no chain/target/match by that name",
+    ]
+    .iter()
+    .any(|m| e.contains(m))
 }
 
 pub fn state_word(s: TxnState) -> &'static str {

@@ -129,9 +129,8 @@ pub fn apply_cmd(
         }
     };
     let mut plan = plan;
-    if let Some(gap) = crate::doctor::kernel_gap(&profile, &facts, &plan, Path::new("/")) {
-        plan.errors.push(gap);
-    }
+    plan.errors
+        .extend(crate::apply::ready::blockers(&profile, &facts, &plan));
     if !plan.is_applicable() {
         if json {
             print_json(
@@ -325,6 +324,22 @@ pub fn rollback_cmd(state: &StateDir, yes: bool, all: bool, json: bool) -> i32 {
 }
 
 pub fn confirm_cmd(state: &StateDir) -> i32 {
+    // Read first: with nothing pending, confirm creates no state at all.
+    match Journal::load(state) {
+        Ok(Some(j)) if j.state == crate::apply::TxnState::PendingConfirm => {}
+        Ok(j) => {
+            let what = match j {
+                Some(j) => format!(
+                    "nothing awaits confirmation: the last transaction, {}, is {}",
+                    j.id,
+                    crate::apply::transaction::state_word(j.state)
+                ),
+                None => "nothing awaits confirmation: no transaction on record".into(),
+            };
+            return fail(exit::BLOCKED, &what);
+        }
+        Err(e) => return fail(exit::FAILED, &e),
+    }
     let engine = engine(state);
     let lock = match engine.lock() {
         Ok(l) => l,
@@ -339,10 +354,7 @@ pub fn confirm_cmd(state: &StateDir) -> i32 {
             ));
             exit::OK
         }
-        Ok(Err(m)) => {
-            output::print(&format!("{m}.\n"));
-            exit::OK
-        }
+        Ok(Err(m)) => fail(exit::BLOCKED, &m),
     }
 }
 

@@ -96,9 +96,9 @@ pub fn doctor_cmd(_state: &StateDir, profile_path: &Path, json: bool) -> i32 {
     let report = Report::new(&source, roles, applied, checks);
     if json {
         let text = serde_json::to_string_pretty(&report).expect("report serializes");
-        output::print(&format!("{text}\n"));
+        output::print_or_quit(&format!("{text}\n"));
     } else {
-        output::print(&doctor::render_text(&report));
+        output::print_or_quit(&doctor::render_text(&report));
     }
     if report.exit == 0 {
         exit::OK

@@ -8,9 +8,9 @@ pub fn facts_cmd(json: bool) -> i32 {
     let facts = probe::probe_system();
     if json {
         let text = serde_json::to_string_pretty(&facts).expect("facts serialize");
-        output::print(&format!("{text}\n"));
+        output::print_or_quit(&format!("{text}\n"));
     } else {
-        output::print(&facts_text(&facts));
+        output::print_or_quit(&facts_text(&facts));
     }
     exit::OK
 }

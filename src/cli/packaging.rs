@@ -122,7 +122,7 @@ pub fn completions_cmd(shell: clap_complete::Shell) -> i32 {
 fn print_bytes(bytes: &[u8]) -> i32 {
     match std::str::from_utf8(bytes) {
         Ok(text) => {
-            output::print(text);
+            output::print_or_quit(text);
             exit::OK
         }
         Err(e) => fail(exit::FAILED, &format!("generated text is not UTF-8: {e}")),

@@ -39,7 +39,7 @@ pub fn plan_cmd(profile_path: &Path, json: bool, script: bool, facts: Option<&Pa
         Err(e) => {
             if json {
                 let v = serde_json::json!({ "error": "refused", "problems": e.problems });
-                output::print(&format!("{v:#}\n"));
+                output::print_or_quit(&format!("{v:#}\n"));
             }
             for p in &e.problems {
                 output::eprint_line(&format!("dscproute: {p}"));
@@ -56,7 +56,7 @@ pub fn plan_cmd(profile_path: &Path, json: bool, script: bool, facts: Option<&Pa
     }
     if json {
         let text = serde_json::to_string_pretty(&plan).expect("plan serializes");
-        output::print(&format!("{text}\n"));
+        output::print_or_quit(&format!("{text}\n"));
     } else if script {
         if !plan.is_applicable() {
             for e in &plan.errors {
@@ -64,9 +64,9 @@ pub fn plan_cmd(profile_path: &Path, json: bool, script: bool, facts: Option<&Pa
             }
             return exit::REFUSED;
         }
-        output::print(&plan::render_script(&plan, &source));
+        output::print_or_quit(&plan::render_script(&plan, &source));
     } else {
-        output::print(&plan::render_text(&plan, &source));
+        output::print_or_quit(&plan::render_text(&plan, &source));
     }
     if plan.is_applicable() {
         exit::OK

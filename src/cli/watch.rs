@@ -69,11 +69,11 @@ pub fn watch_cmd(interface: &str, dscp: Option<&str>, seconds: Option<u64>, json
                 let s = w.summary();
                 if json_lines {
                     let line = serde_json::to_string(&s).expect("summary serializes");
-                    output::print(&format!("{line}\n"));
+                    output::print_or_quit(&format!("{line}\n"));
                 } else if terminal {
-                    output::print(&format!("\x1b[H\x1b[2J{}", render(&s)));
+                    output::print_or_quit(&format!("\x1b[H\x1b[2J{}", render(&s)));
                 } else {
-                    output::print(&format!("{}\n", render(&s)));
+                    output::print_or_quit(&format!("{}\n", render(&s)));
                 }
             }
         }
@@ -85,14 +85,14 @@ pub fn watch_cmd(interface: &str, dscp: Option<&str>, seconds: Option<u64>, json
     let s = w.summary();
     if json_lines {
         let line = serde_json::to_string(&s).expect("summary serializes");
-        output::print(&format!("{line}\n"));
+        output::print_or_quit(&format!("{line}\n"));
     } else if json {
         let text = serde_json::to_string_pretty(&s).expect("summary serializes");
-        output::print(&format!("{text}\n"));
+        output::print_or_quit(&format!("{text}\n"));
     } else if terminal {
-        output::print(&format!("\x1b[H\x1b[2J{}", render(&s)));
+        output::print_or_quit(&format!("\x1b[H\x1b[2J{}", render(&s)));
     } else {
-        output::print(&render(&s));
+        output::print_or_quit(&render(&s));
     }
     exit::OK
 }

@@ -21,7 +21,6 @@ pub struct Choices {
     pub priority: u32,
     pub mark_chosen: bool,
     pub priority_chosen: bool,
-    pub warnings: Vec<String>,
 }
 
 pub fn resolve(g: &Gateway, facts: &HostFacts) -> Result<Choices, Vec<String>> {
@@ -72,7 +71,6 @@ pub fn resolve(g: &Gateway, facts: &HostFacts) -> Result<Choices, Vec<String>> {
         priority,
         mark_chosen,
         priority_chosen,
-        warnings: Vec::new(),
     })
 }
 
@@ -175,7 +173,8 @@ fn free_table_id(facts: &HostFacts) -> Option<u32> {
 
 /// Entries of our own rt_tables drop-in are ours to rewrite.
 pub fn is_our_dropin(source: &str) -> bool {
-    source.ends_with(RT_TABLES_DROPIN.rsplit('/').next().unwrap_or_default())
+    // The full path (a probe root may prefix it), not just the file name.
+    source.ends_with(RT_TABLES_DROPIN)
 }
 
 /// A rule priority is taken when a rule of someone else sits there.

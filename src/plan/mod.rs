@@ -259,7 +259,23 @@ pub fn plan(profile: &Profile, facts: &HostFacts, opts: PlanOptions) -> Result<P
                 resolved.table_id = Some(c.table_id);
                 resolved.table_name = c.table_name.clone();
                 resolved.priority = Some(c.priority);
-                warnings.extend(c.warnings.iter().cloned());
+                let mut chosen = Vec::new();
+                if c.mark_chosen {
+                    chosen.push(format!("mark {:#x}/{:#x}", c.mark, c.mask));
+                }
+                if c.priority_chosen {
+                    chosen.push(format!("priority {}", c.priority));
+                }
+                if g.table.is_none() {
+                    chosen.push(format!("table {}", c.table_id));
+                }
+                if !chosen.is_empty() {
+                    notes.push(format!(
+                        "Chosen free on this host: {}; set them in the profile to keep them the \
+                         same everywhere.",
+                        chosen.join(", ")
+                    ));
+                }
                 conflicts::check(g, &c, facts, &mut problems, &mut warnings);
             }
             Err(e) => return Err(PlanError { problems: e }),
@@ -294,7 +310,21 @@ pub fn plan(profile: &Profile, facts: &HostFacts, opts: PlanOptions) -> Result<P
         }
     }
     ctx.fix_chain_order(&mut out);
-    out.extend(ctx.stale_steps(&roles));
+    for stale in ctx.stale_steps(&roles) {
+        // Our table holds one default route per family: an old one (another
+        // via or interface) must go before the new one is added, or the add
+        // fails with "File exists". Meanwhile the kill switch holds.
+        let at = match &stale.apply {
+            Effect::Run { argv } if argv.len() > 3 && argv[0] == "ip" && argv[2] == "route" => out
+                .iter()
+                .position(|s| matches!(&s.apply, Effect::Run { argv: a } if a.len() > 3 && a[..3] == argv[..3] && a[3] == "add")),
+            _ => None,
+        };
+        match at {
+            Some(i) => out.insert(i, stale),
+            None => out.push(stale),
+        }
+    }
 
     if !facts.is_root {
         notes.push(
@@ -305,6 +335,16 @@ pub fn plan(profile: &Profile, facts: &HostFacts, opts: PlanOptions) -> Result<P
     }
     for u in &facts.unreadable {
         warnings.push(format!("Could not read: {u}."));
+    }
+    if let (Some(_), Some(g)) = (&profile.marker, &profile.gateway)
+        && !g.masquerade
+    {
+        warnings.push(
+            "masquerade = false on a host that is both client and gateway: its own packets keep \
+             the source address chosen before they were re-routed to the VPN, so the VPN side \
+             drops or cannot answer them; keep masquerade on"
+                .into(),
+        );
     }
     notes.push(
         "Only new connections follow the new path: existing ones keep their conntrack and \

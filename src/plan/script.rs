@@ -65,7 +65,7 @@ pub fn render_script(plan: &Plan, source: &str) -> String {
     );
     let _ = writeln!(
         o,
-        "# Old sysctl values in the undo steps were read on the host that planned."
+        "# Old sysctl values are saved in $STATE where the script runs; undo restores them."
     );
     let skipped = plan
         .steps
@@ -92,12 +92,35 @@ drop_empty_table() {
 "#,
     );
     let _ = writeln!(o, "N={}", steps.len());
+    let _ = writeln!(
+        o,
+        "STATE=${{DSCPROUTE_SCRIPT_STATE:-/run/dscproute-script/${{0##*/}}}}"
+    );
     for (i, s) in steps.iter().enumerate() {
         let n = i + 1;
         let _ = writeln!(o);
         let _ = writeln!(o, "# {}", s.reason.replace('\n', " "));
-        let _ = writeln!(o, "step_{n}() {{ {}; }}", effect_sh(&s.apply));
-        let _ = writeln!(o, "undo_{n}() {{ {}; }}", effect_sh(&s.undo));
+        match &s.apply {
+            // A sysctl's old value is read where the script runs, not taken
+            // from the host that planned it.
+            Effect::Run { argv } if crate::apply::executor::sysctl_assignment(argv).is_some() => {
+                let (key, value) =
+                    crate::apply::executor::sysctl_assignment(argv).unwrap_or_default();
+                let (k, kv) = (sh_quote(key), sh_quote(&format!("{key}={value}")));
+                let _ = writeln!(
+                    o,
+                    "step_{n}() {{ mkdir -p \"$STATE\" && sysctl -n {k} > \"$STATE/{n}\" && sysctl -q -w {kv}; }}"
+                );
+                let _ = writeln!(
+                    o,
+                    "undo_{n}() {{ [ -f \"$STATE/{n}\" ] || return 0; sysctl -q -w {k}=\"$(cat \"$STATE/{n}\")\" && rm -f \"$STATE/{n}\"; }}"
+                );
+            }
+            _ => {
+                let _ = writeln!(o, "step_{n}() {{ {}; }}", effect_sh(&s.apply));
+                let _ = writeln!(o, "undo_{n}() {{ {}; }}", effect_sh(&s.undo));
+            }
+        }
     }
     o.push_str(
         r#"

@@ -2288,3 +2288,47 @@ fn snapshot_script_client() {
     let p = plan_of("client.toml", "client.json");
     insta::assert_snapshot!(render_script(&p, &format!("{DIR}/client.toml")));
 }
+
+/// Changing `via` on an applied gateway: our table holds one default route
+/// per family, so the old one goes before the new one is added (else the add
+/// fails with "File exists").
+#[test]
+fn a_changed_via_removes_the_old_route_before_adding_the_new() {
+    let p = plan_with(
+        &inline(
+            "[gateway]\ndscp = 7\ninterface = \"wg0\"\nvia = \"10.8.0.3\"\nvia6 = \"fd00::1\"\n\
+             mark = 3\ntable = \"vpn\"\ntable_id = 100\n",
+        ),
+        &facts("gateway-applied.json"),
+    );
+    let del = idx(
+        &p,
+        "ip -4 route del default via 10.8.0.1 dev wg0 table 100 proto 213",
+    );
+    let add = idx(
+        &p,
+        "ip -4 route add default via 10.8.0.3 dev wg0 table 100 proto 213",
+    );
+    assert!(del < add, "{}", listing(&p));
+    assert_eq!(p.steps[add].state, StepState::Add);
+}
+
+/// A script saves each sysctl's old value where it runs and undo restores
+/// that, never the planning host's value.
+#[test]
+fn scripts_save_sysctl_values_where_they_run() {
+    let p = plan_of("gateway.toml", "gateway-clean.json");
+    let s = render_script(&p, "gateway.toml");
+    assert!(
+        s.contains("sysctl -n net.ipv4.ip_forward > \"$STATE/"),
+        "{s}"
+    );
+    assert!(
+        s.contains("sysctl -q -w net.ipv4.ip_forward=\"$(cat \"$STATE/"),
+        "{s}"
+    );
+    assert!(
+        !s.contains("net.ipv4.ip_forward=0"),
+        "no planning-host value in the undo:\n{s}"
+    );
+}

@@ -96,6 +96,22 @@ fn every_invalid_value_names_key_line_given_and_accepted() {
             vec!["marker.dscp = \"be\"", "unmarked", "pool 2"],
         ),
         (
+            g("mark = \"0x100\""),
+            4,
+            vec!["gateway.mark = \"0x100\"", "the default mask 0xff"],
+        ),
+        (g("interface2 = 1"), 4, vec!["unknown field"]),
+        (
+            "[gateway]\ndscp = 7\ninterface = \"wg+\"\n".into(),
+            3,
+            vec!["gateway.interface = \"wg+\"", "'+'"],
+        ),
+        (
+            "[gateway]\ndscp = 7\ninterface = \"-wg0\"\n".into(),
+            3,
+            vec!["gateway.interface = \"-wg0\"", "'-'"],
+        ),
+        (
             "[gateway]\ndscp = 0\ninterface = \"wg0\"\n".into(),
             2,
             vec!["gateway.dscp = 0", "every packet would match"],

@@ -47,6 +47,12 @@ fn dry_run_reason(facts_given: bool) -> Option<String> {
 }
 
 pub fn run(opts: Options) -> std::io::Result<()> {
+    // A closed SSH session must not kill a change half-way; the loop notices
+    // the dead terminal by its errors and waits for the workers.
+    // SAFETY: setting a signal disposition; no handler code runs.
+    unsafe {
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+    }
     let dry = dry_run_reason(opts.facts.is_some());
     let profile = opts.profile.as_ref().map(|(p, path)| (p, path.clone()));
     let mut app = App::new(profile, dry, theme::Theme::from_env());
@@ -59,6 +65,8 @@ pub fn run(opts: Options) -> std::io::Result<()> {
     let mut terminal = ratatui::init();
     let _ = execute!(std::io::stdout(), EnableMouseCapture);
     let result = event_loop(&mut terminal, &mut app, &tx, &rx, &opts.state);
+    // However the loop ended (quit, terminal gone), a change under way finishes.
+    join_changes();
     // ratatui::restore does not undo mouse capture.
     let _ = execute!(std::io::stdout(), DisableMouseCapture);
     ratatui::restore();
@@ -130,6 +138,28 @@ fn event_loop(
     Ok(())
 }
 
+/// Workers that change the host (apply, confirm, rollback). `run` waits for
+/// them before it returns, so a dead terminal never cuts a change in half.
+static CHANGES: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>> =
+    std::sync::Mutex::new(Vec::new());
+
+fn spawn_change(f: impl FnOnce() + Send + 'static) {
+    let h = std::thread::spawn(f);
+    if let Ok(mut v) = CHANGES.lock() {
+        v.push(h);
+    }
+}
+
+fn join_changes() {
+    let handles = CHANGES
+        .lock()
+        .map(|mut v| std::mem::take(&mut *v))
+        .unwrap_or_default();
+    for h in handles {
+        let _ = h.join();
+    }
+}
+
 fn spawn_probe(tx: Sender<Msg>) {
     std::thread::spawn(move || {
         let _ = tx.send(Msg::Facts(Box::new(crate::probe::probe_system())));
@@ -181,9 +211,12 @@ fn run_effect(app: &mut App, effect: Effect, tx: &Sender<Msg>, state: &StateDir)
             });
         }
         Effect::Apply { confirm_secs } => {
-            let plan = match app.plan() {
-                Ok(p) => p,
-                Err(e) => {
+            let (profile, previewed) = match (app.draft_profile(), app.plan()) {
+                (Ok(pr), Ok(p)) => (
+                    pr,
+                    p.pending().map(|s| s.apply.display()).collect::<Vec<_>>(),
+                ),
+                (Err(e), _) | (_, Err(e)) => {
                     app.notice = Some(e);
                     return;
                 }
@@ -193,13 +226,30 @@ fn run_effect(app: &mut App, effect: Effect, tx: &Sender<Msg>, state: &StateDir)
                 .profile_path
                 .as_ref()
                 .map_or("tui".into(), |p| p.display().to_string());
-            std::thread::spawn(move || {
+            spawn_change(move || {
                 let e = engine(&state);
                 let result = (|| {
                     let lock = e.lock().map_err(|e| e.to_string())?;
                     e.recover_after_reboot(&lock, &mut |_| {})
                         .map_err(|e| e.to_string())?;
                     e.check_clear().map_err(|e| e.to_string())?;
+                    // Plan again from a fresh read, under the lock: the preview
+                    // may be minutes old. Apply only what the admin saw.
+                    let facts = crate::probe::probe_system();
+                    let mut plan =
+                        crate::plan::plan(&profile, &facts, crate::plan::PlanOptions::default())
+                            .map_err(|e| e.problems.join("; "))?;
+                    plan.errors
+                        .extend(crate::apply::ready::blockers(&profile, &facts, &plan));
+                    if let Some(first) = plan.errors.first() {
+                        return Err(first.clone());
+                    }
+                    let now: Vec<String> = plan.pending().map(|s| s.apply.display()).collect();
+                    if now != previewed {
+                        return Err("the host changed since the preview: nothing was applied; \
+                                    restart dscproute to plan from a fresh read"
+                            .into());
+                    }
                     let arm = |j: &crate::apply::Journal| crate::apply::timer::arm(&state, j);
                     let confirm =
                         confirm_secs.map(|s| (s, &arm as crate::apply::transaction::ArmTimer));
@@ -233,7 +283,7 @@ fn run_effect(app: &mut App, effect: Effect, tx: &Sender<Msg>, state: &StateDir)
         }
         Effect::Confirm => {
             let (tx, state) = (tx.clone(), state.clone());
-            std::thread::spawn(move || {
+            spawn_change(move || {
                 let e = engine(&state);
                 let r =
                     e.lock()
@@ -248,7 +298,7 @@ fn run_effect(app: &mut App, effect: Effect, tx: &Sender<Msg>, state: &StateDir)
         }
         Effect::Rollback => {
             let (tx, state) = (tx.clone(), state.clone());
-            std::thread::spawn(move || {
+            spawn_change(move || {
                 let e = engine(&state);
                 let progress_tx = tx.clone();
                 let mut events = move |ev| {

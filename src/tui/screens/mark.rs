@@ -37,10 +37,20 @@ fn input(m: &MarkState, i: usize) -> &Input {
 
 /// Plan errors and warnings that concern this screen's values.
 fn findings(app: &App) -> (Vec<String>, Vec<String>) {
+    // Only what these fields decide: not "marked traffic" or "iptables-save".
     let concerns = |s: &String| {
-        ["mark", "mask", "priority", "table"]
-            .iter()
-            .any(|k| s.contains(k))
+        [
+            "gateway.mark",
+            "gateway.mask",
+            "mark bits",
+            "collides",
+            "priority",
+            "routing table",
+            "table number",
+            "table \"",
+        ]
+        .iter()
+        .any(|k| s.contains(k))
     };
     match app.plan() {
         Ok(p) => (
