@@ -68,6 +68,12 @@ pub trait Runner: Sync {
     }
 }
 
+/// Is this process running with root's effective uid?
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
 /// Find a program on PATH, then in the sbin directories an ordinary user's
 /// PATH often lacks (ip, iptables and sysctl live there).
 pub fn find_program(name: &str) -> Option<std::path::PathBuf> {

@@ -84,6 +84,16 @@ mod tests {
         let d = StateDir::resolve(Some(Path::new("/tmp/x")));
         assert_eq!(d.path(), Path::new("/tmp/x"));
         assert_eq!(d.current(), Path::new("/tmp/x/current.json"));
+        // The environment is process-wide: set and read it in one test only.
+        // SAFETY: no other test reads DSCPROUTE_STATE_DIR.
+        unsafe { std::env::set_var(ENV, "/tmp/from-env") };
+        assert_eq!(StateDir::resolve(None).path(), Path::new("/tmp/from-env"));
+        assert_eq!(
+            StateDir::resolve(Some(Path::new("/tmp/x"))).path(),
+            Path::new("/tmp/x")
+        );
+        unsafe { std::env::remove_var(ENV) };
+        assert_eq!(StateDir::resolve(None).path(), Path::new(DEFAULT));
     }
 
     #[test]

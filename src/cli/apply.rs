@@ -20,11 +20,6 @@ fn engine(state: &StateDir) -> Engine<'static> {
     }
 }
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
 fn engine_error(e: EngineError) -> i32 {
     let code = match e {
         EngineError::Io(_) => exit::FAILED,
@@ -97,7 +92,7 @@ pub fn apply_cmd(
         Ok(p) => p,
         Err(e) => return fail(exit::USAGE, &e.to_string()),
     };
-    if !is_root() {
+    if !crate::runner::is_root() {
         return fail(
             exit::BLOCKED,
             "apply changes the host's firewall and routing and needs root: run it as root; \
@@ -228,7 +223,7 @@ pub fn apply_cmd(
 }
 
 pub fn rollback_cmd(state: &StateDir, yes: bool, all: bool, json: bool) -> i32 {
-    if !is_root() {
+    if !crate::runner::is_root() {
         return fail(
             exit::BLOCKED,
             "rollback changes the host and needs root: run it as root",

@@ -12,11 +12,6 @@ use crate::profile::Profile;
 use crate::runner::{SystemRunner, find_program};
 use std::path::Path;
 
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
 /// The root to install under, and whether it is this running host's.
 struct Target {
     layout: Layout,
@@ -87,7 +82,7 @@ fn code(e: &PersistError) -> i32 {
 }
 
 fn need_root(target: &Target, what: &str) -> Option<i32> {
-    (target.host && !is_root()).then(|| {
+    (target.host && !crate::runner::is_root()).then(|| {
         fail(
             exit::BLOCKED,
             &format!(

@@ -6,15 +6,8 @@
 /// How long the boot script waits for the VPN interface, in seconds.
 pub const WAIT_SECS: u32 = 600;
 
-/// `s` as one shell word: as is when plain, else single-quoted.
-pub fn sh_quote(s: &str) -> String {
-    let plain = |c: char| c.is_ascii_alphanumeric() || "/._+-=@%:,".contains(c);
-    if !s.is_empty() && s.chars().all(plain) {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
-}
+/// The same quoting as `plan --script`.
+pub use crate::plan::sh_quote;
 
 /// The script's suggested path.
 pub fn script_path(name: &str) -> String {

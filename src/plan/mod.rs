@@ -16,7 +16,7 @@ mod script;
 mod steps;
 
 pub use render::{render_text, signal_path};
-pub use script::render_script;
+pub use script::{render_script, sh_quote};
 
 use crate::probe::HostFacts;
 use crate::profile::{self, Profile};

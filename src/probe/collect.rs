@@ -31,8 +31,7 @@ pub struct ProbeEnv<'a> {
 
 /// Facts about this host, as the current user sees them.
 pub fn probe_system() -> HostFacts {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let is_root = unsafe { libc::geteuid() } == 0;
+    let is_root = crate::runner::is_root();
     probe(&ProbeEnv {
         runner: &SystemRunner,
         root: PathBuf::from("/"),

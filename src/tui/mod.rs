@@ -39,8 +39,7 @@ fn dry_run_reason(facts_given: bool) -> Option<String> {
     if facts_given {
         return Some("dry run: recorded facts".into());
     }
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !crate::runner::is_root() {
         return Some("dry run: not root".into());
     }
     None
