@@ -6,11 +6,11 @@
 
 mod common;
 
+use common::tmux::Tmux;
 use common::topology::{
     GID, OTHER_GID, TARGET4, TARGET6, Topology, apply_ok, assert_reaches, assert_same_state,
     poll_until, profile, snapshot,
 };
-use std::process::Command;
 use std::time::Duration;
 
 const TOOLS: &[&str] = &[
@@ -24,61 +24,6 @@ const TOOLS: &[&str] = &[
     "setpriv",
     "tmux",
 ];
-
-struct Tmux {
-    session: String,
-}
-
-impl Tmux {
-    fn start(cmd: &str) -> Tmux {
-        let session = format!("dscpr-labtui-{}", std::process::id());
-        let ok = Command::new("tmux")
-            .args(["new-session", "-d", "-s", &session, "-x", "100", "-y", "32"])
-            .arg(cmd)
-            .status()
-            .expect("tmux")
-            .success();
-        assert!(ok, "tmux new-session failed");
-        Tmux { session }
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let ok = Command::new("tmux")
-            .args(["send-keys", "-t", &self.session])
-            .args(keys)
-            .status()
-            .expect("tmux send-keys")
-            .success();
-        assert!(ok);
-    }
-
-    fn screen(&self) -> String {
-        let out = Command::new("tmux")
-            .args(["capture-pane", "-p", "-t", &self.session])
-            .output()
-            .expect("capture-pane");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Wait (bounded) for `needle` on screen; the screen on failure.
-    fn wait_for(&self, needle: &str) -> String {
-        let mut last = String::new();
-        let seen = poll_until(Duration::from_secs(20), Duration::from_millis(50), || {
-            last = self.screen();
-            last.contains(needle)
-        });
-        assert!(seen, "timed out waiting for {needle:?}; screen:\n{last}");
-        last
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["kill-session", "-t", &self.session])
-            .status();
-    }
-}
 
 #[test]
 fn the_wizard_applies_keeps_and_rolls_back_on_the_router() {
@@ -95,13 +40,13 @@ fn the_wizard_applies_keeps_and_rolls_back_on_the_router() {
 
     let state = t.state(&t.b);
     let cmd = format!(
-        "ip netns exec {} env NO_COLOR=1 {} --state-dir {} tui --profile {}; echo DSCPROUTE-EXITED $?; read x",
+        "ip netns exec {} {} --state-dir {} tui --profile {}; echo DSCPROUTE-EXITED $?; read x",
         t.b.name(),
         env!("CARGO_BIN_EXE_dscproute"),
         state.display(),
         profile("gateway.toml"),
     );
-    let tui = Tmux::start(&cmd);
+    let tui = Tmux::start(&cmd, 100, 32).expect("tmux (checked by lab())");
     let s = tui.wait_for("Role");
     assert!(
         !s.contains("DRY RUN"),

@@ -3,8 +3,7 @@
 
 use super::choose::{Choices, priority_taken_by};
 use super::marks::other_mark_uses;
-use super::ownership::{CHAIN_PREFIX, is_our_proto};
-use super::ruleset::Ruleset;
+use super::ownership::is_our_proto;
 use crate::probe::HostFacts;
 use crate::profile::Gateway;
 
@@ -81,27 +80,17 @@ pub fn check(
 fn dscp_in_use(dscp: u8, facts: &HostFacts, warnings: &mut Vec<String>) {
     let hex = format!("{dscp:#04x}");
     let byte = format!("{:#04x}", dscp << 2);
-    for (tool, save) in [
-        ("iptables", &facts.iptables_save),
-        ("ip6tables", &facts.ip6tables_save),
-    ] {
-        let Some(save) = save else { continue };
-        for (table, chain, spec) in Ruleset::parse(save).rules() {
-            if chain.starts_with(CHAIN_PREFIX) {
-                continue;
-            }
-            let words: Vec<&str> = spec.split_whitespace().collect();
-            let uses = words.windows(2).any(|w| {
-                matches!(w[0], "--dscp" | "--set-dscp") && w[1] == hex
-                    || matches!(w[0], "--tos" | "--set-tos")
-                        && w[1].split('/').next() == Some(&byte)
-            });
-            if uses {
-                warnings.push(format!(
-                    "DSCP {dscp} is already used by another rule: {tool} -t {table} -A {chain} \
-                     {spec}"
-                ));
-            }
+    for (tool, table, chain, spec) in super::marks::foreign_iptables_rules(facts) {
+        let words: Vec<&str> = spec.split_whitespace().collect();
+        let uses = words.windows(2).any(|w| {
+            matches!(w[0], "--dscp" | "--set-dscp") && w[1] == hex
+                || matches!(w[0], "--tos" | "--set-tos") && w[1].split('/').next() == Some(&byte)
+        });
+        if uses {
+            warnings.push(format!(
+                "DSCP {dscp} is already used by another rule: {tool} -t {table} -A {chain} \
+                 {spec}"
+            ));
         }
     }
     for (fam, rules) in [("", &facts.rules_v4), ("-6 ", &facts.rules_v6)] {

@@ -87,26 +87,34 @@ pub fn other_mark_uses(facts: &HostFacts) -> Vec<MarkUse> {
             });
         }
     }
+    for (tool, table, chain, spec) in foreign_iptables_rules(facts) {
+        for (value, mask) in marks_in_spec(&spec) {
+            let owner = likely_owner(Some(value), Some(mask), None, None);
+            uses.push(MarkUse {
+                value,
+                mask,
+                what: format!("{tool} -t {table} -A {chain} {spec}{}", owner_suffix(owner)),
+            });
+        }
+    }
+    uses
+}
+
+/// Every iptables/ip6tables rule outside our chains, as (tool, table, chain, spec).
+pub fn foreign_iptables_rules(facts: &HostFacts) -> Vec<(&'static str, String, String, String)> {
+    let mut out = Vec::new();
     for (tool, save) in [
         ("iptables", &facts.iptables_save),
         ("ip6tables", &facts.ip6tables_save),
     ] {
         let Some(save) = save else { continue };
         for (table, chain, spec) in Ruleset::parse(save).rules() {
-            if chain.starts_with(CHAIN_PREFIX) {
-                continue;
-            }
-            for (value, mask) in marks_in_spec(spec) {
-                let owner = likely_owner(Some(value), Some(mask), None, None);
-                uses.push(MarkUse {
-                    value,
-                    mask,
-                    what: format!("{tool} -t {table} -A {chain} {spec}{}", owner_suffix(owner)),
-                });
+            if !chain.starts_with(CHAIN_PREFIX) {
+                out.push((tool, table.to_string(), chain.to_string(), spec.to_string()));
             }
         }
     }
-    uses
+    out
 }
 
 /// Mark values/masks a rule sets or matches: `--set-xmark V/M`, `--set-mark V[/M]`,

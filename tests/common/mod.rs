@@ -387,4 +387,5 @@ pub fn read_capture(file: &Path, filter: &str) -> Vec<String> {
         .map(str::to_owned)
         .collect()
 }
+pub mod tmux;
 pub mod topology;
