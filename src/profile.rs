@@ -16,7 +16,7 @@ pub const MAX_PRIORITY: u32 = 32764;
 pub const MIN_PRIORITY: u32 = 2;
 
 #[derive(Debug, Error, PartialEq, Eq)]
-#[error("{file}:{line}: {message}")]
+#[error("{file}{}: {message}", if *.line > 0 { format!(":{}", .line) } else { String::new() })]
 pub struct ProfileError {
     pub file: String,
     pub line: usize,

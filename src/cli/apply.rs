@@ -229,6 +229,16 @@ pub fn rollback_cmd(state: &StateDir, yes: bool, all: bool, json: bool) -> i32 {
             "rollback changes the host and needs root: run it as root",
         );
     }
+    // Nothing on record and nothing to sweep: say so without creating state.
+    if !all && matches!(Journal::load(state), Ok(None)) {
+        let message = "nothing to roll back: dscproute has no transaction on record here";
+        if json {
+            print_json(serde_json::json!({"status": "ok", "changed": false, "message": message}));
+        } else {
+            output::print(&format!("{message}\n"));
+        }
+        return exit::OK;
+    }
     let engine = engine(state);
     let lock = match engine.lock() {
         Ok(l) => l,
