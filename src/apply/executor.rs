@@ -221,10 +221,7 @@ impl Executor<'_> {
                     command: effect.display(),
                     stderr: e.to_string(),
                 };
-                if let Some(parent) = full.parent() {
-                    std::fs::create_dir_all(parent).map_err(fail)?;
-                }
-                super::state_dir::write_durably(&full, contents.as_bytes()).map_err(fail)
+                super::state_dir::write_durably_public(&full, contents.as_bytes()).map_err(fail)
             }
             Effect::DropEmptyTable { family, table } => self.drop_empty_table(family, table),
             Effect::Seq { effects } => effects.iter().try_for_each(|e| self.run(e)),

@@ -3,7 +3,7 @@
 //! durably after every change, so a later rollback can restore the exact
 //! prior state whatever moment the process died.
 
-use super::state_dir::{StateDir, write_durably};
+use super::state_dir::{StateDir, append_no_follow, read_no_follow, write_durably};
 use crate::plan::Step;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -127,11 +127,11 @@ impl Journal {
 
     pub fn load(dir: &StateDir) -> Result<Option<Journal>, String> {
         let path = dir.current();
-        match std::fs::read_to_string(&path) {
+        match read_no_follow(&path) {
             Ok(text) => {
                 let mut j: Journal = serde_json::from_str(&text)
                     .map_err(|e| format!("journal {} is unreadable: {e}", path.display()))?;
-                j.replay(&std::fs::read_to_string(dir.step_log()).unwrap_or_default());
+                j.replay(&read_no_follow(&dir.step_log()).unwrap_or_default());
                 Ok(Some(j))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -170,11 +170,7 @@ impl Journal {
         line.push('\n');
         let path = dir.step_log();
         let err = |e: std::io::Error| format!("cannot write step log {}: {e}", path.display());
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(err)?;
+        let mut f = append_no_follow(&path).map_err(err)?;
         f.write_all(line.as_bytes()).map_err(err)?;
         if durable {
             f.sync_data().map_err(err)?;

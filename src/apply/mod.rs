@@ -5,11 +5,13 @@ pub mod executor;
 pub mod journal;
 pub mod lock;
 pub mod ready;
+pub mod safe_fs;
 pub mod state_dir;
 pub mod status;
 pub mod sweep;
 pub mod timer;
 pub mod transaction;
+pub mod trust;
 
 pub use journal::{Journal, StepStatus, TxnState};
 pub use state_dir::StateDir;

@@ -1,8 +1,15 @@
 //! Where dscproute keeps its journal and lock: `--state-dir`, else
-//! `DSCPROUTE_STATE_DIR`, else /var/lib/dscproute.
+//! `DSCPROUTE_STATE_DIR`, else /var/lib/dscproute. The directory is 0700 and
+//! everything in it 0600 whatever the umask; as root, dscproute refuses a
+//! state directory another user could change (see `trust`), and opens the
+//! files in it without following links (see `safe_fs`).
 
-use std::io::Write;
+use super::safe_fs::{self, Dir, PRIVATE_DIR, PUBLIC_DIR, PUBLIC_FILE};
+use super::trust::{self, Untrusted};
+use std::io;
 use std::path::{Path, PathBuf};
+
+pub use super::safe_fs::{append_no_follow, read_no_follow, write_durably_mode};
 
 pub const DEFAULT: &str = "/var/lib/dscproute";
 pub const ENV: &str = "DSCPROUTE_STATE_DIR";
@@ -29,8 +36,37 @@ impl StateDir {
         &self.root
     }
 
-    pub fn ensure(&self) -> std::io::Result<()> {
-        std::fs::create_dir_all(self.root.join("history"))
+    /// Refuse, as root, a state directory (or journal, lock…) that another
+    /// user could change. Without root there is nothing to protect.
+    pub fn check_trusted(&self) -> Result<(), Untrusted> {
+        if crate::runner::is_root() {
+            trust::check_state_dir(&self.root, 0)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Create the directory (0700) and its history (0700) when missing,
+    /// after checking that it can be trusted; sweep temp files left by
+    /// killed processes.
+    pub fn ensure(&self) -> io::Result<()> {
+        self.check_trusted()
+            .map_err(|e| io::Error::new(io::ErrorKind::PermissionDenied, e.to_string()))?;
+        if !self.root.is_dir() {
+            let name = self.root.file_name().ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidInput, "a state dir needs a name")
+            })?;
+            let parent = match self.root.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            safe_fs::create_dir_all(parent, PUBLIC_DIR)?;
+            Dir::open(parent)?.subdir(&name.to_string_lossy(), PRIVATE_DIR)?;
+        }
+        let dir = Dir::open(&self.root)?;
+        dir.subdir("history", PRIVATE_DIR)?;
+        dir.remove_stale_temps();
+        Ok(())
     }
 
     pub fn lock_file(&self) -> PathBuf {
@@ -47,8 +83,20 @@ impl StateDir {
         self.root.join("current.log")
     }
 
+    /// An archived journal. The id comes from a journal file: anything but
+    /// letters, digits, `-` and `_` is replaced, so it stays in history/.
     pub fn history(&self, id: &str) -> PathBuf {
-        self.root.join("history").join(format!("{id}.json"))
+        let safe: String = id
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        self.root.join("history").join(format!("{safe}.json"))
     }
 
     /// Log of the detached confirm timer (it has no terminal).
@@ -57,22 +105,21 @@ impl StateDir {
     }
 }
 
-/// Write `bytes` to `path` so that a crash leaves either the old or the new
-/// file, never a torn one: temp file, fsync, rename, fsync the directory.
-pub fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
+/// Write `bytes` to `path` (mode 0600, whatever the umask) so that a crash
+/// leaves either the old or the new file, never a torn one: temp file,
+/// fsync, rename, fsync the directory. A link at `path` is replaced, never
+/// written through; the temp file never outlives a failure.
+pub fn write_durably(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_durably_mode(path, bytes, safe_fs::PRIVATE_FILE)
+}
+
+/// A file other programs read, such as the rt_tables drop-in: mode 0644,
+/// missing parent directories 0755 (whatever the umask), written durably.
+pub fn write_durably_public(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        safe_fs::create_dir_all(parent, PUBLIC_DIR)?;
     }
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()
+    write_durably_mode(path, bytes, PUBLIC_FILE)
 }
 
 #[cfg(test)]
@@ -84,6 +131,10 @@ mod tests {
         let d = StateDir::resolve(Some(Path::new("/tmp/x")));
         assert_eq!(d.path(), Path::new("/tmp/x"));
         assert_eq!(d.current(), Path::new("/tmp/x/current.json"));
+        assert_eq!(
+            d.history("../../etc/passwd"),
+            Path::new("/tmp/x/history/______etc_passwd.json")
+        );
         // The environment is process-wide: set and read it in one test only.
         // SAFETY: no other test reads DSCPROUTE_STATE_DIR.
         unsafe { std::env::set_var(ENV, "/tmp/from-env") };
@@ -94,6 +145,43 @@ mod tests {
         );
         unsafe { std::env::remove_var(ENV) };
         assert_eq!(StateDir::resolve(None).path(), Path::new(DEFAULT));
+    }
+
+    #[test]
+    fn ensure_makes_a_private_dir_whatever_the_umask() {
+        use std::os::unix::fs::MetadataExt;
+        crate::apply::safe_fs::tests::under_umask_0(
+            "apply::state_dir::tests::ensure_makes_a_private_dir_whatever_the_umask",
+            || {
+                let t = tempfile::tempdir().unwrap();
+                // tempfile's own dir follows the umask; ours must not.
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+                let d = StateDir::resolve(Some(&t.path().join("var/lib/dscproute")));
+                d.ensure().unwrap();
+                drop(super::super::lock::Lock::try_acquire(&d.lock_file()).unwrap());
+                write_durably(&d.current(), b"{}").unwrap();
+                append_no_follow(&d.step_log()).unwrap();
+                write_durably(&d.history("1"), b"{}").unwrap();
+                let dropin = t.path().join("etc/rt_tables.d/x.conf");
+                write_durably_public(&dropin, b"1 x\n").unwrap();
+                let mode = |p: &Path| std::fs::metadata(p).unwrap().mode() & 0o7777;
+                for (p, want) in [
+                    (t.path().join("var"), 0o755),
+                    (t.path().join("var/lib"), 0o755),
+                    (d.path().to_path_buf(), 0o700),
+                    (d.path().join("history"), 0o700),
+                    (d.lock_file(), 0o600),
+                    (d.current(), 0o600),
+                    (d.step_log(), 0o600),
+                    (d.history("1"), 0o600),
+                    (t.path().join("etc/rt_tables.d"), 0o755),
+                    (dropin, 0o644),
+                ] {
+                    assert_eq!(mode(&p), want, "{}", p.display());
+                }
+            },
+        );
     }
 
     #[test]

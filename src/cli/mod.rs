@@ -25,7 +25,8 @@ pub mod exit {
     /// The host does not allow the plan (preflight or conflict). Nothing was changed.
     pub const REFUSED: i32 = 3;
     /// Not now: another change is running, one awaits confirmation or was
-    /// interrupted, or root is needed. Nothing was changed.
+    /// interrupted, root is needed, or the state directory could be changed
+    /// by another user. Nothing was changed.
     pub const BLOCKED: i32 = 4;
 }
 
@@ -195,6 +196,24 @@ pub enum Command {
 /// Run the parsed command line; returns the process exit status.
 pub fn run(cli: Cli) -> i32 {
     let state = crate::apply::StateDir::resolve(cli.state_dir.as_deref());
+    // Root reads and writes the journal and lock of these commands: refuse
+    // a state directory another user could change, before anything else.
+    let uses_state = matches!(
+        cli.command,
+        None | Some(
+            Command::Apply { .. }
+                | Command::Rollback { .. }
+                | Command::Confirm
+                | Command::Status { .. }
+                | Command::ConfirmTimer { .. }
+                | Command::Persist { .. }
+                | Command::Tui { .. }
+                | Command::Learn
+        )
+    );
+    if uses_state && let Err(e) = state.check_trusted() {
+        return fail(exit::BLOCKED, &e.to_string());
+    }
     match cli.command {
         Some(Command::Explain { value, tos, json }) => explain::explain(&value, tos, json),
         Some(Command::Plan {

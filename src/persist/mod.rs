@@ -15,9 +15,8 @@ pub mod confirmed;
 pub mod init_script;
 pub mod systemd;
 
-use crate::apply::state_dir::write_durably;
+use crate::apply::safe_fs;
 use crate::runner::Runner;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
@@ -267,14 +266,10 @@ fn write_profile(layout: &Layout, path: &Path, text: &[u8]) -> Result<(), Persis
     let err = |what: &str, p: &Path, e: std::io::Error| {
         PersistError::Failed(format!("cannot {what} {}: {e}", p.display()))
     };
-    if !dir.is_dir() {
-        std::fs::create_dir_all(&dir).map_err(|e| err("create", &dir, e))?;
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(CONFIG_DIR_MODE))
-            .map_err(|e| err("set the mode of", &dir, e))?;
-    }
-    write_durably(path, text).map_err(|e| err("write", path, e))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(PROFILE_MODE))
-        .map_err(|e| err("set the mode of", path, e))
+    // Exact modes, whatever the umask: /etc, /etc/dscproute under an image
+    // root too.
+    safe_fs::create_dir_all(&dir, CONFIG_DIR_MODE).map_err(|e| err("create", &dir, e))?;
+    safe_fs::write_durably_mode(path, text, PROFILE_MODE).map_err(|e| err("write", path, e))
 }
 
 /// What `unpersist` did.

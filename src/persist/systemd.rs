@@ -3,6 +3,7 @@
 //! systemd runs, or by writing the same symlinks `systemctl --root` writes.
 
 use super::{BootOutcome, Layout, PACKAGED_EXE, PersistError, unit_name};
+use crate::apply::safe_fs;
 use crate::runner::Runner;
 use std::path::{Path, PathBuf};
 
@@ -77,14 +78,12 @@ fn ensure_template(layout: &Layout, exe: &str) -> Result<(String, Option<PathBuf
     let target = format!("{ADMIN_UNIT_DIR}/{TEMPLATE_NAME}");
     let path = layout.under(&target);
     let text = own_template(exe)?;
+    // The modes systemctl gives units and their directories, whatever the umask.
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| io("create", dir, e))?;
+        safe_fs::create_dir_all(dir, safe_fs::PUBLIC_DIR).map_err(|e| io("create", dir, e))?;
     }
-    crate::apply::state_dir::write_durably(&path, text.as_bytes())
+    safe_fs::write_durably_mode(&path, text.as_bytes(), safe_fs::PUBLIC_FILE)
         .map_err(|e| io("write", &path, e))?;
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))
-        .map_err(|e| io("set the mode of", &path, e))?;
     Ok((target, Some(path)))
 }
 
@@ -162,7 +161,7 @@ fn link_wants(layout: &Layout, unit: &str, template: &str) -> Result<bool, Persi
         if std::fs::read_link(&link).is_ok_and(|t| t == Path::new(template)) {
             continue;
         }
-        std::fs::create_dir_all(&dir).map_err(|e| io("create", &dir, e))?;
+        safe_fs::create_dir_all(&dir, safe_fs::PUBLIC_DIR).map_err(|e| io("create", &dir, e))?;
         match std::fs::remove_file(&link) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 return Err(io("replace", &link, e));
