@@ -3,6 +3,7 @@
 
 pub mod executor;
 pub mod journal;
+pub mod journal_check;
 pub mod lock;
 pub mod ready;
 pub mod state_dir;
@@ -11,6 +12,6 @@ pub mod sweep;
 pub mod timer;
 pub mod transaction;
 
-pub use journal::{Journal, StepStatus, TxnState};
+pub use journal::{Journal, LoadError, StepStatus, TxnState};
 pub use state_dir::StateDir;
 pub use transaction::{ApplyOutcome, Engine, EngineError, Event, RollbackOutcome};
