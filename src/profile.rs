@@ -656,7 +656,7 @@ pub fn parse_u32(s: &str) -> Option<u32> {
     }
 }
 
-fn valid_group_name(s: &str) -> bool {
+pub fn valid_group_name(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && s.len() <= 32
@@ -675,7 +675,7 @@ pub fn valid_ifname(s: &str) -> bool {
             .all(|c| c.is_ascii_graphic() && !matches!(c, '/' | ':' | '"' | '\'' | '\\' | '+'))
 }
 
-fn valid_table_name(s: &str) -> bool {
+pub fn valid_table_name(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic())
         && s.len() <= 64

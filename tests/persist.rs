@@ -87,11 +87,19 @@ impl Scene {
 
     /// The journal a finished `apply --profile PROFILE` leaves, in `state`.
     fn journal(&self, profile: &str, state: TxnState) -> Journal {
+        // A command dscproute plans: the journal refuses anything else.
+        let chain = |op: &str| {
+            Effect::run(
+                ["iptables", "-w", "-t", "mangle", op, "DSCPROUTE-MARK"]
+                    .map(String::from)
+                    .to_vec(),
+            )
+        };
         let step = Step {
             role: Role::Marker,
             state: StepState::Add,
-            apply: Effect::run(vec!["true".into()]),
-            undo: Effect::run(vec!["true".into()]),
+            apply: chain("-N"),
+            undo: chain("-X"),
             reason: String::new(),
             change: None,
         };

@@ -196,7 +196,9 @@ impl Executor<'_> {
                     if d.exists() || d == self.root {
                         break;
                     }
-                    created_dirs.push(d.display().to_string());
+                    // As the host sees it (without our root), like `path`.
+                    let rel = d.strip_prefix(&self.root).unwrap_or(d);
+                    created_dirs.push(Path::new("/").join(rel).display().to_string());
                     dir = d.parent();
                 }
                 created_dirs.reverse();
@@ -214,6 +216,10 @@ impl Executor<'_> {
 
     pub fn run(&self, effect: &Effect) -> Result<(), Failure> {
         match effect {
+            Effect::Run { argv } if argv.len() == 2 && argv[0] == "groupdel" => {
+                self.refuse_system_group(&argv[1])?;
+                self.run_argv(argv)
+            }
             Effect::Run { argv } => self.run_argv(argv),
             Effect::WriteFile { path, contents } => {
                 let full = self.under_root(path);
@@ -233,6 +239,39 @@ impl Executor<'_> {
                     stderr: e.to_string(),
                 }),
             },
+        }
+    }
+
+    /// `groupadd` (without -r) gives a new group a gid from GID_MIN up, so a
+    /// group below GID_MIN is the system's and never one we created: the
+    /// undo of our groupadd must not delete it whatever a journal says.
+    fn refuse_system_group(&self, name: &str) -> Result<(), Failure> {
+        let Ok(groups) = std::fs::read_to_string(self.under_root("/etc/group")) else {
+            return Ok(()); // no group database here: groupdel finds nothing either
+        };
+        let gid = groups.lines().find_map(|l| {
+            let mut f = l.split(':');
+            (f.next() == Some(name)).then(|| f.nth(1)?.trim().parse::<u32>().ok())?
+        });
+        let min = std::fs::read_to_string(self.under_root("/etc/login.defs"))
+            .ok()
+            .and_then(|defs| {
+                defs.lines()
+                    .find_map(|l| match l.split_whitespace().collect::<Vec<_>>()[..] {
+                        ["GID_MIN", v] => v.parse::<u32>().ok(),
+                        _ => None,
+                    })
+            })
+            .unwrap_or(1000);
+        match gid {
+            Some(g) if g < min => Err(Failure {
+                command: format!("groupdel {name}"),
+                stderr: format!(
+                    "not deleting group {name}: its gid {g} is below GID_MIN ({min}), so it is a \
+                     system group, never one dscproute created"
+                ),
+            }),
+            _ => Ok(()),
         }
     }
 
@@ -361,7 +400,7 @@ impl Executor<'_> {
                 }
                 for d in created_dirs.iter().rev() {
                     // Only if still empty: someone may have added files since.
-                    let _ = std::fs::remove_dir(Path::new(d));
+                    let _ = std::fs::remove_dir(self.under_root(d));
                 }
                 Ok(())
             }
@@ -465,6 +504,10 @@ mod tests {
             contents: "100 vpn\n".into(),
         };
         let saved = ex.save_before(&effect).unwrap();
+        // Recorded as the host sees them, whatever the root: the journal
+        // check accepts only the directories above the drop-in.
+        assert!(matches!(&saved, Some(Saved::File { created_dirs, .. })
+            if *created_dirs == ["/etc/iproute2", "/etc/iproute2/rt_tables.d"]));
         ex.run(&effect).unwrap();
         let file = t.path().join("etc/iproute2/rt_tables.d/dscproute.conf");
         assert_eq!(std::fs::read_to_string(&file).unwrap(), "100 vpn\n");
@@ -489,6 +532,35 @@ mod tests {
             "created dirs removed"
         );
         assert!(t.path().join("etc").exists());
+    }
+
+    #[test]
+    fn groupdel_never_deletes_a_system_group() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(t.path().join("etc")).unwrap();
+        std::fs::write(
+            t.path().join("etc/group"),
+            "root:x:0:\nsudo:x:27:alice\ntorrent:x:1001:\n",
+        )
+        .unwrap();
+        let runner = FakeRunner::new().on(&["groupdel", "torrent"], Output::ok(""));
+        let ex = Executor {
+            runner: &runner,
+            root: t.path().into(),
+        };
+        for name in ["root", "sudo"] {
+            let e = ex.run(&Effect::run(argv(&["groupdel", name]))).unwrap_err();
+            assert!(e.stderr.contains("system group"), "{e}");
+        }
+        assert!(runner.calls().is_empty());
+        ex.run(&Effect::run(argv(&["groupdel", "torrent"])))
+            .unwrap();
+        // GID_MIN from login.defs when it says otherwise.
+        std::fs::write(t.path().join("etc/login.defs"), "GID_MIN\t2000\n").unwrap();
+        assert!(
+            ex.run(&Effect::run(argv(&["groupdel", "torrent"])))
+                .is_err()
+        );
     }
 
     #[test]

@@ -7,6 +7,19 @@ use super::state_dir::{StateDir, append_no_follow, read_no_follow, write_durably
 use crate::plan::Step;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
+use thiserror::Error;
+
+/// Why a journal on disk cannot be used.
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
+pub enum LoadError {
+    /// Cannot be read or is not a journal at all.
+    #[error("{0}")]
+    Unreadable(String),
+    /// Well formed, but it holds something dscproute never plans: nothing
+    /// of it may run.
+    #[error("{0}")]
+    Refused(String),
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -86,6 +99,10 @@ pub struct Journal {
     #[serde(default)]
     pub boot_id: Option<String>,
     pub steps: Vec<JournalStep>,
+    /// Set when the engine could not bring the journal on disk up to date
+    /// (a full disk…) and went on from memory: what to tell the admin.
+    #[serde(skip)]
+    pub unsaved: Option<String>,
 }
 
 /// This boot's id (/proc/sys/kernel/random/boot_id).
@@ -113,6 +130,7 @@ impl Journal {
             confirm_deadline_unix: None,
             timer_pid: None,
             boot_id: boot_id(),
+            unsaved: None,
             steps: steps
                 .into_iter()
                 .map(|step| JournalStep {
@@ -125,18 +143,37 @@ impl Journal {
         }
     }
 
-    pub fn load(dir: &StateDir) -> Result<Option<Journal>, String> {
+    /// The last transaction, with its step log folded in, once every step
+    /// in it has been checked to be one dscproute plans.
+    pub fn load(dir: &StateDir) -> Result<Option<Journal>, LoadError> {
         let path = dir.current();
         match read_no_follow(&path) {
             Ok(text) => {
-                let mut j: Journal = serde_json::from_str(&text)
-                    .map_err(|e| format!("journal {} is unreadable: {e}", path.display()))?;
+                let mut j: Journal = serde_json::from_str(&text).map_err(|e| {
+                    LoadError::Unreadable(format!("journal {} is unreadable: {e}", path.display()))
+                })?;
                 j.replay(&read_no_follow(&dir.step_log()).unwrap_or_default());
+                j.check(dir)?;
                 Ok(Some(j))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(format!("cannot read journal {}: {e}", path.display())),
+            Err(e) => Err(LoadError::Unreadable(format!(
+                "cannot read journal {}: {e}",
+                path.display()
+            ))),
         }
+    }
+
+    /// Refuse a journal holding anything dscproute would not have written.
+    pub fn check(&self, dir: &StateDir) -> Result<(), LoadError> {
+        super::journal_check::check(self).map_err(|e| {
+            LoadError::Refused(format!(
+                "journal {} refused: {e}; dscproute never writes that, so nothing of it runs: \
+                 inspect it, then move it and current.log out of {} to go on",
+                dir.current().display(),
+                dir.path().display()
+            ))
+        })
     }
 
     /// Write the whole journal durably and fold the step log into it.
@@ -224,16 +261,47 @@ mod tests {
     use super::*;
     use crate::plan::{Effect, Role, Step, StepState};
 
+    fn sysctl(v: &str) -> Effect {
+        Effect::run(
+            ["sysctl", "-q", "-w", &format!("net.ipv4.ip_forward={v}")]
+                .map(String::from)
+                .to_vec(),
+        )
+    }
+
     fn journal() -> Journal {
         let step = Step {
             role: Role::Gateway,
-            state: StepState::Add,
-            apply: Effect::run(vec!["true".into()]),
-            undo: Effect::run(vec!["true".into()]),
+            state: StepState::Change,
+            apply: sysctl("1"),
+            undo: sysctl("0"),
             reason: String::new(),
             change: None,
         };
         Journal::new("p", vec![step.clone(), step])
+    }
+
+    #[test]
+    fn a_step_log_line_is_checked_like_the_journal() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = StateDir::resolve(Some(t.path()));
+        let mut j = journal();
+        j.save(&dir).unwrap();
+        // What undo would restore, appended later: an unmanaged sysctl.
+        j.steps[0].status = StepStatus::Done;
+        j.steps[0].saved = Some(Saved::Sysctl {
+            key: "kernel.modprobe".into(),
+            old: "/tmp/x".into(),
+        });
+        j.record(&dir, 0, false).unwrap();
+        match Journal::load(&dir) {
+            Err(LoadError::Refused(m)) => {
+                assert!(m.contains("step 1 saved undo data"), "{m}");
+                assert!(m.contains(&dir.current().display().to_string()), "{m}");
+                assert!(!m.contains('\n'), "one line: {m}");
+            }
+            other => panic!("not refused: {other:?}"),
+        }
     }
 
     #[test]

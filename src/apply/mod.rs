@@ -3,6 +3,7 @@
 
 pub mod executor;
 pub mod journal;
+pub mod journal_check;
 pub mod lock;
 pub mod ready;
 pub mod safe_fs;
@@ -13,6 +14,6 @@ pub mod timer;
 pub mod transaction;
 pub mod trust;
 
-pub use journal::{Journal, StepStatus, TxnState};
+pub use journal::{Journal, LoadError, StepStatus, TxnState};
 pub use state_dir::StateDir;
 pub use transaction::{ApplyOutcome, Engine, EngineError, Event, RollbackOutcome};

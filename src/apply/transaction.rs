@@ -3,7 +3,8 @@
 
 use super::executor::{BatchFailure, BatchKey, Executor, Failure, restore_line};
 use super::journal::JournalStep;
-use super::journal::{Journal, StepStatus, TxnState, now_unix};
+use super::journal::{Journal, LoadError, StepStatus, TxnState, now_unix};
+use super::journal_check;
 use super::lock::{Lock, LockError};
 use super::state_dir::StateDir;
 use crate::plan::Plan;
@@ -50,6 +51,18 @@ pub enum EngineError {
         seconds_left: i64,
     },
     Io(String),
+    /// The journal (or the plan) holds something dscproute never plans:
+    /// nothing of it ran.
+    Refused(String),
+}
+
+impl From<LoadError> for EngineError {
+    fn from(e: LoadError) -> EngineError {
+        match e {
+            LoadError::Unreadable(m) => EngineError::Io(m),
+            LoadError::Refused(m) => EngineError::Refused(m),
+        }
+    }
 }
 
 impl std::fmt::Display for EngineError {
@@ -75,7 +88,7 @@ impl std::fmt::Display for EngineError {
                 "transaction {id} awaits confirmation ({seconds_left} s left): run `dscproute \
                  confirm` to keep it or `dscproute rollback` to undo it first"
             ),
-            EngineError::Io(e) => f.write_str(e),
+            EngineError::Io(e) | EngineError::Refused(e) => f.write_str(e),
         }
     }
 }
@@ -84,7 +97,8 @@ pub enum ApplyOutcome {
     /// Everything was already in place: nothing ran, no journal written.
     Noop,
     Applied(Journal),
-    /// A step failed; the completed ones were undone (see the journal).
+    /// A step failed, or the journal could not be written; the completed
+    /// steps were undone (see the journal, and its `unsaved` note).
     Failed {
         journal: Journal,
         failure: Failure,
@@ -93,9 +107,19 @@ pub enum ApplyOutcome {
 
 pub enum RollbackOutcome {
     Nothing(String),
+    /// Everything undone (`unsaved` says when the journal could not record it).
     RolledBack(Journal),
-    /// Some undo failed; the journal says which.
+    /// Some undo failed (the journal says which), or everything was undone
+    /// but the journal still lists it as applied and could not be moved aside.
     Partial(Journal),
+}
+
+/// What the journal could not say for itself: a batch left unrun, or the
+/// step log that could not be written.
+enum BatchOutcome {
+    Done,
+    Refused(BatchFailure),
+    NotJournaled(String),
 }
 
 /// Arms the confirm timer for a journal; returns the timer's pid.
@@ -138,7 +162,7 @@ impl Engine<'_> {
         _lock: &Lock,
         events: &mut dyn FnMut(Event),
     ) -> Result<Option<String>, EngineError> {
-        let Some(mut j) = Journal::load(&self.state).map_err(EngineError::Io)? else {
+        let Some(mut j) = Journal::load(&self.state)? else {
             return Ok(None);
         };
         let stale = matches!(j.state, TxnState::Running | TxnState::PendingConfirm)
@@ -148,20 +172,21 @@ impl Engine<'_> {
             return Ok(None);
         }
         let was = state_word(j.state);
-        self.undo_all(&mut j, events)?;
+        let clean = self.undo_all(&mut j, events)?;
         j.state = TxnState::RolledBack;
         j.timer_pid = None;
-        j.save(&self.state).map_err(EngineError::Io)?;
+        self.finish(&mut j, clean);
+        let unsaved = j.unsaved.map(|u| format!("; {u}")).unwrap_or_default();
         Ok(Some(format!(
             "transaction {} was {was} when the host rebooted: it is rolled back (its rules \
-             did not survive the reboot)",
+             did not survive the reboot){unsaved}",
             j.id
         )))
     }
 
     /// Refuse to start over an interrupted or unconfirmed transaction.
     pub fn check_clear(&self) -> Result<Option<Journal>, EngineError> {
-        let j = Journal::load(&self.state).map_err(EngineError::Io)?;
+        let j = Journal::load(&self.state)?;
         match &j {
             Some(j) if j.state == TxnState::Running => Err(EngineError::Interrupted(j.id.clone())),
             Some(j) if j.state == TxnState::PendingConfirm => Err(EngineError::Pending {
@@ -173,7 +198,9 @@ impl Engine<'_> {
     }
 
     /// Apply the plan's pending steps (caller holds the lock and has checked
-    /// `check_clear`). With `confirm`, the timer is armed before the first change.
+    /// `check_clear`). With `confirm`, the timer is armed before the first
+    /// change. No step runs before its "running" record is on disk; when the
+    /// journal cannot be written, what ran is undone from memory.
     pub fn apply(
         &self,
         _lock: &Lock,
@@ -186,10 +213,19 @@ impl Engine<'_> {
         if steps.is_empty() {
             return Ok(ApplyOutcome::Noop);
         }
-        if let Some(old) = Journal::load(&self.state).map_err(EngineError::Io)? {
+        let mut j = Journal::new(profile, steps);
+        // Never journal what a rollback would refuse to run.
+        for (i, js) in j.steps.iter().enumerate() {
+            journal_check::check_step(js).map_err(|e| {
+                EngineError::Refused(format!(
+                    "plan step {} {e}: dscproute does not apply it, nothing was changed",
+                    i + 1
+                ))
+            })?;
+        }
+        if let Some(old) = Journal::load(&self.state)? {
             old.archive(&self.state).map_err(EngineError::Io)?;
         }
-        let mut j = Journal::new(profile, steps);
         j.save(&self.state).map_err(EngineError::Io)?;
         if let Some((secs, arm)) = confirm {
             j.confirm_deadline_unix = Some(now_unix() + secs);
@@ -210,8 +246,10 @@ impl Engine<'_> {
                 && lines.len() > 1
             {
                 let end = i + lines.len();
-                if let Err(f) = self.apply_batch(&ex, &mut j, i, &key, &lines, events)? {
-                    return self.fail_batch(j, i..end, f, events);
+                match self.apply_batch(&ex, &mut j, i, &key, &lines, events) {
+                    BatchOutcome::Done => {}
+                    BatchOutcome::Refused(f) => return self.fail_batch(j, i..end, f, events),
+                    BatchOutcome::NotJournaled(e) => return self.not_journaled(j, e, events),
                 }
                 i = end;
                 continue;
@@ -224,8 +262,12 @@ impl Engine<'_> {
             j.steps[i].saved = saved;
             j.steps[i].status = StepStatus::Running;
             let persistent = effect.is_persistent();
-            j.record(&self.state, i, persistent)
-                .map_err(EngineError::Io)?;
+            if let Err(e) = j.record(&self.state, i, persistent) {
+                // Not on record, so it must not happen.
+                j.steps[i].status = StepStatus::Pending;
+                j.steps[i].saved = None;
+                return self.not_journaled(j, e, events);
+            }
             events(Event::Started {
                 index: i,
                 total,
@@ -234,9 +276,11 @@ impl Engine<'_> {
             match ex.run(&effect) {
                 Ok(()) => {
                     j.steps[i].status = StepStatus::Done;
-                    j.record(&self.state, i, persistent)
-                        .map_err(EngineError::Io)?;
+                    let recorded = j.record(&self.state, i, persistent);
                     events(Event::Done { index: i });
+                    if let Err(e) = recorded {
+                        return self.not_journaled(j, e, events);
+                    }
                 }
                 Err(failure) => return self.fail(j, i, failure, events),
             }
@@ -247,7 +291,12 @@ impl Engine<'_> {
         } else {
             TxnState::Applied
         };
-        j.save(&self.state).map_err(EngineError::Io)?;
+        if let Err(e) = j.save(&self.state) {
+            // Applied, but not on record as applied: take it back rather
+            // than leave changes the journal does not describe.
+            j.state = TxnState::Running;
+            return self.not_journaled(j, e, events);
+        }
         Ok(ApplyOutcome::Applied(j))
     }
 
@@ -262,12 +311,20 @@ impl Engine<'_> {
         key: &BatchKey,
         lines: &[String],
         events: &mut dyn FnMut(Event),
-    ) -> Result<Result<(), BatchFailure>, EngineError> {
+    ) -> BatchOutcome {
         let total = j.steps.len();
         let range = first..first + lines.len();
         for k in range.clone() {
             j.steps[k].status = StepStatus::Running;
-            j.record(&self.state, k, false).map_err(EngineError::Io)?;
+            if let Err(e) = j.record(&self.state, k, false) {
+                // None of the batch ran: none of it is running.
+                for s in &mut j.steps[first..=k] {
+                    s.status = StepStatus::Pending;
+                }
+                return BatchOutcome::NotJournaled(e);
+            }
+        }
+        for k in range.clone() {
             events(Event::Started {
                 index: k,
                 total,
@@ -275,14 +332,41 @@ impl Engine<'_> {
             });
         }
         if let Err(f) = ex.run_batch(key, lines) {
-            return Ok(Err(f));
+            return BatchOutcome::Refused(f);
         }
+        let mut recorded = Ok(());
         for k in range {
             j.steps[k].status = StepStatus::Done;
-            j.record(&self.state, k, false).map_err(EngineError::Io)?;
+            if recorded.is_ok() {
+                recorded = j.record(&self.state, k, false);
+            }
             events(Event::Done { index: k });
         }
-        Ok(Ok(()))
+        match recorded {
+            Ok(()) => BatchOutcome::Done,
+            Err(e) => BatchOutcome::NotJournaled(e),
+        }
+    }
+
+    /// The journal could not be written: stop, and undo from memory what
+    /// ran, as for a failed step.
+    fn not_journaled(
+        &self,
+        mut j: Journal,
+        error: String,
+        events: &mut dyn FnMut(Event),
+    ) -> Result<ApplyOutcome, EngineError> {
+        let failure = Failure {
+            command: format!("write the journal in {}", self.state.path().display()),
+            stderr: error,
+        };
+        let clean = self.undo_all(&mut j, events)?;
+        j.state = TxnState::Failed;
+        self.finish(&mut j, clean);
+        Ok(ApplyOutcome::Failed {
+            journal: j,
+            failure,
+        })
     }
 
     /// iptables-restore refused a batch: nothing of it was applied (one
@@ -335,14 +419,15 @@ impl Engine<'_> {
     ) -> Result<ApplyOutcome, EngineError> {
         j.steps[i].status = StepStatus::Failed;
         j.steps[i].error = Some(failure.to_string());
-        j.save(&self.state).map_err(EngineError::Io)?;
+        // Best effort: the journal written once undo is over is what counts.
+        let _ = j.record(&self.state, i, false);
         events(Event::Failed {
             index: i,
             failure: failure.clone(),
         });
-        self.undo_all(&mut j, events)?;
+        let clean = self.undo_all(&mut j, events)?;
         j.state = TxnState::Failed;
-        j.save(&self.state).map_err(EngineError::Io)?;
+        self.finish(&mut j, clean);
         Ok(ApplyOutcome::Failed {
             journal: j,
             failure,
@@ -353,12 +438,20 @@ impl Engine<'_> {
     /// was only `Running` may never have happened: its undo may fail quietly.
     /// Consecutive iptables undos of one table go as one iptables-restore
     /// call; when that is refused (it changed nothing), they are undone one
-    /// by one with the same tolerance.
+    /// by one with the same tolerance. Progress is logged as it goes, but a
+    /// log that cannot be written (a full disk) does not stop the undo: it
+    /// goes on from memory and `finish` reports it.
     fn undo_all(
         &self,
         j: &mut Journal,
         events: &mut dyn FnMut(Event),
     ) -> Result<bool, EngineError> {
+        journal_check::check(j).map_err(|e| {
+            EngineError::Refused(format!(
+                "journal {} {e}: nothing of it was run",
+                self.state.current().display()
+            ))
+        })?;
         let ex = self.executor();
         let mut clean = true;
         let rebooted = j.boot_id.is_some() && j.boot_id != super::journal::boot_id();
@@ -374,7 +467,7 @@ impl Engine<'_> {
                 // Rules, routes and sysctls did not survive the reboot.
                 j.steps[i].status = StepStatus::Undone;
                 j.steps[i].error = Some("gone with the reboot".into());
-                j.record(&self.state, i, false).map_err(EngineError::Io)?;
+                let _ = j.record(&self.state, i, false);
                 continue;
             }
             todo.push(i);
@@ -394,11 +487,11 @@ impl Engine<'_> {
                     for &i in steps {
                         j.steps[i].status = StepStatus::Undone;
                         events(Event::Undone { index: i });
-                        j.record(&self.state, i, false).map_err(EngineError::Io)?;
+                        let _ = j.record(&self.state, i, false);
                     }
                 } else {
                     for &i in steps {
-                        clean &= self.undo_one(&ex, j, i, events)?;
+                        clean &= self.undo_one(&ex, j, i, events);
                     }
                 }
             } else {
@@ -407,11 +500,54 @@ impl Engine<'_> {
                     index: i,
                     command: j.steps[i].step.undo.display(),
                 });
-                clean &= self.undo_one(&ex, j, i, events)?;
+                clean &= self.undo_one(&ex, j, i, events);
             }
         }
-        j.save(&self.state).map_err(EngineError::Io)?;
         Ok(clean)
+    }
+
+    /// Write the journal of a transaction that is over. When that fails (a
+    /// full disk), the host was still handled from memory: after a clean
+    /// undo the journal on disk, which still lists undone changes, moves to
+    /// history/ so that no later rollback replays them. `j.unsaved` says
+    /// what happened; true when a journal that lists undone changes as
+    /// applied is still in place.
+    fn finish(&self, j: &mut Journal, clean: bool) -> bool {
+        let Err(e) = j.save(&self.state) else {
+            return false;
+        };
+        let current = self.state.current();
+        if !clean {
+            j.unsaved = Some(format!(
+                "the journal could not be updated ({e}): it may list as applied steps that \
+                 were undone; free space in {}, check `dscproute status` and remove what is \
+                 left with `dscproute rollback --all`",
+                self.state.path().display()
+            ));
+            return true;
+        }
+        let aside = self.state.history(&j.id);
+        let _ = std::fs::remove_file(self.state.step_log());
+        let (note, stale) = match std::fs::rename(&current, &aside) {
+            Ok(()) => (
+                format!(
+                    "the journal could not be updated ({e}); as everything was undone, the \
+                     outdated journal was moved to {} so that no rollback replays it",
+                    aside.display()
+                ),
+                false,
+            ),
+            Err(e2) => (
+                format!(
+                    "the journal could not be updated ({e}) nor moved aside ({e2}): it still \
+                     lists changes that were undone; delete {} before running rollback",
+                    current.display()
+                ),
+                true,
+            ),
+        };
+        j.unsaved = Some(note);
+        stale
     }
 
     /// Undo one step on its own (announced by the caller); false when the
@@ -422,7 +558,7 @@ impl Engine<'_> {
         j: &mut Journal,
         i: usize,
         events: &mut dyn FnMut(Event),
-    ) -> Result<bool, EngineError> {
+    ) -> bool {
         let status = j.steps[i].status;
         let mut clean = true;
         match ex.undo(&j.steps[i]) {
@@ -447,8 +583,8 @@ impl Engine<'_> {
                 events(Event::UndoFailed { index: i, failure });
             }
         }
-        j.record(&self.state, i, false).map_err(EngineError::Io)?;
-        Ok(clean)
+        let _ = j.record(&self.state, i, false);
+        clean
     }
 
     /// Undo the last transaction (applied, unconfirmed or interrupted).
@@ -457,7 +593,7 @@ impl Engine<'_> {
         _lock: &Lock,
         events: &mut dyn FnMut(Event),
     ) -> Result<RollbackOutcome, EngineError> {
-        let Some(mut j) = Journal::load(&self.state).map_err(EngineError::Io)? else {
+        let Some(mut j) = Journal::load(&self.state)? else {
             return Ok(RollbackOutcome::Nothing(
                 "nothing to roll back: dscproute has no transaction on record here".into(),
             ));
@@ -476,8 +612,8 @@ impl Engine<'_> {
         let clean = self.undo_all(&mut j, events)?;
         j.state = TxnState::RolledBack;
         j.timer_pid = None;
-        j.save(&self.state).map_err(EngineError::Io)?;
-        Ok(if clean {
+        let stale = self.finish(&mut j, clean);
+        Ok(if clean && !stale {
             RollbackOutcome::RolledBack(j)
         } else {
             RollbackOutcome::Partial(j)
@@ -486,7 +622,7 @@ impl Engine<'_> {
 
     /// Keep a change that awaits confirmation.
     pub fn confirm(&self, _lock: &Lock) -> Result<Result<Journal, String>, EngineError> {
-        let Some(mut j) = Journal::load(&self.state).map_err(EngineError::Io)? else {
+        let Some(mut j) = Journal::load(&self.state)? else {
             return Ok(Err("nothing awaits confirmation".into()));
         };
         if j.state != TxnState::PendingConfirm {

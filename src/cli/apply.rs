@@ -20,6 +20,16 @@ fn engine(state: &StateDir) -> Engine<'static> {
     }
 }
 
+/// A journal that cannot be read fails (1); one holding what dscproute never
+/// plans is refused (4): nothing of it runs.
+pub(super) fn journal_error(e: &crate::apply::LoadError) -> i32 {
+    let code = match e {
+        crate::apply::LoadError::Refused(_) => exit::BLOCKED,
+        crate::apply::LoadError::Unreadable(_) => exit::FAILED,
+    };
+    fail(code, &e.to_string())
+}
+
 fn engine_error(e: EngineError) -> i32 {
     let code = match e {
         EngineError::Io(_) => exit::FAILED,
@@ -210,6 +220,9 @@ pub fn apply_cmd(
             } else {
                 "some undo steps failed: run `dscproute status` and `dscproute rollback --all`"
             };
+            if let Some(u) = &journal.unsaved {
+                output::eprint_line(&format!("dscproute: {u}"));
+            }
             fail(
                 exit::FAILED,
                 &format!(
@@ -246,7 +259,7 @@ pub fn rollback_cmd(state: &StateDir, yes: bool, all: bool, json: bool) -> i32 {
     };
     let journal = match Journal::load(state) {
         Ok(j) => j,
-        Err(e) => return fail(exit::FAILED, &e),
+        Err(e) => return journal_error(&e),
     };
     if !yes {
         let what = match (&journal, all) {
@@ -277,16 +290,25 @@ pub fn rollback_cmd(state: &StateDir, yes: bool, all: bool, json: bool) -> i32 {
         Err(e) => return engine_error(e),
         Ok(RollbackOutcome::Nothing(m)) => (false, m, exit::OK),
         Ok(RollbackOutcome::RolledBack(j)) => {
+            if let Some(u) = &j.unsaved {
+                output::eprint_line(&format!("dscproute: {u}"));
+            }
             (true, format!("Rolled back transaction {}.", j.id), exit::OK)
         }
-        Ok(RollbackOutcome::Partial(j)) => (
-            true,
-            format!(
-                "Rolled back transaction {} partly: some undo steps failed (see `dscproute status`).",
-                j.id
-            ),
-            exit::FAILED,
-        ),
+        Ok(RollbackOutcome::Partial(j)) => {
+            if let Some(u) = &j.unsaved {
+                output::eprint_line(&format!("dscproute: {u}"));
+            }
+            (
+                true,
+                format!(
+                    "Rolled back transaction {} partly: some undo steps failed or could not be \
+                     recorded (see `dscproute status`).",
+                    j.id
+                ),
+                exit::FAILED,
+            )
+        }
     };
     if all {
         let facts = probe::probe_system();
@@ -343,7 +365,7 @@ pub fn confirm_cmd(state: &StateDir) -> i32 {
             };
             return fail(exit::BLOCKED, &what);
         }
-        Err(e) => return fail(exit::FAILED, &e),
+        Err(e) => return journal_error(&e),
     }
     let engine = engine(state);
     let lock = match engine.lock() {
@@ -366,7 +388,7 @@ pub fn confirm_cmd(state: &StateDir) -> i32 {
 pub fn status_cmd(state: &StateDir, json: bool) -> i32 {
     let journal = match Journal::load(state) {
         Ok(j) => j,
-        Err(e) => return fail(exit::FAILED, &e),
+        Err(e) => return journal_error(&e),
     };
     let facts = probe::probe_system();
     let s = status::gather(journal.as_ref(), &facts, &SystemRunner);

@@ -124,7 +124,7 @@ pub fn persist_cmd(state: &StateDir, profile_path: &Path, name: Option<&str>, ro
     }
     let journal = match Journal::load(state) {
         Ok(j) => j,
-        Err(e) => return fail(exit::FAILED, &e),
+        Err(e) => return super::apply::journal_error(&e),
     };
     let mut in_place = || {
         let facts = probe::probe_system();

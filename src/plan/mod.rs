@@ -8,7 +8,9 @@ mod conflicts;
 mod gateway;
 mod marker;
 mod marks;
+pub mod op;
 pub mod ownership;
+mod positions;
 mod preflight;
 mod render;
 pub mod ruleset;
@@ -326,6 +328,23 @@ pub fn plan(profile: &Profile, facts: &HostFacts, opts: PlanOptions) -> Result<P
         }
     }
 
+    name_file_after_old_rules(&mut out);
+    positions::pin_removals(&mut out, facts);
+    // The journal refuses anything but these shapes, so a plan holding
+    // another (a foreign rule inside a chain of ours) is refused up front.
+    for (i, s) in out.iter().enumerate() {
+        for e in [&s.apply, &s.undo] {
+            if let Err(why) = op::Op::parse(e) {
+                problems.push(format!(
+                    "step {}: `{}` is not a command dscproute writes ({why}); remove what it \
+                     comes from by hand (a rule someone put in a chain of ours?) and plan again",
+                    i + 1,
+                    op::clip(&e.display())
+                ));
+            }
+        }
+    }
+
     if !facts.is_root {
         notes.push(
             "Not running as root: this preview was computed from what could be read; \
@@ -366,6 +385,29 @@ pub fn plan(profile: &Profile, facts: &HostFacts, opts: PlanOptions) -> Result<P
         notes,
         summary,
     })
+}
+
+/// A changed table name is written after the old policy rules are removed:
+/// they are removed by table number, but nothing should depend on the old
+/// name still being there.
+fn name_file_after_old_rules(steps: &mut Vec<Step>) {
+    let Some(w) = steps
+        .iter()
+        .position(|s| s.state != StepState::InPlace && matches!(s.apply, Effect::WriteFile { .. }))
+    else {
+        return;
+    };
+    let removes_rule = |s: &Step| {
+        s.state != StepState::InPlace
+            && matches!(&s.apply, Effect::Run { argv } if argv.len() > 3 && argv[0] == "ip"
+                && argv[2] == "rule" && argv[3] == "del")
+    };
+    if let Some(last) = steps.iter().rposition(removes_rule)
+        && last > w
+    {
+        let name = steps.remove(w);
+        steps.insert(last, name);
+    }
 }
 
 #[cfg(test)]

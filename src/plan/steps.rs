@@ -540,7 +540,7 @@ impl<'a> Ctx<'a> {
                 {
                     continue;
                 }
-                let Some(spec) = rule_spec_of(f, r) else {
+                let Some(spec) = rule_spec_of(self.facts, f, r) else {
                     continue;
                 };
                 out.push(Step {
@@ -583,21 +583,38 @@ impl<'a> Ctx<'a> {
     }
 }
 
-/// Our rule shape read back from the host, when it is one we could have made.
-fn rule_spec_of(family: Family, r: &Rule) -> Option<RuleSpec> {
+/// Our rule shape read back from the host, when it is one we could have
+/// made. The table goes by number (main aside, which iproute2 always knows):
+/// a name may be gone from rt_tables by the time the rule is removed, and
+/// `ip rule del … lookup NAME` then fails with "invalid table ID".
+fn rule_spec_of(facts: &HostFacts, family: Family, r: &Rule) -> Option<RuleSpec> {
     let action = match (r.action.as_deref(), &r.table) {
         (Some("unreachable"), _) => RuleAction::Unreachable,
-        (None, Some(t)) => RuleAction::Lookup {
-            table: t.clone(),
-            suppress: r.suppress_prefixlength,
-        },
+        (None, Some(t)) => {
+            let id = facts.table_id(t)?;
+            // Only the two lookups we write: main with suppress 0, our table without.
+            let table = match (id, r.suppress_prefixlength) {
+                (254, Some(0)) => "main".to_string(),
+                (0 | 253..=255, _) | (_, Some(_)) => return None,
+                (id, None) => id.to_string(),
+            };
+            RuleAction::Lookup {
+                table,
+                suppress: r.suppress_prefixlength,
+            }
+        }
         _ => return None,
     };
+    let mask = r.fwmask.unwrap_or(u32::MAX);
+    let mark = r.fwmark?;
+    if mask == 0 || mark & !mask != 0 || !(1..=32765).contains(&r.priority) {
+        return None;
+    }
     Some(RuleSpec {
         family,
         pref: r.priority,
-        mark: r.fwmark?,
-        mask: r.fwmask.unwrap_or(u32::MAX),
+        mark,
+        mask,
         action,
     })
 }

@@ -1033,6 +1033,16 @@ fn undo_of_each_step_is_its_inverse() {
                         matches!(&effects[1], Effect::DropEmptyTable { family: f, .. } if f == family)
                     );
                 }
+                (Effect::Run { argv: a }, Effect::Run { argv: u })
+                    if a[0] != "ip" && a[4] == "-D" && u[4] == "-I" =>
+                {
+                    // A removed rule goes back where it was: `-I CHAIN N`.
+                    let mut expect = a.clone();
+                    expect[4] = "-I".into();
+                    expect.insert(6, u[6].clone());
+                    assert!(u[6].parse::<u32>().is_ok_and(|n| n >= 1), "{s:?}");
+                    assert_eq!(*u, expect, "{s:?}");
+                }
                 (Effect::Run { argv: a }, Effect::Run { argv: u }) => {
                     // The operation is the 5th word of iptables argv, the 4th of ip.
                     let at = if a[0] == "ip" { 3 } else { 4 };
@@ -1445,8 +1455,21 @@ fn a_new_table_id_rewrites_our_own_dropin() {
     p.gateway.as_mut().unwrap().table_id = Some(120);
     let plan = plan(&p, &facts("gateway-applied.json"), PlanOptions::default())
         .expect("our own drop-in must not block a new table number");
-    let dropin = &plan.steps[0];
+    let at = plan
+        .steps
+        .iter()
+        .position(|s| matches!(s.apply, Effect::WriteFile { .. }))
+        .unwrap();
+    let dropin = &plan.steps[at];
     assert_ne!(dropin.state, StepState::InPlace);
+    // The old rules go by table number, and before the name changes.
+    for fam in ["-4", "-6"] {
+        let old = idx(
+            &plan,
+            &format!("ip {fam} rule del pref 10000 fwmark 0x3/0xff lookup 100 proto 213"),
+        );
+        assert!(old < at, "{}", listing(&plan));
+    }
     assert_eq!(
         dropin.apply,
         Effect::WriteFile {
@@ -2085,7 +2108,10 @@ fn stale_rules_of_an_earlier_dscp_are_removed() {
                 "0x00",
             ]
         };
-        assert_step(&p, &old_scrub("-D"), &old_scrub("-A"));
+        // Undo puts it back in its place: first, before the new scrub rule.
+        let mut back = old_scrub("-I");
+        back.insert(6, "1");
+        assert_step(&p, &old_scrub("-D"), &back);
         let removal = step(&p, &old_scrub("-D").join(" "));
         assert_eq!(removal.state, StepState::Change);
         assert!(
@@ -2166,7 +2192,8 @@ fn stale_policy_rules_and_routes_are_removed() {
     for fam in ["-4", "-6"] {
         for (pref, action) in [
             (9999, "lookup main suppress_prefixlength 0"),
-            (10000, "lookup vpn"),
+            // By number: the name may be gone from rt_tables by then.
+            (10000, "lookup 100"),
             (10001, "unreachable"),
         ] {
             let old = format!("ip {fam} rule del pref {pref} fwmark 0x3/0xff {action} proto 213");
@@ -2209,6 +2236,29 @@ fn stale_policy_rules_and_routes_are_removed() {
         .state,
         StepState::InPlace
     );
+}
+
+/// A rule someone put inside a chain of ours is not ours to remove and put
+/// back (the journal would refuse to run it): the plan says so and apply
+/// refuses, instead of journaling a command dscproute never writes.
+#[test]
+fn a_foreign_rule_in_a_chain_of_ours_is_a_plan_error() {
+    let mut f = facts("gateway-applied.json");
+    let tee = "-A DSCPROUTE-ROUTE -j TEE --gateway 192.0.2.1";
+    let save = f.iptables_save.take().unwrap().replacen(
+        "-A DSCPROUTE-SCRUB",
+        &format!("{tee}\n-A DSCPROUTE-SCRUB"),
+        1,
+    );
+    f.iptables_save = Some(save);
+    let p = plan_with(&profile("gateway.toml"), &f);
+    assert!(!p.is_applicable());
+    let e = p
+        .errors
+        .iter()
+        .find(|e| e.contains("-D DSCPROUTE-ROUTE -j TEE"))
+        .unwrap_or_else(|| panic!("{:#?}", p.errors));
+    assert!(e.contains("not a command dscproute writes"), "{e}");
 }
 
 #[test]

@@ -2,8 +2,55 @@ use super::*;
 use crate::plan::{Effect, Plan, Resolved, Role, Step, StepState, Summary};
 use crate::runner::{FakeRunner, Output};
 
+/// Short names for policy-rule steps, so the tests read as before: the
+/// engine only runs commands dscproute plans, so each stands for a real one.
+const LABELS: [(&str, &str); 8] = [
+    (
+        "a 1",
+        "ip -4 rule add pref 9999 fwmark 0x1/0xff lookup main suppress_prefixlength 0 proto 213",
+    ),
+    (
+        "a -1",
+        "ip -4 rule del pref 9999 fwmark 0x1/0xff lookup main suppress_prefixlength 0 proto 213",
+    ),
+    (
+        "b 2",
+        "ip -4 rule add pref 10000 fwmark 0x1/0xff lookup 100 proto 213",
+    ),
+    (
+        "b -2",
+        "ip -4 rule del pref 10000 fwmark 0x1/0xff lookup 100 proto 213",
+    ),
+    (
+        "c 3",
+        "ip -4 rule add pref 10001 fwmark 0x1/0xff unreachable proto 213",
+    ),
+    (
+        "c -3",
+        "ip -4 rule del pref 10001 fwmark 0x1/0xff unreachable proto 213",
+    ),
+    (
+        "ip rule add 1",
+        "ip -6 rule add pref 10001 fwmark 0x1/0xff unreachable proto 213",
+    ),
+    (
+        "ip rule del 1",
+        "ip -6 rule del pref 10001 fwmark 0x1/0xff unreachable proto 213",
+    ),
+];
+
+/// The command a label stands for (other text as it is).
+fn full(s: &str) -> &str {
+    LABELS.iter().find(|(l, _)| *l == s).map_or(s, |(_, c)| c)
+}
+
 fn argv(s: &str) -> Vec<String> {
-    s.split(' ').map(str::to_string).collect()
+    full(s).split(' ').map(str::to_string).collect()
+}
+
+/// The fake answers `out` to the command `label` stands for.
+fn on(r: FakeRunner, label: &str, out: Output) -> FakeRunner {
+    r.on(&full(label).split(' ').collect::<Vec<_>>(), out)
 }
 
 fn step(apply: &str, undo: &str) -> Step {
@@ -46,14 +93,21 @@ fn engine<'a>(runner: &'a FakeRunner, dir: &tempfile::TempDir) -> Engine<'a> {
 }
 
 fn ok(runner: FakeRunner, cmds: &[&str]) -> FakeRunner {
-    cmds.iter().fold(runner, |r, c| {
-        let v: Vec<&str> = c.split(' ').collect();
-        r.on(&v, Output::ok(""))
-    })
+    cmds.iter().fold(runner, |r, c| on(r, c, Output::ok("")))
 }
 
+/// The calls, each as its label when it has one.
 fn calls(r: &FakeRunner) -> Vec<String> {
-    r.calls().iter().map(|c| c.join(" ")).collect()
+    r.calls()
+        .iter()
+        .map(|c| {
+            let c = c.join(" ");
+            LABELS
+                .iter()
+                .find(|(_, full)| *full == c)
+                .map_or(c, |(l, _)| l.to_string())
+        })
+        .collect()
 }
 
 #[test]
@@ -88,8 +142,9 @@ fn applies_in_order_and_journals_done() {
 #[test]
 fn failure_undoes_completed_steps_in_reverse() {
     let dir = tempfile::tempdir().unwrap();
-    let r = ok(FakeRunner::new(), &["a 1", "b 2", "b -2", "a -1"]).on(
-        &["c", "3"],
+    let r = on(
+        ok(FakeRunner::new(), &["a 1", "b 2", "b -2", "a -1"]),
+        "c 3",
         Output::failed(2, "RTNETLINK answers: File exists"),
     );
     let e = engine(&r, &dir);
@@ -100,7 +155,7 @@ fn failure_undoes_completed_steps_in_reverse() {
     let ApplyOutcome::Failed { journal, failure } = out else {
         panic!("not failed")
     };
-    assert_eq!(failure.command, "c 3");
+    assert_eq!(failure.command, full("c 3"));
     assert!(failure.stderr.contains("File exists"));
     assert_eq!(calls(&r), ["a 1", "b 2", "c 3", "b -2", "a -1"]);
     assert_eq!(journal.state, TxnState::Failed);
@@ -156,7 +211,11 @@ fn interrupted_transaction_blocks_apply_and_rolls_back_running_steps() {
 fn undo_of_a_step_that_never_ran_is_tolerated() {
     let dir = tempfile::tempdir().unwrap();
     // "b -2" fails: step 2 was Running, so it may never have happened.
-    let r = ok(FakeRunner::new(), &["a -1"]).on(&["b", "-2"], Output::failed(2, "No such file"));
+    let r = on(
+        ok(FakeRunner::new(), &["a -1"]),
+        "b -2",
+        Output::failed(2, "No such file"),
+    );
     let e = engine(&r, &dir);
     let mut j = Journal::new("p.toml", three().steps);
     j.steps[0].status = StepStatus::Done;
@@ -173,8 +232,11 @@ fn undo_of_a_step_that_never_ran_is_tolerated() {
 #[test]
 fn failed_undo_of_a_done_step_is_reported() {
     let dir = tempfile::tempdir().unwrap();
-    let r = ok(FakeRunner::new(), &["a 1", "b 2", "c 3", "c -3", "a -1"])
-        .on(&["b", "-2"], Output::failed(1, "busy"));
+    let r = on(
+        ok(FakeRunner::new(), &["a 1", "b 2", "c 3", "c -3", "a -1"]),
+        "b -2",
+        Output::failed(1, "busy"),
+    );
     let e = engine(&r, &dir);
     let lock = e.lock().unwrap();
     e.apply(&lock, &three(), "p.toml", None, &mut |_| {})
@@ -301,33 +363,39 @@ const RESTORE6: [&str; 3] = ["ip6tables-restore", "-w", "--noflush"];
 fn firewall() -> Plan {
     plan(vec![
         step("ip rule add 1", "ip rule del 1"),
-        step("iptables -w -t mangle -N DR", "iptables -w -t mangle -X DR"),
         step(
-            "iptables -w -t mangle -A DR -j RETURN",
-            "iptables -w -t mangle -D DR -j RETURN",
+            "iptables -w -t mangle -N DSCPROUTE-ROUTE",
+            "iptables -w -t mangle -X DSCPROUTE-ROUTE",
         ),
         step(
-            "iptables -w -t mangle -I PREROUTING -m comment --comment dscproute -j DR",
-            "iptables -w -t mangle -D PREROUTING -m comment --comment dscproute -j DR",
-        ),
-        step("iptables -w -t nat -N DN", "iptables -w -t nat -X DN"),
-        step(
-            "ip6tables -w -t mangle -N DR",
-            "ip6tables -w -t mangle -X DR",
+            "iptables -w -t mangle -A DSCPROUTE-ROUTE -j CONNMARK --restore-mark --nfmask 0xff --ctmask 0xff",
+            "iptables -w -t mangle -D DSCPROUTE-ROUTE -j CONNMARK --restore-mark --nfmask 0xff --ctmask 0xff",
         ),
         step(
-            "ip6tables -w -t mangle -A DR -j RETURN",
-            "ip6tables -w -t mangle -D DR -j RETURN",
+            "iptables -w -t mangle -I PREROUTING -m comment --comment dscproute -j DSCPROUTE-ROUTE",
+            "iptables -w -t mangle -D PREROUTING -m comment --comment dscproute -j DSCPROUTE-ROUTE",
+        ),
+        step(
+            "iptables -w -t nat -N DSCPROUTE-NAT",
+            "iptables -w -t nat -X DSCPROUTE-NAT",
+        ),
+        step(
+            "ip6tables -w -t mangle -N DSCPROUTE-ROUTE",
+            "ip6tables -w -t mangle -X DSCPROUTE-ROUTE",
+        ),
+        step(
+            "ip6tables -w -t mangle -A DSCPROUTE-ROUTE -j CONNMARK --restore-mark --nfmask 0xff --ctmask 0xff",
+            "ip6tables -w -t mangle -D DSCPROUTE-ROUTE -j CONNMARK --restore-mark --nfmask 0xff --ctmask 0xff",
         ),
     ])
 }
 
-const MANGLE_IN: &str = "*mangle\n-N DR\n-A DR -j RETURN\n\
-    -I PREROUTING -m comment --comment dscproute -j DR\nCOMMIT\n";
-const MANGLE6_IN: &str = "*mangle\n-N DR\n-A DR -j RETURN\nCOMMIT\n";
-const MANGLE_UNDO: &str = "*mangle\n-D PREROUTING -m comment --comment dscproute -j DR\n\
-    -D DR -j RETURN\n-X DR\nCOMMIT\n";
-const MANGLE6_UNDO: &str = "*mangle\n-D DR -j RETURN\n-X DR\nCOMMIT\n";
+const MANGLE_IN: &str = "*mangle\n-N DSCPROUTE-ROUTE\n-A DSCPROUTE-ROUTE -j CONNMARK --restore-mark --nfmask 0xff --ctmask 0xff\n\
+    -I PREROUTING -m comment --comment dscproute -j DSCPROUTE-ROUTE\nCOMMIT\n";
+const MANGLE6_IN: &str = "*mangle\n-N DSCPROUTE-ROUTE\n-A DSCPROUTE-ROUTE -j CONNMARK --restore-mark --nfmask 0xff --ctmask 0xff\nCOMMIT\n";
+const MANGLE_UNDO: &str = "*mangle\n-D PREROUTING -m comment --comment dscproute -j DSCPROUTE-ROUTE\n\
+    -D DSCPROUTE-ROUTE -j CONNMARK --restore-mark --nfmask 0xff --ctmask 0xff\n-X DSCPROUTE-ROUTE\nCOMMIT\n";
+const MANGLE6_UNDO: &str = "*mangle\n-D DSCPROUTE-ROUTE -j CONNMARK --restore-mark --nfmask 0xff --ctmask 0xff\n-X DSCPROUTE-ROUTE\nCOMMIT\n";
 
 fn stdins(r: &FakeRunner) -> Vec<(String, String)> {
     r.stdins()
@@ -341,7 +409,7 @@ fn consecutive_iptables_steps_of_one_table_run_as_one_restore() {
     let dir = tempfile::tempdir().unwrap();
     let r = ok(
         FakeRunner::new(),
-        &["ip rule add 1", "iptables -w -t nat -N DN"],
+        &["ip rule add 1", "iptables -w -t nat -N DSCPROUTE-NAT"],
     )
     .on(&RESTORE, Output::ok(""))
     .on(&RESTORE6, Output::ok(""));
@@ -362,7 +430,7 @@ fn consecutive_iptables_steps_of_one_table_run_as_one_restore() {
             "ip rule add 1",
             "iptables-restore -w --noflush",
             // A batch of one stays the plan's own command.
-            "iptables -w -t nat -N DN",
+            "iptables -w -t nat -N DSCPROUTE-NAT",
             "ip6tables-restore -w --noflush",
         ]
     );
@@ -386,7 +454,7 @@ fn consecutive_iptables_steps_of_one_table_run_as_one_restore() {
     // Rollback batches the same way, newest first.
     let r2 = ok(
         FakeRunner::new(),
-        &["ip rule del 1", "iptables -w -t nat -X DN"],
+        &["ip rule del 1", "iptables -w -t nat -X DSCPROUTE-NAT"],
     )
     .on(&RESTORE, Output::ok(""))
     .on(&RESTORE6, Output::ok(""));
@@ -403,7 +471,7 @@ fn consecutive_iptables_steps_of_one_table_run_as_one_restore() {
         calls(&r2),
         [
             "ip6tables-restore -w --noflush",
-            "iptables -w -t nat -X DN",
+            "iptables -w -t nat -X DSCPROUTE-NAT",
             "iptables-restore -w --noflush",
             "ip rule del 1",
         ]
@@ -447,7 +515,10 @@ fn a_refused_batch_fails_every_step_of_it_and_names_the_blamed_command() {
         panic!("not failed")
     };
     // Line 3 of the input is the batch's second line: step 3 of the plan.
-    assert_eq!(failure.command, "iptables -w -t mangle -A DR -j RETURN");
+    assert_eq!(
+        failure.command,
+        "iptables -w -t mangle -A DSCPROUTE-ROUTE -j CONNMARK --restore-mark --nfmask 0xff --ctmask 0xff"
+    );
     assert!(
         failure.stderr.contains("line 3 failed"),
         "{}",
@@ -503,7 +574,7 @@ fn a_refusal_naming_no_step_line_blames_the_first_step_of_the_batch() {
     else {
         panic!("not failed")
     };
-    assert_eq!(failure.command, "iptables -w -t mangle -N DR");
+    assert_eq!(failure.command, "iptables -w -t mangle -N DSCPROUTE-ROUTE");
     assert!(
         failure.stderr.contains("named no step's line"),
         "{}",
@@ -535,19 +606,33 @@ fn a_refused_undo_batch_falls_back_to_one_by_one_with_the_usual_tolerance() {
                 "--comment",
                 "dscproute",
                 "-j",
-                "DR",
+                "DSCPROUTE-ROUTE",
             ],
             Output::failed(1, "Bad rule"),
         )
         .on(
-            &["iptables", "-w", "-t", "mangle", "-D", "DR", "-j", "RETURN"],
+            &[
+                "iptables",
+                "-w",
+                "-t",
+                "mangle",
+                "-D",
+                "DSCPROUTE-ROUTE",
+                "-j",
+                "CONNMARK",
+                "--restore-mark",
+                "--nfmask",
+                "0xff",
+                "--ctmask",
+                "0xff",
+            ],
             Output::failed(1, "Bad rule"),
         )
         .on(
-            &["iptables", "-w", "-t", "mangle", "-X", "DR"],
+            &["iptables", "-w", "-t", "mangle", "-X", "DSCPROUTE-ROUTE"],
             Output::failed(1, "No chain"),
-        )
-        .on(&["ip", "rule", "del", "1"], Output::ok(""));
+        );
+    let r = on(r, "ip rule del 1", Output::ok(""));
     let e = engine(&r, &dir);
     let mut j = Journal::new("p.toml", firewall().steps);
     j.steps[0].status = StepStatus::Done;
@@ -571,9 +656,9 @@ fn a_refused_undo_batch_falls_back_to_one_by_one_with_the_usual_tolerance() {
         calls(&r),
         [
             "iptables-restore -w --noflush",
-            "iptables -w -t mangle -D PREROUTING -m comment --comment dscproute -j DR",
-            "iptables -w -t mangle -D DR -j RETURN",
-            "iptables -w -t mangle -X DR",
+            "iptables -w -t mangle -D PREROUTING -m comment --comment dscproute -j DSCPROUTE-ROUTE",
+            "iptables -w -t mangle -D DSCPROUTE-ROUTE -j CONNMARK --restore-mark --nfmask 0xff --ctmask 0xff",
+            "iptables -w -t mangle -X DSCPROUTE-ROUTE",
             "ip rule del 1",
         ]
     );
@@ -586,8 +671,8 @@ fn a_refused_undo_batch_of_done_steps_reports_the_ones_that_fail_alone() {
     let r = ok(
         FakeRunner::new(),
         &[
-            "iptables -w -t mangle -D PREROUTING -m comment --comment dscproute -j DR",
-            "iptables -w -t mangle -X DR",
+            "iptables -w -t mangle -D PREROUTING -m comment --comment dscproute -j DSCPROUTE-ROUTE",
+            "iptables -w -t mangle -X DSCPROUTE-ROUTE",
         ],
     )
     .on(
@@ -595,7 +680,21 @@ fn a_refused_undo_batch_of_done_steps_reports_the_ones_that_fail_alone() {
         Output::failed(1, "iptables-restore: line 3 failed: Bad rule"),
     )
     .on(
-        &["iptables", "-w", "-t", "mangle", "-D", "DR", "-j", "RETURN"],
+        &[
+            "iptables",
+            "-w",
+            "-t",
+            "mangle",
+            "-D",
+            "DSCPROUTE-ROUTE",
+            "-j",
+            "CONNMARK",
+            "--restore-mark",
+            "--nfmask",
+            "0xff",
+            "--ctmask",
+            "0xff",
+        ],
         Output::failed(1, "Bad rule"),
     );
     let e = engine(&r, &dir);
@@ -610,4 +709,163 @@ fn a_refused_undo_batch_of_done_steps_reports_the_ones_that_fail_alone() {
     let st: Vec<_> = j.steps.iter().map(|s| s.status).collect();
     use StepStatus::*;
     assert_eq!(st, [Undone, UndoFailed, Undone]);
+}
+
+// A journal that cannot be written (a full disk) or must not be trusted.
+
+/// From here on appends to the step log fail, as on a full disk: a
+/// directory where the log file goes.
+fn break_log(state: &StateDir) {
+    let p = state.step_log();
+    let _ = std::fs::remove_file(&p);
+    std::fs::create_dir_all(&p).unwrap();
+}
+
+#[test]
+fn a_step_whose_start_cannot_be_journaled_never_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = ok(FakeRunner::new(), &["a 1", "a -1"]);
+    let e = engine(&r, &dir);
+    let lock = e.lock().unwrap();
+    let state = e.state.clone();
+    let out = e
+        .apply(&lock, &three(), "p.toml", None, &mut |ev| {
+            if ev == (Event::Done { index: 0 }) {
+                break_log(&state);
+            }
+        })
+        .unwrap();
+    let ApplyOutcome::Failed { journal, failure } = out else {
+        panic!("not failed")
+    };
+    assert_eq!(calls(&r), ["a 1", "a -1"], "step 2 never ran");
+    assert!(
+        failure.command.starts_with("write the journal"),
+        "{failure}"
+    );
+    assert!(
+        failure.stderr.contains("cannot write step log"),
+        "{failure}"
+    );
+    let st: Vec<_> = journal.steps.iter().map(|s| s.status).collect();
+    use StepStatus::*;
+    assert_eq!(st, [Undone, Pending, Pending]);
+    // Everything was undone, so the journal that lists the step as done
+    // went to history: no later rollback replays it, and apply may go on.
+    let note = journal.unsaved.as_deref().unwrap();
+    assert!(note.contains("moved to"), "{note}");
+    assert!(e.state.history(&journal.id).exists());
+    assert!(Journal::load(&e.state).unwrap().is_none());
+    assert!(e.check_clear().is_ok());
+}
+
+#[test]
+fn a_step_whose_end_cannot_be_journaled_is_undone_from_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = ok(FakeRunner::new(), &["a 1", "b 2", "b -2", "a -1"]);
+    let e = engine(&r, &dir);
+    let lock = e.lock().unwrap();
+    let state = e.state.clone();
+    let out = e
+        .apply(&lock, &three(), "p.toml", None, &mut |ev| {
+            if matches!(ev, Event::Started { index: 1, .. }) {
+                break_log(&state);
+            }
+        })
+        .unwrap();
+    assert!(matches!(out, ApplyOutcome::Failed { .. }));
+    assert_eq!(calls(&r), ["a 1", "b 2", "b -2", "a -1"]);
+}
+
+/// The issue's symptom: every step ran, then the journal could not say so.
+#[test]
+fn an_apply_that_cannot_be_recorded_as_applied_is_taken_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = ok(
+        FakeRunner::new(),
+        &["a 1", "b 2", "c 3", "c -3", "b -2", "a -1"],
+    );
+    let e = engine(&r, &dir);
+    let lock = e.lock().unwrap();
+    let state = e.state.clone();
+    let out = e
+        .apply(&lock, &three(), "p.toml", None, &mut |ev| {
+            if ev == (Event::Done { index: 2 }) {
+                break_log(&state);
+            }
+        })
+        .unwrap();
+    let ApplyOutcome::Failed { journal, .. } = out else {
+        panic!("not failed")
+    };
+    assert_eq!(calls(&r)[3..], ["c -3", "b -2", "a -1"]);
+    assert!(journal.steps.iter().all(|s| s.status == StepStatus::Undone));
+}
+
+#[test]
+fn rollback_goes_on_from_memory_when_the_journal_cannot_be_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = ok(
+        FakeRunner::new(),
+        &["a 1", "b 2", "c 3", "c -3", "b -2", "a -1"],
+    );
+    let e = engine(&r, &dir);
+    let lock = e.lock().unwrap();
+    e.apply(&lock, &three(), "p.toml", None, &mut |_| {})
+        .unwrap();
+    break_log(&e.state);
+    let RollbackOutcome::RolledBack(j) = e.rollback(&lock, &mut |_| {}).unwrap() else {
+        panic!("not rolled back")
+    };
+    assert_eq!(calls(&r)[3..], ["c -3", "b -2", "a -1"], "every undo ran");
+    let note = j.unsaved.as_deref().unwrap();
+    assert!(note.contains("could not be updated"), "{note}");
+    // The outdated journal (still "applied") is out of the way.
+    assert!(Journal::load(&e.state).unwrap().is_none());
+    let out = e.rollback(&lock, &mut |_| {}).unwrap();
+    assert!(matches!(out, RollbackOutcome::Nothing(_)));
+    assert_eq!(r.calls().len(), 6, "nothing replayed");
+}
+
+/// A journal someone else wrote: its undo would run `sh` as root.
+#[test]
+fn rollback_of_a_crafted_journal_runs_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = FakeRunner::new();
+    let e = engine(&r, &dir);
+    let mut j = Journal::new("p.toml", three().steps);
+    j.steps[1].step.undo = Effect::run(["sh", "-c", "touch /tmp/pwned"].map(String::from).to_vec());
+    j.steps.iter_mut().for_each(|s| s.status = StepStatus::Done);
+    j.state = TxnState::Applied;
+    e.state.ensure().unwrap();
+    let text = serde_json::to_string(&j).unwrap();
+    std::fs::write(e.state.current(), text).unwrap();
+    let lock = e.lock().unwrap();
+    match e.rollback(&lock, &mut |_| {}) {
+        Err(EngineError::Refused(m)) => {
+            assert!(m.contains("step 2 undo `sh -c touch /tmp/pwned`"), "{m}");
+            assert!(m.contains("current.json"), "{m}");
+        }
+        other => panic!("not refused: {:?}", other.err()),
+    }
+    assert!(r.calls().is_empty(), "nothing ran: {:?}", r.calls());
+    assert!(matches!(e.check_clear(), Err(EngineError::Refused(_))));
+}
+
+#[test]
+fn a_plan_step_the_journal_would_refuse_is_not_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = FakeRunner::new();
+    let e = engine(&r, &dir);
+    let lock = e.lock().unwrap();
+    let mut p = three();
+    p.steps[2].undo = Effect::RemoveFile {
+        path: "/etc/shadow".into(),
+    };
+    match e.apply(&lock, &p, "p.toml", None, &mut |_| {}) {
+        Err(EngineError::Refused(m)) => assert!(m.contains("plan step 3 undo"), "{m}"),
+        _ => panic!("not refused"),
+    }
+    assert!(r.calls().is_empty());
+    assert!(Journal::load(&e.state).unwrap().is_none(), "no journal");
 }
