@@ -2,6 +2,8 @@
 //! through a `Runner`, as an argv vector (never a shell). Tests swap in the
 //! recording `FakeRunner`.
 
+pub mod signals;
+
 use std::collections::HashMap;
 use std::sync::Mutex;
 use thiserror::Error;
@@ -93,10 +95,28 @@ pub struct SystemRunner;
 impl SystemRunner {
     fn spawn(&self, argv: &[String], stdin: Option<&str>) -> Result<Output, RunError> {
         let (program, args) = argv.split_first().ok_or(RunError::Empty)?;
+        if let Some(sig) = signals::STATE.take_abort() {
+            return Ok(Output::failed(
+                128 + sig,
+                format!(
+                    "{} {} and stops here, undoing what it did",
+                    signals::REFUSAL,
+                    signals::name(sig)
+                ),
+            ));
+        }
         let path = find_program(program).ok_or_else(|| RunError::NotFound {
             program: program.clone(),
         })?;
-        let cmd = duct::cmd(path, args);
+        let mut cmd = duct::cmd(path, args);
+        if signals::children_protected() {
+            cmd = cmd.before_spawn(|c| {
+                use std::os::unix::process::CommandExt;
+                // SAFETY: shield_child makes only async-signal-safe calls.
+                unsafe { c.pre_exec(signals::shield_child) };
+                Ok(())
+            });
+        }
         let cmd = match stdin {
             Some(input) => cmd.stdin_bytes(input.as_bytes().to_vec()),
             None => cmd.stdin_null(),
@@ -212,6 +232,23 @@ mod tests {
             Err(RunError::NotFound { .. })
         ));
         assert_eq!(f.calls().len(), 2);
+    }
+
+    #[test]
+    fn protected_children_have_their_own_group_and_outlive_stop_signals() {
+        // Process-wide, and harmless for the other tests' children.
+        signals::protect_children();
+        let out = SystemRunner
+            .run_args(&[
+                "sh",
+                "-c",
+                "kill -TERM $$; kill -INT $$; set -- $(cat /proc/$$/stat); echo \"$1 $5\"",
+            ])
+            .unwrap();
+        assert!(out.success(), "{out:?}");
+        let ids: Vec<&str> = out.stdout.split_whitespace().collect();
+        assert_eq!(ids.len(), 2, "{out:?}");
+        assert_eq!(ids[0], ids[1], "pid == process group: {out:?}");
     }
 
     #[test]

@@ -143,7 +143,7 @@ _dscproute() {
             return 0
             ;;
         dscproute__subcmd____confirm__subcmd__timer)
-            opts="-h --txn --deadline --state-dir --help"
+            opts="-h --txn --deadline --foreground --state-dir --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

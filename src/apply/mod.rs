@@ -1,7 +1,9 @@
 //! Effects: the executor, the journal, transactions, rollback, the confirm
 //! timer and the lock. Everything that changes the host lives here.
 
+pub mod drift;
 pub mod executor;
+pub mod gone;
 pub mod journal;
 pub mod journal_check;
 pub mod lock;

@@ -1,8 +1,14 @@
 //! `dscproute status`: what dscproute has in place on this host (its chains
 //! with packet and byte counters, its rules and routes, sysctls it changed),
-//! any change awaiting confirmation, any interrupted transaction.
+//! any change awaiting confirmation (and whether its timer is alive), an
+//! apply running now or one interrupted, drift since apply, and an
+//! unreadable journal, each with what to run.
 
+use super::drift::{self, Drift};
 use super::journal::{Journal, Saved, StepStatus, TxnState};
+use super::lock::{Lock, LockError};
+use super::state_dir::StateDir;
+use super::timer;
 use super::transaction::state_word;
 use crate::plan::ownership::{CHAIN_PREFIX, COMMENT, is_our_proto};
 use crate::probe::HostFacts;
@@ -21,6 +27,48 @@ pub struct Status {
     pub sysctls: Vec<SysctlChange>,
     /// Nothing of ours is in place.
     pub clean: bool,
+    /// What the kept transaction put in place that is missing or changed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub drift: Vec<Drift>,
+    /// The confirm timer of a change awaiting confirmation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timer: Option<TimerReport>,
+    /// Why the journal could not be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub journal_error: Option<String>,
+    /// The dscproute process holding the lock (an apply, rollback or the
+    /// timer at work right now).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub running_pid: Option<u32>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TimerReport {
+    pub pid: Option<u32>,
+    /// The timer process is running.
+    pub alive: bool,
+    /// The systemd backstop unit is waiting (`null`: no systemd here).
+    pub backstop: Option<bool>,
+}
+
+impl TimerReport {
+    /// Will something roll the change back at the deadline?
+    pub fn armed(&self) -> bool {
+        self.alive || self.backstop == Some(true)
+    }
+}
+
+impl Status {
+    /// Something is wrong and needs a command: an unreadable journal,
+    /// drift, a pending change nothing will roll back. (`status` exits 1.)
+    pub fn needs_action(&self) -> bool {
+        self.journal_error.is_some()
+            || !self.drift.is_empty()
+            || self
+                .timer
+                .as_ref()
+                .is_some_and(|t| !t.armed() && self.running_pid.is_none())
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -112,16 +160,30 @@ pub fn gather(journal: Option<&Journal>, facts: &HostFacts, runner: &dyn Runner)
                  before it."
                     .into(),
             ),
-            TxnState::PendingConfirm => Some(format!(
-                "This change is rolled back in {} s unless you run `dscproute confirm`.",
-                j.seconds_left().unwrap_or(0).max(0)
-            )),
+            TxnState::PendingConfirm => {
+                let t = timer_report(j);
+                let advice = pending_advice(&t, j.seconds_left().unwrap_or(0));
+                s.timer = Some(t);
+                Some(advice)
+            }
             _ if j.steps.iter().any(|s| s.status == StepStatus::UndoFailed) => Some(
                 "Some undo steps failed: run `dscproute rollback --all` to remove what is left."
                     .into(),
             ),
             _ => None,
         };
+        if matches!(j.state, TxnState::Applied | TxnState::PendingConfirm) {
+            s.drift = drift::find(j, facts, std::path::Path::new("/"));
+            if !s.drift.is_empty() && s.advice.is_none() {
+                s.advice = Some(format!(
+                    "What transaction {} put in place is missing or changed (below): run \
+                     `dscproute apply --profile {}` to put it back, or `dscproute rollback` to \
+                     remove the rest.",
+                    j.id,
+                    crate::plan::sh_quote(&j.profile)
+                ));
+            }
+        }
         if matches!(
             j.state,
             TxnState::Applied | TxnState::PendingConfirm | TxnState::Running
@@ -188,6 +250,99 @@ pub fn gather(journal: Option<&Journal>, facts: &HostFacts, runner: &dyn Runner)
     s
 }
 
+/// The timer of a pending transaction, as it is now.
+fn timer_report(j: &Journal) -> TimerReport {
+    TimerReport {
+        pid: j.timer_pid,
+        alive: j.timer_pid.is_some_and(|p| timer::alive(p, &j.id)),
+        backstop: timer::backstop_active(&j.id),
+    }
+}
+
+/// What a pending change needs, by the truth about its timer.
+fn pending_advice(t: &TimerReport, left: i64) -> String {
+    let pid = t.pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
+    let unit = "its systemd timer unit";
+    match (t.alive, t.backstop == Some(true), left > 0) {
+        (true, _, true) => {
+            format!("This change is rolled back in {left} s unless you run `dscproute confirm`.")
+        }
+        (true, _, false) => format!(
+            "The confirm deadline passed {} s ago: the timer{pid} is rolling this change back now.",
+            -left
+        ),
+        (false, true, true) => format!(
+            "The confirm timer process{pid} is gone; {unit} rolls this change back in about \
+             {left} s unless you run `dscproute confirm`."
+        ),
+        (false, true, false) => format!(
+            "The confirm deadline passed {} s ago and the timer process{pid} is gone; {unit} \
+             rolls the change back in a moment (or run `dscproute rollback`).",
+            -left
+        ),
+        (false, false, true) => format!(
+            "The confirm timer{pid} is gone: nothing will roll this change back at the deadline \
+             ({left} s from now). Run `dscproute confirm` to keep it or `dscproute rollback` to \
+             undo it."
+        ),
+        (false, false, false) => format!(
+            "The confirm deadline passed {} s ago, but the timer{pid} is gone and nothing was \
+             rolled back: run `dscproute rollback` to undo the change (or `dscproute confirm` \
+             to keep it).",
+            -left
+        ),
+    }
+}
+
+/// One line: what is wrong with the journal and what to run (a user who
+/// may not read it is sent to root first).
+fn unreadable_advice(e: &str, root: bool) -> String {
+    if root {
+        format!(
+            "{e}. Run `dscproute rollback --all` to remove everything of dscproute's by its tags \
+             (the journal is kept aside)."
+        )
+    } else {
+        format!("{e}: run `dscproute status` as root")
+    }
+}
+
+/// `status` for a state directory: loads the journal (an unreadable one is
+/// reported with what to run) and tries the lock, so that an apply at work
+/// is not called interrupted.
+pub fn gather_dir(state: &StateDir, facts: &HostFacts, runner: &dyn Runner) -> Status {
+    let (journal, error) = match Journal::load(state) {
+        Ok(j) => (j, None),
+        Err(e) => (None, Some(e)),
+    };
+    let mut s = gather(journal.as_ref(), facts, runner);
+    if let Some(e) = error {
+        let e = e.to_string().replace('\n', " ");
+        s.advice = Some(unreadable_advice(&e, crate::runner::is_root()));
+        s.journal_error = Some(e);
+        return s;
+    }
+    let Some(j) = journal else { return s };
+    // Only with a journal: the state dir exists, so trying the lock creates
+    // nothing new. Held a moment at most, when free.
+    if let Err(LockError::Busy(pid)) = Lock::try_acquire(&state.lock_file()) {
+        s.running_pid = pid;
+        let who = pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
+        s.advice = Some(match j.state {
+            TxnState::Running => format!(
+                "An apply is running{who}: it holds the lock. Run `dscproute status` again when \
+                 it is done."
+            ),
+            _ => format!(
+                "dscproute is at work on transaction {}{who} (a rollback, the confirm timer or \
+                 a confirm): run `dscproute status` again in a moment.",
+                j.id
+            ),
+        });
+    }
+    s
+}
+
 pub fn render(s: &Status) -> String {
     let mut o = String::new();
     match &s.transaction {
@@ -198,6 +353,9 @@ pub fn render(s: &Status) -> String {
                 t.id, t.profile, t.state_text, t.steps_done, t.steps_total
             );
         }
+        None if s.journal_error.is_some() => {
+            let _ = writeln!(o, "The journal of the last transaction is unreadable.");
+        }
         None => {
             let _ = writeln!(o, "No transaction on record.");
         }
@@ -207,6 +365,12 @@ pub fn render(s: &Status) -> String {
     }
     if s.clean {
         let _ = writeln!(o, "Nothing of dscproute's is in place on this host.");
+    }
+    if !s.drift.is_empty() {
+        let _ = writeln!(o, "\nDrift since apply");
+        for d in &s.drift {
+            let _ = writeln!(o, "  {d}");
+        }
     }
     if !s.netfilter.is_empty() {
         let _ = writeln!(o, "\nNetfilter (packets / bytes)");
@@ -263,5 +427,91 @@ mod tests {
             ("PREROUTING", 7, 700)
         );
         assert_eq!((r[1].chain.as_str(), r[1].packets), ("DSCPROUTE-ROUTE", 3));
+    }
+
+    fn timer(alive: bool, backstop: Option<bool>) -> TimerReport {
+        TimerReport {
+            pid: Some(4242),
+            alive,
+            backstop,
+        }
+    }
+
+    #[test]
+    fn pending_advice_tells_the_truth_about_the_timer() {
+        let a = pending_advice(&timer(true, None), 30);
+        assert!(a.contains("rolled back in 30 s"), "{a}");
+        let a = pending_advice(&timer(true, None), -3);
+        assert!(a.contains("rolling this change back now"), "{a}");
+        // The timer was killed (SIGKILL): nothing will roll back.
+        let a = pending_advice(&timer(false, None), 30);
+        assert!(
+            a.contains("timer (pid 4242) is gone: nothing will roll this change back"),
+            "{a}"
+        );
+        assert!(a.contains("`dscproute rollback`"), "{a}");
+        let a = pending_advice(&timer(false, Some(false)), -7);
+        assert!(
+            a.contains("passed 7 s ago") && a.contains("nothing was rolled back"),
+            "{a}"
+        );
+        assert!(a.contains("run `dscproute rollback`"), "{a}");
+        let a = pending_advice(&timer(false, Some(true)), 30);
+        assert!(
+            a.contains("systemd timer unit rolls this change back"),
+            "{a}"
+        );
+        assert!(!timer(false, Some(false)).armed());
+        assert!(timer(false, Some(true)).armed());
+    }
+
+    fn state_dir() -> (tempfile::TempDir, StateDir) {
+        let t = tempfile::tempdir().unwrap();
+        let d = StateDir::resolve(Some(t.path()));
+        d.ensure().unwrap();
+        (t, d)
+    }
+
+    #[test]
+    fn an_unreadable_journal_is_named_with_what_to_run() {
+        let (_t, dir) = state_dir();
+        std::fs::write(dir.current(), "{\"version\": 1, \"id\": \"17").unwrap();
+        let runner = crate::runner::FakeRunner::new();
+        let s = gather_dir(&dir, &HostFacts::default(), &runner);
+        assert!(s.journal_error.is_some());
+        assert!(s.needs_action());
+        let text = render(&s);
+        let advice = text.lines().find(|l| l.starts_with("! ")).unwrap();
+        assert!(advice.contains("current.json is unreadable"), "{text}");
+        assert!(!text.contains("No transaction on record"), "{text}");
+        let root = unreadable_advice("journal J is unreadable: EOF", true);
+        assert_eq!(
+            root,
+            "journal J is unreadable: EOF. Run `dscproute rollback --all` to remove everything \
+             of dscproute's by its tags (the journal is kept aside)."
+        );
+        let user = unreadable_advice("cannot read journal J: Permission denied", false);
+        assert!(user.ends_with("run `dscproute status` as root"), "{user}");
+    }
+
+    #[test]
+    fn a_running_apply_holding_the_lock_is_not_called_interrupted() {
+        let (_t, dir) = state_dir();
+        let mut j = Journal::new("gw.toml", vec![]);
+        j.state = TxnState::Running;
+        j.save(&dir).unwrap();
+        let runner = crate::runner::FakeRunner::new();
+        let held = Lock::try_acquire(&dir.lock_file()).unwrap();
+        let s = gather_dir(&dir, &HostFacts::default(), &runner);
+        let advice = s.advice.clone().unwrap();
+        assert!(
+            advice.contains(&format!("An apply is running (pid {})", std::process::id())),
+            "{advice}"
+        );
+        assert!(!advice.contains("interrupted"), "{advice}");
+        assert!(!s.needs_action());
+        drop(held);
+        let s = gather_dir(&dir, &HostFacts::default(), &runner);
+        assert!(s.advice.unwrap().contains("interrupted"));
     }
 }

@@ -571,7 +571,7 @@ impl Engine<'_> {
                 events(Event::Undone { index: i });
             }
             // Deleting what is already gone (its interface went down…).
-            Err(failure) if already_gone(&failure) => {
+            Err(failure) if already_gone(self.runner, &failure) => {
                 j.steps[i].status = StepStatus::Undone;
                 j.steps[i].error = Some(format!("already gone: {}", failure.stderr.trim()));
                 events(Event::Undone { index: i });
@@ -714,19 +714,9 @@ fn undo_batch<'a>(j: &Journal, todo: &'a [usize]) -> UndoRun<'a> {
 }
 
 /// An undo that failed because its object no longer exists has nothing
-/// left to undo.
-fn already_gone(f: &Failure) -> bool {
-    let e = f.stderr.to_ascii_lowercase();
-    [
-        "cannot find device",
-        "no such device",
-        "no such process",
-        "no such file or directory",
-        "does a matching rule exist",
-        "no chain/target/match by that name",
-    ]
-    .iter()
-    .any(|m| e.contains(m))
+/// left to undo (for netfilter, re-read to be sure: see `gone`).
+fn already_gone(runner: &dyn Runner, f: &Failure) -> bool {
+    super::gone::already_gone(runner, f)
 }
 
 pub fn state_word(s: TxnState) -> &'static str {

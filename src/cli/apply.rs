@@ -9,6 +9,7 @@ use crate::plan::{self, PlanOptions};
 use crate::probe;
 use crate::profile::Profile;
 use crate::runner::SystemRunner;
+use crate::runner::signals::{self, OnStop};
 use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
 
@@ -36,14 +37,6 @@ fn engine_error(e: EngineError) -> i32 {
         _ => exit::BLOCKED,
     };
     fail(code, &e.to_string())
-}
-
-/// A closed terminal must not kill a transaction half-way.
-fn ignore_hangup() {
-    // SAFETY: changing a signal disposition; no handler code runs.
-    unsafe {
-        libc::signal(libc::SIGHUP, libc::SIG_IGN);
-    }
 }
 
 /// Ask on the terminal; `None` when there is no terminal to ask on.
@@ -170,11 +163,57 @@ pub fn apply_cmd(
             }
         }
     }
-    ignore_hangup();
+    // From here a closed terminal, a logout or Ctrl-C never leaves a change
+    // half-way: the step running finishes, the rest is not started and the
+    // done ones are undone (see runner::signals).
+    signals::guard(OnStop::Abort);
     let arm = |j: &Journal| timer::arm(state, j);
     let confirm_arg = confirm.map(|secs| (secs, &arm as crate::apply::transaction::ArmTimer));
-    let mut events = progress(json);
-    match engine.apply(&lock, &plan, &source, confirm_arg, &mut events) {
+    let mut print = progress(json);
+    let mut events = |e: Event| {
+        if matches!(e, Event::Failed { .. } | Event::Undoing { .. }) {
+            signals::finish_undo();
+        }
+        print(e);
+    };
+    let outcome = engine.apply(&lock, &plan, &source, confirm_arg, &mut events);
+    if let (Some(sig), Ok(ApplyOutcome::Applied(j))) = (signals::received(), &outcome) {
+        // The signal came after the last command: undo the whole change.
+        signals::finish_undo();
+        let sig = signals::name(sig);
+        let undone = engine.rollback(&lock, &mut events);
+        if json {
+            let clean = matches!(
+                undone,
+                Ok(RollbackOutcome::RolledBack(_) | RollbackOutcome::Nothing(_))
+            );
+            print_json(serde_json::json!({
+                "status": "failed",
+                "changed": !clean,
+                "transaction": j.id,
+                "stderr": format!("stopped by {sig}"),
+            }));
+        }
+        return match undone {
+            Ok(RollbackOutcome::RolledBack(_) | RollbackOutcome::Nothing(_)) => fail(
+                exit::FAILED,
+                &format!(
+                    "apply stopped by {sig} after its last step: transaction {} was rolled back, \
+                     the host is as it was",
+                    j.id
+                ),
+            ),
+            Ok(RollbackOutcome::Partial(_)) => fail(
+                exit::FAILED,
+                &format!(
+                    "apply stopped by {sig}: some undo steps failed: run `dscproute status` and \
+                     `dscproute rollback --all`"
+                ),
+            ),
+            Err(e) => engine_error(e),
+        };
+    }
+    match outcome {
         Err(e) => engine_error(e),
         Ok(ApplyOutcome::Noop) => exit::OK,
         Ok(ApplyOutcome::Applied(j)) => {
@@ -223,6 +262,18 @@ pub fn apply_cmd(
             if let Some(u) = &journal.unsaved {
                 output::eprint_line(&format!("dscproute: {u}"));
             }
+            if let Some(sig) = signals::received()
+                && failure.stderr.contains(signals::REFUSAL)
+            {
+                return fail(
+                    exit::FAILED,
+                    &format!(
+                        "apply stopped by {} before `{}`: {tail}",
+                        signals::name(sig),
+                        failure.command
+                    ),
+                );
+            }
             fail(
                 exit::FAILED,
                 &format!(
@@ -234,6 +285,38 @@ pub fn apply_cmd(
         }
     }
 }
+
+/// How many undos found their object already gone, when any did.
+fn already_gone_note(j: &Journal) -> String {
+    let n = j
+        .steps
+        .iter()
+        .filter(|s| {
+            s.status == crate::apply::StepStatus::Undone
+                && s.error
+                    .as_deref()
+                    .is_some_and(|e| e.starts_with("already gone"))
+        })
+        .count();
+    match n {
+        0 => String::new(),
+        n => format!(
+            " {n} of its steps were already gone (removed meanwhile: a firewall reload, a \
+             link that went down, a hand edit)."
+        ),
+    }
+}
+
+/// The journal could not record the end of an undo: say so.
+fn unsaved_note(j: &Journal) {
+    if let Some(u) = &j.unsaved {
+        output::eprint_line(&format!("dscproute: {u}"));
+    }
+}
+
+/// What to do about a journal that cannot be read.
+const UNREADABLE_HINT: &str = "run `dscproute rollback --all` to remove everything of \
+                               dscproute's by its tags (the journal is then kept aside)";
 
 pub fn rollback_cmd(state: &StateDir, yes: bool, all: bool, json: bool) -> i32 {
     if !crate::runner::is_root() {
@@ -257,14 +340,19 @@ pub fn rollback_cmd(state: &StateDir, yes: bool, all: bool, json: bool) -> i32 {
         Ok(l) => l,
         Err(e) => return engine_error(e),
     };
+    // `--all` goes on without a readable journal: the tags are enough.
     let journal = match Journal::load(state) {
-        Ok(j) => j,
+        Ok(j) => Ok(j),
+        Err(e) if all => Err(e),
+        Err(e @ crate::apply::LoadError::Unreadable(_)) => {
+            return fail(exit::FAILED, &format!("{e}: {UNREADABLE_HINT}"));
+        }
         Err(e) => return journal_error(&e),
     };
     if !yes {
         let what = match (&journal, all) {
             (_, true) => "everything dscproute owns on this host".to_string(),
-            (Some(j), false) if j.needs_undo() => {
+            (Ok(Some(j)), false) if j.needs_undo() => {
                 format!("transaction {} ({} steps)", j.id, j.steps.len())
             }
             _ => String::new(),
@@ -284,31 +372,52 @@ pub fn rollback_cmd(state: &StateDir, yes: bool, all: bool, json: bool) -> i32 {
             }
         }
     }
-    ignore_hangup();
+    // A logout or Ctrl-C now waits for the rollback to finish.
+    signals::guard(OnStop::Finish);
     let mut events = progress(json);
-    let (mut changed, mut message, mut code) = match engine.rollback(&lock, &mut events) {
-        Err(e) => return engine_error(e),
-        Ok(RollbackOutcome::Nothing(m)) => (false, m, exit::OK),
-        Ok(RollbackOutcome::RolledBack(j)) => {
-            if let Some(u) = &j.unsaved {
-                output::eprint_line(&format!("dscproute: {u}"));
+    let (mut changed, mut message, mut code) = match &journal {
+        Ok(_) => match engine.rollback(&lock, &mut events) {
+            Err(e) => return engine_error(e),
+            Ok(RollbackOutcome::Nothing(m)) => (false, m, exit::OK),
+            Ok(RollbackOutcome::RolledBack(j)) => {
+                timer::disarm_backstop(&j.id);
+                unsaved_note(&j);
+                (
+                    true,
+                    format!("Rolled back transaction {}.{}", j.id, already_gone_note(&j)),
+                    exit::OK,
+                )
             }
-            (true, format!("Rolled back transaction {}.", j.id), exit::OK)
-        }
-        Ok(RollbackOutcome::Partial(j)) => {
-            if let Some(u) = &j.unsaved {
-                output::eprint_line(&format!("dscproute: {u}"));
+            Ok(RollbackOutcome::Partial(j)) => {
+                timer::disarm_backstop(&j.id);
+                unsaved_note(&j);
+                (
+                    true,
+                    format!(
+                        "Rolled back transaction {} partly: some undo steps failed or could not be recorded (see \
+                         `dscproute status`).",
+                        j.id
+                    ),
+                    exit::FAILED,
+                )
             }
-            (
-                true,
+        },
+        Err(e) => match crate::apply::sweep::set_aside(state) {
+            Ok(kept) => (
+                false,
                 format!(
-                    "Rolled back transaction {} partly: some undo steps failed or could not be \
-                     recorded (see `dscproute status`).",
-                    j.id
+                    "The journal was unreadable ({e}); it is kept as {}. Sysctls it changed \
+                     (forwarding, rp_filter) cannot be restored without it: check them.",
+                    kept.display()
                 ),
+                exit::OK,
+            ),
+            Err(m) => (
+                false,
+                format!("The journal was unreadable ({e}) and could not be set aside: {m}"),
                 exit::FAILED,
-            )
-        }
+            ),
+        },
     };
     if all {
         let facts = probe::probe_system();
@@ -340,6 +449,12 @@ pub fn rollback_cmd(state: &StateDir, yes: bool, all: bool, json: bool) -> i32 {
             code = exit::FAILED;
         }
     }
+    if let Some(sig) = signals::received() {
+        message = format!(
+            "{message}\n(Got {} meanwhile: the rollback was finished first.)",
+            signals::name(sig)
+        );
+    }
     if json {
         print_json(
             serde_json::json!({"status": if code == 0 { "ok" } else { "failed" }, "changed": changed, "message": message}),
@@ -365,6 +480,9 @@ pub fn confirm_cmd(state: &StateDir) -> i32 {
             };
             return fail(exit::BLOCKED, &what);
         }
+        Err(e @ crate::apply::LoadError::Unreadable(_)) => {
+            return fail(exit::FAILED, &format!("{e}: {UNREADABLE_HINT}"));
+        }
         Err(e) => return journal_error(&e),
     }
     let engine = engine(state);
@@ -375,6 +493,7 @@ pub fn confirm_cmd(state: &StateDir) -> i32 {
     match engine.confirm(&lock) {
         Err(e) => engine_error(e),
         Ok(Ok(j)) => {
+            timer::disarm_backstop(&j.id);
             output::print(&format!(
                 "Kept transaction {}; the rollback timer is disarmed.\n",
                 j.id
@@ -385,13 +504,11 @@ pub fn confirm_cmd(state: &StateDir) -> i32 {
     }
 }
 
+/// Exit 1 when the status needs a command (unreadable journal, drift, a
+/// pending change nothing will roll back); the advice says which.
 pub fn status_cmd(state: &StateDir, json: bool) -> i32 {
-    let journal = match Journal::load(state) {
-        Ok(j) => j,
-        Err(e) => return journal_error(&e),
-    };
     let facts = probe::probe_system();
-    let s = status::gather(journal.as_ref(), &facts, &SystemRunner);
+    let s = status::gather_dir(state, &facts, &SystemRunner);
     if json {
         output::print(&format!(
             "{}\n",
@@ -400,5 +517,9 @@ pub fn status_cmd(state: &StateDir, json: bool) -> i32 {
     } else {
         output::print(&status::render(&s));
     }
-    exit::OK
+    if s.needs_action() {
+        exit::FAILED
+    } else {
+        exit::OK
+    }
 }

@@ -183,6 +183,9 @@ pub enum Command {
         txn: String,
         #[arg(long)]
         deadline: u64,
+        /// Do not detach (run as a systemd unit).
+        #[arg(long)]
+        foreground: bool,
     },
     /// Print what dscproute reads about this host (groups, links, routes,
     /// rules, table names, sysctls, tools). Read-only.
@@ -232,9 +235,11 @@ pub fn run(cli: Cli) -> i32 {
         Some(Command::Rollback { yes, all, json }) => apply::rollback_cmd(&state, yes, all, json),
         Some(Command::Confirm) => apply::confirm_cmd(&state),
         Some(Command::Status { json }) => apply::status_cmd(&state, json),
-        Some(Command::ConfirmTimer { txn, deadline }) => {
-            crate::apply::timer::run(state, &txn, deadline)
-        }
+        Some(Command::ConfirmTimer {
+            txn,
+            deadline,
+            foreground,
+        }) => crate::apply::timer::run(state, &txn, deadline, foreground),
         None => tui::tui_cmd(&state, None, None, crate::tui::app::ScreenId::Role),
         Some(Command::Tui { profile, facts }) => tui::tui_cmd(
             &state,

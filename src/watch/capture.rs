@@ -33,6 +33,11 @@ pub enum CaptureError {
     Permission(io::Error),
     #[error("no interface named {0:?}: see `ip link` for the interfaces of this host")]
     NoInterface(String),
+    #[error(
+        "interface {0:?} disappeared while it was watched (deleted, or re-created with a new \
+         index): run `dscproute watch` again once it is back"
+    )]
+    InterfaceGone(String),
     #[error("packet capture: {what}: {source}")]
     Io {
         what: &'static str,
@@ -78,6 +83,9 @@ pub struct Capture {
     ring_len: usize,
     next_block: usize,
     kernel_drops: u64,
+    /// The socket reported an error (the link went down or away) since the
+    /// last `take_link_event`.
+    link_event: bool,
 }
 
 // SAFETY: the ring mapping is owned by this value alone; nothing else
@@ -197,6 +205,7 @@ impl Capture {
             ring_len,
             next_block: 0,
             kernel_drops: 0,
+            link_event: false,
         };
 
         // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
@@ -271,8 +280,35 @@ impl Capture {
                 source: e,
             });
         }
+        if pfd.revents & libc::POLLERR != 0 {
+            // ENETDOWN when the link goes down or is deleted. Reading it
+            // clears it; otherwise every poll would return at once.
+            self.clear_error();
+            self.link_event = true;
+        }
         handled += self.drain(f);
         Ok(handled)
+    }
+
+    /// Read (and so clear) the socket's pending error.
+    fn clear_error(&self) {
+        let mut err: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: a valid int buffer and its length.
+        unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_ERROR,
+                (&mut err as *mut libc::c_int).cast(),
+                &mut len,
+            );
+        }
+    }
+
+    /// Did the link go down or away since the last call?
+    pub fn take_link_event(&mut self) -> bool {
+        std::mem::take(&mut self.link_event)
     }
 
     /// Process the blocks the kernel has handed over, in ring order.

@@ -26,6 +26,10 @@ const ARPHRD_LOOPBACK: u16 = 772;
 /// Counts one interface's packets as they come.
 pub struct Watch {
     interface: String,
+    /// Its index when the watch began: a re-created interface gets a new one.
+    index: u32,
+    /// When the interface was last seen to exist.
+    checked: Instant,
     capture: Capture,
     pub tally: Tally,
     history: History,
@@ -58,6 +62,11 @@ pub fn count_packet(tally: &mut Tally, p: &Packet) {
     }
 }
 
+/// Does `name` still exist with the index it had?
+fn still_there(name: &str, index: u32) -> bool {
+    ifindex(name).is_ok_and(|i| i == index)
+}
+
 impl Watch {
     /// Start capturing on `interface`; pairs are kept for `dscp` (all when `None`).
     pub fn open(interface: &str, dscp: Option<u8>) -> Result<Watch, CaptureError> {
@@ -69,6 +78,8 @@ impl Watch {
         history.record(now, &tally);
         Ok(Watch {
             interface: interface.to_string(),
+            index,
+            checked: now,
             capture,
             tally,
             history,
@@ -77,16 +88,27 @@ impl Watch {
         })
     }
 
-    /// Wait up to `timeout` for packets and count them.
+    /// Wait up to `timeout` for packets and count them. Fails with
+    /// `InterfaceGone` once the interface is deleted or re-created (a
+    /// socket bound to the old one would wait forever).
     pub fn poll(&mut self, timeout: Duration) -> Result<usize, CaptureError> {
         let tally = &mut self.tally;
         let cutoff = self.cutoff_ns;
-        self.capture.poll(timeout, &mut |p| {
+        let n = self.capture.poll(timeout, &mut |p| {
             let stamp = u128::from(p.sec) * 1_000_000_000 + u128::from(p.nsec);
             if cutoff.is_none_or(|c| stamp <= c) {
                 count_packet(tally, p);
             }
-        })
+        })?;
+        // The socket tells when the link goes away; check once a second
+        // besides, in case a notice was missed.
+        if self.capture.take_link_event() || self.checked.elapsed() >= Duration::from_secs(1) {
+            self.checked = Instant::now();
+            if !still_there(&self.interface, self.index) {
+                return Err(CaptureError::InterfaceGone(self.interface.clone()));
+            }
+        }
+        Ok(n)
     }
 
     /// Record the totals for the rates (call about once a second).

@@ -521,6 +521,7 @@ mod tests {
                 now: Some("1".into()),
             }],
             clean: false,
+            ..Status::default()
         }
     }
 
