@@ -130,7 +130,7 @@ fn plan_errors_with_json_exit_3_and_list_them() {
     assert_status(&o, 3);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let errors = v["errors"].as_array().unwrap();
-    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert_eq!(errors.len(), 3, "{errors:?}");
     assert!(
         errors[0]
             .as_str()
@@ -147,9 +147,12 @@ fn plan_errors_refuse_a_script() {
     assert_eq!(stdout(&o), "", "no script for a plan that cannot apply");
     let err = stderr(&o);
     let lines: Vec<&str> = err.lines().collect();
-    assert_eq!(lines.len(), 2, "{err}");
+    assert_eq!(lines.len(), 3, "{err}");
     assert!(lines[0].starts_with("dscproute: rule priority 10000 is taken by ip rule 10000"));
     assert!(lines[1].starts_with("dscproute: routing table 100 already holds routes"));
+    assert!(
+        lines[2].starts_with("dscproute: iptables -t mangle -A PREROUTING -s 192.168.50.10/32")
+    );
 }
 
 #[test]
@@ -368,8 +371,9 @@ fn bounded(args: &[&str]) -> Output {
     child.wait_with_output().unwrap()
 }
 
-/// Only regular files of at most 1 MiB are read as a profile or as facts:
-/// a device, a FIFO, a directory or a huge file get one line and exit 2.
+/// Only regular files and pipes of at most 1 MiB are read as a profile or
+/// as facts: a device, a FIFO nobody writes to (it never blocks), a
+/// directory or a huge file get one line and exit 2.
 #[test]
 fn profile_and_facts_must_be_regular_files_up_to_one_mib() {
     let dir = tempfile::tempdir().unwrap();
@@ -385,7 +389,7 @@ fn profile_and_facts_must_be_regular_files_up_to_one_mib() {
     let cases: [(&Path, &str); 5] = [
         (Path::new("/dev/zero"), "a character device"),
         (Path::new("/dev/null"), "a character device"),
-        (&fifo, "a FIFO"),
+        (&fifo, "a FIFO and nothing was written to it"),
         (dir.path(), "a directory"),
         (&big, "larger than 1 MiB"),
     ];
@@ -407,9 +411,26 @@ fn profile_and_facts_must_be_regular_files_up_to_one_mib() {
             let err = stderr(&o);
             assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
             assert!(err.contains(what) && err.contains(why), "{args:?}: {err}");
-            assert!(err.contains("only a regular file up to 1 MiB"), "{err}");
+            assert!(
+                err.contains("give a regular file or a pipe, up to 1 MiB"),
+                "{err}"
+            );
         }
     }
+    // A pipe is read: `… | dscproute plan --profile /dev/stdin`.
+    let mut child = Command::new(BIN)
+        .args(["plan", "--profile", "/dev/stdin", "--facts"])
+        .arg(&facts)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    let text = std::fs::read(&profile).unwrap();
+    child.stdin.take().unwrap().write_all(&text).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_status(&o, 0);
 }
 
 /// A 50 kB value is quoted back clipped, in a TOML type error and in a

@@ -67,6 +67,14 @@ pub struct HostFacts {
     /// `iptables-save` output (None when the tool is missing or it failed, e.g. not root).
     pub iptables_save: Option<String>,
     pub ip6tables_save: Option<String>,
+    /// `nft list ruleset` (root only, when nft is installed): native nftables
+    /// chains run on the same hooks as our rules. None when not read.
+    pub nft_ruleset: Option<String>,
+    /// `iptables-legacy-save` / `ip6tables-legacy-save` when iptables uses
+    /// nf_tables but the kernel also holds legacy tables: their rules run on
+    /// the same hooks too. None when there are none or they were not read.
+    pub iptables_legacy_save: Option<String>,
+    pub ip6tables_legacy_save: Option<String>,
     /// Netfilter matches/targets the kernel has loaded or can load, when known
     /// (from /proc/net/ip_tables_matches, _targets); empty = unknown.
     pub xt_matches: Vec<String>,
