@@ -5,6 +5,7 @@ pub mod apply;
 pub mod cli;
 pub mod doctor;
 pub mod explain;
+pub mod input_file;
 pub mod output;
 pub mod persist;
 pub mod plan;

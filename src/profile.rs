@@ -2,7 +2,8 @@
 //! Every invalid value is reported with its key, line, what was given and
 //! what is accepted; nothing downstream ever sees an unvalidated profile.
 
-use crate::tos::{Dscp, parse_dscp};
+use crate::text::{clip, clip_quoted};
+use crate::tos::{Context, Dscp, parse_dscp};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -101,7 +102,7 @@ pub struct Gateway {
 impl Profile {
     pub fn load(path: &Path) -> Result<Profile, ProfileError> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ProfileError {
+        let text = crate::input_file::read_text(path).map_err(|e| ProfileError {
             file: file.clone(),
             line: 0,
             message: format!("cannot read the profile: {e}"),
@@ -119,8 +120,8 @@ impl Profile {
         let raw: RawProfile = toml::from_str(text).map_err(|e| {
             let span = e.span().unwrap_or(0..0);
             let message = match key_at(text, span.start) {
-                Some(key) => format!("{key}: {}", one_line(e.message())),
-                None => one_line(e.message()),
+                Some(key) => format!("{key}: {}", clip_quoted(e.message())),
+                None => clip_quoted(e.message()),
             };
             at(span, friendlier(&message))
         })?;
@@ -234,7 +235,12 @@ fn key_at(text: &str, offset: usize) -> Option<String> {
         .lines()
         .rev()
         .find_map(|l| l.trim().strip_prefix('[')?.strip_suffix(']').map(str::trim))?;
-    Some(format!("{section}.{} = {}", key.trim(), value.trim()))
+    Some(format!(
+        "{}.{} = {}",
+        clip(section),
+        clip(key.trim()),
+        clip(value.trim())
+    ))
 }
 
 /// The TOML reader speaks Rust types; speak the admin's words instead.
@@ -246,10 +252,6 @@ fn friendlier(message: &str) -> String {
             "data did not match any variant of untagged enum StrOrInt",
             "expected a number or a string",
         )
-}
-
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 // ---- raw, as written ----
@@ -322,7 +324,7 @@ impl Validator<'_> {
     ) -> Result<T, ProfileError> {
         Err((self.at)(
             v.span(),
-            format!("{key} = {:?}: {what}", v.get_ref()),
+            format!("{key} = {}: {what}", clip(&format!("{:?}", v.get_ref()))),
         ))
     }
 
@@ -491,7 +493,7 @@ impl Validator<'_> {
                     .into(),
             ),
             Ok(d) => Ok(d),
-            Err(e) => self.err(v, key, e.to_string()),
+            Err(e) => self.err(v, key, e.message(Context::DscpOnly)),
         }
     }
 

@@ -102,3 +102,35 @@ fn bad_input_exits_2_with_one_line_and_no_stdout() {
     assert_eq!((code, out.as_str()), (2, ""));
     assert!(err.contains("0–255"), "{err}");
 }
+
+/// A value that starts with '-' is a value, not an option: `explain -1`
+/// gets the same one-line message as any other bad value (no `--` needed).
+#[test]
+fn a_leading_dash_is_a_bad_value_not_an_unknown_option() {
+    for args in [
+        &["explain", "-1"][..],
+        &["explain", "-63"],
+        &["explain", "-0x1c"],
+        &["explain", "--json", "-1"],
+        &["explain", "-1", "--tos"],
+    ] {
+        let (code, out, err) = run(args);
+        assert_eq!(code, 2, "{args:?}");
+        assert!(out.is_empty(), "{args:?}: {out}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err:?}");
+        assert!(err.starts_with("dscproute: "), "{args:?}: {err}");
+        assert!(err.contains("0–63") || err.contains("0–255"), "{err}");
+    }
+    // The options themselves still work.
+    assert_eq!(run(&["explain", "--tos", "0x1c"]).0, 0);
+    assert_eq!(run(&["explain", "--json", "ef"]).0, 0);
+}
+
+/// The accepted class names include nqb, which is accepted.
+#[test]
+fn the_accepted_names_include_nqb() {
+    let (code, _, err) = run(&["explain", "cs10"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("nqb"), "{err}");
+    assert_eq!(run(&["explain", "nqb"]).0, 0);
+}

@@ -130,7 +130,7 @@ fn plan_errors_with_json_exit_3_and_list_them() {
     assert_status(&o, 3);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let errors = v["errors"].as_array().unwrap();
-    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert_eq!(errors.len(), 3, "{errors:?}");
     assert!(
         errors[0]
             .as_str()
@@ -147,9 +147,12 @@ fn plan_errors_refuse_a_script() {
     assert_eq!(stdout(&o), "", "no script for a plan that cannot apply");
     let err = stderr(&o);
     let lines: Vec<&str> = err.lines().collect();
-    assert_eq!(lines.len(), 2, "{err}");
+    assert_eq!(lines.len(), 3, "{err}");
     assert!(lines[0].starts_with("dscproute: rule priority 10000 is taken by ip rule 10000"));
     assert!(lines[1].starts_with("dscproute: routing table 100 already holds routes"));
+    assert!(
+        lines[2].starts_with("dscproute: iptables -t mangle -A PREROUTING -s 192.168.50.10/32")
+    );
 }
 
 #[test]
@@ -262,6 +265,194 @@ fn a_bad_or_missing_facts_file_exits_2() {
         "{}",
         stderr(&o)
     );
+}
+
+/// A facts file is a recording of a host: one that lacks what a plan needs
+/// (here all of it) must not be read as an empty, non-root host.
+#[test]
+fn facts_missing_what_a_plan_needs_exit_2_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = write(dir.path(), "empty.json", "{}");
+    let o = plan_cmd(&fixture("gateway.toml"), &empty, &[]);
+    assert_status(&o, 2);
+    assert_eq!(stdout(&o), "");
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    for key in ["is_root", "groups", "links", "rules_v4", "iptables_save"] {
+        assert!(err.contains(key), "{key} not named: {err}");
+    }
+    assert!(!err.contains("Not running as root"), "{err}");
+
+    // One key missing from a real recording: that key is named.
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("gateway-clean.json")).unwrap())
+            .unwrap();
+    v.as_object_mut().unwrap().remove("is_root");
+    let partial = write(dir.path(), "partial.json", &v.to_string());
+    let o = plan_cmd(&fixture("gateway.toml"), &partial, &[]);
+    assert_status(&o, 2);
+    assert!(
+        stderr(&o).contains("incomplete: is_root missing"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// `--script` refuses what `apply` refuses on the same host: here the
+/// group does not exist and the interface is missing. Exit 3, the errors on
+/// stderr, no script.
+#[test]
+fn a_script_is_refused_for_what_would_stop_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("client.json")).unwrap()).unwrap();
+    v["groups"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|g| g["name"] != "torrent");
+    let no_group = write(dir.path(), "no-group.json", &v.to_string());
+    let o = plan_cmd(&fixture("client.toml"), &no_group, &["--script"]);
+    assert_status(&o, 3);
+    assert_eq!(stdout(&o), "", "no script for a plan apply refuses");
+    assert!(
+        stderr(&o).starts_with("dscproute: group \"torrent\" does not exist"),
+        "{}",
+        stderr(&o)
+    );
+
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("gateway-clean.json")).unwrap())
+            .unwrap();
+    v["links"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|l| l["name"] != "wg0");
+    let no_wg0 = write(dir.path(), "no-wg0.json", &v.to_string());
+    let o = plan_cmd(&fixture("gateway.toml"), &no_wg0, &["--script"]);
+    assert_status(&o, 3);
+    assert_eq!(stdout(&o), "");
+    assert!(
+        stderr(&o).contains("interface wg0 does not exist"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// Runs dscproute with a deadline (a FIFO would block today's code forever)
+/// and an address-space limit (/dev/zero would grow without end): it must
+/// exit by itself, in time.
+fn bounded(args: &[&str]) -> Output {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    // SAFETY: setrlimit is async-signal-safe; nothing else runs in the child.
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 1 << 30,
+                rlim_max: 1 << 30,
+            };
+            libc::setrlimit(libc::RLIMIT_AS, &lim);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().expect("run dscproute");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("dscproute {args:?} did not finish within 10 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Only regular files and pipes of at most 1 MiB are read as a profile or
+/// as facts: a device, a FIFO nobody writes to (it never blocks), a
+/// directory or a huge file get one line and exit 2.
+#[test]
+fn profile_and_facts_must_be_regular_files_up_to_one_mib() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo with a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let mut big = std::fs::read_to_string(fixture("gateway.toml")).unwrap();
+    big.push_str(&format!("# {}\n", "x".repeat(2 << 20)));
+    let big = write(dir.path(), "big.toml", &big);
+    let facts = fixture("gateway-clean.json");
+    let profile = fixture("gateway.toml");
+    let cases: [(&Path, &str); 5] = [
+        (Path::new("/dev/zero"), "a character device"),
+        (Path::new("/dev/null"), "a character device"),
+        (&fifo, "a FIFO and nothing was written to it"),
+        (dir.path(), "a directory"),
+        (&big, "larger than 1 MiB"),
+    ];
+    for (path, why) in cases {
+        let p = path.to_str().unwrap();
+        for (args, what) in [
+            (
+                ["plan", "--profile", p, "--facts", facts.to_str().unwrap()],
+                "cannot read the profile",
+            ),
+            (
+                ["plan", "--profile", profile.to_str().unwrap(), "--facts", p],
+                "cannot read facts file",
+            ),
+        ] {
+            let o = bounded(&args);
+            assert_status(&o, 2);
+            assert_eq!(stdout(&o), "");
+            let err = stderr(&o);
+            assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+            assert!(err.contains(what) && err.contains(why), "{args:?}: {err}");
+            assert!(
+                err.contains("give a regular file or a pipe, up to 1 MiB"),
+                "{err}"
+            );
+        }
+    }
+    // A pipe is read: `… | dscproute plan --profile /dev/stdin`.
+    let mut child = Command::new(BIN)
+        .args(["plan", "--profile", "/dev/stdin", "--facts"])
+        .arg(&facts)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    let text = std::fs::read(&profile).unwrap();
+    child.stdin.take().unwrap().write_all(&text).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_status(&o, 0);
+}
+
+/// A 50 kB value is quoted back clipped, in a TOML type error and in a
+/// validation error alike.
+#[test]
+fn huge_values_are_not_echoed_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let huge = "x".repeat(50_000);
+    for text in [
+        format!("[gateway]\ndscp = 7\ninterface = \"{huge}\"\n"),
+        format!("[gateway]\ndscp = 7\ninterface = \"wg0\"\nkill_switch = \"{huge}\"\n"),
+        format!("[marker]\ngroup = \"t\"\ndscp = \"{huge}\"\n"),
+        format!("[marker]\ngroup = \"t\"\ndscp = 7\n{huge} = 1\n"),
+    ] {
+        let profile = write(dir.path(), "huge.toml", &text);
+        let o = plan_cmd(&profile, &fixture("gateway-clean.json"), &[]);
+        assert_status(&o, 2);
+        let err = stderr(&o);
+        assert_eq!(err.lines().count(), 1);
+        assert!(err.len() < 600, "{} bytes: {}…", err.len(), &err[..300]);
+        assert!(err.contains('…'), "{err}");
+    }
 }
 
 #[test]
@@ -379,11 +570,7 @@ fn scripts_pass_sh_n_and_hold_every_pending_apply_quoted() {
         assert!(text.starts_with("#!/bin/sh\n"));
         let path = write(dir.path(), "plan.sh", &text);
         sh_syntax_ok(&path);
-        let p = library_plan(
-            &fixture(profile),
-            &fixture(facts),
-            PlanOptions { for_script: true },
-        );
+        let p = library_plan(&fixture(profile), &fixture(facts), PlanOptions::default());
         let pending: Vec<_> = p.pending().collect();
         assert!(text.contains(&format!("\nN={}\n", pending.len())));
         for (i, s) in pending.iter().enumerate() {
@@ -455,24 +642,24 @@ fn run_argvs(e: &Effect, out: &mut Vec<Vec<String>>) {
 #[test]
 fn the_script_runs_exactly_the_planned_argv_even_with_shell_characters() {
     let dir = tempfile::tempdir().unwrap();
-    // An interface name the kernel accepts, full of shell syntax; planned as
-    // a script (the interface is not checked here). Table by number: no
-    // file is written.
+    // An interface name the kernel accepts, full of shell syntax; planned
+    // against facts whose links are unknown (so the interface is not
+    // checked). Table by number: no file is written.
     let profile = write(
         dir.path(),
         "p.toml",
         "[gateway]\ndscp = 7\ninterface = \"v$(id)&;`x`*\"\nvia = \"10.8.0.1\"\n\
          table = 100\nmark = 3\n\n[marker]\ngroup = 4242\ndscp = 7\n",
     );
-    let o = plan_cmd(&profile, &fixture("both.json"), &["--script"]);
+    let mut facts: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("both.json")).unwrap()).unwrap();
+    facts["links"] = serde_json::json!([]);
+    let facts = write(dir.path(), "facts.json", &facts.to_string());
+    let o = plan_cmd(&profile, &facts, &["--script"]);
     assert_status(&o, 0);
     let script = write(dir.path(), "plan.sh", &stdout(&o));
     sh_syntax_ok(&script);
-    let p = library_plan(
-        &profile,
-        &fixture("both.json"),
-        PlanOptions { for_script: true },
-    );
+    let p = library_plan(&profile, &facts, PlanOptions::default());
     assert!(
         p.steps
             .iter()

@@ -53,6 +53,9 @@ pub enum Command {
     /// priority, and the exact iptables, nft, tcpdump and Wireshark expressions.
     Explain {
         /// A DSCP (7, 0x07, 0b000111, af41, ef, le, …) or, with --tos, a whole byte.
+        // A value starting with '-' (`-1`) reaches our parser, which names
+        // what is accepted, instead of clap's "unexpected argument".
+        #[arg(allow_hyphen_values = true)]
         value: String,
         /// Read VALUE as a whole ToS / traffic-class byte (DSCP << 2 | ECN).
         #[arg(long)]

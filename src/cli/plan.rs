@@ -12,11 +12,11 @@ pub fn load_facts(path: Option<&Path>) -> Result<HostFacts, String> {
     let Some(path) = path else {
         return Ok(probe::probe_system());
     };
-    let text = std::fs::read_to_string(path)
+    let text = crate::input_file::read_text(path)
         .map_err(|e| format!("cannot read facts file {}: {e}", path.display()))?;
-    serde_json::from_str(&text).map_err(|e| {
+    HostFacts::from_json(&text).map_err(|e| {
         format!(
-            "{}: not a facts file ({e}); record one with `dscproute facts --json`",
+            "{}: not a facts file: {e}; record one with `dscproute facts --json`",
             path.display()
         )
     })
@@ -33,8 +33,9 @@ pub fn plan_cmd(profile_path: &Path, json: bool, script: bool, facts: Option<&Pa
         Err(e) => return fail(exit::USAGE, &e),
     };
     let source = profile_path.display().to_string();
-    let opts = PlanOptions { for_script: script };
-    let mut plan = match plan::plan(&profile, &facts, opts) {
+    // A script runs exactly what `apply` would on the host these facts
+    // describe, so it is planned, checked and refused the same way.
+    let mut plan = match plan::plan(&profile, &facts, PlanOptions::default()) {
         Ok(p) => p,
         Err(e) => {
             if json {
@@ -47,9 +48,8 @@ pub fn plan_cmd(profile_path: &Path, json: bool, script: bool, facts: Option<&Pa
             return exit::REFUSED;
         }
     };
-    // Kernel support is a fact of this host, not of recorded facts or a script's target.
+    // Kernel support is a fact of this host, not of recorded facts.
     if facts_path.is_none()
-        && !script
         && let Some(gap) = crate::doctor::kernel_gap(&profile, &facts, &plan, Path::new("/"))
     {
         plan.errors.push(gap);
@@ -63,6 +63,9 @@ pub fn plan_cmd(profile_path: &Path, json: bool, script: bool, facts: Option<&Pa
                 output::eprint_line(&format!("dscproute: {e}"));
             }
             return exit::REFUSED;
+        }
+        for w in &plan.warnings {
+            output::eprint_line(&format!("dscproute: warning: {w}"));
         }
         output::print_or_quit(&plan::render_script(&plan, &source));
     } else {

@@ -29,7 +29,12 @@ fn catch_stop_signals() {
 pub fn watch_cmd(interface: &str, dscp: Option<&str>, seconds: Option<u64>, json: bool) -> i32 {
     let dscp = match dscp.map(parse_dscp).transpose() {
         Ok(d) => d.map(|d| d.value()),
-        Err(e) => return fail(exit::USAGE, &format!("--dscp: {e}")),
+        Err(e) => {
+            return fail(
+                exit::USAGE,
+                &format!("--dscp: {}", e.message(crate::tos::Context::DscpOnly)),
+            );
+        }
     };
     let mut w = match Watch::open(interface, dscp) {
         Ok(w) => w,

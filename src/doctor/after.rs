@@ -3,6 +3,8 @@
 //! (local and forwarded from the LAN), the kill switch (modelled, the VPN
 //! stays up), IPv6 routed or blocked, and the marker's group.
 
+mod mark_path;
+
 use super::fib::{self, Flow, Verdict};
 use super::{Check, Inputs, TARGET4, TARGET6};
 use crate::apply::status::CountedRule;
@@ -44,6 +46,7 @@ pub fn checks(i: &Inputs, plan: &Plan, runner: &dyn Runner) -> Vec<Check> {
     if i.is_marker() {
         out.push(group(i, plan));
     }
+    out.extend(mark_path::check(i, plan));
     if let Some(g) = &i.profile.gateway {
         let (Some(mark), Some(table)) = (plan.resolved.mark, plan.resolved.table_id) else {
             return out;

@@ -236,6 +236,7 @@ fn applied_gateway_passes_every_check_in_order() {
             "plan",
             "applied",
             "counters",
+            "mark-path",
             "vpn-route",
             "route-lookup",
             "kill-switch",
@@ -619,6 +620,7 @@ fn applied_client_passes() {
             "applied",
             "counters",
             "group",
+            "mark-path",
             "dscp-on-wire",
             "dns"
         ]
@@ -891,4 +893,109 @@ fn kernel_gap_names_what_plan_and_apply_refuse_on() {
     )
     .unwrap();
     assert_eq!(super::kernel_gap(&profile, &f, &plan, root.path()), None);
+}
+
+/// Inserts `lines` into mangle PREROUTING (or OUTPUT) of the recorded
+/// applied host, before or after our jump.
+fn with_mangle(mut c: Case, chain: &str, ahead: bool, lines: &[&str]) -> Case {
+    let save = c.facts.iptables_save.take().unwrap();
+    let jump = format!("-A {chain} -m comment --comment dscproute -j ");
+    let at = save.find(&jump).expect("our jump in the fixture");
+    let at = if ahead {
+        at
+    } else {
+        at + save[at..].find('\n').unwrap() + 1
+    };
+    let added: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    c.facts.iptables_save = Some(format!("{}{added}{}", &save[..at], &save[at..]));
+    c
+}
+
+/// A foreign MARK with a full mask added after our jump: mark-path FAILs
+/// naming the rule and both fixes (the plan check says it too).
+#[test]
+fn a_foreign_mark_after_our_jump_fails_mark_path() {
+    let c = with_mangle(
+        Case::gateway(),
+        "PREROUTING",
+        false,
+        &["-A PREROUTING -i eth0 -j MARK --set-xmark 0x100/0xffffffff"],
+    );
+    let r = c.run();
+    assert_status(&r, "mark-path", Status::Fail);
+    let m = get(&r, "mark-path");
+    assert!(
+        m.detail.starts_with(
+            "iptables -t mangle -A PREROUTING -i eth0 -j MARK --set-xmark 0x100/0xffffffff \
+             rewrites mark bits 0xff after dscproute marks the packet"
+        ),
+        "{}",
+        m.detail
+    );
+    let fix = m.fix.as_deref().unwrap();
+    assert!(fix.contains("--set-xmark V/0xffffff00"), "{fix}");
+    assert!(failed(&r).contains(&"plan"), "{}", render_text(&r));
+    // Ahead of our jump it is harmless: our rule runs after it.
+    let c = with_mangle(
+        Case::gateway(),
+        "PREROUTING",
+        true,
+        &["-A PREROUTING -i eth0 -j MARK --set-xmark 0x100/0xffffffff"],
+    );
+    assert_status(&c.run(), "mark-path", Status::Pass);
+}
+
+/// Native nftables after us on prerouting, e.g. `meta mark set 0x100` at
+/// filter priority: FAIL, named as nft prints it.
+#[test]
+fn a_native_nft_mark_fails_mark_path() {
+    let mut c = Case::gateway();
+    c.facts.nft_ruleset = Some(
+        "table inet fw {\n\tchain pre {\n\t\ttype filter hook prerouting priority filter; \
+         policy accept;\n\t\tiifname \"eth0\" meta mark set 0x00000100\n\t}\n}\n"
+            .into(),
+    );
+    let r = c.run();
+    assert_status(&r, "mark-path", Status::Fail);
+    assert!(
+        get(&r, "mark-path")
+            .detail
+            .starts_with("nft table inet fw chain pre: iifname \"eth0\" meta mark set 0x00000100"),
+        "{}",
+        render_text(&r)
+    );
+}
+
+/// An ACCEPT (or a chain that accepts) ahead of our jump: the packets it
+/// takes never reach our chain. FAIL on the gateway and on the client.
+#[test]
+fn an_accept_ahead_of_our_jump_fails_mark_path() {
+    for (case, chain) in [
+        (Case::gateway as fn() -> Case, "PREROUTING"),
+        (Case::client, "OUTPUT"),
+    ] {
+        let c = with_mangle(
+            case(),
+            chain,
+            true,
+            &[&format!("-A {chain} -p udp -j ACCEPT")],
+        );
+        let r = c.run();
+        assert_status(&r, "mark-path", Status::Fail);
+        let m = get(&r, "mark-path");
+        assert!(
+            m.detail.starts_with(&format!(
+                "iptables -t mangle -A {chain} -p udp -j ACCEPT comes before dscproute's jump"
+            )),
+            "{}",
+            m.detail
+        );
+        assert!(
+            m.fix.as_deref().unwrap().contains("! --dscp 7"),
+            "{:?}",
+            m.fix
+        );
+        // The plan cannot see it (its jump is in place): only mark-path fails.
+        assert_eq!(failed(&r), ["mark-path"], "{}", render_text(&r));
+    }
 }

@@ -2,6 +2,7 @@
 //! found before anything runs. Hard conflicts stop the plan; soft ones warn.
 
 use super::choose::{Choices, priority_taken_by};
+use super::mark_writers::{Hook, describe, overwrites};
 use super::marks::other_mark_uses;
 use super::ownership::is_our_proto;
 use crate::probe::HostFacts;
@@ -10,18 +11,48 @@ use crate::profile::Gateway;
 pub fn check(
     g: &Gateway,
     c: &Choices,
+    also_marker: bool,
     facts: &HostFacts,
     problems: &mut Vec<String>,
     warnings: &mut Vec<String>,
 ) {
+    // Rules that overwrite our bits after we set them: errors, and no
+    // "shared bits" warning on top for the same rule.
+    let mut overwriters = Vec::new();
+    // Forwarded packets are marked on prerouting; on a host that is also
+    // the client, its own packets on output.
+    let hooks: &[Hook] = if also_marker {
+        &[Hook::Prerouting, Hook::Output]
+    } else {
+        &[Hook::Prerouting]
+    };
+    for hook in hooks {
+        let (fatal, restores) = overwrites(facts, *hook, c.mask);
+        for w in &fatal {
+            overwriters.push((w.rule.clone(), describe(w, *hook, c.mark, c.mask, &fatal)));
+        }
+        for w in restores {
+            warnings.push(format!(
+                "{} copies the connection mark over bits {:#x} after dscproute's rule on the {} \
+                 hook: harmless while only dscproute writes those connection-mark bits (its \
+                 chain saves them first); a rule that set them would take the group off the VPN",
+                w.rule,
+                w.bits & c.mask,
+                hook.name()
+            ));
+        }
+    }
     for u in other_mark_uses(facts) {
+        let overwrites = overwriters
+            .iter()
+            .any(|(rule, _)| u.what.starts_with(rule.as_str()));
         if u.same_bits(c.mark, c.mask) {
             problems.push(format!(
                 "mark {:#x}/{:#x} collides with {}: packets we mark would match it too; \
                  choose another gateway.mark or gateway.mask",
                 c.mark, c.mask, u.what
             ));
-        } else if u.overlaps(c.mask) && u.mask != u32::MAX {
+        } else if u.overlaps(c.mask) && u.mask != u32::MAX && !overwrites {
             warnings.push(format!(
                 "mark bits {:#x} are shared with {}: it must never set our value {:#x} there",
                 c.mask & u.mask,
@@ -72,6 +103,12 @@ pub fn check(
              may only be missing for now); choose another gateway.table",
             c.table_id
         ));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (rule, problem) in overwriters {
+        if seen.insert(rule) {
+            problems.push(problem);
+        }
     }
     dscp_in_use(g.dscp.value(), facts, warnings);
 }

@@ -6,6 +6,7 @@
 mod choose;
 mod conflicts;
 mod gateway;
+pub mod mark_writers;
 mod marker;
 mod marks;
 pub mod op;
@@ -278,7 +279,8 @@ pub fn plan(profile: &Profile, facts: &HostFacts, opts: PlanOptions) -> Result<P
                         chosen.join(", ")
                     ));
                 }
-                conflicts::check(g, &c, facts, &mut problems, &mut warnings);
+                let also_marker = profile.marker.is_some();
+                conflicts::check(g, &c, also_marker, facts, &mut problems, &mut warnings);
             }
             Err(e) => return Err(PlanError { problems: e }),
         }

@@ -1138,7 +1138,7 @@ fn applied_plan_has_the_clean_plans_steps() {
 fn conflicts_priority_taken_and_foreign_route_are_errors() {
     let p = plan_of("gateway.toml", "gateway-conflicts.json");
     assert!(!p.is_applicable());
-    assert_eq!(p.errors.len(), 2, "{:#?}", p.errors);
+    assert_eq!(p.errors.len(), 3, "{:#?}", p.errors);
     assert_eq!(
         p.errors[0],
         "rule priority 10000 is taken by ip rule 10000: lookup 200: dscproute needs 9999–10001 \
@@ -1148,6 +1148,15 @@ fn conflicts_priority_taken_and_foreign_route_are_errors() {
         p.errors[1],
         "routing table 100 already holds routes dscproute did not make (198.51.100.0/24 dev \
          wg0): choose another gateway.table"
+    );
+    // A rule after ours writes our bits (see mark_writers).
+    assert!(
+        p.errors[2].starts_with(
+            "iptables -t mangle -A PREROUTING -s 192.168.50.10/32 -j MARK --set-xmark 0x1/0xff \
+             rewrites mark bits 0xff after dscproute marks the packet"
+        ),
+        "{}",
+        p.errors[2]
     );
     // The preview still stands.
     assert_eq!(p.steps.len(), 34);
@@ -1161,19 +1170,41 @@ fn conflicts_dscp_and_shared_mark_bits_are_warnings() {
         "DSCP 7 is already used by another rule: iptables -t mangle -A FORWARD -m dscp --dscp \
          0x07 -j ACCEPT",
     );
-    assert_has(
-        &p.warnings,
-        "mark bits 0xff are shared with iptables -t mangle -A PREROUTING -s 192.168.50.10/32 -j \
-         MARK --set-xmark 0x1/0xff: it must never set our value 0x3 there",
+    // Shared bits written after our rule are an error, not a warning.
+    assert!(
+        !has_text(&p.warnings, "mark bits 0xff are shared"),
+        "{:#?}",
+        p.warnings
     );
     // Tailscale, wg-quick and kube-proxy use other bits and priorities.
     assert!(!has_text(&p.warnings, "likely"), "{:#?}", p.warnings);
+    let p = plan_with(
+        &inline(
+            "[gateway]\ndscp = 7\ninterface = \"wg0\"\nvia = \"10.8.0.1\"\nmark = \"0x300\"\n\
+             mask = \"0xffff\"\npriority = 20000\ntable = 120\n",
+        ),
+        &facts("gateway-conflicts.json"),
+    );
+    assert_has(&p.errors, "--set-xmark 0x1/0xff rewrites mark bits 0xff");
+    // Shared bits written where no packet of ours passes (a nat chain
+    // nothing jumps to) stay a warning.
+    assert_has(
+        &p.warnings,
+        "mark bits 0x4000 are shared with iptables -t nat -A KUBE-MARK-MASQ -j MARK --set-xmark \
+         0x4000/0x4000",
+    );
 }
 
 #[test]
 fn auto_values_avoid_taken_priority_mark_and_table() {
     let p = plan_of("gateway-auto.toml", "gateway-conflicts.json");
-    assert!(p.errors.is_empty(), "{:#?}", p.errors);
+    // The default mask cannot dodge a rule that writes it after ours.
+    assert_eq!(p.errors.len(), 1, "{:#?}", p.errors);
+    assert!(
+        p.errors[0].contains("(e.g. mask = \"0xff00\")"),
+        "{}",
+        p.errors[0]
+    );
     let r = &p.resolved;
     // 10000 is taken: the next round number with both neighbours free.
     assert_eq!(r.priority, Some(9990));
@@ -1230,8 +1261,9 @@ fn tailscale_is_named_as_the_likely_owner() {
         &inline("[gateway]\ndscp = 7\ninterface = \"wg0\"\nvia = \"10.8.0.1\"\npriority = 5271\n"),
         &facts("gateway-conflicts.json"),
     );
+    let priorities: Vec<&String> = p.errors.iter().filter(|e| e.contains("priority")).collect();
     assert_eq!(
-        p.errors,
+        priorities,
         [
             "rule priority 5270 is taken by ip rule 5270: fwmark 0x80000 lookup 52 (likely \
           Tailscale): dscproute needs 5270–5272 free; set gateway.priority to another value"

@@ -1,7 +1,6 @@
 //! `probe()`: run the read-only commands, read the files, parse, and keep
 //! going whatever fails — each failure becomes one `unreadable` line.
 
-use super::HostFacts;
 use super::error::ParseError;
 use super::files::{read_optional, rel_display};
 use super::groups::parse_groups;
@@ -13,6 +12,7 @@ use super::sysctls::read_sysctls;
 use super::tools::{find_in_path, find_tools};
 use super::versions::{parse_ip_version, parse_iptables_backend, parse_kernel};
 use super::xtables::parse_xt_names;
+use super::{HostFacts, IptablesBackend};
 use crate::runner::{Runner, SystemRunner};
 use std::collections::HashMap;
 use std::io::ErrorKind;
@@ -93,6 +93,16 @@ pub fn probe(env: &ProbeEnv) -> HostFacts {
 
     facts.iptables_save = p.root_only(&["iptables-save"]);
     facts.ip6tables_save = p.root_only(&["ip6tables-save"]);
+    // Other users of the same hooks: native nftables, and legacy x_tables
+    // next to iptables-nft (each runs on every packet, whatever we use).
+    if env.is_root && facts.has_tool("nft") {
+        facts.nft_ruleset = p.stdout(NFT_RULESET);
+    }
+    if env.is_root && facts.iptables_backend == Some(IptablesBackend::NfTables) {
+        facts.iptables_legacy_save = p.legacy("proc/net/ip_tables_names", "iptables-legacy-save");
+        facts.ip6tables_legacy_save =
+            p.legacy("proc/net/ip6_tables_names", "ip6tables-legacy-save");
+    }
     facts.xt_matches = p.proc_list("proc/net/ip_tables_matches");
     facts.xt_targets = p.proc_list("proc/net/ip_tables_targets");
 
@@ -114,15 +124,22 @@ const COMMANDS: &[&[&str]] = &[
     &["ip", "-j", "-6", "rule", "show"],
 ];
 const ROOT_COMMANDS: &[&[&str]] = &[&["iptables-save"], &["ip6tables-save"]];
+const NFT_RULESET: &[&str] = &["nft", "list", "ruleset"];
 
 type Outcome = Result<crate::runner::Output, crate::runner::RunError>;
 
 fn prefetch(env: &ProbeEnv) -> HashMap<String, Outcome> {
-    let root: &[&[&str]] = if env.is_root { ROOT_COMMANDS } else { &[] };
+    let mut root: Vec<&[&str]> = Vec::new();
+    if env.is_root {
+        root.extend(ROOT_COMMANDS);
+        if (env.find_tool)("nft").is_some() {
+            root.push(NFT_RULESET);
+        }
+    }
     std::thread::scope(|s| {
         let handles: Vec<_> = COMMANDS
             .iter()
-            .chain(root)
+            .chain(&root)
             .map(|argv| (argv.join(" "), s.spawn(|| env.runner.run_args(argv))))
             .collect();
         handles
@@ -192,6 +209,20 @@ impl Probe<'_, '_> {
             return None;
         }
         self.stdout(argv)
+    }
+
+    /// The legacy backend's rules, only when the kernel lists legacy tables
+    /// in `names` (running the tool otherwise could load modules) and the
+    /// tool exists.
+    fn legacy(&mut self, names: &str, tool: &str) -> Option<String> {
+        let listed = read_optional(&self.env.root, names)
+            .ok()
+            .flatten()
+            .is_some_and(|t| !t.trim().is_empty());
+        if !listed || (self.env.find_tool)(tool).is_none() {
+            return None;
+        }
+        self.stdout(&[tool])
     }
 
     /// A /proc name list; a missing file just means "unknown" (nf_tables

@@ -6,7 +6,11 @@ use super::*;
 use crate::runner::{FakeRunner, Output};
 use std::path::Path;
 
-const RECORDED: [(&[&str], &str); 11] = [
+/// What `nft list ruleset` printed in a namespace with one native table.
+const NFT_RULESET: &str = "table inet fw {\n\tchain pre {\n\t\ttype filter hook prerouting \
+                           priority filter; policy accept;\n\t\tmeta mark set 0x00000100\n\t}\n}\n";
+
+const RECORDED: [(&[&str], &str); 12] = [
     (&["uname", "-r"], fixtures::UNAME_R),
     (&["ip", "-V"], fixtures::IP_V),
     (&["iptables", "-V"], fixtures::IPTABLES_V),
@@ -24,6 +28,7 @@ const RECORDED: [(&[&str], &str); 11] = [
     (&["ip", "-j", "-6", "rule", "show"], fixtures::IP_6_RULE),
     (&["iptables-save"], fixtures::IPTABLES_SAVE),
     (&["ip6tables-save"], fixtures::IP6TABLES_SAVE),
+    (&["nft", "list", "ruleset"], NFT_RULESET),
 ];
 
 /// Answers every command from the recordings, except those in `overrides`.
@@ -107,6 +112,9 @@ fn everything_recorded_is_read_as_root() {
 
     assert!(facts.unreadable.is_empty(), "{:#?}", facts.unreadable);
     assert!(facts.is_root);
+    assert_eq!(facts.nft_ruleset.as_deref(), Some(NFT_RULESET));
+    // No legacy tables listed under /proc/net: the legacy tools are not run.
+    assert_eq!(facts.iptables_legacy_save, None);
     assert!(
         facts
             .kernel
@@ -315,4 +323,24 @@ fn real_host_read_only() {
     if !facts.is_root {
         assert_eq!(facts.iptables_save, None);
     }
+}
+
+/// Legacy tables listed by the kernel next to iptables-nft: their rules are
+/// read too (they run on the same hooks); a family without them is not.
+#[test]
+fn legacy_rules_are_read_when_the_kernel_lists_legacy_tables() {
+    let root = fake_root();
+    write(root.path(), "proc/net/ip_tables_names", "mangle\n");
+    let legacy = "*mangle\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -j MARK --set-xmark 0x100/0xffffffff\nCOMMIT\n";
+    let fake = runner(&[(&["iptables-legacy-save"], Some(Output::ok(legacy)))]);
+    let facts = run(&fake, root.path(), true);
+    assert_eq!(facts.iptables_legacy_save.as_deref(), Some(legacy));
+    assert_eq!(facts.ip6tables_legacy_save, None);
+    assert!(facts.unreadable.is_empty(), "{:#?}", facts.unreadable);
+    // Not root: neither nft nor the legacy tools are run.
+    let facts = run(&fake, root.path(), false);
+    assert_eq!(
+        (facts.nft_ruleset, facts.iptables_legacy_save),
+        (None, None)
+    );
 }

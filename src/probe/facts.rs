@@ -3,6 +3,40 @@
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use thiserror::Error;
+
+/// Keys a recording must hold for a plan to mean anything: without them a
+/// plan would silently assume an empty host (no groups, no rules, not root).
+/// Every one is written by `dscproute facts --json`; the others may be absent
+/// (older recordings, or not known), which reads as "unknown".
+pub const REQUIRED_KEYS: &[&str] = &[
+    "is_root",
+    "tools",
+    "groups",
+    "links",
+    "routes_v4",
+    "routes_v6",
+    "rules_v4",
+    "rules_v6",
+    "rt_tables",
+    "sysctls",
+    "iptables_save",
+    "ip6tables_save",
+    "unreadable",
+];
+
+/// Why recorded facts were refused.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum FactsError {
+    #[error("not JSON: {0}")]
+    NotJson(String),
+    #[error("not a facts object: the top level is {0}, not an object")]
+    NotObject(&'static str),
+    #[error("incomplete: {} missing", .0.join(", "))]
+    Missing(Vec<&'static str>),
+    #[error("{0}")]
+    Invalid(String),
+}
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -33,6 +67,14 @@ pub struct HostFacts {
     /// `iptables-save` output (None when the tool is missing or it failed, e.g. not root).
     pub iptables_save: Option<String>,
     pub ip6tables_save: Option<String>,
+    /// `nft list ruleset` (root only, when nft is installed): native nftables
+    /// chains run on the same hooks as our rules. None when not read.
+    pub nft_ruleset: Option<String>,
+    /// `iptables-legacy-save` / `ip6tables-legacy-save` when iptables uses
+    /// nf_tables but the kernel also holds legacy tables: their rules run on
+    /// the same hooks too. None when there are none or they were not read.
+    pub iptables_legacy_save: Option<String>,
+    pub ip6tables_legacy_save: Option<String>,
     /// Netfilter matches/targets the kernel has loaded or can load, when known
     /// (from /proc/net/ip_tables_matches, _targets); empty = unknown.
     pub xt_matches: Vec<String>,
@@ -135,6 +177,33 @@ pub struct RtTable {
 }
 
 impl HostFacts {
+    /// Recorded facts (`dscproute facts --json`), refused when they are not
+    /// an object holding every key of `REQUIRED_KEYS` with the right types.
+    /// Error texts quote at most 40 characters of the input.
+    pub fn from_json(text: &str) -> Result<HostFacts, FactsError> {
+        let value: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| FactsError::NotJson(crate::text::clip_quoted(&e.to_string())))?;
+        let Some(object) = value.as_object() else {
+            return Err(FactsError::NotObject(match value {
+                serde_json::Value::Null => "null",
+                serde_json::Value::Bool(_) => "a boolean",
+                serde_json::Value::Number(_) => "a number",
+                serde_json::Value::String(_) => "a string",
+                _ => "an array",
+            }));
+        };
+        let missing: Vec<&'static str> = REQUIRED_KEYS
+            .iter()
+            .copied()
+            .filter(|k| !object.contains_key(*k))
+            .collect();
+        if !missing.is_empty() {
+            return Err(FactsError::Missing(missing));
+        }
+        serde_json::from_value(value)
+            .map_err(|e| FactsError::Invalid(crate::text::clip_quoted(&e.to_string())))
+    }
+
     pub fn has_tool(&self, name: &str) -> bool {
         matches!(self.tools.get(name), Some(Some(_)))
     }
@@ -173,5 +242,56 @@ impl HostFacts {
             "unspec" => Some(0),
             _ => self.rt_tables.iter().find(|t| t.name == name).map(|t| t.id),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recording_round_trips() {
+        let f = HostFacts {
+            is_root: true,
+            ..HostFacts::default()
+        };
+        let text = serde_json::to_string(&f).unwrap();
+        assert_eq!(HostFacts::from_json(&text).unwrap(), f);
+    }
+
+    #[test]
+    fn an_empty_object_names_every_missing_key() {
+        let e = HostFacts::from_json("{}").unwrap_err();
+        assert_eq!(e, FactsError::Missing(REQUIRED_KEYS.to_vec()));
+        assert!(
+            e.to_string()
+                .starts_with("incomplete: is_root, tools, groups")
+        );
+    }
+
+    #[test]
+    fn one_missing_key_is_named() {
+        let mut v = serde_json::to_value(HostFacts::default()).unwrap();
+        v.as_object_mut().unwrap().remove("rules_v6");
+        let e = HostFacts::from_json(&v.to_string()).unwrap_err();
+        assert_eq!(e.to_string(), "incomplete: rules_v6 missing");
+    }
+
+    #[test]
+    fn wrong_shapes_are_refused_with_clipped_quotes() {
+        assert!(matches!(
+            HostFacts::from_json("[1]"),
+            Err(FactsError::NotObject("an array"))
+        ));
+        assert!(matches!(
+            HostFacts::from_json("nope"),
+            Err(FactsError::NotJson(_))
+        ));
+        let mut v = serde_json::to_value(HostFacts::default()).unwrap();
+        v["iptables_backend"] = serde_json::Value::String("x".repeat(10_000));
+        let e = HostFacts::from_json(&v.to_string())
+            .unwrap_err()
+            .to_string();
+        assert!(e.len() < 300 && e.contains('…'), "{e}");
     }
 }

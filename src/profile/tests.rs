@@ -272,3 +272,57 @@ fn u32_notations() {
     assert_eq!(parse_u32("-1"), None);
     assert_eq!(parse_u32(""), None);
 }
+
+/// Inside a profile there is no --tos: the DSCP message lists every class
+/// name (nqb too) and says which DSCP a ToS byte would be.
+#[test]
+fn dscp_errors_speak_to_a_profile() {
+    for (value, extra) in [
+        (
+            "64",
+            Some("(if 64 is a whole ToS byte, its DSCP is 16: write 16)"),
+        ),
+        ("\"0x70\"", Some("its DSCP is 28: write 28")),
+        ("\"cs10\"", None),
+        ("\"7x\"", None),
+    ] {
+        for section in [
+            "[marker]\ngroup = \"t\"\n",
+            "[gateway]\ninterface = \"wg0\"\n",
+        ] {
+            let e = err(&format!("{section}dscp = {value}\n"));
+            assert!(!e.contains("--tos"), "{e}");
+            assert!(e.contains("nqb") && e.contains("0–63"), "{e}");
+            if let Some(x) = extra {
+                assert!(e.contains(x), "{e}");
+            }
+        }
+    }
+    assert_eq!(
+        parse("[marker]\ngroup = \"t\"\ndscp = \"NQB\"\n")
+            .unwrap()
+            .marker
+            .unwrap()
+            .dscp
+            .value(),
+        45
+    );
+}
+
+/// A huge value is quoted back clipped to 40 characters, wherever the
+/// error comes from (the TOML reader or validation).
+#[test]
+fn huge_values_are_clipped_in_errors() {
+    let huge = "y".repeat(100_000);
+    for text in [
+        format!("[gateway]\ndscp = 7\ninterface = \"{huge}\"\n"),
+        format!("[gateway]\ndscp = 7\ninterface = \"wg0\"\nvia = \"{huge}\"\n"),
+        format!("[gateway]\ndscp = 7\ninterface = \"wg0\"\nmasquerade = \"{huge}\"\n"),
+        format!("[gateway]\ndscp = 7\ninterface = \"wg0\"\n{huge} = 1\n"),
+        format!("[{huge}]\na = 1\n"),
+    ] {
+        let e = err(&text);
+        assert!(e.len() < 500, "{} bytes: {}", e.len(), &e[..200]);
+        assert!(!e.contains(&"y".repeat(41)), "{e}");
+    }
+}

@@ -10,7 +10,7 @@ mod wifi;
 
 pub use expr::{Expressions, IpRuleTos};
 pub use legacy::{Legacy, PRECEDENCE_NAMES};
-pub use parse::{ParseError, parse_dscp, parse_tos_byte, parse_value};
+pub use parse::{Context, ParseError, parse_dscp, parse_tos_byte, parse_value};
 pub use phb::{CLASS_NAMES, Phb, Pool};
 pub use wifi::{AccessCategory, wifi_up};
 

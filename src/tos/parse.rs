@@ -2,26 +2,85 @@
 //! and whole ToS bytes when the caller says so.
 
 use super::{CLASS_NAMES, DsByte, Dscp};
+use crate::text::clip;
 use thiserror::Error;
 
-const DSCP_FORMS: &str = "use 0–63 (0x00–0x3f, 0b000000–0b111111), a class name like af41 \
-                          (cs0–cs7, af11–af43, ef, va, le, df/be), or --tos for a whole ToS byte";
+/// What a DSCP may be written as; every name of `CLASS_NAMES` is covered
+/// (a test holds it to that).
+const DSCP_FORMS: &str = "use 0–63 (0x00–0x3f, 0b000000–0b111111) or a class name like af41 \
+                          (cs0–cs7, af11–af43, ef, va, le, nqb, df/be)";
 const TOS_FORMS: &str = "use a whole ToS byte 0–255 (0x00–0xff, 0b00000000–0b11111111)";
 
+/// Where a value was given: `explain` has a `--tos` option for whole bytes;
+/// a profile key or another command's option takes a DSCP only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Context {
+    Explain,
+    DscpOnly,
+}
+
+/// A rejected value. `Display` speaks to `explain`'s command line (which
+/// has `--tos`); `message(Context::DscpOnly)` to a profile or another option.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ParseError {
-    #[error("empty DSCP value: {DSCP_FORMS}")]
+    #[error("{}", self.message(Context::Explain))]
     Empty,
-    #[error("DSCP {given} is out of range: {DSCP_FORMS}{hint}")]
-    DscpOutOfRange { given: String, hint: String },
-    #[error("ToS byte {given} is out of range: {TOS_FORMS}")]
+    /// `as_byte`: the value read as a whole ToS byte, when it fits in one.
+    #[error("{}", self.message(Context::Explain))]
+    DscpOutOfRange { given: String, as_byte: Option<u8> },
+    #[error("{}", self.message(Context::Explain))]
     TosOutOfRange { given: String },
-    #[error("unknown DSCP class name {given:?}: {DSCP_FORMS}")]
+    #[error("{}", self.message(Context::Explain))]
     UnknownName { given: String },
-    #[error("{given:?} is not a number: {forms}")]
-    Malformed { given: String, forms: &'static str },
-    #[error("{given:?} is a class name, but --tos takes a whole byte: {TOS_FORMS}, or drop --tos")]
+    #[error("{}", self.message(Context::Explain))]
+    Malformed { given: String, tos: bool },
+    #[error("{}", self.message(Context::Explain))]
     NameWithTos { given: String },
+}
+
+impl ParseError {
+    /// One line: what was wrong, what is accepted, in the words of `ctx`.
+    /// The input is quoted clipped to 40 characters.
+    pub fn message(&self, ctx: Context) -> String {
+        let forms = match ctx {
+            Context::Explain => format!("{DSCP_FORMS}, or --tos for a whole ToS byte"),
+            Context::DscpOnly => DSCP_FORMS.to_string(),
+        };
+        match self {
+            ParseError::Empty => format!("empty DSCP value: {forms}"),
+            ParseError::DscpOutOfRange { given, as_byte } => {
+                let given = clip(given);
+                let hint = match (as_byte, ctx) {
+                    (Some(b), Context::Explain) => format!(
+                        " (as a ToS byte, {given} is DSCP {}: use --tos {given})",
+                        DsByte::new(*b).dscp()
+                    ),
+                    (Some(b), Context::DscpOnly) => {
+                        let d = DsByte::new(*b).dscp();
+                        format!(" (if {given} is a whole ToS byte, its DSCP is {d}: write {d})")
+                    }
+                    (None, _) => String::new(),
+                };
+                format!("DSCP {given} is out of range: {forms}{hint}")
+            }
+            ParseError::TosOutOfRange { given } => {
+                format!("ToS byte {} is out of range: {TOS_FORMS}", clip(given))
+            }
+            ParseError::UnknownName { given } => {
+                format!("unknown DSCP class name {:?}: {forms}", clip(given))
+            }
+            ParseError::Malformed { given, tos: true } => {
+                format!("{:?} is not a number: {TOS_FORMS}", clip(given))
+            }
+            ParseError::Malformed { given, tos: false } => {
+                format!("{:?} is not a number: {forms}", clip(given))
+            }
+            ParseError::NameWithTos { given } => format!(
+                "{:?} is a class name, but --tos takes a whole byte: {TOS_FORMS}, or drop --tos",
+                clip(given)
+            ),
+        }
+    }
 }
 
 /// A number as written, with the base it was written in.
@@ -83,7 +142,6 @@ pub fn parse_value(input: &str, tos: bool) -> Result<Parsed, ParseError> {
     if s.is_empty() {
         return Err(ParseError::Empty);
     }
-    let forms = if tos { TOS_FORMS } else { DSCP_FORMS };
     if looks_numeric(s) {
         if let Some(rest) = s.strip_prefix('-')
             && parse_literal(rest).is_some()
@@ -92,7 +150,7 @@ pub fn parse_value(input: &str, tos: bool) -> Result<Parsed, ParseError> {
         }
         let lit = parse_literal(s).ok_or_else(|| ParseError::Malformed {
             given: s.into(),
-            forms,
+            tos,
         })?;
         return if tos {
             u8::try_from(lit.value)
@@ -128,16 +186,9 @@ fn out_of_range(given: &str, tos: bool, as_byte: Option<u8>) -> ParseError {
             given: given.into(),
         };
     }
-    let hint = match as_byte {
-        Some(b) => format!(
-            " (as a ToS byte, {given} is DSCP {}: use --tos {given})",
-            DsByte::new(b).dscp()
-        ),
-        None => String::new(),
-    };
     ParseError::DscpOutOfRange {
         given: given.into(),
-        hint,
+        as_byte,
     }
 }
 
@@ -219,9 +270,9 @@ mod tests {
     fn error_messages_name_the_problem() {
         assert_eq!(
             parse_dscp("64").unwrap_err().to_string(),
-            "DSCP 64 is out of range: use 0–63 (0x00–0x3f, 0b000000–0b111111), a class name \
-             like af41 (cs0–cs7, af11–af43, ef, va, le, df/be), or --tos for a whole ToS byte \
-             (as a ToS byte, 64 is DSCP 16: use --tos 64)"
+            "DSCP 64 is out of range: use 0–63 (0x00–0x3f, 0b000000–0b111111) or a class name \
+             like af41 (cs0–cs7, af11–af43, ef, va, le, nqb, df/be), or --tos for a whole ToS \
+             byte (as a ToS byte, 64 is DSCP 16: use --tos 64)"
         );
         assert!(matches!(
             parse_dscp("-1"),
@@ -236,6 +287,68 @@ mod tests {
             Err(ParseError::Malformed { .. })
         ));
         assert!(matches!(parse_dscp(""), Err(ParseError::Empty)));
+    }
+
+    /// Every accepted class name appears in the accepted forms (a range like
+    /// cs0–cs7 counts for its members).
+    #[test]
+    fn the_accepted_forms_name_every_class_name() {
+        let msg = parse_dscp("cs10").unwrap_err().message(Context::DscpOnly);
+        let listed = |n: &str| {
+            msg.contains(&format!(" {n},"))
+                || msg.contains(&format!("({n},"))
+                || msg.contains(&format!(", {n})"))
+                || msg.contains(&format!("{n}/"))
+                || msg.contains(&format!("/{n}"))
+        };
+        for (name, _) in CLASS_NAMES {
+            let in_range = (name.starts_with("cs") || name.starts_with("af")) && name.len() <= 4;
+            let alias = matches!(*name, "voice-admit" | "lephb");
+            assert!(
+                in_range || alias || listed(name),
+                "{name} missing from: {msg}"
+            );
+        }
+    }
+
+    /// A profile key or `watch --dscp` has no --tos: the message must not
+    /// send the user there, and a ToS-byte reading says which DSCP to write.
+    #[test]
+    fn outside_explain_no_tos_option_is_suggested() {
+        for bad in ["64", "cs10", "7x", "", "-1"] {
+            let e = parse_dscp(bad).unwrap_err();
+            let m = e.message(Context::DscpOnly);
+            assert!(!m.contains("--tos"), "{bad}: {m}");
+            assert!(m.contains("0–63") && m.contains("nqb"), "{bad}: {m}");
+            assert!(
+                e.to_string().contains("--tos"),
+                "{bad}: explain keeps --tos"
+            );
+        }
+        assert!(
+            parse_dscp("0x70")
+                .unwrap_err()
+                .message(Context::DscpOnly)
+                .ends_with("(if 0x70 is a whole ToS byte, its DSCP is 28: write 28)")
+        );
+    }
+
+    #[test]
+    fn huge_values_are_quoted_clipped() {
+        let big = "9".repeat(100_000);
+        for input in [
+            big.clone(),
+            format!("x{big}"),
+            format!("1{}", "z".repeat(5000)),
+        ] {
+            for tos in [false, true] {
+                let m = parse_value(&input, tos).unwrap_err().to_string();
+                assert!(m.chars().count() < 400, "{} chars", m.chars().count());
+                assert!(m.contains('…'), "{m}");
+            }
+        }
+        assert_eq!(clip("short"), "short");
+        assert_eq!(clip(&"é".repeat(41)), format!("{}…", "é".repeat(40)));
     }
 
     #[test]
