@@ -8,7 +8,8 @@
 //! Inputs are a few KiB at most and the case counts are fixed, so the suite
 //! runs in seconds (bounded time and memory); PROPTEST_CASES overrides them.
 
-use dscproute::apply::Journal;
+use dscproute::apply::{Journal, journal_check};
+use dscproute::plan::Effect;
 use dscproute::plan::ruleset::Ruleset;
 use dscproute::plan::{PlanOptions, plan};
 use dscproute::probe::{HostFacts, parse_nft_ruleset};
@@ -248,7 +249,9 @@ proptest! {
 
     #[test]
     fn journal_parser_never_panics_on_any_text(text in ".{0,400}") {
-        let _ = serde_json::from_str::<Journal>(&text);
+        if let Ok(j) = serde_json::from_str::<Journal>(&text) {
+            let _ = journal_check::check(&j);
+        }
     }
 
     /// A real journal with parts replaced: read or refused, never a panic.
@@ -273,6 +276,31 @@ proptest! {
                 *slot = value;
             }
         }
-        let _ = serde_json::from_str::<Journal>(&v.to_string());
+        // What the check lets through can only run our programs on our file.
+        if let Ok(j) = serde_json::from_str::<Journal>(&v.to_string())
+            && journal_check::check(&j).is_ok()
+        {
+            for s in &j.steps {
+                assert_ours(&s.step.apply);
+                assert_ours(&s.step.undo);
+            }
+        }
+    }
+}
+
+fn assert_ours(e: &Effect) {
+    match e {
+        Effect::Run { argv } => assert!(
+            matches!(
+                argv.first().map(String::as_str),
+                Some("iptables" | "ip6tables" | "ip" | "sysctl" | "groupadd" | "groupdel")
+            ),
+            "accepted a foreign command: {argv:?}"
+        ),
+        Effect::WriteFile { path, .. } | Effect::RemoveFile { path } => {
+            assert_eq!(path, dscproute::plan::ownership::RT_TABLES_DROPIN)
+        }
+        Effect::Seq { effects } => effects.iter().for_each(assert_ours),
+        Effect::DropEmptyTable { .. } => {}
     }
 }
