@@ -4,7 +4,9 @@
 
 mod common;
 
-use common::tmux::Tmux;
+use common::tmux::{Tmux, Watched, ticks_per_second};
+use std::io::Write;
+use std::time::Duration;
 
 fn command(facts: &str) -> String {
     format!(
@@ -46,8 +48,101 @@ fn invalid_group_blocks_the_wizard_at_120_columns() {
     t.keys(&["Enter"]);
     t.wait_for("Whose traffic");
     t.keys(&["no-such-group-x", "Enter"]);
-    let s = t.wait_for("does not exist");
+    let s = t.wait_for("no group \"no-such-group-x\" on this host");
+    assert!(s.contains("Group · step 2"), "{s}");
+    // A partial name is not taken either: `torr` is only part of `torrent`.
+    for _ in 0.."no-such-group-x".len() {
+        t.keys(&["BSpace"]);
+    }
+    t.keys(&["torr", "Enter"]);
+    let s = t.wait_for("no group \"torr\" on this host");
     assert!(s.contains("Group · step 2"), "{s}");
     t.keys(&["C-c"]);
     t.wait_for("DSCPROUTE-EXITED 0");
+}
+
+/// The terminal dies under an idle wizard (the tmux server is killed, as
+/// when an SSH session drops): the process exits within a second, without
+/// spinning on the dead terminal. `tui` is the pane's own process (the
+/// session leader gets SIGHUP); `learn` runs under a shell that dies first.
+#[test]
+fn exits_when_its_terminal_dies() {
+    let bin = env!("CARGO_BIN_EXE_dscproute");
+    let facts = format!(
+        "{}/tests/fixtures/plan/client.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    for (cmd, first, alone) in [
+        (
+            format!("exec {bin} tui --facts {facts}"),
+            "Client (host A)",
+            true,
+        ),
+        (
+            format!("{bin} learn; echo DSCPROUTE-EXITED $?; read x"),
+            "Any DS byte",
+            false,
+        ),
+    ] {
+        let Some(t) = Tmux::start(&cmd, 80, 24) else {
+            return;
+        };
+        t.wait_for(first);
+        let p = if alone {
+            Watched { pid: t.pane_pid() }
+        } else {
+            Watched::child_of(t.pane_pid(), "dscproute")
+        };
+        assert!(p.alive());
+        t.kill_server();
+        let (took, ticks) = p
+            .wait_exit(Duration::from_secs(10))
+            .unwrap_or_else(|| panic!("{cmd}: still running 10 s after its terminal died"));
+        let cpu = Duration::from_millis(ticks * 1000 / ticks_per_second());
+        assert!(
+            took <= Duration::from_secs(1),
+            "{cmd}: exited after {took:?}"
+        );
+        assert!(
+            cpu <= Duration::from_millis(200),
+            "{cmd}: used {cpu:?} of CPU on the way out"
+        );
+        let _ = writeln!(
+            std::io::stderr(),
+            "{first}: exited {took:?} after its terminal died, {cpu:?} CPU meanwhile"
+        );
+    }
+}
+
+#[test]
+fn learn_alone_leaves_on_esc() {
+    let cmd = format!(
+        "{} learn; echo DSCPROUTE-EXITED $?; read x",
+        env!("CARGO_BIN_EXE_dscproute")
+    );
+    let Some(t) = Tmux::start(&cmd, 80, 24) else {
+        return;
+    };
+    let s = t.wait_for("Any DS byte");
+    assert!(s.contains("Esc quit"), "the footer says how to leave:\n{s}");
+    t.keys(&["Escape"]);
+    t.wait_for("DSCPROUTE-EXITED 0");
+}
+
+/// SIGHUP with the terminal still there (and no change under way): the
+/// wizard leaves and puts the terminal back as it found it.
+#[test]
+fn sighup_leaves_and_restores_the_terminal() {
+    let Some(t) = Tmux::start(&command("client.json"), 80, 24) else {
+        return;
+    };
+    t.wait_for("Client (host A)");
+    let p = Watched::child_of(t.pane_pid(), "dscproute");
+    // SAFETY: signalling the process this test started.
+    unsafe {
+        libc::kill(p.pid, libc::SIGHUP);
+    }
+    let s = t.wait_for("DSCPROUTE-EXITED 1");
+    assert!(!s.contains("F1 help"), "terminal not restored:\n{s}");
+    assert!(s.contains("hung up (SIGHUP"), "{s}");
 }

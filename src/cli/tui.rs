@@ -41,7 +41,13 @@ pub fn tui_cmd(
         start,
     };
     match crate::tui::run(opts) {
-        Ok(()) => exit::OK,
+        Ok(crate::tui::Ended::Quit) => exit::OK,
+        // Said on stderr, which is /dev/null by now if the terminal is gone.
+        Ok(crate::tui::Ended::Gone(_)) => fail(
+            exit::FAILED,
+            "hung up (SIGHUP, or the terminal went away): left the wizard once no change was \
+             under way; `dscproute status` shows what is in place",
+        ),
         Err(e) => fail(exit::FAILED, &format!("terminal error: {e}")),
     }
 }

@@ -113,8 +113,9 @@ impl RoleChoice {
 pub struct GroupState {
     /// Typed filter, or a group name / gid of one's own.
     pub input: Input,
-    /// Index into the filtered list.
-    pub selected: usize,
+    /// Index into the filtered list, once the admin moved into it (↓);
+    /// None while the keyboard is in the field.
+    pub selected: Option<usize>,
     /// Create the group as a plan step when it does not exist.
     pub create: bool,
     pub error: Option<String>,
@@ -247,6 +248,9 @@ pub enum Decision {
 
 #[derive(Debug, Default)]
 pub struct ApplyState {
+    /// What is being applied, one line: the signal path with the group by
+    /// name and gid (fixed when the apply starts).
+    pub subject: String,
     pub commands: Vec<String>,
     pub progress: Vec<StepProgress>,
     pub failure: Option<String>,
@@ -298,6 +302,8 @@ pub struct App {
     pub learn: DscpState,
     pub help: bool,
     pub quit: bool,
+    /// Started as `dscproute learn`: Esc on Learn leaves the program.
+    pub alone: bool,
     /// A one-line message in the footer (saved file, refused key…).
     pub notice: Option<String>,
     pub profile_path: Option<PathBuf>,
@@ -332,6 +338,7 @@ impl App {
             learn: DscpState::new(seven),
             help: false,
             quit: false,
+            alone: false,
             notice: None,
             profile_path: None,
             size: (80, 24),
@@ -432,6 +439,11 @@ impl App {
         self.apply.running || (self.apply.decision.is_some() && self.apply.settled.is_none())
     }
 
+    /// `dscproute learn` alone, nothing opened over it: Esc quits.
+    pub fn leaves_on_esc(&self) -> bool {
+        self.alone && self.screen == ScreenId::Learn && self.back.is_empty()
+    }
+
     pub fn waiting_for_confirm(&self) -> bool {
         self.apply.deadline_unix.is_some() && self.apply.settled.is_none()
     }
@@ -493,13 +505,14 @@ fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
     if app.help {
         if matches!(
             key.code,
-            KeyCode::Esc | KeyCode::Char('?') | KeyCode::Char('q')
+            KeyCode::Esc | KeyCode::F(1) | KeyCode::Char('?') | KeyCode::Char('q')
         ) {
             app.help = false;
         }
         return Vec::new();
     }
-    // Function keys work even while typing in a field.
+    // Function keys work everywhere, text fields included; their letter
+    // twins (? L S, and q) only reach here when no field took the key.
     match key.code {
         KeyCode::F(1) => {
             app.help = true;
@@ -520,6 +533,7 @@ fn on_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
         }
         KeyCode::Char('L') => app.open(ScreenId::Learn),
         KeyCode::Char('S') => app.open(ScreenId::Status),
+        KeyCode::Esc if app.leaves_on_esc() => quit(app),
         KeyCode::Esc => {
             app.previous();
             Vec::new()

@@ -19,7 +19,7 @@ pub fn toml_text(app: &App) -> String {
         o.push_str("[marker]\n");
         let group = screens::group::chosen(app).unwrap_or_default();
         o.push_str(&format!("group = {}\n", quoted(&group)));
-        if app.group.create {
+        if screens::group::creates(app) {
             o.push_str("create_group = true\n");
         }
         o.push_str(&format!("dscp = {dscp}\n"));

@@ -69,12 +69,17 @@ fn hints(app: &App, f: &mut Frame, area: Rect) {
         if can_go_back && !own_esc && !app.busy() {
             all.push(("Esc", "back"));
         }
-        all.extend([
-            ("F1", "help"),
-            ("F2", "learn"),
-            ("F3", "status"),
-            ("^C", "quit"),
-        ]);
+        if app.leaves_on_esc() {
+            // `dscproute learn` alone: Esc is the way out.
+            all.extend([("Esc", "quit"), ("F1", "help"), ("F3", "status")]);
+        } else {
+            all.extend([
+                ("F1", "help"),
+                ("F2", "learn"),
+                ("F3", "status"),
+                ("^C", "quit"),
+            ]);
+        }
     }
     let mut spans = Vec::new();
     let mut used = 0usize;
@@ -90,32 +95,75 @@ fn hints(app: &App, f: &mut Frame, area: Rect) {
     f.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
-const HELP: &[(&str, &str)] = &[
-    ("Enter", "next step (the wizard checks this one first)"),
-    ("Esc", "back"),
-    ("Tab / Shift-Tab", "next / previous field on a screen"),
-    ("↑ ↓ / j k", "move in a list"),
-    ("F1 or ?", "this help"),
-    ("F2 or L", "learn mode: the DS byte bit by bit"),
-    ("F3 or S", "status: what dscproute has in place, rollback"),
-    ("q or Ctrl-C", "quit (q only where you are not typing)"),
+/// Every key: (key, where, what it does). The help overlay shows the key
+/// and what it does; README's key table is these rows word for word (a
+/// test holds it to that). Backticks are for the README.
+pub const KEYS: &[(&str, &str, &str)] = &[
+    ("Enter", "wizard", "next step (after checking this one)"),
+    (
+        "Esc",
+        "everywhere",
+        "back; quits `dscproute learn` started alone",
+    ),
+    ("Tab / Shift-Tab", "forms", "next / previous field"),
+    ("↑ ↓ (j k)", "lists (j k where you are not typing)", "move"),
+    ("`+` `-`", "DSCP, Learn", "step the value"),
+    (
+        "← → (h l), Space",
+        "DSCP and Learn bits",
+        "move over the bits, flip one",
+    ),
+    ("F1", "everywhere, text fields too", "help"),
+    (
+        "F2",
+        "everywhere, text fields too",
+        "learn mode: any byte, ECN bits included",
+    ),
+    ("F3", "everywhere, text fields too", "status and rollback"),
+    (
+        "`?` `L` `S`",
+        "where you are not typing",
+        "help, learn, status (in a field: typed)",
+    ),
+    (
+        "`w` `e` `a`",
+        "Preview",
+        "save the profile, export the script, apply",
+    ),
+    ("`r` (`y`/`n`)", "Status", "roll back the last transaction"),
+    ("`w`, `i`", "Status", "watch the DSCP live; next interface"),
+    (
+        "Ctrl-C",
+        "everywhere",
+        "quit; refused while a change is being applied",
+    ),
+    (
+        "`q`",
+        "where you are not typing",
+        "quit, as Ctrl-C (in a field: typed)",
+    ),
+    (
+        "Enter / any other key",
+        "Apply: the confirm countdown",
+        "keep the change / roll it back",
+    ),
 ];
 
 fn help(app: &App, f: &mut Frame, area: Rect) {
     let w = area.width.min(72);
-    let h = (HELP.len() as u16 + 6).min(area.height);
+    let h = (KEYS.len() as u16 + 4).min(area.height);
     let r = Rect::new(
         area.x + (area.width - w) / 2,
         area.y + (area.height - h) / 2,
         w,
         h,
     );
-    let mut lines: Vec<Line> = HELP
+    let mut lines: Vec<Line> = KEYS
         .iter()
-        .map(|(k, what)| {
+        .map(|(k, _, what)| {
             Line::from(vec![
-                Span::styled(format!(" {k:<16}"), app.theme.key()),
-                Span::raw(*what),
+                Span::styled(format!(" {:<22}", k.replace('`', "")), app.theme.key()),
+                Span::raw(what.replace('`', "")),
             ])
         })
         .collect();

@@ -6,6 +6,7 @@
 pub mod app;
 pub mod draft;
 pub mod frame;
+pub mod hangup;
 pub mod screens;
 pub mod theme;
 pub mod widgets;
@@ -23,6 +24,8 @@ use app::{App, ApplyResult, Effect, Msg, ScreenId};
 use ratatui::crossterm::event::{self, DisableMouseCapture, EnableMouseCapture};
 use ratatui::crossterm::execute;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::{Duration, Instant};
 
@@ -45,17 +48,30 @@ fn dry_run_reason(facts_given: bool) -> Option<String> {
     None
 }
 
-pub fn run(opts: Options) -> std::io::Result<()> {
-    // A closed SSH session must not kill a change half-way; the loop notices
-    // the dead terminal by its errors and waits for the workers.
-    // SAFETY: setting a signal disposition; no handler code runs.
-    unsafe {
-        libc::signal(libc::SIGHUP, libc::SIG_IGN);
-    }
+/// How the wizard ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// The admin quit.
+    Quit,
+    /// The terminal went away (or SIGHUP came); a change under way was
+    /// finished first.
+    Gone(hangup::Gone),
+}
+
+/// How long the loop waits for a message before it checks the terminal
+/// and the watch again.
+const WAKE: Duration = Duration::from_millis(50);
+/// How long the input thread waits in one read before it checks whether to
+/// stop (this also bounds how long it can spin on a dead terminal).
+const INPUT_WAKE: Duration = Duration::from_millis(100);
+
+pub fn run(opts: Options) -> std::io::Result<Ended> {
+    hangup::prepare()?;
     let dry = dry_run_reason(opts.facts.is_some());
     let profile = opts.profile.as_ref().map(|(p, path)| (p, path.clone()));
     let mut app = App::new(profile, dry, theme::Theme::from_env());
     app.screen = opts.start;
+    app.alone = opts.start == ScreenId::Learn;
     let (tx, rx) = channel();
     match opts.facts {
         Some(f) => screens::facts_arrived(&mut app, f),
@@ -63,13 +79,52 @@ pub fn run(opts: Options) -> std::io::Result<()> {
     }
     let mut terminal = ratatui::init();
     let _ = execute!(std::io::stdout(), EnableMouseCapture);
-    let result = event_loop(&mut terminal, &mut app, &tx, &rx, &opts.state);
-    // However the loop ended (quit, terminal gone), a change under way finishes.
+    let stop = Arc::new(AtomicBool::new(false));
+    let input = spawn_input(tx.clone(), stop.clone());
+    let ended = event_loop(&mut terminal, &mut app, &tx, &rx, &opts.state);
+    stop.store(true, Ordering::SeqCst);
+    if ended == Ended::Gone(hangup::Gone::Terminal) {
+        // Off the dead terminal first: the input thread stops spinning on it.
+        hangup::let_go();
+    }
+    let _ = input.join();
+    // However the loop ended (quit, terminal gone), a change under way
+    // finishes; the journal and the confirm timer take it from there.
     join_changes();
-    // ratatui::restore does not undo mouse capture.
-    let _ = execute!(std::io::stdout(), DisableMouseCapture);
-    ratatui::restore();
-    result
+    if ended != Ended::Gone(hangup::Gone::Terminal) {
+        // ratatui's restore does not undo mouse capture; errors are ignored
+        // (a failing write must not panic on the way out).
+        let _ = execute!(std::io::stdout(), DisableMouseCapture);
+        let _ = ratatui::try_restore();
+    }
+    Ok(ended)
+}
+
+/// Reads the terminal on its own thread, so the loop never sits inside a
+/// read of a terminal that may be dead. Stops when told, or on a read error.
+fn spawn_input(tx: Sender<Msg>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::SeqCst) {
+            let ev = match event::poll(INPUT_WAKE) {
+                Ok(false) => continue,
+                Ok(true) => event::read(),
+                Err(e) => Err(e),
+            };
+            let msg = match ev {
+                Ok(event::Event::Key(k)) => Msg::Key(k),
+                Ok(event::Event::Mouse(m)) => Msg::Mouse(m),
+                Ok(event::Event::Resize(w, h)) => Msg::Resize(w, h),
+                Ok(_) => continue,
+                Err(_) => {
+                    hangup::mark_unreadable();
+                    return;
+                }
+            };
+            if tx.send(msg).is_err() {
+                return;
+            }
+        }
+    })
 }
 
 fn event_loop(
@@ -78,26 +133,32 @@ fn event_loop(
     tx: &Sender<Msg>,
     rx: &Receiver<Msg>,
     state: &StateDir,
-) -> std::io::Result<()> {
-    let size = terminal.size()?;
-    app.size = (size.width, size.height);
+) -> Ended {
+    if let Ok(size) = terminal.size() {
+        app.size = (size.width, size.height);
+    }
     let mut dirty = true;
     let mut last_tick = Instant::now();
     let mut live: Option<crate::watch::LiveWatch> = None;
-    while !app.quit {
+    loop {
+        if app.quit {
+            return Ended::Quit;
+        }
+        if !changes_running() {
+            hangup::listen();
+        }
+        if let Some(gone) = hangup::check(libc::STDIN_FILENO) {
+            return Ended::Gone(gone);
+        }
         if dirty {
-            terminal.draw(|f| frame::render(app, f))?;
+            if terminal.draw(|f| frame::render(app, f)).is_err() {
+                // A terminal that cannot be written to is as good as gone.
+                hangup::mark_unreadable();
+                return Ended::Gone(hangup::Gone::Terminal);
+            }
             dirty = false;
         }
-        let mut msgs = Vec::new();
-        if event::poll(Duration::from_millis(50))? {
-            match event::read()? {
-                event::Event::Key(k) => msgs.push(Msg::Key(k)),
-                event::Event::Mouse(m) => msgs.push(Msg::Mouse(m)),
-                event::Event::Resize(w, h) => msgs.push(Msg::Resize(w, h)),
-                _ => {}
-            }
-        }
+        let mut msgs: Vec<Msg> = rx.recv_timeout(WAKE).into_iter().collect();
         msgs.extend(rx.try_iter());
         if live.is_some() && (app.screen != ScreenId::Status || app.status.watch.is_none()) {
             // The panel lives on the status screen only.
@@ -134,7 +195,6 @@ fn event_loop(
             }
         }
     }
-    Ok(())
 }
 
 /// Workers that change the host (apply, confirm, rollback). `run` waits for
@@ -143,10 +203,19 @@ static CHANGES: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>> =
     std::sync::Mutex::new(Vec::new());
 
 fn spawn_change(f: impl FnOnce() + Send + 'static) {
+    // Before the thread starts: the commands it runs inherit "ignore SIGHUP".
+    hangup::shield();
     let h = std::thread::spawn(f);
     if let Ok(mut v) = CHANGES.lock() {
         v.push(h);
     }
+}
+
+fn changes_running() -> bool {
+    CHANGES
+        .lock()
+        .map(|v| v.iter().any(|h| !h.is_finished()))
+        .unwrap_or(true)
 }
 
 fn join_changes() {

@@ -23,6 +23,20 @@ pub fn app(facts_file: &str) -> App {
     a
 }
 
+/// A dry-run app preloaded from profile text (`tui --profile`), then given
+/// the facts.
+pub fn app_with_profile(facts_file: &str, profile: &str) -> App {
+    let p = crate::profile::Profile::parse(profile, "test.toml").expect("test profile");
+    let mut a = App::new(
+        Some((&p, "test.toml".into())),
+        Some("dry run: recorded facts".into()),
+        Theme::plain(),
+    );
+    super::screens::facts_arrived(&mut a, facts(facts_file));
+    a.now_unix = 1_800_000_000;
+    a
+}
+
 pub fn press(app: &mut App, code: KeyCode) -> Vec<Effect> {
     update(app, Msg::Key(KeyEvent::new(code, KeyModifiers::NONE)))
 }

@@ -39,10 +39,7 @@ fn group_screen_filters_and_refuses_a_missing_group() {
     press(&mut a, KeyCode::Enter);
     assert_eq!(a.screen, ScreenId::Group);
     type_str(&mut a, "torr");
-    assert_eq!(
-        super::screens::group::chosen(&a).as_deref(),
-        Some("torrent")
-    );
+    assert_eq!(super::screens::group::filtered(&a)[0].name, "torrent");
     // Backspace all, type a name that does not exist.
     for _ in 0..4 {
         press(&mut a, KeyCode::Backspace);
@@ -55,7 +52,10 @@ fn group_screen_filters_and_refuses_a_missing_group() {
         "never advances past an invalid step"
     );
     assert!(
-        a.notice.as_deref().unwrap_or("").contains("does not exist"),
+        a.notice
+            .as_deref()
+            .unwrap_or("")
+            .contains("Ctrl-G creates it"),
         "{:?}",
         a.notice
     );
@@ -64,6 +64,108 @@ fn group_screen_filters_and_refuses_a_missing_group() {
     press(&mut a, KeyCode::Enter);
     assert_eq!(a.screen, ScreenId::Dscp);
     assert!(super::draft::toml_text(&a).contains("create_group = true"));
+}
+
+/// The host of the issue: `hltorrent` (gid 4343) and no `torrent`.
+fn hltorrent_host() -> super::app::App {
+    let mut a = app("client.json");
+    let g = a
+        .facts
+        .as_mut()
+        .unwrap()
+        .groups
+        .iter_mut()
+        .find(|g| g.name == "torrent")
+        .unwrap();
+    g.name = "hltorrent".into();
+    g.gid = 4343;
+    press(&mut a, KeyCode::Enter);
+    assert_eq!(a.screen, ScreenId::Group);
+    a
+}
+
+#[test]
+fn enter_never_takes_another_group_silently() {
+    let mut a = hltorrent_host();
+    // An empty filter takes nothing (it took the first group, `_ssh`).
+    press(&mut a, KeyCode::Enter);
+    assert_eq!(a.screen, ScreenId::Group);
+    assert!(
+        a.notice.as_deref().unwrap_or("").contains("choose one"),
+        "{:?}",
+        a.notice
+    );
+    // A name that only matches part of a group takes nothing either: it
+    // says what Enter would do instead.
+    type_str(&mut a, "torrent");
+    assert_eq!(
+        super::screens::group::chosen(&a).as_deref(),
+        Some("torrent")
+    );
+    assert!(!super::draft::toml_text(&a).contains("hltorrent"));
+    press(&mut a, KeyCode::Enter);
+    assert_eq!(a.screen, ScreenId::Group, "took a group silently");
+    let n = a.notice.clone().unwrap_or_default();
+    assert!(
+        n.contains("no group \"torrent\"") && n.contains("Ctrl-G") && n.contains("hltorrent"),
+        "{n}"
+    );
+    let s = render(&a, 80, 24);
+    assert!(s.contains("✗ no group \"torrent\" on this host"), "{s}");
+    insta::assert_snapshot!("group_partial_80x24", s);
+    insta::assert_snapshot!("group_partial_120x40", render(&a, 120, 40));
+    // ↓ moves into the list; Enter then takes the entry under ▸.
+    press(&mut a, KeyCode::Down);
+    assert_eq!(
+        super::screens::group::chosen(&a).as_deref(),
+        Some("hltorrent")
+    );
+    assert!(render(&a, 80, 24).contains("→ hltorrent (gid 4343)"));
+    // ↑ at the top goes back to the field: nothing chosen again.
+    press(&mut a, KeyCode::Up);
+    assert_eq!(a.group.selected, None);
+    press(&mut a, KeyCode::Down);
+    press(&mut a, KeyCode::Enter);
+    assert_eq!(a.screen, ScreenId::Dscp);
+    assert!(super::draft::toml_text(&a).contains("group = \"hltorrent\""));
+    // Name and gid on the preview's header and summary, and on the apply screen.
+    press(&mut a, KeyCode::Enter);
+    assert_eq!(a.screen, ScreenId::Preview);
+    a.size = (80, 24);
+    let s = render(&a, 80, 24);
+    let head = s.lines().nth(1).unwrap();
+    assert!(head.contains("group hltorrent (gid 4343)"), "{s}");
+    assert!(
+        s.contains("group hltorrent (gid 4343) → DSCP 7"),
+        "the signal path names the group: {s}"
+    );
+    a.dry_run = None;
+    press(&mut a, KeyCode::Char('a'));
+    press(&mut a, KeyCode::Enter);
+    assert_eq!(a.screen, ScreenId::Apply);
+    let s = render(&a, 80, 24);
+    assert!(s.contains("group hltorrent (gid 4343) → DSCP 7"), "{s}");
+}
+
+#[test]
+fn an_exact_name_or_gid_wins_over_partial_matches() {
+    let mut a = app("client.json");
+    press(&mut a, KeyCode::Enter);
+    // `sys` is also part of `systemd-journal`…; the exact name is taken.
+    type_str(&mut a, "sys");
+    assert_eq!(super::screens::group::chosen(&a).as_deref(), Some("sys"));
+    for _ in 0..3 {
+        press(&mut a, KeyCode::Backspace);
+    }
+    type_str(&mut a, "1001");
+    assert_eq!(
+        super::screens::group::label(&a).as_deref(),
+        Some("torrent (gid 1001)")
+    );
+    // A gid typed as a number stays a number in the profile.
+    assert!(super::draft::toml_text(&a).contains("group = \"1001\""));
+    press(&mut a, KeyCode::Enter);
+    assert_eq!(a.screen, ScreenId::Dscp);
 }
 
 #[test]
@@ -103,6 +205,49 @@ fn gateway_screen_validates_via_on_link() {
         press(&mut a, KeyCode::Backspace);
     }
     type_str(&mut a, "10.8.0.1");
+    press(&mut a, KeyCode::Enter);
+    assert_eq!(a.screen, ScreenId::Preview);
+}
+
+#[test]
+fn a_profiles_missing_interface_is_kept_and_shown_missing() {
+    let mut a = app_with_profile(
+        "gateway-clean.json",
+        "[gateway]\ndscp = 7\ninterface = \"wg9\"\nvia = \"10.8.0.1\"\n",
+    );
+    for _ in 0..3 {
+        press(&mut a, KeyCode::Enter);
+    }
+    assert_eq!(a.screen, ScreenId::Gateway);
+    assert_eq!(
+        super::screens::gateway::chosen_link(&a).as_deref(),
+        Some("wg9"),
+        "the profile's interface was swapped for a link of this host"
+    );
+    assert!(super::draft::toml_text(&a).contains("interface = \"wg9\""));
+    let s = render(&a, 80, 24);
+    assert!(s.contains("▸ wg9          MISSING"), "{s}");
+    assert!(s.contains("bring the VPN up first"), "{s}");
+    insta::assert_snapshot!("gateway_missing_80x24", s);
+    insta::assert_snapshot!("gateway_missing_120x40", render(&a, 120, 40));
+    // It blocks the step; the admin may pick a link of the host instead.
+    press(&mut a, KeyCode::Enter);
+    assert_eq!(a.screen, ScreenId::Gateway);
+    assert!(
+        a.notice
+            .as_deref()
+            .unwrap_or("")
+            .contains("wg9 does not exist"),
+        "{:?}",
+        a.notice
+    );
+    for _ in 0..4 {
+        press(&mut a, KeyCode::Down);
+    }
+    assert_eq!(
+        super::screens::gateway::chosen_link(&a).as_deref(),
+        Some("wg0")
+    );
     press(&mut a, KeyCode::Enter);
     assert_eq!(a.screen, ScreenId::Preview);
 }
@@ -155,4 +300,196 @@ fn snapshots_role_group_mark_gateway() {
     assert_eq!(a.screen, ScreenId::Gateway);
     insta::assert_snapshot!("gateway_80x24", render(&a, 80, 24));
     insta::assert_snapshot!("gateway_120x40", render(&a, 120, 40));
+}
+
+#[test]
+fn mark_screen_shows_the_mask_really_used_or_no_rule() {
+    let mut a = app("gateway-clean.json");
+    press(&mut a, KeyCode::Char('2'));
+    press(&mut a, KeyCode::Enter);
+    press(&mut a, KeyCode::Enter);
+    assert_eq!(a.screen, ScreenId::Mark);
+    type_str(&mut a, "0x100");
+    let s = render(&a, 80, 24);
+    assert!(s.contains("outside the default mask 0xff"), "{s}");
+    // The mask shown is the one the error talks about, and no rule is
+    // shown for a mark the plan refuses (it showed `fwmark 0x100/0x0`).
+    assert!(
+        s.contains("mask bits  0000 0000 0000 0000 0000 0000 1111 1111"),
+        "{s}"
+    );
+    assert!(!s.contains("/0x0"), "{s}");
+    assert!(!s.contains("rule: fwmark"), "{s}");
+    insta::assert_snapshot!("mark_invalid_80x24", s);
+    insta::assert_snapshot!("mark_invalid_120x40", render(&a, 120, 40));
+    // A wider mask makes it valid: the rule shows exactly what will be used.
+    press(&mut a, KeyCode::Tab);
+    type_str(&mut a, "0x1ff");
+    let s = render(&a, 80, 24);
+    assert!(s.contains("rule: fwmark 0x100/0x1ff"), "{s}");
+    // A mask that is no number shows no mask bits at all.
+    press(&mut a, KeyCode::Char('z'));
+    let s = render(&a, 80, 24);
+    assert!(s.contains("mask bits  —"), "{s}");
+    assert!(!s.contains("rule: fwmark"), "{s}");
+}
+
+#[test]
+fn learn_alone_leaves_on_esc_and_says_so() {
+    let alone = || {
+        let mut a = app("client.json");
+        a.screen = ScreenId::Learn;
+        a.alone = true;
+        a
+    };
+    let mut a = alone();
+    let s = render(&a, 80, 24);
+    let footer = s.lines().last().unwrap();
+    assert!(footer.contains("Esc quit"), "{footer}");
+    // In the field, q is typed (as in `nqb`); Esc leaves.
+    type_str(&mut a, "q");
+    assert!(!a.quit && a.learn.input.value().ends_with('q'));
+    assert_eq!(press(&mut a, KeyCode::Esc), [Effect::Quit]);
+    assert!(a.quit);
+    // Off the field (the bits), q quits too.
+    let mut b = alone();
+    press(&mut b, KeyCode::Tab);
+    assert_eq!(press(&mut b, KeyCode::Char('q')), [Effect::Quit]);
+    // Over another screen, Esc comes back first.
+    let mut c = alone();
+    press(&mut c, KeyCode::F(3));
+    assert_eq!(c.screen, ScreenId::Status);
+    assert!(!render(&c, 80, 24).contains("Esc quit"));
+    press(&mut c, KeyCode::Esc);
+    assert_eq!(c.screen, ScreenId::Learn);
+    assert!(!c.quit);
+    assert_eq!(press(&mut c, KeyCode::Esc), [Effect::Quit]);
+    // Opened from the wizard, Esc goes back to it.
+    let mut d = app("client.json");
+    press(&mut d, KeyCode::F(2));
+    press(&mut d, KeyCode::Esc);
+    assert_eq!(d.screen, ScreenId::Role);
+    assert!(!d.quit);
+}
+
+/// Walk to every text field; in each, F1 F2 F3 do their job and `? L S q`
+/// are typed.
+#[test]
+fn function_keys_work_in_every_text_field_and_letters_are_typed() {
+    use super::app::App;
+    let group = || {
+        let mut a = app("client.json");
+        press(&mut a, KeyCode::Enter);
+        (a, "group")
+    };
+    let dscp = || {
+        let mut a = app("client.json");
+        press(&mut a, KeyCode::Enter);
+        type_str(&mut a, "torrent");
+        press(&mut a, KeyCode::Enter);
+        (a, "dscp")
+    };
+    let mark = || {
+        let mut a = app("gateway-clean.json");
+        press(&mut a, KeyCode::Char('2'));
+        press(&mut a, KeyCode::Enter);
+        press(&mut a, KeyCode::Enter);
+        (a, "mark")
+    };
+    let via = || {
+        let mut a = app("gateway-clean.json");
+        press(&mut a, KeyCode::Char('2'));
+        for _ in 0..3 {
+            press(&mut a, KeyCode::Enter);
+        }
+        press(&mut a, KeyCode::Tab);
+        (a, "via")
+    };
+    let prompt = || {
+        let mut a = app("client.json");
+        press(&mut a, KeyCode::Enter);
+        type_str(&mut a, "torrent");
+        press(&mut a, KeyCode::Enter);
+        press(&mut a, KeyCode::Enter);
+        press(&mut a, KeyCode::Char('w'));
+        (a, "prompt")
+    };
+    let learn = || {
+        let mut a = app("client.json");
+        press(&mut a, KeyCode::F(2));
+        (a, "learn")
+    };
+    let value = |a: &App, field: &str| -> String {
+        match field {
+            "group" => a.group.input.value().into(),
+            "dscp" => a.dscp.input.value().into(),
+            "mark" => a.mark.mark.value().into(),
+            "via" => a.gateway.via.value().into(),
+            "prompt" => a.preview.prompt.as_ref().unwrap().1.value().into(),
+            _ => a.learn.input.value().into(),
+        }
+    };
+    let walks: [&dyn Fn() -> (App, &'static str); 6] =
+        [&group, &dscp, &mark, &via, &prompt, &learn];
+    for walk in walks {
+        let (mut a, field) = walk();
+        let screen = a.screen;
+        press(&mut a, KeyCode::F(1));
+        assert!(a.help, "{field}: F1");
+        press(&mut a, KeyCode::F(1));
+        assert!(!a.help, "{field}: F1 closes the help");
+        if screen != ScreenId::Learn {
+            press(&mut a, KeyCode::F(2));
+            assert_eq!(a.screen, ScreenId::Learn, "{field}: F2");
+            press(&mut a, KeyCode::Esc);
+            assert_eq!(a.screen, screen, "{field}: back from Learn");
+        }
+        press(&mut a, KeyCode::F(3));
+        assert_eq!(a.screen, ScreenId::Status, "{field}: F3");
+        press(&mut a, KeyCode::Esc);
+        assert_eq!(a.screen, screen, "{field}: back from Status");
+        type_str(&mut a, "?LSq");
+        let v = value(&a, field);
+        assert!(v.ends_with("?LSq"), "{field}: {v:?}");
+        assert!(!a.help && !a.quit && a.screen == screen, "{field}");
+    }
+    // Where nothing is typed, the letters are the shortcuts.
+    let mut a = app("client.json");
+    press(&mut a, KeyCode::Char('?'));
+    assert!(a.help);
+    press(&mut a, KeyCode::Esc);
+    press(&mut a, KeyCode::Char('L'));
+    assert_eq!(a.screen, ScreenId::Learn);
+    press(&mut a, KeyCode::Esc);
+    press(&mut a, KeyCode::Char('S'));
+    assert_eq!(a.screen, ScreenId::Status);
+}
+
+/// README's key table is the help's table, row for row.
+#[test]
+fn readme_key_table_is_the_help() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let rows: Vec<&str> = readme
+        .lines()
+        .skip_while(|l| *l != "| key | where | does |")
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .collect();
+    let want: Vec<String> = super::frame::KEYS
+        .iter()
+        .map(|(k, w, d)| format!("| {k} | {w} | {d} |"))
+        .collect();
+    assert_eq!(rows, want, "README's key table differs from the help");
+}
+
+#[test]
+fn snapshots_help() {
+    let mut a = app("client.json");
+    press(&mut a, KeyCode::Enter);
+    press(&mut a, KeyCode::F(1));
+    let s = render(&a, 80, 24);
+    assert!(s.contains("help, learn, status (in a field: typed)"), "{s}");
+    insta::assert_snapshot!("help_80x24", s);
+    insta::assert_snapshot!("help_120x40", render(&a, 120, 40));
 }

@@ -83,11 +83,21 @@ fn ensure(app: &mut App, index: usize, command: Option<&str>) {
     }
 }
 
+/// Rows above the list: where it stands, and what is applied (when known).
+fn head_height(app: &App) -> u16 {
+    1 + u16::from(!app.apply.subject.is_empty())
+}
+
 /// Rows of the step list for the current terminal size (for scrolling).
 fn list_rows(app: &App) -> usize {
     let (w, h) = app.size;
     let panel = panel_lines(app, w).len();
-    list_height(app.apply.commands.len(), h.saturating_sub(3), panel) as usize
+    list_height(
+        app.apply.commands.len(),
+        h.saturating_sub(3),
+        head_height(app),
+        panel,
+    ) as usize
 }
 
 /// Keep step `index` in view.
@@ -518,10 +528,11 @@ fn panel_lines(app: &App, width: u16) -> Vec<Line<'static>> {
     o
 }
 
-/// Rows of the step list in a body of `height` rows under `panel` lines.
-fn list_height(total: usize, height: u16, panel: usize) -> u16 {
+/// Rows of the step list in a body of `height` rows, under `head` rows and
+/// over the legend and `panel` lines.
+fn list_height(total: usize, height: u16, head: u16, panel: usize) -> u16 {
     let panel_h = if panel == 0 { 0 } else { panel as u16 + 1 };
-    (total as u16).clamp(1, height.saturating_sub(2 + panel_h).max(1))
+    (total as u16).clamp(1, height.saturating_sub(head + 1 + panel_h).max(1))
 }
 
 pub fn render(app: &App, f: &mut Frame, area: Rect) {
@@ -535,16 +546,27 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
     };
     let total = s.commands.len();
     // Top down: where it stands, the steps, the legend, then what to do.
+    let head_h = head_height(app);
     let [head, list, legend, bottom, _] = Layout::vertical([
-        Constraint::Length(1),
-        Constraint::Length(list_height(total, area.height, panel.len())),
+        Constraint::Length(head_h),
+        Constraint::Length(list_height(total, area.height, head_h, panel.len())),
         Constraint::Length(1),
         Constraint::Length(panel_h),
         Constraint::Min(0),
     ])
     .areas(area);
     let (text, head_style) = headline(app);
-    f.render_widget(Paragraph::new(Line::styled(text, head_style)), head);
+    let mut head_lines = vec![Line::styled(text, head_style)];
+    if !s.subject.is_empty() {
+        head_lines.push(Line::styled(
+            format!(
+                "   {}",
+                clip(&s.subject, 0, (area.width as usize).saturating_sub(3))
+            ),
+            t.dim(),
+        ));
+    }
+    f.render_widget(Paragraph::new(head_lines), head);
 
     let rows = list.height as usize;
     let mut first = (s.scroll as usize).min(total.saturating_sub(rows));

@@ -2,6 +2,7 @@
 //! options, each with a one-line why.
 
 use super::{Handled, Hint};
+use crate::probe::Link;
 use crate::tui::app::App;
 use crate::tui::widgets::field;
 use ratatui::Frame;
@@ -31,28 +32,53 @@ const OPTIONS: [(&str, &str); 4] = [
 ];
 const FOCI: usize = 3 + OPTIONS.len();
 
+/// The profile's interface when this host does not have it (the VPN is
+/// down): kept, listed first and shown as missing, never swapped silently.
+pub fn missing(app: &App) -> Option<&str> {
+    let facts = app.facts.as_ref()?;
+    app.gateway
+        .wanted
+        .as_deref()
+        .filter(|w| facts.link(w).is_none())
+}
+
+/// The list the admin picks from: the missing interface (if any), then the
+/// host's links. `None` marks the missing one.
+fn entries(app: &App) -> Vec<(&str, Option<&Link>)> {
+    let links = app
+        .facts
+        .as_ref()
+        .map(|f| f.links.as_slice())
+        .unwrap_or_default();
+    missing(app)
+        .map(|m| (m, None))
+        .into_iter()
+        .chain(links.iter().map(|l| (l.name.as_str(), Some(l))))
+        .collect()
+}
+
 pub fn chosen_link(app: &App) -> Option<String> {
-    let links = &app.facts.as_ref()?.links;
-    links
+    app.facts.as_ref()?;
+    entries(app)
         .get(app.gateway.link)
-        .map(|l| l.name.clone())
+        .map(|(name, _)| name.to_string())
         .or_else(|| app.gateway.wanted.clone())
 }
 
 pub fn facts_arrived(app: &mut App) {
     let Some(facts) = &app.facts else { return };
-    let wanted = app.gateway.wanted.clone();
-    let pick = wanted
-        .and_then(|w| facts.links.iter().position(|l| l.name == w))
+    let pick = match &app.gateway.wanted {
+        // The profile's choice, present or not (then it is entry 0).
+        Some(w) => facts.links.iter().position(|l| &l.name == w).unwrap_or(0),
         // Otherwise prefer a tunnel-looking interface, then anything but lo.
-        .or_else(|| {
-            facts
-                .links
-                .iter()
-                .position(|l| l.name.starts_with("wg") || l.name.starts_with("tun"))
-        })
-        .or_else(|| facts.links.iter().position(|l| l.name != "lo"));
-    app.gateway.link = pick.unwrap_or(0);
+        None => facts
+            .links
+            .iter()
+            .position(|l| l.name.starts_with("wg") || l.name.starts_with("tun"))
+            .or_else(|| facts.links.iter().position(|l| l.name != "lo"))
+            .unwrap_or(0),
+    };
+    app.gateway.link = pick;
 }
 
 fn option(app: &App, i: usize) -> bool {
@@ -92,7 +118,7 @@ pub fn validate(app: &App) -> Result<(), String> {
 }
 
 pub fn key(app: &mut App, key: KeyEvent) -> Handled {
-    let links = app.facts.as_ref().map_or(0, |f| f.links.len());
+    let links = entries(app).len();
     let g = &mut app.gateway;
     match (g.focus, key.code) {
         (_, KeyCode::Tab) => g.focus = (g.focus + 1) % FOCI,
@@ -123,11 +149,7 @@ pub fn key(app: &mut App, key: KeyEvent) -> Handled {
 
 pub fn render(app: &App, f: &mut Frame, area: Rect) {
     let t = &app.theme;
-    let links = app
-        .facts
-        .as_ref()
-        .map(|f| f.links.as_slice())
-        .unwrap_or_default();
+    let links = entries(app);
     let list_h = (links.len() as u16 + 2).clamp(3, 8);
     let [list, via, via6, opts, errs] = Layout::vertical([
         Constraint::Length(list_h),
@@ -141,28 +163,32 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
     let rows = list.height.saturating_sub(2) as usize;
     let first = g.link.saturating_sub(rows.saturating_sub(1));
     let mut lines = Vec::new();
-    for (i, l) in links.iter().enumerate().skip(first).take(rows) {
-        let addrs: Vec<String> = l
-            .addrs
-            .iter()
-            .map(|a| format!("{}/{}", a.local, a.prefixlen))
-            .collect();
+    for (i, (name, link)) in links.iter().enumerate().skip(first).take(rows) {
         let sel = i == g.link;
+        let (state, detail) = match link {
+            Some(l) => (
+                l.state.as_str(),
+                l.addrs
+                    .iter()
+                    .map(|a| format!("{}/{}", a.local, a.prefixlen))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
+            None => (
+                "MISSING",
+                "not on this host: bring the VPN up first".to_string(),
+            ),
+        };
         let text = format!(
-            "{} {:<12} {:<9} {}",
+            "{} {name:<12} {state:<9} {detail}",
             if sel { "▸" } else { " " },
-            l.name,
-            l.state,
-            addrs.join(" ")
         );
-        lines.push(Line::styled(
-            text,
-            if sel {
-                t.selected()
-            } else {
-                ratatui::style::Style::new()
-            },
-        ));
+        let style = match (sel, link) {
+            (true, _) => t.selected(),
+            (false, None) => t.warning(),
+            (false, Some(_)) => ratatui::style::Style::new(),
+        };
+        lines.push(Line::styled(text, style));
     }
     if app.facts.is_none() {
         lines.push(Line::styled("  reading the host…", t.dim()));

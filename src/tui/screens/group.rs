@@ -28,61 +28,145 @@ pub fn filtered(app: &App) -> Vec<&Group> {
     v
 }
 
-/// The group the wizard will use: the selected list entry, or what was typed.
-pub fn chosen(app: &App) -> Option<String> {
-    let list = filtered(app);
-    if let Some(g) = list.get(app.group.selected.min(list.len().saturating_sub(1))) {
-        return Some(g.name.clone());
-    }
-    let typed = app.group.input.value().trim();
-    (!typed.is_empty()).then(|| typed.to_string())
+/// What Enter on this screen takes. Only an exact name or gid, or an entry
+/// the admin moved to in the list, is a group of this host: a partial match
+/// is never taken silently.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Choice<'a> {
+    Existing(&'a Group),
+    /// A gid with no group on this host (processes can still run with it).
+    Gid(u32),
+    /// A name that is no group here: created by the plan with Ctrl-G.
+    New(String),
 }
 
-fn exists(app: &App, name: &str) -> bool {
-    app.facts.as_ref().is_some_and(|f| {
-        f.group_by_name(name).is_some()
-            || name.parse().ok().and_then(|g| f.group_by_gid(g)).is_some()
+pub fn choice(app: &App) -> Option<Choice<'_>> {
+    if let Some(i) = app.group.selected {
+        return filtered(app).get(i).map(|g| Choice::Existing(g));
+    }
+    let typed = app.group.input.value().trim();
+    if typed.is_empty() {
+        return None;
+    }
+    let gid = typed.parse::<u32>().ok();
+    let exact = app.facts.as_ref().and_then(|f| {
+        f.group_by_name(typed)
+            .or_else(|| gid.and_then(|g| f.group_by_gid(g)))
+    });
+    Some(match (exact, gid) {
+        (Some(g), _) => Choice::Existing(g),
+        (None, Some(g)) => Choice::Gid(g),
+        (None, None) => Choice::New(typed.to_string()),
+    })
+}
+
+/// The group the wizard will use, as the profile names it (a gid typed as
+/// a number stays a number).
+pub fn chosen(app: &App) -> Option<String> {
+    choice(app).map(|c| match c {
+        Choice::Existing(g)
+            if app.group.selected.is_none()
+                && app.group.input.value().trim() == g.gid.to_string() =>
+        {
+            g.gid.to_string()
+        }
+        Choice::Existing(g) => g.name.clone(),
+        Choice::Gid(g) => g.to_string(),
+        Choice::New(n) => n,
+    })
+}
+
+/// Will the plan create the chosen group?
+pub fn creates(app: &App) -> bool {
+    app.group.create && matches!(choice(app), Some(Choice::New(_)))
+}
+
+/// The chosen group as shown on every screen after this one: its name and
+/// gid (`torrent (gid 1001)`), or what it is when it is no group here.
+pub fn label(app: &App) -> Option<String> {
+    choice(app).map(|c| match c {
+        Choice::Existing(g) => format!("{} (gid {})", g.name, g.gid),
+        Choice::Gid(g) => format!("{g} (a gid with no group on this host)"),
+        Choice::New(n) if app.group.create => format!("{n} (new: the plan creates it)"),
+        Choice::New(n) => format!("{n} (no such group)"),
     })
 }
 
 pub fn validate(app: &App) -> Result<(), String> {
-    let Some(name) = chosen(app) else {
-        return Err("type a group name or gid, or pick one from the list".into());
+    let Some(c) = choice(app) else {
+        return Err("type a group name or gid, or choose one from the list (↓, then Enter)".into());
+    };
+    let Choice::New(name) = c else {
+        return Ok(());
     };
     let probe = format!(
         "[marker]\ngroup = {}\ndscp = 7\n",
         toml::Value::String(name.clone())
     );
     crate::profile::Profile::parse(&probe, "wizard").map_err(|e| e.message)?;
-    if !exists(app, &name) && !app.group.create && name.parse::<u32>().is_err() {
-        return Err(format!(
-            "group {name:?} does not exist: press Ctrl-G to create it, or pick one from the list"
-        ));
+    if app.group.create {
+        return Ok(());
     }
-    Ok(())
+    let similar: Vec<String> = filtered(app)
+        .iter()
+        .take(3)
+        .map(|g| g.name.clone())
+        .collect();
+    let choose = match similar.len() {
+        0 => String::new(),
+        _ => format!(", or ↓ chooses a listed one ({})", similar.join(", ")),
+    };
+    Err(format!(
+        "no group {name:?} on this host: Ctrl-G creates it{choose}"
+    ))
 }
 
 pub fn key(app: &mut App, key: KeyEvent) -> Handled {
     let len = filtered(app).len();
+    let g = &mut app.group;
     match key.code {
-        KeyCode::Up => app.group.selected = app.group.selected.saturating_sub(1),
-        KeyCode::Down | KeyCode::Tab => {
-            app.group.selected = (app.group.selected + 1).min(len.saturating_sub(1));
+        KeyCode::Down | KeyCode::Tab if len > 0 => {
+            g.selected = Some(g.selected.map_or(0, |i| (i + 1).min(len - 1)));
         }
-        KeyCode::BackTab => app.group.selected = app.group.selected.saturating_sub(1),
+        // Up from the first entry goes back to the field.
+        KeyCode::Up | KeyCode::BackTab => g.selected = g.selected.and_then(|i| i.checked_sub(1)),
         KeyCode::Char('g') if key.modifiers.contains(KeyModifiers::CONTROL) => {
-            app.group.create = !app.group.create;
+            g.create = !g.create;
         }
         KeyCode::Enter | KeyCode::Esc => return Handled::No,
         _ => {
-            if app.group.input.handle_event(&Event::Key(key)).is_none() {
+            if g.input.handle_event(&Event::Key(key)).is_none() {
                 return Handled::No;
             }
-            app.group.selected = 0;
+            g.selected = None;
         }
     }
     app.notice = None;
     Handled::done()
+}
+
+/// The lines under the field: what Enter takes, or why it takes nothing.
+fn choice_lines(app: &App, width: u16) -> Vec<Line<'static>> {
+    let t = &app.theme;
+    if app.notice.is_some()
+        && let Err(e) = validate(app)
+    {
+        return field::message_lines(t.error(), "✗", &e, width);
+    }
+    let (style, mark, text) = match choice(app) {
+        None => (
+            t.dim(),
+            " ",
+            "type a name or gid, or ↓ to choose from the list".to_string(),
+        ),
+        Some(Choice::New(n)) if !app.group.create => (
+            t.warning(),
+            "!",
+            format!("no group {n:?} here: Ctrl-G creates it, ↓ chooses a listed one"),
+        ),
+        Some(_) => (t.ok(), "→", label(app).unwrap_or_default()),
+    };
+    field::message_lines(style, mark, &text, width)
 }
 
 pub fn render(app: &App, f: &mut Frame, area: Rect) {
@@ -90,7 +174,7 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
     let [q, input, err, list, create, how] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Length(1),
-        Constraint::Length(1),
+        Constraint::Length(2),
         Constraint::Min(4),
         Constraint::Length(1),
         Constraint::Length(3),
@@ -112,8 +196,7 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
         true,
         "type to filter, or a new name / gid",
     );
-    let error = validate(app).err().filter(|_| app.notice.is_some());
-    f.render_widget(Paragraph::new(field::error_line(t, error.as_deref())), err);
+    f.render_widget(Paragraph::new(choice_lines(app, err.width)), err);
 
     let groups = filtered(app);
     let total = app.facts.as_ref().map_or(0, |f| f.groups.len());
@@ -122,8 +205,8 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
         Some(_) => format!(" Groups on this host ({} of {total}) ", groups.len()),
     };
     let rows = list.height.saturating_sub(2) as usize;
-    let sel = app.group.selected.min(groups.len().saturating_sub(1));
-    let first = sel.saturating_sub(rows.saturating_sub(1));
+    let sel = app.group.selected;
+    let first = sel.map_or(0, |s| s.saturating_sub(rows.saturating_sub(1)));
     let mut lines = Vec::new();
     for (i, g) in groups.iter().enumerate().skip(first).take(rows) {
         let members = if g.members.is_empty() {
@@ -133,12 +216,12 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
         };
         let text = format!(
             "{} {:<16} {:>6}  {}",
-            if i == sel { "▸" } else { " " },
+            if sel == Some(i) { "▸" } else { " " },
             g.name,
             g.gid,
             members
         );
-        let style = if i == sel {
+        let style = if sel == Some(i) {
             t.selected()
         } else {
             ratatui::style::Style::new()
@@ -147,7 +230,7 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
     }
     if groups.is_empty() && app.facts.is_some() {
         lines.push(Line::styled(
-            "  no group matches: Enter uses what you typed",
+            "  no group matches: Ctrl-G plans the creation of the one you typed",
             t.dim(),
         ));
     }
@@ -157,7 +240,7 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
     );
 
     let name = chosen(app).unwrap_or_else(|| "GROUP".into());
-    if !exists(app, &name) && name.parse::<u32>().is_err() && chosen(app).is_some() {
+    if matches!(choice(app), Some(Choice::New(_))) {
         let mark = if app.group.create { "[x]" } else { "[ ]" };
         let line = Line::from(vec![
             Span::raw(format!(" {mark} create group {name:?} as a plan step ")),
@@ -179,10 +262,15 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
     f.render_widget(Paragraph::new(how_lines), how);
 }
 
-pub fn hints(_app: &App) -> Vec<Hint> {
+pub fn hints(app: &App) -> Vec<Hint> {
+    let list = if app.group.selected.is_some() {
+        ("↑↓", "pick")
+    } else {
+        ("↓", "pick")
+    };
     vec![
         ("type", "filter"),
-        ("↑↓", "pick"),
+        list,
         ("^G", "create group"),
         ("Enter", "next"),
     ]

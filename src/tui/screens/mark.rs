@@ -105,10 +105,13 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
             .as_ref()
             .and_then(|r| r.mark)
             .map(|v| format!("auto: {v:#x} (free value)")),
-        resolved
-            .as_ref()
-            .and_then(|r| r.mask)
-            .map(|v| format!("auto: {v:#x}")),
+        Some(format!(
+            "auto: {:#x}",
+            resolved
+                .as_ref()
+                .and_then(|r| r.mask)
+                .unwrap_or(crate::plan::ownership::DEFAULT_MASK)
+        )),
         resolved.as_ref().map(|r| {
             format!(
                 "auto: {} ({})",
@@ -151,28 +154,45 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
             &placeholder,
         );
     }
-    let mark = parse_u32(app.mark.mark.value())
-        .or(resolved.as_ref().and_then(|r| r.mark))
-        .unwrap_or(0);
-    let mask = parse_u32(app.mark.mask.value())
-        .or(resolved.as_ref().and_then(|r| r.mask))
-        .unwrap_or(0);
-    let bits = vec![
+    // What the rule will really use: a typed value as typed, an empty
+    // field as the plan fills it (the default mask even when the plan
+    // cannot be made); nothing for a value that does not parse.
+    let used = |typed: &Input, planned: Option<u32>, default: Option<u32>| {
+        let v = typed.value().trim();
+        if v.is_empty() {
+            planned.or(default)
+        } else {
+            parse_u32(v)
+        }
+    };
+    let mark = used(&app.mark.mark, resolved.as_ref().and_then(|r| r.mark), None);
+    let mask = used(
+        &app.mark.mask,
+        resolved.as_ref().and_then(|r| r.mask),
+        Some(crate::plan::ownership::DEFAULT_MASK),
+    );
+    let bits_line = |name: &str, v: Option<u32>, style| {
         Line::from(vec![
-            Span::styled("  mark bits  ", t.title()),
-            Span::styled(bit_string(mark), t.dscp_bit()),
-        ]),
-        Line::from(vec![
-            Span::styled("  mask bits  ", t.title()),
-            Span::styled(bit_string(mask), t.ecn_bit()),
-        ]),
-        Line::styled(
+            Span::styled(format!("  {name} bits  "), t.title()),
+            match v {
+                Some(v) => Span::styled(bit_string(v), style),
+                None => Span::styled("—", t.dim()),
+            },
+        ])
+    };
+    let mut bits = vec![
+        bits_line("mark", mark, t.dscp_bit()),
+        bits_line("mask", mask, t.ecn_bit()),
+    ];
+    // The rule only once the plan has one: never values it would refuse.
+    if let Some((m, k)) = resolved.as_ref().and_then(|r| r.mark.zip(r.mask)) {
+        bits.push(Line::styled(
             format!(
-                "  rule: fwmark {mark:#x}/{mask:#x}: only the mask's bits are ours; others stay untouched"
+                "  rule: fwmark {m:#x}/{k:#x}: only the mask's bits are ours; others stay untouched"
             ),
             t.dim(),
-        ),
-    ];
+        ));
+    }
     f.render_widget(Paragraph::new(bits), rows[3]);
     let (errors, warnings) = findings(app);
     let mut lines = Vec::new();

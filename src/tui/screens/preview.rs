@@ -97,17 +97,32 @@ fn role_word(r: Role) -> &'static str {
     }
 }
 
+/// The client's group by name and gid (`torrent (gid 1001)`), when the
+/// plan marks a group.
+pub fn group_shown(app: &App, plan: &Plan) -> Option<String> {
+    plan.roles
+        .contains(&Role::Marker)
+        .then(|| super::group::label(app))
+        .flatten()
+}
+
+/// The signal path (`group torrent (gid 1001) → DSCP 7 → …`), with the
+/// group by name and gid where the plan has only the number.
+pub fn signal_path(app: &App, plan: &Plan) -> String {
+    let mut r = plan.resolved.clone();
+    if let (Some(label), Some(_)) = (group_shown(app, plan), &r.group) {
+        r.group = Some(label);
+    }
+    crate::plan::signal_path(&r)
+}
+
 /// The scrollable plan: resolved values, errors (first: they block apply),
 /// steps by role with their reasons, the summary, warnings, notes. Returns
 /// the lines and how far the command lines can pan.
-fn plan_lines(t: &Theme, plan: &Plan, width: u16, pan: usize) -> (Vec<Line<'static>>, usize) {
+fn plan_lines(app: &App, plan: &Plan, width: u16, pan: usize) -> (Vec<Line<'static>>, usize) {
+    let t = &app.theme;
     let mut o = Vec::new();
-    o.extend(prose(
-        &crate::plan::signal_path(&plan.resolved),
-        1,
-        width,
-        t.title(),
-    ));
+    o.extend(prose(&signal_path(app, plan), 1, width, t.title()));
     if !plan.errors.is_empty() {
         o.push(Line::default());
         o.push(Line::styled(
@@ -142,12 +157,17 @@ fn plan_lines(t: &Theme, plan: &Plan, width: u16, pan: usize) -> (Vec<Line<'stat
         }
     }
     let s = &plan.summary;
+    let whose = group_shown(app, plan)
+        .map(|g| format!(" for group {g}"))
+        .unwrap_or_default();
     o.push(Line::default());
-    o.push(Line::styled(
-        format!(
-            " Plan: {} to add, {} to change, {} already in place.",
+    o.extend(prose(
+        &format!(
+            "Plan{whose}: {} to add, {} to change, {} already in place.",
             s.add, s.change, s.in_place
         ),
+        1,
+        width,
         t.title(),
     ));
     if plan.is_noop() {
@@ -198,7 +218,7 @@ fn content(app: &App, plan: &Result<Plan, String>, width: u16) -> (Vec<Line<'sta
         return (vec![Line::styled(" Reading the host…", t.dim())], 0);
     }
     match plan {
-        Ok(plan) => plan_lines(t, plan, width, app.preview.pan as usize),
+        Ok(plan) => plan_lines(app, plan, width, app.preview.pan as usize),
         Err(e) => (problem_lines(t, e, width), 0),
     }
 }
@@ -339,7 +359,8 @@ fn confirm_key(app: &mut App, key: KeyEvent) -> Handled {
             app.preview.confirming_apply = false;
             app.notice = Some("Not applied.".into());
         }
-        _ => {}
+        // ? L S and the rest keep their global meaning (the question stays).
+        _ => return Handled::No,
     }
     Handled::done()
 }
@@ -356,6 +377,7 @@ fn start_apply(app: &mut App) -> Vec<Effect> {
     let commands: Vec<String> = plan.pending().map(|s| s.apply.display()).collect();
     app.apply = ApplyState {
         progress: vec![StepProgress::Pending; commands.len()],
+        subject: signal_path(app, &plan),
         commands,
         running: true,
         ..ApplyState::default()
@@ -430,11 +452,19 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
     // Head: the summary, what blocks apply, where we are in the plan.
     let mut spans = Vec::new();
     if let (Ok(p), Some(_)) = (&plan, &app.facts) {
-        let roles: Vec<&str> = p.roles.iter().map(|r| role_word(*r)).collect();
+        // The client role is named by its group: `group torrent (gid 1001)`.
+        let roles: Vec<String> = p
+            .roles
+            .iter()
+            .map(|r| match (r, group_shown(app, p)) {
+                (Role::Marker, Some(g)) => format!("group {g}"),
+                _ => role_word(*r).to_string(),
+            })
+            .collect();
         let s = &p.summary;
         spans.push(Span::styled(
             format!(
-                " Plan: {} to add, {} to change, {} in place ({})",
+                " Plan: {} to add, {} to change, {} in place · {}",
                 s.add,
                 s.change,
                 s.in_place,

@@ -277,6 +277,9 @@ pub fn key(app: &mut App, key: KeyEvent) -> Handled {
             }
         }
         KeyCode::Char('w') => return Handled::Yes(toggle_watch(app)),
+        KeyCode::Char('i') if app.status.watch.is_some() => {
+            return Handled::Yes(next_watch_interface(app));
+        }
         KeyCode::Char('c') if pending_confirm(app) => {
             if let Some(why) = dry_reason(app) {
                 app.notice = Some(format!(
@@ -294,28 +297,78 @@ pub fn key(app: &mut App, key: KeyEvent) -> Handled {
     Handled::done()
 }
 
-/// The interface to watch: the VPN interface of a gateway draft, else the
-/// main table's default route (the way out), else the first real link.
-pub fn watch_interface(app: &App) -> Option<String> {
-    if app.role.gateway()
-        && let Some(l) = crate::tui::screens::gateway::chosen_link(app)
-    {
-        return Some(l);
-    }
-    let facts = app.facts.as_ref()?;
-    facts
-        .routes_v4
+/// Does this host route by DSCP (a gateway): the wizard's role, or our
+/// routing chain in place (in the host's rulesets or the status report)?
+fn is_gateway(app: &App) -> bool {
+    use crate::plan::ownership::CHAIN_ROUTE;
+    let in_rulesets = app.facts.as_ref().is_some_and(|f| {
+        [&f.iptables_save, &f.ip6tables_save]
+            .iter()
+            .any(|s| s.as_deref().is_some_and(|s| s.contains(CHAIN_ROUTE)))
+    });
+    let in_report = app
+        .status
+        .report
+        .as_ref()
+        .is_some_and(|r| r.netfilter.iter().any(|n| n.chain == CHAIN_ROUTE));
+    app.role.gateway() || in_rulesets || in_report
+}
+
+/// Interfaces the watch panel offers, best first. A client's signal leaves
+/// by its default route. A gateway's arrives on the LAN side: not on the
+/// uplink (the default route) and not on the VPN (where it is scrubbed),
+/// so those come last. `i` steps through the list.
+pub fn watch_interfaces(app: &App) -> Vec<String> {
+    let Some(facts) = app.facts.as_ref() else {
+        return Vec::new();
+    };
+    let defaults = |table: &dyn Fn(&str) -> bool| -> Vec<String> {
+        facts
+            .routes_v4
+            .iter()
+            .chain(&facts.routes_v6)
+            .filter(|r| r.dst == "default" && table(&r.table))
+            .filter_map(|r| r.dev.clone())
+            .collect()
+    };
+    let uplinks = defaults(&|t| t == "main" || t.is_empty());
+    let links: Vec<String> = facts
+        .links
         .iter()
-        .find(|r| r.dst == "default" && (r.table == "main" || r.table.is_empty()))
-        .and_then(|r| r.dev.clone())
-        .or_else(|| {
-            facts
-                .links
-                .iter()
-                .find(|l| l.name != "lo")
-                .map(|l| l.name.clone())
-        })
-        .or_else(|| facts.links.first().map(|l| l.name.clone()))
+        .filter(|l| l.name != "lo")
+        .map(|l| l.name.clone())
+        .collect();
+    let mut out: Vec<String> = if is_gateway(app) {
+        // The VPN: the wizard's interface, or the way out of our own table.
+        let mut vpn = defaults(&|t| !matches!(t, "main" | "local" | "default" | ""));
+        if app.role.gateway() {
+            vpn.extend(crate::tui::screens::gateway::chosen_link(app));
+        }
+        let lan = links
+            .iter()
+            .filter(|l| !uplinks.contains(l) && !vpn.contains(l));
+        lan.chain(&uplinks).chain(&vpn).cloned().collect()
+    } else {
+        uplinks.clone()
+    };
+    out.extend(links);
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|l| facts.link(l).is_some() && seen.insert(l.clone()));
+    out
+}
+
+/// The interface the panel starts on.
+pub fn watch_interface(app: &App) -> Option<String> {
+    watch_interfaces(app).into_iter().next()
+}
+
+fn start_watch(app: &mut App, iface: String) -> Vec<Effect> {
+    let dscp = app.dscp.byte.dscp().value();
+    app.status.watch = Some(crate::tui::app::WatchPanel {
+        interface: iface.clone(),
+        text: None,
+    });
+    vec![Effect::Watch(Some((iface, dscp)))]
 }
 
 /// `w`: start or stop the live per-DSCP view (needs CAP_NET_RAW).
@@ -335,12 +388,23 @@ fn toggle_watch(app: &mut App) -> Vec<Effect> {
         app.notice = Some("No interface to watch: no links read on this host (yet).".into());
         return Vec::new();
     };
-    let dscp = app.dscp.byte.dscp().value();
-    app.status.watch = Some(crate::tui::app::WatchPanel {
-        interface: iface.clone(),
-        text: None,
-    });
-    vec![Effect::Watch(Some((iface, dscp)))]
+    start_watch(app, iface)
+}
+
+/// `i` while watching: the next interface.
+fn next_watch_interface(app: &mut App) -> Vec<Effect> {
+    let Some(w) = &app.status.watch else {
+        return Vec::new();
+    };
+    let all = watch_interfaces(app);
+    let next = all
+        .iter()
+        .position(|l| *l == w.interface)
+        .map_or(0, |i| (i + 1) % all.len().max(1));
+    match all.get(next) {
+        Some(l) if *l != w.interface => start_watch(app, l.clone()),
+        _ => Vec::new(),
+    }
 }
 
 /// Read the counters again every two seconds while the screen is shown.
@@ -386,7 +450,7 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
             .borders(Borders::TOP)
             .border_style(t.dim())
             .title(format!(
-                " watch {} · DSCP {} (w stops) ",
+                " watch {} · DSCP {} (i: next interface · w stops) ",
                 w.interface,
                 app.dscp.byte.dscp()
             ));
@@ -451,6 +515,9 @@ pub fn hints(app: &App) -> Vec<Hint> {
                 "watch DSCP"
             },
         ));
+        if app.status.watch.is_some() {
+            v.push(("i", "next interface"));
+        }
     }
     v
 }
@@ -680,6 +747,9 @@ mod tests {
         assert_eq!(e, [Effect::Watch(Some((iface.clone(), 7)))]);
         let s = screen(&a, 80, 24);
         assert!(s.contains(&format!("watch {iface}")), "{s}");
+        // A gateway (our routing chain is in place): the LAN side, where
+        // the DSCP arrives; not the uplink, not the VPN.
+        assert_eq!(iface, "eth0");
         update(
             &mut a,
             Msg::Watch(Ok("eth0: 3 IP packets\n    7 -      3".into())),
@@ -689,5 +759,48 @@ mod tests {
         assert!(screen(&a, 120, 40).contains("✗ watch needs CAP_NET_RAW"));
         assert_eq!(press(&mut a, KeyCode::Char('w')), [Effect::Watch(None)]);
         assert!(a.status.watch.is_none());
+    }
+
+    #[test]
+    fn watch_on_a_gateway_starts_on_the_lan_side_and_switches() {
+        // The wizard's role is gateway, nothing applied yet.
+        let mut a = app("gateway-clean.json");
+        a.dry_run = None;
+        press(&mut a, KeyCode::Char('2'));
+        assert_eq!(
+            crate::tui::screens::gateway::chosen_link(&a).as_deref(),
+            Some("wg0")
+        );
+        press(&mut a, KeyCode::F(3));
+        assert_eq!(watch_interfaces(&a), ["eth0", "uplink", "wg0"]);
+        assert_eq!(
+            press(&mut a, KeyCode::Char('w')),
+            [Effect::Watch(Some(("eth0".into(), 7)))]
+        );
+        let s = screen(&a, 80, 24);
+        assert!(s.contains("watch eth0 · DSCP 7 (i: next interface"), "{s}");
+        assert!(s.contains("i next interface"), "{s}");
+        insta::assert_snapshot!("status_watch_80x24", s);
+        insta::assert_snapshot!("status_watch_120x40", screen(&a, 120, 40));
+        for next in ["uplink", "wg0", "eth0"] {
+            assert_eq!(
+                press(&mut a, KeyCode::Char('i')),
+                [Effect::Watch(Some((next.into(), 7)))]
+            );
+            assert_eq!(a.status.watch.as_ref().unwrap().interface, next);
+        }
+        // A client host watches where its signal leaves: the default route.
+        let mut c = app("client.json");
+        c.dry_run = None;
+        let out = c
+            .facts
+            .as_ref()
+            .unwrap()
+            .routes_v4
+            .iter()
+            .find(|r| r.dst == "default" && r.table == "main")
+            .and_then(|r| r.dev.clone())
+            .unwrap();
+        assert_eq!(watch_interface(&c), Some(out));
     }
 }
