@@ -391,9 +391,10 @@ fn run_effect(app: &mut App, effect: Effect, tx: &Sender<Msg>, state: &StateDir)
         Effect::RefreshStatus => {
             let (tx, state) = (tx.clone(), state.clone());
             std::thread::spawn(move || {
-                let journal = crate::apply::Journal::load(&state).ok().flatten();
+                // The same view as `dscproute status`: an unreadable journal,
+                // a running apply and drift are reported, not hidden.
                 let facts = crate::probe::probe_system();
-                let s = crate::apply::status::gather(journal.as_ref(), &facts, &SystemRunner);
+                let s = crate::apply::status::gather_dir(&state, &facts, &SystemRunner);
                 let _ = tx.send(Msg::Status(Box::new(s)));
             });
         }
