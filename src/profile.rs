@@ -394,7 +394,7 @@ impl Validator<'_> {
             .transpose()?;
         // Without a mask the default one applies: check against it here, so
         // the same mistake gets the same answer (exit 2) either way.
-        let effective_mask = mask.or(mark.map(|_| crate::plan::ownership::DEFAULT_MASK));
+        let effective_mask = mask.or(mark.map(|_| crate::ownership::DEFAULT_MASK));
         if let (Some(mk), Some(ms), Some(raw)) = (mark, effective_mask, g.mark.as_ref())
             && mk & !ms != 0
         {

@@ -7,7 +7,7 @@
 //!   sysctls we change: two applies with different `--state-dir` exclude
 //!   each other, while lab hosts in other namespaces never block each other.
 
-use super::safe_fs::{Dir, PRIVATE_FILE};
+use crate::safe_fs::{Dir, PRIVATE_FILE};
 use std::fs::File;
 use std::io::{Read, Seek, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};

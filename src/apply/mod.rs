@@ -7,8 +7,6 @@ pub mod gone;
 pub mod journal;
 pub mod journal_check;
 pub mod lock;
-pub mod ready;
-pub mod safe_fs;
 pub mod state_dir;
 pub mod status;
 pub mod sweep;

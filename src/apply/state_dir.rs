@@ -4,12 +4,13 @@
 //! state directory another user could change (see `trust`), and opens the
 //! files in it without following links (see `safe_fs`).
 
-use super::safe_fs::{self, Dir, PRIVATE_DIR, PUBLIC_DIR, PUBLIC_FILE};
 use super::trust::{self, Untrusted};
+use crate::safe_fs::{self, Dir, PRIVATE_DIR, PUBLIC_DIR};
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub use super::safe_fs::{append_no_follow, read_no_follow, write_durably_mode};
+// The old paths of these, for the journal and the executor.
+pub use crate::safe_fs::{append_no_follow, read_no_follow, write_durably, write_durably_public};
 
 pub const DEFAULT: &str = "/var/lib/dscproute";
 pub const ENV: &str = "DSCPROUTE_STATE_DIR";
@@ -105,23 +106,6 @@ impl StateDir {
     }
 }
 
-/// Write `bytes` to `path` (mode 0600, whatever the umask) so that a crash
-/// leaves either the old or the new file, never a torn one: temp file,
-/// fsync, rename, fsync the directory. A link at `path` is replaced, never
-/// written through; the temp file never outlives a failure.
-pub fn write_durably(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    write_durably_mode(path, bytes, safe_fs::PRIVATE_FILE)
-}
-
-/// A file other programs read, such as the rt_tables drop-in: mode 0644,
-/// missing parent directories 0755 (whatever the umask), written durably.
-pub fn write_durably_public(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        safe_fs::create_dir_all(parent, PUBLIC_DIR)?;
-    }
-    write_durably_mode(path, bytes, PUBLIC_FILE)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,7 +134,7 @@ mod tests {
     #[test]
     fn ensure_makes_a_private_dir_whatever_the_umask() {
         use std::os::unix::fs::MetadataExt;
-        crate::apply::safe_fs::tests::under_umask_0(
+        crate::safe_fs::tests::under_umask_0(
             "apply::state_dir::tests::ensure_makes_a_private_dir_whatever_the_umask",
             || {
                 let t = tempfile::tempdir().unwrap();
@@ -181,20 +165,6 @@ mod tests {
                     assert_eq!(mode(&p), want, "{}", p.display());
                 }
             },
-        );
-    }
-
-    #[test]
-    fn durable_write_replaces_whole_file() {
-        let t = tempfile::tempdir().unwrap();
-        let p = t.path().join("j.json");
-        write_durably(&p, b"one").unwrap();
-        write_durably(&p, b"two").unwrap();
-        assert_eq!(std::fs::read(&p).unwrap(), b"two");
-        assert_eq!(
-            std::fs::read_dir(t.path()).unwrap().count(),
-            1,
-            "no temp file left"
         );
     }
 }

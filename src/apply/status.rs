@@ -10,8 +10,10 @@ use super::lock::{Lock, LockError};
 use super::state_dir::StateDir;
 use super::timer;
 use super::transaction::state_word;
-use crate::plan::ownership::{CHAIN_PREFIX, COMMENT, is_our_proto};
-use crate::probe::HostFacts;
+use crate::ownership::is_our_proto;
+use crate::probe::{HostFacts, read_counters};
+// The old path of these, for the doctor command and the TUI.
+pub use crate::probe::{CountedRule, counted_rules};
 use crate::runner::Runner;
 use serde::Serialize;
 use std::fmt::Write;
@@ -84,56 +86,10 @@ pub struct TxnSummary {
 }
 
 #[derive(Clone, Debug, Serialize)]
-pub struct CountedRule {
-    pub family: &'static str,
-    pub table: String,
-    pub chain: String,
-    pub spec: String,
-    pub packets: u64,
-    pub bytes: u64,
-}
-
-#[derive(Clone, Debug, Serialize)]
 pub struct SysctlChange {
     pub key: String,
     pub before: String,
     pub now: Option<String>,
-}
-
-/// Rules of ours with counters, from `iptables-save -c` lines like
-/// `[12:3456] -A DSCPROUTE-ROUTE …`.
-pub fn counted_rules(family: &'static str, save_c: &str) -> Vec<CountedRule> {
-    let mut table = String::new();
-    let mut out = Vec::new();
-    let tag = format!("--comment {COMMENT} -j {CHAIN_PREFIX}");
-    for line in save_c.lines() {
-        if let Some(t) = line.strip_prefix('*') {
-            table = t.to_string();
-            continue;
-        }
-        let Some(rest) = line.strip_prefix('[') else {
-            continue;
-        };
-        let Some((counts, rule)) = rest.split_once("] -A ") else {
-            continue;
-        };
-        let Some((chain, spec)) = rule.split_once(' ') else {
-            continue;
-        };
-        if !(chain.starts_with(CHAIN_PREFIX) || spec.contains(&tag)) {
-            continue;
-        }
-        let (p, b) = counts.split_once(':').unwrap_or(("0", "0"));
-        out.push(CountedRule {
-            family,
-            table: table.clone(),
-            chain: chain.to_string(),
-            spec: spec.to_string(),
-            packets: p.parse().unwrap_or(0),
-            bytes: b.parse().unwrap_or(0),
-        });
-    }
-    out
 }
 
 pub fn gather(journal: Option<&Journal>, facts: &HostFacts, runner: &dyn Runner) -> Status {
@@ -200,13 +156,7 @@ pub fn gather(journal: Option<&Journal>, facts: &HostFacts, runner: &dyn Runner)
             }
         }
     }
-    for (family, tool) in [("IPv4", "iptables-save"), ("IPv6", "ip6tables-save")] {
-        if let Ok(out) = runner.run_args(&[tool, "-c"])
-            && out.success()
-        {
-            s.netfilter.extend(counted_rules(family, &out.stdout));
-        }
-    }
+    s.netfilter = read_counters(runner);
     for (fam, rules) in [("", &facts.rules_v4), ("-6 ", &facts.rules_v6)] {
         for r in rules.iter().filter(|r| is_our_proto(r.protocol.as_deref())) {
             let target = match (&r.action, &r.table) {
@@ -412,22 +362,6 @@ pub fn render(s: &Status) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn counters_of_our_rules_only() {
-        let save = "*mangle\n:PREROUTING ACCEPT [5:500]\n\
-                    [7:700] -A PREROUTING -m comment --comment dscproute -j DSCPROUTE-ROUTE\n\
-                    [9:900] -A PREROUTING -j OTHER\n\
-                    [3:180] -A DSCPROUTE-ROUTE ! -i wg0 -m dscp --dscp 0x07 -j MARK --set-xmark 0x3/0xff\n\
-                    COMMIT\n";
-        let r = counted_rules("IPv4", save);
-        assert_eq!(r.len(), 2);
-        assert_eq!(
-            (r[0].chain.as_str(), r[0].packets, r[0].bytes),
-            ("PREROUTING", 7, 700)
-        );
-        assert_eq!((r[1].chain.as_str(), r[1].packets), ("DSCPROUTE-ROUTE", 3));
-    }
 
     fn timer(alive: bool, backstop: Option<bool>) -> TimerReport {
         TimerReport {

@@ -7,8 +7,8 @@
 use super::executor::{Executor, Failure};
 use super::journal::now_unix;
 use super::state_dir::StateDir;
+use crate::ownership::{CHAIN_PREFIX, COMMENT, RT_PROTO, RT_TABLES_DROPIN, is_our_proto};
 use crate::plan::Effect;
-use crate::plan::ownership::{CHAIN_PREFIX, COMMENT, RT_PROTO, RT_TABLES_DROPIN, is_our_proto};
 use crate::plan::ruleset::Ruleset;
 use crate::probe::{HostFacts, IptablesBackend};
 use std::path::PathBuf;

@@ -256,7 +256,7 @@ fn detach() -> std::io::Result<()> {
 }
 
 fn log(state: &StateDir, msg: &str) {
-    if let Ok(mut f) = super::state_dir::append_no_follow(&state.timer_log()) {
+    if let Ok(mut f) = crate::safe_fs::append_no_follow(&state.timer_log()) {
         let _ = writeln!(f, "{} {msg}", now_unix());
     }
 }

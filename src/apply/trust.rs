@@ -5,8 +5,8 @@
 //! above it, and the journal, step log, lock, timer log and history in it
 //! must belong to root and be writable by nobody else.
 
-use super::safe_fs::{Dir, is_dir, is_regular, is_symlink};
 use crate::plan::sh_quote;
+use crate::safe_fs::{Dir, is_dir, is_regular, is_symlink};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use thiserror::Error;

@@ -128,7 +128,7 @@ pub fn apply_cmd(
     };
     let mut plan = plan;
     plan.errors
-        .extend(crate::apply::ready::blockers(&profile, &facts, &plan));
+        .extend(crate::doctor::ready::blockers(&profile, &facts, &plan));
     if !plan.is_applicable() {
         if json {
             print_json(

@@ -7,10 +7,9 @@ mod mark_path;
 
 use super::fib::{self, Flow, Verdict};
 use super::{Check, Inputs, TARGET4, TARGET6};
-use crate::apply::status::CountedRule;
-use crate::plan::ownership::{CHAIN_MARK, CHAIN_ROUTE};
+use crate::ownership::{CHAIN_MARK, CHAIN_ROUTE};
 use crate::plan::{Effect, Plan, Step, StepState};
-use crate::probe::{HostFacts, Link};
+use crate::probe::{CountedRule, HostFacts, Link};
 use crate::profile::Gateway;
 use crate::runner::Runner;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

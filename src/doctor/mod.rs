@@ -14,18 +14,19 @@
 //! - `after`: once applied: everything in place, counters moving, the VPN
 //!   route, route lookups, the kill switch, IPv6, the group;
 //! - `wire`: the DSCP really seen on the wire (reusing `watch`), the scrub;
-//! - `host`: DNS (a resolver sending the group's queries unmarked).
+//! - `host`: DNS (a resolver sending the group's queries unmarked);
+//! - `ready`: what stops `apply` (a kernel gap, rules it could not read).
 
 pub mod after;
 pub mod fib;
 pub mod host;
 pub mod preflight;
 pub use preflight::kernel_gap;
+pub mod ready;
 pub mod wire;
 
-use crate::apply::status::CountedRule;
 use crate::plan::{Plan, PlanError, Role, StepState};
-use crate::probe::HostFacts;
+use crate::probe::{CountedRule, HostFacts};
 use crate::profile::Profile;
 use crate::runner::Runner;
 use serde::Serialize;

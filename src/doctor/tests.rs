@@ -4,9 +4,8 @@
 //! and only that one among the path checks. No root needed.
 
 use super::*;
-use crate::apply::status::CountedRule;
 use crate::plan::{PlanOptions, plan};
-use crate::probe::HostFacts;
+use crate::probe::{CountedRule, HostFacts};
 use crate::profile::Profile;
 use crate::runner::{FakeRunner, Output};
 use std::path::Path;

@@ -5,7 +5,7 @@
 //! packets leave with it?
 
 use super::{Check, Inputs};
-use crate::plan::ownership::CHAIN_MARK;
+use crate::ownership::CHAIN_MARK;
 use crate::probe::HostFacts;
 use crate::watch::capture::{PACKET_HOST, PACKET_OUTGOING};
 use crate::watch::{Capture, CaptureError, LinkKind, parse_frame};
@@ -300,7 +300,7 @@ fn egress_check(i: &Inputs, w: &WireSample) -> Check {
         );
     }
     let marked = i.counters.as_ref().map(|(b, a)| {
-        let n = |rules: &[crate::apply::status::CountedRule]| -> u64 {
+        let n = |rules: &[crate::probe::CountedRule]| -> u64 {
             rules
                 .iter()
                 .filter(|r| r.chain == CHAIN_MARK && r.spec.contains("--set-dscp"))

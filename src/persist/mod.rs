@@ -15,8 +15,8 @@ pub mod confirmed;
 pub mod init_script;
 pub mod systemd;
 
-use crate::apply::safe_fs;
 use crate::runner::Runner;
+use crate::safe_fs;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 

@@ -3,8 +3,8 @@
 //! systemd runs, or by writing the same symlinks `systemctl --root` writes.
 
 use super::{BootOutcome, Layout, PACKAGED_EXE, PersistError, unit_name};
-use crate::apply::safe_fs;
 use crate::runner::Runner;
+use crate::safe_fs;
 use std::path::{Path, PathBuf};
 
 pub const TEMPLATE_NAME: &str = "dscproute@.service";

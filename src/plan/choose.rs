@@ -2,7 +2,7 @@
 //! that are free on this host, and check the ones it gave.
 
 use super::marks::{likely_owner, other_mark_uses, owner_suffix};
-use super::ownership::{
+use crate::ownership::{
     DEFAULT_MASK, DEFAULT_PRIORITY, DEFAULT_TABLE_NAME, RT_TABLES_DROPIN, is_our_proto,
 };
 use crate::probe::HostFacts;

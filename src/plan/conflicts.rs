@@ -4,7 +4,7 @@
 use super::choose::{Choices, priority_taken_by};
 use super::mark_writers::{Hook, describe, overwrites};
 use super::marks::other_mark_uses;
-use super::ownership::is_our_proto;
+use crate::ownership::is_our_proto;
 use crate::probe::HostFacts;
 use crate::profile::Gateway;
 

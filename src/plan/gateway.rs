@@ -7,9 +7,9 @@
 //! marking come last, so no packet is marked before its path exists.
 
 use super::choose::is_our_dropin;
-use super::ownership::{CHAIN_NAT, CHAIN_ROUTE, CHAIN_SCRUB, RT_TABLES_DROPIN};
 use super::steps::{Ctx, Family, Hook, RouteSpec, RuleAction, RuleSpec};
 use super::{Effect, Resolved, Role, Step, StepState, ValueChange};
+use crate::ownership::{CHAIN_NAT, CHAIN_ROUTE, CHAIN_SCRUB, RT_TABLES_DROPIN};
 use crate::probe::{HostFacts, conf_key};
 use crate::profile::{Gateway, RpFilterPolicy};
 

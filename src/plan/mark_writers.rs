@@ -8,8 +8,8 @@
 //! in our built-in chain, a later table on the hook, a base chain of
 //! equal or later priority, and every chain those jump to.
 
-use super::ownership::{CHAIN_MARK, CHAIN_PREFIX, CHAIN_ROUTE};
 use super::ruleset::Ruleset;
+use crate::ownership::{CHAIN_MARK, CHAIN_PREFIX, CHAIN_ROUTE};
 use crate::probe::{HostFacts, IptablesBackend, NftTable, parse_nft_ruleset};
 use crate::profile::parse_u32;
 use std::collections::BTreeSet;

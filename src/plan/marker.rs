@@ -3,9 +3,9 @@
 //! mangle). On a host that is also the gateway, mark them for routing here:
 //! local packets never pass PREROUTING.
 
-use super::ownership::CHAIN_MARK;
 use super::steps::{Ctx, Family, Hook};
 use super::{Resolved, Role, Step};
+use crate::ownership::CHAIN_MARK;
 use crate::profile::Marker;
 
 pub fn steps(

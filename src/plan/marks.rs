@@ -1,8 +1,8 @@
 //! Who else uses firewall marks, rule priorities and tables on this host, and
 //! the software most likely behind each (GUIDE §5).
 
-use super::ownership::{CHAIN_PREFIX, is_our_proto};
 use super::ruleset::Ruleset;
+use crate::ownership::{CHAIN_PREFIX, is_our_proto};
 use crate::probe::HostFacts;
 use crate::profile::parse_u32;
 

@@ -10,7 +10,6 @@ pub mod mark_writers;
 mod marker;
 mod marks;
 pub mod op;
-pub mod ownership;
 mod positions;
 mod preflight;
 mod render;
@@ -18,6 +17,8 @@ pub mod ruleset;
 mod script;
 mod steps;
 
+// The old path of `crate::ownership`, for code not yet moved to it.
+pub use crate::ownership;
 pub use render::{render_text, signal_path};
 pub use script::{render_script, sh_quote};
 

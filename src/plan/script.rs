@@ -2,6 +2,7 @@
 //! steps and their undo, for a host where dscproute is not installed.
 //! Every value is single-quoted; no value is ever interpreted by the shell.
 
+use super::op::Op;
 use super::{Effect, Plan, StepState};
 use std::fmt::Write;
 
@@ -100,13 +101,12 @@ drop_empty_table() {
         let n = i + 1;
         let _ = writeln!(o);
         let _ = writeln!(o, "# {}", s.reason.replace('\n', " "));
-        match &s.apply {
+        match Op::parse(&s.apply) {
             // A sysctl's old value is read where the script runs, not taken
             // from the host that planned it.
-            Effect::Run { argv } if crate::apply::executor::sysctl_assignment(argv).is_some() => {
-                let (key, value) =
-                    crate::apply::executor::sysctl_assignment(argv).unwrap_or_default();
-                let (k, kv) = (sh_quote(key), sh_quote(&format!("{key}={value}")));
+            Ok(Op::Sysctl { key, value }) => {
+                let key = key.key();
+                let (k, kv) = (sh_quote(&key), sh_quote(&format!("{key}={value}")));
                 let _ = writeln!(
                     o,
                     "step_{n}() {{ mkdir -p \"$STATE\" && sysctl -n {k} > \"$STATE/{n}\" && sysctl -q -w {kv}; }}"

@@ -4,8 +4,8 @@
 //! choice error, and snapshots of the preview, the JSON and the script.
 //! Nothing here needs root: the facts come from JSON.
 
-use super::ownership::RT_TABLES_DROPIN;
 use super::*;
+use crate::ownership::RT_TABLES_DROPIN;
 use crate::probe::{Group, HostFacts, RtTable, Rule};
 use crate::profile::Profile;
 use std::path::Path;
@@ -1763,7 +1763,11 @@ fn missing_tools_are_errors_with_the_package() {
 fn unreadable_facts_and_not_root_are_reported() {
     let mut f = facts("gateway-clean.json");
     f.is_root = false;
-    f.unreadable = vec!["iptables-save: not run, it needs root (you are not root)".into()];
+    f.unreadable = vec![crate::probe::Unreadable::new(
+        crate::probe::Fact::IptablesSave,
+        crate::probe::Source::command(&["iptables-save"]),
+        crate::probe::Reason::NeedsRoot,
+    )];
     let p = plan_with(&profile("gateway.toml"), &f);
     assert_has(
         &p.warnings,

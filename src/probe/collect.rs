@@ -1,5 +1,6 @@
 //! `probe()`: run the read-only commands, read the files, parse, and keep
-//! going whatever fails — each failure becomes one `unreadable` line.
+//! going whatever fails — each failure becomes one `Unreadable` naming the
+//! fact it leaves unknown.
 
 use super::error::ParseError;
 use super::files::{read_optional, rel_display};
@@ -10,10 +11,11 @@ use super::rt_tables::read_rt_tables;
 use super::rules::parse_rules;
 use super::sysctls::read_sysctls;
 use super::tools::{find_in_path, find_tools};
+use super::unreadable::{Fact, Reason, Source, Unreadable};
 use super::versions::{parse_ip_version, parse_iptables_backend, parse_kernel};
 use super::xtables::parse_xt_names;
 use super::{HostFacts, IptablesBackend};
-use crate::runner::{Runner, SystemRunner};
+use crate::runner::{RunError, Runner, SystemRunner};
 use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::path::PathBuf;
@@ -54,32 +56,46 @@ pub fn probe(env: &ProbeEnv) -> HostFacts {
         ..HostFacts::default()
     };
 
-    facts.kernel = p.parsed(&["uname", "-r"], parse_kernel);
-    facts.iproute2_version = p.parsed(&["ip", "-V"], parse_ip_version);
-    facts.iptables_backend = p.parsed(&["iptables", "-V"], parse_iptables_backend);
+    facts.kernel = p.parsed(Fact::Kernel, &["uname", "-r"], parse_kernel);
+    facts.iproute2_version = p.parsed(Fact::Iproute2Version, &["ip", "-V"], parse_ip_version);
+    facts.iptables_backend = p.parsed(
+        Fact::IptablesBackend,
+        &["iptables", "-V"],
+        parse_iptables_backend,
+    );
     facts.groups = p
-        .parsed(&["getent", "group"], |t| Ok(parse_groups(t)))
+        .parsed(Fact::Groups, &["getent", "group"], |t| Ok(parse_groups(t)))
         .unwrap_or_default();
     facts.links = p
-        .parsed(&["ip", "-j", "addr", "show"], parse_links)
+        .parsed(Fact::Links, &["ip", "-j", "addr", "show"], parse_links)
         .unwrap_or_default();
     facts.routes_v4 = p
         .parsed(
+            Fact::RoutesV4,
             &["ip", "-j", "-4", "route", "show", "table", "all"],
             parse_routes,
         )
         .unwrap_or_default();
     facts.routes_v6 = p
         .parsed(
+            Fact::RoutesV6,
             &["ip", "-j", "-6", "route", "show", "table", "all"],
             parse_routes,
         )
         .unwrap_or_default();
     facts.rules_v4 = p
-        .parsed(&["ip", "-j", "-4", "rule", "show"], parse_rules)
+        .parsed(
+            Fact::RulesV4,
+            &["ip", "-j", "-4", "rule", "show"],
+            parse_rules,
+        )
         .unwrap_or_default();
     facts.rules_v6 = p
-        .parsed(&["ip", "-j", "-6", "rule", "show"], parse_rules)
+        .parsed(
+            Fact::RulesV6,
+            &["ip", "-j", "-6", "rule", "show"],
+            parse_rules,
+        )
         .unwrap_or_default();
 
     let (tables, notes) = read_rt_tables(&env.root);
@@ -91,20 +107,27 @@ pub fn probe(env: &ProbeEnv) -> HostFacts {
     facts.sysctls = sysctls;
     p.notes.extend(notes);
 
-    facts.iptables_save = p.root_only(&["iptables-save"]);
-    facts.ip6tables_save = p.root_only(&["ip6tables-save"]);
+    facts.iptables_save = p.root_only(Fact::IptablesSave, &["iptables-save"]);
+    facts.ip6tables_save = p.root_only(Fact::Ip6tablesSave, &["ip6tables-save"]);
     // Other users of the same hooks: native nftables, and legacy x_tables
     // next to iptables-nft (each runs on every packet, whatever we use).
     if env.is_root && facts.has_tool("nft") {
-        facts.nft_ruleset = p.stdout(NFT_RULESET);
+        facts.nft_ruleset = p.stdout(Fact::NftRuleset, NFT_RULESET);
     }
     if env.is_root && facts.iptables_backend == Some(IptablesBackend::NfTables) {
-        facts.iptables_legacy_save = p.legacy("proc/net/ip_tables_names", "iptables-legacy-save");
-        facts.ip6tables_legacy_save =
-            p.legacy("proc/net/ip6_tables_names", "ip6tables-legacy-save");
+        facts.iptables_legacy_save = p.legacy(
+            Fact::IptablesLegacySave,
+            "proc/net/ip_tables_names",
+            "iptables-legacy-save",
+        );
+        facts.ip6tables_legacy_save = p.legacy(
+            Fact::Ip6tablesLegacySave,
+            "proc/net/ip6_tables_names",
+            "ip6tables-legacy-save",
+        );
     }
-    facts.xt_matches = p.proc_list("proc/net/ip_tables_matches");
-    facts.xt_targets = p.proc_list("proc/net/ip_tables_targets");
+    facts.xt_matches = p.proc_list(Fact::XtMatches, "proc/net/ip_tables_matches");
+    facts.xt_targets = p.proc_list(Fact::XtTargets, "proc/net/ip_tables_targets");
 
     facts.unreadable = p.notes;
     facts
@@ -126,7 +149,7 @@ const COMMANDS: &[&[&str]] = &[
 const ROOT_COMMANDS: &[&[&str]] = &[&["iptables-save"], &["ip6tables-save"]];
 const NFT_RULESET: &[&str] = &["nft", "list", "ruleset"];
 
-type Outcome = Result<crate::runner::Output, crate::runner::RunError>;
+type Outcome = Result<crate::runner::Output, RunError>;
 
 fn prefetch(env: &ProbeEnv) -> HashMap<String, Outcome> {
     let mut root: Vec<&[&str]> = Vec::new();
@@ -151,70 +174,77 @@ fn prefetch(env: &ProbeEnv) -> HashMap<String, Outcome> {
 
 struct Probe<'e, 'a> {
     env: &'e ProbeEnv<'a>,
-    notes: Vec<String>,
+    notes: Vec<Unreadable>,
     prefetched: HashMap<String, Outcome>,
 }
 
 impl Probe<'_, '_> {
+    fn note(&mut self, fact: Fact, source: Source, reason: Reason) {
+        self.notes.push(Unreadable::new(fact, source, reason));
+    }
+
     /// stdout of a successful run, or a note saying why there is none.
-    fn stdout(&mut self, argv: &[&str]) -> Option<String> {
+    fn stdout(&mut self, fact: Fact, argv: &[&str]) -> Option<String> {
         let command = argv.join(" ");
         let outcome = match self.prefetched.remove(&command) {
             Some(o) => o,
             None => self.env.runner.run_args(argv),
         };
-        match outcome {
-            Ok(out) if out.success() => Some(out.stdout),
+        let reason = match outcome {
+            Ok(out) if out.success() => return Some(out.stdout),
             Ok(out) => {
-                let reason = out
+                let said = out
                     .stderr
                     .lines()
                     .chain(out.stdout.lines())
                     .map(str::trim)
                     .find(|l| !l.is_empty())
-                    .map_or_else(|| format!("exit status {}", out.status), String::from);
-                let hint = if !self.env.is_root && mentions_permission(&reason) {
-                    " (you are not root)"
-                } else {
-                    ""
-                };
-                self.notes.push(format!("{command}: {reason}{hint}"));
-                None
+                    .map(String::from);
+                let root_hint =
+                    !self.env.is_root && said.as_deref().is_some_and(mentions_permission);
+                Reason::Failed {
+                    status: out.status,
+                    said,
+                    root_hint,
+                }
             }
-            Err(e) => {
-                self.notes.push(format!("{command}: {e}"));
-                None
-            }
-        }
+            Err(RunError::NotFound { program }) => Reason::MissingTool { program },
+            Err(e) => Reason::NotStarted {
+                error: e.to_string(),
+            },
+        };
+        self.note(fact, Source::command(argv), reason);
+        None
     }
 
     fn parsed<T>(
         &mut self,
+        fact: Fact,
         argv: &[&str],
         parse: impl FnOnce(&str) -> Result<T, ParseError>,
     ) -> Option<T> {
-        let text = self.stdout(argv)?;
+        let text = self.stdout(fact, argv)?;
         parse(&text)
-            .map_err(|e| self.notes.push(format!("{}: {e}", argv.join(" "))))
+            .map_err(|e| {
+                let error = e.to_string();
+                self.note(fact, Source::command(argv), Reason::Unparsed { error })
+            })
             .ok()
     }
 
     /// Commands that fail for everyone but root are not even tried.
-    fn root_only(&mut self, argv: &[&str]) -> Option<String> {
+    fn root_only(&mut self, fact: Fact, argv: &[&str]) -> Option<String> {
         if !self.env.is_root {
-            self.notes.push(format!(
-                "{}: not run, it needs root (you are not root)",
-                argv.join(" ")
-            ));
+            self.note(fact, Source::command(argv), Reason::NeedsRoot);
             return None;
         }
-        self.stdout(argv)
+        self.stdout(fact, argv)
     }
 
     /// The legacy backend's rules, only when the kernel lists legacy tables
     /// in `names` (running the tool otherwise could load modules) and the
     /// tool exists.
-    fn legacy(&mut self, names: &str, tool: &str) -> Option<String> {
+    fn legacy(&mut self, fact: Fact, names: &str, tool: &str) -> Option<String> {
         let listed = read_optional(&self.env.root, names)
             .ok()
             .flatten()
@@ -222,21 +252,22 @@ impl Probe<'_, '_> {
         if !listed || (self.env.find_tool)(tool).is_none() {
             return None;
         }
-        self.stdout(&[tool])
+        self.stdout(fact, &[tool])
     }
 
     /// A /proc name list; a missing file just means "unknown" (nf_tables
     /// hosts may not have it).
-    fn proc_list(&mut self, rel: &str) -> Vec<String> {
+    fn proc_list(&mut self, fact: Fact, rel: &str) -> Vec<String> {
         match read_optional(&self.env.root, rel) {
             Ok(text) => text.as_deref().map(parse_xt_names).unwrap_or_default(),
             Err(e) => {
-                let hint = if !self.env.is_root && e.kind() == ErrorKind::PermissionDenied {
-                    " (you are not root)"
-                } else {
-                    ""
-                };
-                self.notes.push(format!("{}: {e}{hint}", rel_display(rel)));
+                let root_hint = !self.env.is_root && e.kind() == ErrorKind::PermissionDenied;
+                let error = e.to_string();
+                self.note(
+                    fact,
+                    Source::Path(rel_display(rel)),
+                    Reason::Io { error, root_hint },
+                );
                 Vec::new()
             }
         }

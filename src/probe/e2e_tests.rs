@@ -47,6 +47,11 @@ fn runner(overrides: &[(&[&str], Option<Output>)]) -> FakeRunner {
     fake
 }
 
+/// The notes as a person reads them.
+fn lines(facts: &HostFacts) -> Vec<String> {
+    facts.unreadable.iter().map(ToString::to_string).collect()
+}
+
 fn write(root: &Path, rel: &str, text: &str) {
     let path = root.join(rel);
     std::fs::create_dir_all(path.parent().expect("rel has a parent")).unwrap();
@@ -210,12 +215,21 @@ fn root_only_commands_are_skipped_for_other_users() {
         (None, None)
     );
     assert_eq!(
-        facts.unreadable,
+        lines(&facts),
         [
             "iptables-save: not run, it needs root (you are not root)",
             "ip6tables-save: not run, it needs root (you are not root)",
         ]
     );
+    assert_eq!(
+        facts.unreadable[0],
+        Unreadable::new(
+            Fact::IptablesSave,
+            Source::command(&["iptables-save"]),
+            Reason::NeedsRoot
+        )
+    );
+    assert_eq!(facts.unreadable[1].fact(), Some(Fact::Ip6tablesSave));
     assert!(fake.calls().iter().all(|argv| !argv[0].ends_with("-save")));
     assert_eq!(facts.rules_v4.len(), 12, "the rest is still read");
 }
@@ -243,12 +257,11 @@ fn each_failure_is_one_note_and_the_rest_is_read() {
     ]);
     let facts = run(&fake, root.path(), true);
 
+    let all = lines(&facts);
     let note = |prefix: &str| {
-        facts
-            .unreadable
-            .iter()
+        all.iter()
             .find(|n| n.starts_with(prefix))
-            .unwrap_or_else(|| panic!("no note for {prefix}: {:#?}", facts.unreadable))
+            .unwrap_or_else(|| panic!("no note for {prefix}: {all:#?}"))
     };
     assert_eq!(
         note("ip -V:"),
@@ -266,13 +279,19 @@ fn each_failure_is_one_note_and_the_rest_is_read() {
     assert_eq!(note("ip6tables-save:"), "ip6tables-save: exit status 1");
     // No links, so only the five global sysctls were looked for; all missing.
     assert_eq!(
-        facts
-            .unreadable
-            .iter()
-            .filter(|n| n.starts_with("/proc/sys/"))
-            .count(),
+        all.iter().filter(|n| n.starts_with("/proc/sys/")).count(),
         5
     );
+    // Each names the fact it leaves unknown, in the order read.
+    let missed: Vec<Fact> = facts
+        .unreadable
+        .iter()
+        .filter_map(Unreadable::fact)
+        .collect();
+    let mut want = vec![Fact::Iproute2Version, Fact::Links, Fact::RulesV6];
+    want.extend([Fact::Sysctls; 5]);
+    want.extend([Fact::IptablesSave, Fact::Ip6tablesSave]);
+    assert_eq!(missed, want);
     assert_eq!(facts.unreadable.len(), 10, "{:#?}", facts.unreadable);
 
     assert_eq!(facts.iproute2_version, None);
@@ -291,8 +310,7 @@ fn permission_errors_get_a_root_hint_for_other_users() {
     )]);
     let facts = run(&fake, root.path(), false);
     assert!(
-        facts
-            .unreadable
+        lines(&facts)
             .contains(&"getent group: getent: Permission denied (you are not root)".to_string())
     );
 }

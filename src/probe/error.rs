@@ -1,5 +1,5 @@
 //! The one error every probe parser returns: the text was not what the tool
-//! is known to print. The probe turns it into an `unreadable` note.
+//! is known to print. The probe turns it into an `Unreadable` note.
 
 use thiserror::Error;
 

@@ -1,6 +1,7 @@
 //! What the probe learns about a host, as plain data. Plans are computed from
 //! this alone, so tests can load recorded facts from JSON fixtures.
 
+use super::Unreadable;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use thiserror::Error;
@@ -79,8 +80,9 @@ pub struct HostFacts {
     /// (from /proc/net/ip_tables_matches, _targets); empty = unknown.
     pub xt_matches: Vec<String>,
     pub xt_targets: Vec<String>,
-    /// Things the probe could not read, each a one-line reason (shown as plan warnings).
-    pub unreadable: Vec<String>,
+    /// Things the probe could not read, each with why (shown as plan
+    /// warnings; one line each in JSON).
+    pub unreadable: Vec<Unreadable>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,6 +5,7 @@
 //! facts, so recorded outputs test them (tests/fixtures/probe/).
 
 mod collect;
+mod counters;
 mod error;
 mod facts;
 mod files;
@@ -16,6 +17,7 @@ mod rt_tables;
 mod rules;
 mod sysctls;
 mod tools;
+mod unreadable;
 mod versions;
 mod xtables;
 
@@ -25,6 +27,7 @@ mod e2e_tests;
 mod fixtures;
 
 pub use collect::{ProbeEnv, probe, probe_system};
+pub use counters::{CountedRule, counted_rules, read_counters};
 pub use error::ParseError;
 pub use facts::*;
 pub use groups::parse_groups;
@@ -35,5 +38,6 @@ pub use rt_tables::parse_rt_tables;
 pub use rules::parse_rules;
 pub use sysctls::{conf_key, sysctl_key};
 pub use tools::{TOOLS, find_in_path};
+pub use unreadable::{Fact, Reason, Source, Unreadable};
 pub use versions::{parse_ip_version, parse_iptables_backend, parse_kernel};
 pub use xtables::parse_xt_names;

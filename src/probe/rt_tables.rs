@@ -3,6 +3,7 @@
 
 use super::RtTable;
 use super::files::{read_optional, rel_display};
+use super::unreadable::{Fact, Reason, Source, Unreadable};
 use std::path::Path;
 
 /// Older iproute2 reads /etc; newer ones ship defaults in /usr/share (or
@@ -12,7 +13,7 @@ const DIRS: [&str; 3] = ["etc/iproute2", "usr/share/iproute2", "usr/lib/iproute2
 /// Parse one file: "id name" lines, id decimal or hex ("0xfe"); `#` starts a
 /// comment. Returns the tables and a note for each line iproute2 would
 /// reject (it stops reading the file there; we read on and say so).
-pub fn parse_rt_tables(text: &str, source: &str) -> (Vec<RtTable>, Vec<String>) {
+pub fn parse_rt_tables(text: &str, source: &str) -> (Vec<RtTable>, Vec<Unreadable>) {
     let mut tables = Vec::new();
     let mut bad = Vec::new();
     for (n, line) in text.lines().enumerate() {
@@ -28,9 +29,15 @@ pub fn parse_rt_tables(text: &str, source: &str) -> (Vec<RtTable>, Vec<String>) 
                 name: name.to_string(),
                 source: source.to_string(),
             }),
-            _ => bad.push(format!(
-                "{source} line {}: not \"id name\": {line:?}",
-                n + 1
+            _ => bad.push(Unreadable::new(
+                Fact::RtTables,
+                Source::Line {
+                    path: source.to_string(),
+                    line: n + 1,
+                },
+                Reason::NotIdName {
+                    text: line.to_string(),
+                },
             )),
         }
     }
@@ -46,7 +53,7 @@ fn parse_id(s: &str) -> Option<u32> {
 
 /// Read every location under `root`. Missing files are normal; unreadable
 /// ones and bad lines come back as notes.
-pub(crate) fn read_rt_tables(root: &Path) -> (Vec<RtTable>, Vec<String>) {
+pub(crate) fn read_rt_tables(root: &Path) -> (Vec<RtTable>, Vec<Unreadable>) {
     let mut tables = Vec::new();
     let mut notes = Vec::new();
     for dir in DIRS {
@@ -60,20 +67,31 @@ pub(crate) fn read_rt_tables(root: &Path) -> (Vec<RtTable>, Vec<String>) {
                     notes.extend(bad);
                 }
                 Ok(None) => {}
-                Err(e) => notes.push(format!("{}: {e}", rel_display(&rel))),
+                Err(e) => notes.push(io_note(&rel, &e)),
             }
         }
     }
     (tables, notes)
 }
 
+fn io_note(rel: &str, e: &std::io::Error) -> Unreadable {
+    Unreadable::new(
+        Fact::RtTables,
+        Source::Path(rel_display(rel)),
+        Reason::Io {
+            error: e.to_string(),
+            root_hint: false,
+        },
+    )
+}
+
 /// `*.conf` files of a drop-in directory, sorted so the order is stable.
-fn drop_ins(root: &Path, rel_dir: &str, notes: &mut Vec<String>) -> Vec<String> {
+fn drop_ins(root: &Path, rel_dir: &str, notes: &mut Vec<Unreadable>) -> Vec<String> {
     let entries = match std::fs::read_dir(root.join(rel_dir)) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
         Err(e) => {
-            notes.push(format!("{}: {e}", rel_display(rel_dir)));
+            notes.push(io_note(rel_dir, &e));
             return Vec::new();
         }
     };
@@ -121,7 +139,11 @@ mod tests {
         let pairs: Vec<(u32, &str)> = tables.iter().map(|t| (t.id, t.name.as_str())).collect();
         assert_eq!(pairs, [(254, "main"), (100, "vpn"), (51820, "wg")]);
         assert_eq!(bad.len(), 2);
-        assert!(bad[0].starts_with("x.conf line 4:"), "{}", bad[0]);
+        assert!(
+            bad[0].to_string().starts_with("x.conf line 4:"),
+            "{}",
+            bad[0]
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! back. The file path just uses the name as one component:
 //! /proc/sys/net/ipv4/conf/eth0.10/rp_filter.
 
+use super::unreadable::{Fact, Reason, Source, Unreadable};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -47,7 +48,7 @@ pub fn conf_key(family: &str, ifname: &str, leaf: &str) -> String {
 pub(crate) fn read_sysctls(
     root: &Path,
     links: &[String],
-) -> (BTreeMap<String, String>, Vec<String>) {
+) -> (BTreeMap<String, String>, Vec<Unreadable>) {
     let mut wanted: Vec<Vec<&str>> = GLOBAL.iter().map(|c| c.to_vec()).collect();
     for link in links.iter().filter(|l| is_path_component(l)) {
         for (family, leaf) in PER_LINK {
@@ -64,7 +65,14 @@ pub(crate) fn read_sysctls(
             Ok(text) => {
                 values.insert(sysctl_key(&components), text.trim().to_string());
             }
-            Err(e) => notes.push(format!("/proc/sys/{}: {e}", components.join("/"))),
+            Err(e) => notes.push(Unreadable::new(
+                Fact::Sysctls,
+                Source::Path(format!("/proc/sys/{}", components.join("/"))),
+                Reason::Io {
+                    error: e.to_string(),
+                    root_hint: false,
+                },
+            )),
         }
     }
     (values, notes)
@@ -123,6 +131,8 @@ mod tests {
         assert_eq!(values.len(), 2);
         // 5 globals + 3 for eth0.10, minus the two found; the bad name is skipped.
         assert_eq!(notes.len(), 6, "{notes:?}");
+        assert!(notes.iter().all(|n| n.fact() == Some(Fact::Sysctls)));
+        let notes: Vec<String> = notes.iter().map(ToString::to_string).collect();
         assert!(
             notes
                 .iter()

@@ -308,7 +308,7 @@ fn run_effect(app: &mut App, effect: Effect, tx: &Sender<Msg>, state: &StateDir)
                         crate::plan::plan(&profile, &facts, crate::plan::PlanOptions::default())
                             .map_err(|e| e.problems.join("; "))?;
                     plan.errors
-                        .extend(crate::apply::ready::blockers(&profile, &facts, &plan));
+                        .extend(crate::doctor::ready::blockers(&profile, &facts, &plan));
                     if let Some(first) = plan.errors.first() {
                         return Err(first.clone());
                     }

@@ -5,9 +5,9 @@
 //! them off the VPN. Both bypass the kill switch without a sound.
 
 use super::super::{Check, Inputs};
+use crate::ownership::{CHAIN_MARK, CHAIN_ROUTE};
 use crate::plan::Plan;
 use crate::plan::mark_writers::{Hook, ahead_of_our_jump, describe, overwrites};
-use crate::plan::ownership::{CHAIN_MARK, CHAIN_ROUTE};
 
 const LOOKED: &str = "iptables-save and ip6tables-save (mangle PREROUTING/OUTPUT in order, nat \
                       PREROUTING, the chains they jump to), iptables-legacy-save, nft list ruleset";

@@ -2,7 +2,8 @@
 //! with an explicit mode (never the caller's umask), and names inside a
 //! directory are opened relative to its descriptor without following
 //! symbolic links, so a link planted in the state directory can never make
-//! root truncate, append to or read another file.
+//! root truncate, append to or read another file. A leaf module: the state
+//! directory, the executor's files and `persist` all write through it.
 
 use std::ffi::CString;
 use std::fs::File;
@@ -301,6 +302,23 @@ fn split(path: &Path) -> io::Result<(&Path, String)> {
     Ok((dir, name))
 }
 
+/// Write `bytes` to `path` (mode 0600, whatever the umask) so that a crash
+/// leaves either the old or the new file, never a torn one: temp file,
+/// fsync, rename, fsync the directory. A link at `path` is replaced, never
+/// written through; the temp file never outlives a failure.
+pub fn write_durably(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_durably_mode(path, bytes, PRIVATE_FILE)
+}
+
+/// A file other programs read, such as the rt_tables drop-in: mode 0644,
+/// missing parent directories 0755 (whatever the umask), written durably.
+pub fn write_durably_public(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        create_dir_all(parent, PUBLIC_DIR)?;
+    }
+    write_durably_mode(path, bytes, PUBLIC_FILE)
+}
+
 /// `write_durably` of `path` in its directory, with exactly `mode`.
 pub fn write_durably_mode(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     let (dir, name) = split(path)?;
@@ -370,28 +388,25 @@ pub(crate) mod tests {
 
     #[test]
     fn modes_are_exact_whatever_the_umask() {
-        under_umask_0(
-            "apply::safe_fs::tests::modes_are_exact_whatever_the_umask",
-            || {
-                // SAFETY: umask has no preconditions (and 0 stays 0).
-                assert_eq!(unsafe { libc::umask(0) }, 0, "the child runs under umask 0");
-                let t = tempfile::tempdir().unwrap();
-                let d = t.path().join("a/b/c");
-                create_dir_all(&d, PUBLIC_DIR).unwrap();
-                write_durably_mode(&d.join("f"), b"x", PUBLIC_FILE).unwrap();
-                write_durably_mode(&d.join("p"), b"x", PRIVATE_FILE).unwrap();
-                let dir = Dir::open(&d).unwrap();
-                dir.subdir("s", PRIVATE_DIR).unwrap();
-                dir.append("log", PRIVATE_FILE).unwrap();
-                for p in ["a", "a/b", "a/b/c"] {
-                    assert_eq!(mode(&t.path().join(p)), 0o755, "{p}");
-                }
-                assert_eq!(mode(&d.join("f")), 0o644);
-                assert_eq!(mode(&d.join("p")), 0o600);
-                assert_eq!(mode(&d.join("s")), 0o700);
-                assert_eq!(mode(&d.join("log")), 0o600);
-            },
-        );
+        under_umask_0("safe_fs::tests::modes_are_exact_whatever_the_umask", || {
+            // SAFETY: umask has no preconditions (and 0 stays 0).
+            assert_eq!(unsafe { libc::umask(0) }, 0, "the child runs under umask 0");
+            let t = tempfile::tempdir().unwrap();
+            let d = t.path().join("a/b/c");
+            create_dir_all(&d, PUBLIC_DIR).unwrap();
+            write_durably_mode(&d.join("f"), b"x", PUBLIC_FILE).unwrap();
+            write_durably_mode(&d.join("p"), b"x", PRIVATE_FILE).unwrap();
+            let dir = Dir::open(&d).unwrap();
+            dir.subdir("s", PRIVATE_DIR).unwrap();
+            dir.append("log", PRIVATE_FILE).unwrap();
+            for p in ["a", "a/b", "a/b/c"] {
+                assert_eq!(mode(&t.path().join(p)), 0o755, "{p}");
+            }
+            assert_eq!(mode(&d.join("f")), 0o644);
+            assert_eq!(mode(&d.join("p")), 0o600);
+            assert_eq!(mode(&d.join("s")), 0o700);
+            assert_eq!(mode(&d.join("log")), 0o600);
+        });
     }
 
     #[test]
@@ -474,5 +489,19 @@ pub(crate) mod tests {
         Dir::open(t.path()).unwrap().remove_stale_temps();
         assert!(!dead.exists());
         assert!(mine.exists() && other.exists());
+    }
+
+    #[test]
+    fn durable_write_replaces_whole_file() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("j.json");
+        write_durably(&p, b"one").unwrap();
+        write_durably(&p, b"two").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        assert_eq!(
+            std::fs::read_dir(t.path()).unwrap().count(),
+            1,
+            "no temp file left"
+        );
     }
 }

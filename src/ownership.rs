@@ -1,6 +1,7 @@
 //! How dscproute recognises what it created: its own chains, a comment tag on
 //! the jumps into them, its own iproute2 protocol number on routes and rules.
-//! Rollback and status touch only what carries these marks.
+//! Rollback and status touch only what carries these marks. A leaf module:
+//! the profile's defaults, the planner, the probe and the checks share it.
 
 /// iproute2 `proto` number on every route and rule we add. Unassigned in
 /// iproute2's rt_protos (which names 0–18, 42, 99, 186–192).
