@@ -66,7 +66,8 @@ fn the_wizard_applies_keeps_and_rolls_back_on_the_router() {
         tui.keys(&[key]);
         tui.wait_for(&format!("· {next} ·"));
     }
-    let s = tui.wait_for("wg0");
+    // "wg0" alone also appears in a hint while the host is still read.
+    let s = tui.wait_for("▸ wg0");
     assert!(
         s.contains("▸ wg0"),
         "the profile's interface is selected\n{s}"
