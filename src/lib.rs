@@ -6,6 +6,7 @@ pub mod cli;
 pub mod doctor;
 pub mod explain;
 pub mod input_file;
+pub mod ops;
 pub mod output;
 pub mod ownership;
 pub mod persist;

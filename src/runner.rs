@@ -158,6 +158,8 @@ pub struct FakeRunner {
     calls: Mutex<Vec<Vec<String>>>,
     /// The stdin of every `run_with_stdin` call, with its argv, in order.
     stdins: Mutex<Vec<(Vec<String>, String)>>,
+    /// The answer to commands no entry names (`None`: "not found").
+    otherwise: Option<Output>,
 }
 
 impl FakeRunner {
@@ -184,6 +186,13 @@ impl FakeRunner {
         self
     }
 
+    /// Answer every command no entry names with `out`, for tests that
+    /// run a whole plan and look at the calls afterwards.
+    pub fn otherwise(mut self, out: Output) -> FakeRunner {
+        self.otherwise = Some(out);
+        self
+    }
+
     pub fn calls(&self) -> Vec<Vec<String>> {
         self.calls.lock().expect("calls lock").clone()
     }
@@ -200,6 +209,7 @@ impl Runner for FakeRunner {
         self.calls.lock().expect("calls lock").push(argv.to_vec());
         self.answers
             .get(argv)
+            .or(self.otherwise.as_ref())
             .cloned()
             .ok_or_else(|| RunError::NotFound {
                 program: program.clone(),

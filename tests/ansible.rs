@@ -4,8 +4,9 @@
 //! - `plan --json`: `steps[].state` is `add`, `change` or `in_place`;
 //!   `errors[]`; exit 0, 3 when errors block apply, 2 for a bad profile.
 //! - `apply --json`: `status` is `changed`, `pending_confirm`, `ok`,
-//!   `refused` or `failed`, and `changed` is a bool; exit 0, 1, 3 or 4.
-//! - `rollback --json`: `status`, `changed`, `message`.
+//!   `refused` or `failed`, and `changed` is a bool; exit 0, 1, 3 or 4
+//!   (every key, src/ops/snapshots/).
+//! - `rollback --json`: `status`, `changed`, `transaction`, `message`.
 //! - `status --json`: `transaction`, `clean`, and what is in place.
 //!
 //! `plan` and `status` run without root; apply and rollback run in a scratch
@@ -257,19 +258,30 @@ fn apply_and_rollback_json_tell_changed_from_ok_from_failed() {
         v["transaction"].is_string() && v["steps"].as_u64().unwrap() > 0,
         "{v}"
     );
+    let applied = v["transaction"].clone();
     assert!(h.ours_in_place());
 
     let o = h.apply("client.toml", &[]);
     expect(&o, 0);
     assert_eq!(
         json(&o),
-        serde_json::json!({"status": "ok", "changed": false, "steps": 0})
+        serde_json::json!({
+            "status": "ok",
+            "changed": false,
+            "transaction": null,
+            "steps": 0,
+            "confirm_deadline_unix": null,
+            "errors": [],
+            "failed_command": null,
+            "stderr": null,
+        })
     );
 
     let o = h.dscproute(&["rollback", "--yes", "--json"]);
     expect(&o, 0);
     let v = json(&o);
-    assert_eq!(keys(&v), ["changed", "message", "status"]);
+    assert_eq!(keys(&v), ["changed", "message", "status", "transaction"]);
+    assert_eq!(v["transaction"], applied, "the one apply made");
     assert_eq!(
         (v["status"].as_str(), v["changed"].as_bool()),
         (Some("ok"), Some(true))

@@ -14,6 +14,7 @@ use dscproute::profile::Profile;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_dscproute");
 
@@ -788,6 +789,42 @@ fn dump(ns: &common::Netns) -> String {
     out
 }
 
+/// Link-local addresses usable at once, without 1-2 s of duplicate address
+/// detection (links created after this).
+fn no_dad(ns: &common::Netns) {
+    ns.exec_ok(&[
+        "sysctl",
+        "-qw",
+        "net.ipv6.conf.all.accept_dad=0",
+        "net.ipv6.conf.default.accept_dad=0",
+    ]);
+}
+
+/// The kernel gives each link an IPv6 link-local address, and its local
+/// route, a moment after the link comes up (after duplicate address
+/// detection): wait for them, so that they are in the "before" dump and are
+/// not taken for something the undo left behind.
+fn wait_link_local(ns: &common::Netns, devs: &[&str]) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let o = ns.exec_ok(&["ip", "-6", "route", "show", "table", "local"]);
+        let routes = stdout(&o);
+        let settled = devs.iter().all(|dev| {
+            routes
+                .lines()
+                .any(|l| l.starts_with("local fe80:") && l.contains(&format!(" dev {dev} ")))
+        });
+        if settled {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no link-local route for {devs:?} after 10 s:\n{routes}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// A gateway namespace like the gateway-clean fixture: LAN, uplink with
 /// default routes, wg0 (a veth) with the VPN addresses, strict rp_filter.
 fn gateway_ns(lab: &common::Lab) -> (common::Netns, common::Netns) {
@@ -799,6 +836,7 @@ fn gateway_ns(lab: &common::Lab) -> (common::Netns, common::Netns) {
         "net.ipv4.conf.all.rp_filter=1",
         "net.ipv4.conf.default.rp_filter=1",
     ]);
+    no_dad(&ns);
     veth(&ns, "eth0", &far, "lan");
     veth(&ns, "uplink", &far, "isp");
     veth(&ns, "wg0", &far, "vpn");
@@ -817,6 +855,7 @@ fn gateway_ns(lab: &common::Lab) -> (common::Netns, common::Netns) {
         "via",
         "2001:db8:1::1",
     ]);
+    wait_link_local(&ns, &["eth0", "uplink", "wg0"]);
     (ns, far)
 }
 
@@ -915,8 +954,10 @@ fn lab_client_script_apply_then_undo_restores_the_host() {
     };
     let ns = lab.netns();
     let far = lab.netns();
+    no_dad(&ns);
     veth(&ns, "eth0", &far, "lan");
     ns.addr("eth0", "192.168.50.10/24");
     ns.exec_ok(&["ip", "route", "add", "default", "via", "192.168.50.1"]);
+    wait_link_local(&ns, &["eth0"]);
     round_trip(&ns, "[marker]\ngroup = 4242\ndscp = 7\n");
 }

@@ -53,7 +53,7 @@ complete -c dscproute -n "__fish_dscproute_using_subcommand plan" -l state-dir -
 complete -c dscproute -n "__fish_dscproute_using_subcommand plan" -l json -d 'Print the plan as JSON'
 complete -c dscproute -n "__fish_dscproute_using_subcommand plan" -l script -d 'Print a standalone POSIX sh script (apply and undo) for a host without dscproute'
 complete -c dscproute -n "__fish_dscproute_using_subcommand plan" -s h -l help -d 'Print help'
-complete -c dscproute -n "__fish_dscproute_using_subcommand apply" -s p -l profile -r -F
+complete -c dscproute -n "__fish_dscproute_using_subcommand apply" -s p -l profile -d 'The profile (TOML) to apply' -r -F
 complete -c dscproute -n "__fish_dscproute_using_subcommand apply" -l confirm -d 'Commit-confirmed: roll back after SECS seconds unless `dscproute confirm` runs first (survives SSH hang-up and the apply dying)' -r
 complete -c dscproute -n "__fish_dscproute_using_subcommand apply" -l state-dir -d 'Where the journal and lock live [env: DSCPROUTE_STATE_DIR] [default: /var/lib/dscproute]' -r -F
 complete -c dscproute -n "__fish_dscproute_using_subcommand apply" -s y -l yes -d 'Do not ask; required when stdin is not a terminal'
@@ -62,12 +62,12 @@ complete -c dscproute -n "__fish_dscproute_using_subcommand apply" -s h -l help 
 complete -c dscproute -n "__fish_dscproute_using_subcommand rollback" -l state-dir -d 'Where the journal and lock live [env: DSCPROUTE_STATE_DIR] [default: /var/lib/dscproute]' -r -F
 complete -c dscproute -n "__fish_dscproute_using_subcommand rollback" -s y -l yes -d 'Do not ask; required when stdin is not a terminal'
 complete -c dscproute -n "__fish_dscproute_using_subcommand rollback" -l all -d 'Also remove everything dscproute owns, found by its tags, even without a journal'
-complete -c dscproute -n "__fish_dscproute_using_subcommand rollback" -l json
+complete -c dscproute -n "__fish_dscproute_using_subcommand rollback" -l json -d 'Print one JSON result object instead of text'
 complete -c dscproute -n "__fish_dscproute_using_subcommand rollback" -s h -l help -d 'Print help'
 complete -c dscproute -n "__fish_dscproute_using_subcommand confirm" -l state-dir -d 'Where the journal and lock live [env: DSCPROUTE_STATE_DIR] [default: /var/lib/dscproute]' -r -F
 complete -c dscproute -n "__fish_dscproute_using_subcommand confirm" -s h -l help -d 'Print help'
 complete -c dscproute -n "__fish_dscproute_using_subcommand status" -l state-dir -d 'Where the journal and lock live [env: DSCPROUTE_STATE_DIR] [default: /var/lib/dscproute]' -r -F
-complete -c dscproute -n "__fish_dscproute_using_subcommand status" -l json
+complete -c dscproute -n "__fish_dscproute_using_subcommand status" -l json -d 'Print the status as one JSON object'
 complete -c dscproute -n "__fish_dscproute_using_subcommand status" -s h -l help -d 'Print help'
 complete -c dscproute -n "__fish_dscproute_using_subcommand tui" -s p -l profile -d 'Preload the answers from a profile' -r -F
 complete -c dscproute -n "__fish_dscproute_using_subcommand tui" -l facts -d 'Use facts recorded with `dscproute facts --json` (a dry run)' -r -F
@@ -75,15 +75,15 @@ complete -c dscproute -n "__fish_dscproute_using_subcommand tui" -l state-dir -d
 complete -c dscproute -n "__fish_dscproute_using_subcommand tui" -s h -l help -d 'Print help'
 complete -c dscproute -n "__fish_dscproute_using_subcommand learn" -l state-dir -d 'Where the journal and lock live [env: DSCPROUTE_STATE_DIR] [default: /var/lib/dscproute]' -r -F
 complete -c dscproute -n "__fish_dscproute_using_subcommand learn" -s h -l help -d 'Print help'
-complete -c dscproute -n "__fish_dscproute_using_subcommand doctor" -s p -l profile -r -F
+complete -c dscproute -n "__fish_dscproute_using_subcommand doctor" -s p -l profile -d 'The profile (TOML) whose setup to check' -r -F
 complete -c dscproute -n "__fish_dscproute_using_subcommand doctor" -l state-dir -d 'Where the journal and lock live [env: DSCPROUTE_STATE_DIR] [default: /var/lib/dscproute]' -r -F
-complete -c dscproute -n "__fish_dscproute_using_subcommand doctor" -l json
+complete -c dscproute -n "__fish_dscproute_using_subcommand doctor" -l json -d 'Print the report as one JSON object'
 complete -c dscproute -n "__fish_dscproute_using_subcommand doctor" -s h -l help -d 'Print help'
-complete -c dscproute -n "__fish_dscproute_using_subcommand watch" -s i -l interface -r
+complete -c dscproute -n "__fish_dscproute_using_subcommand watch" -s i -l interface -d 'The interface to watch' -r
 complete -c dscproute -n "__fish_dscproute_using_subcommand watch" -l dscp -d 'Show the top source/destination pairs for this DSCP' -r
 complete -c dscproute -n "__fish_dscproute_using_subcommand watch" -l seconds -d 'Stop after this many seconds (with --json: print one summary)' -r
 complete -c dscproute -n "__fish_dscproute_using_subcommand watch" -l state-dir -d 'Where the journal and lock live [env: DSCPROUTE_STATE_DIR] [default: /var/lib/dscproute]' -r -F
-complete -c dscproute -n "__fish_dscproute_using_subcommand watch" -l json
+complete -c dscproute -n "__fish_dscproute_using_subcommand watch" -l json -d 'Print JSON: a summary line every second, or with --seconds one summary at the end'
 complete -c dscproute -n "__fish_dscproute_using_subcommand watch" -s h -l help -d 'Print help'
 complete -c dscproute -n "__fish_dscproute_using_subcommand persist" -s p -l profile -d 'The profile that was applied and kept' -r -F
 complete -c dscproute -n "__fish_dscproute_using_subcommand persist" -l name -d 'Name of the persisted profile and unit instance [default: the file stem]' -r

@@ -7,18 +7,57 @@ use super::state_dir::{StateDir, append_no_follow, read_no_follow, write_durably
 use crate::plan::Step;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
+use std::path::PathBuf;
 use thiserror::Error;
 
 /// Why a journal on disk cannot be used.
-#[derive(Clone, Debug, Error, PartialEq, Eq)]
+#[derive(Debug, Error)]
 pub enum LoadError {
     /// Cannot be read or is not a journal at all.
-    #[error("{0}")]
-    Unreadable(String),
+    #[error(transparent)]
+    Unreadable(#[from] Unreadable),
     /// Well formed, but it holds something dscproute never plans: nothing
     /// of it may run.
     #[error("{0}")]
     Refused(String),
+}
+
+/// Why the journal file could not be read as a journal.
+#[derive(Debug, Error)]
+pub enum Unreadable {
+    #[error("cannot read journal {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("journal {} is unreadable: {source}", path.display())]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Why the journal (or its step log) could not be written.
+#[derive(Debug, Error)]
+pub enum WriteError {
+    #[error("cannot write journal {}: {source}", path.display())]
+    Journal {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot remove step log: {0}")]
+    RemoveStepLog(#[source] std::io::Error),
+    #[error("cannot write step log {}: {source}", path.display())]
+    StepLog {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot archive journal: {0}")]
+    Archive(#[source] std::io::Error),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -149,18 +188,17 @@ impl Journal {
         let path = dir.current();
         match read_no_follow(&path) {
             Ok(text) => {
-                let mut j: Journal = serde_json::from_str(&text).map_err(|e| {
-                    LoadError::Unreadable(format!("journal {} is unreadable: {e}", path.display()))
-                })?;
+                let mut j: Journal =
+                    serde_json::from_str(&text).map_err(|source| Unreadable::Parse {
+                        path: path.clone(),
+                        source,
+                    })?;
                 j.replay(&read_no_follow(&dir.step_log()).unwrap_or_default());
                 j.check(dir)?;
                 Ok(Some(j))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(LoadError::Unreadable(format!(
-                "cannot read journal {}: {e}",
-                path.display()
-            ))),
+            Err(source) => Err(Unreadable::Read { path, source }.into()),
         }
     }
 
@@ -177,14 +215,13 @@ impl Journal {
     }
 
     /// Write the whole journal durably and fold the step log into it.
-    pub fn save(&self, dir: &StateDir) -> Result<(), String> {
+    pub fn save(&self, dir: &StateDir) -> Result<(), WriteError> {
         let text = serde_json::to_string_pretty(self).expect("journal serializes");
-        write_durably(&dir.current(), text.as_bytes())
-            .map_err(|e| format!("cannot write journal {}: {e}", dir.current().display()))?;
+        let path = dir.current();
+        write_durably(&path, text.as_bytes())
+            .map_err(|source| WriteError::Journal { path, source })?;
         match std::fs::remove_file(dir.step_log()) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(format!("cannot remove step log: {e}"))
-            }
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(WriteError::RemoveStepLog(e)),
             _ => Ok(()),
         }
     }
@@ -194,7 +231,7 @@ impl Journal {
     /// is ignored on load. Fsynced around steps whose effect outlives a
     /// reboot (files); the others (rules, routes, sysctls) vanish with a
     /// power loss anyway, and the boot id tells rollback so.
-    pub fn record(&self, dir: &StateDir, index: usize, durable: bool) -> Result<(), String> {
+    pub fn record(&self, dir: &StateDir, index: usize, durable: bool) -> Result<(), WriteError> {
         let s = &self.steps[index];
         let rec = StepRecord {
             txn: self.id.clone(),
@@ -206,7 +243,10 @@ impl Journal {
         let mut line = serde_json::to_string(&rec).expect("record serializes");
         line.push('\n');
         let path = dir.step_log();
-        let err = |e: std::io::Error| format!("cannot write step log {}: {e}", path.display());
+        let err = |source| WriteError::StepLog {
+            path: path.clone(),
+            source,
+        };
         let mut f = append_no_follow(&path).map_err(err)?;
         f.write_all(line.as_bytes()).map_err(err)?;
         if durable {
@@ -216,10 +256,9 @@ impl Journal {
     }
 
     /// Keep a finished journal in history before a new one replaces it.
-    pub fn archive(&self, dir: &StateDir) -> Result<(), String> {
+    pub fn archive(&self, dir: &StateDir) -> Result<(), WriteError> {
         let text = serde_json::to_string_pretty(self).expect("journal serializes");
-        write_durably(&dir.history(&self.id), text.as_bytes())
-            .map_err(|e| format!("cannot archive journal: {e}"))
+        write_durably(&dir.history(&self.id), text.as_bytes()).map_err(WriteError::Archive)
     }
 
     /// Apply step-log lines written after the journal; a torn or foreign

@@ -14,6 +14,8 @@ pub mod timer;
 pub mod transaction;
 pub mod trust;
 
-pub use journal::{Journal, LoadError, StepStatus, TxnState};
+pub use journal::{Journal, LoadError, StepStatus, TxnState, Unreadable, WriteError};
 pub use state_dir::StateDir;
-pub use transaction::{ApplyOutcome, Engine, EngineError, Event, RollbackOutcome};
+pub use transaction::{
+    ApplyOutcome, Engine, EngineError, Event, NothingToRollBack, Recovered, RollbackOutcome,
+};

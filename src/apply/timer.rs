@@ -90,12 +90,23 @@ fn shield(set: &libc::sigset_t) {
     }
 }
 
+/// Why the confirm timer could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum ArmError {
+    #[error("cannot find own executable: {0}")]
+    Exe(#[source] std::io::Error),
+    #[error("the journal has no confirm deadline")]
+    NoDeadline,
+    #[error("cannot start the timer: {0}")]
+    Start(#[source] std::io::Error),
+    #[error("the timer did not start ({0})")]
+    NotStarted(std::process::ExitStatus),
+}
+
 /// Start the timer for `journal`; returns its pid.
-pub fn arm(state: &StateDir, journal: &Journal) -> Result<u32, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find own executable: {e}"))?;
-    let deadline = journal
-        .confirm_deadline_unix
-        .ok_or("the journal has no confirm deadline")?;
+pub fn arm(state: &StateDir, journal: &Journal) -> Result<u32, ArmError> {
+    let exe = std::env::current_exe().map_err(ArmError::Exe)?;
+    let deadline = journal.confirm_deadline_unix.ok_or(ArmError::NoDeadline)?;
     let mut cmd = Command::new(&exe);
     cmd.args(timer_args(state.path(), &journal.id, deadline))
         .stdin(Stdio::null())
@@ -113,9 +124,7 @@ pub fn arm(state: &StateDir, journal: &Journal) -> Result<u32, String> {
             Ok(())
         });
     }
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("cannot start the timer: {e}"))?;
+    let mut child = cmd.spawn().map_err(ArmError::Start)?;
     // The started process forks the real timer, prints its pid and exits at
     // once: the timer is then init's child, never our zombie.
     let mut pid = String::new();
@@ -123,12 +132,10 @@ pub fn arm(state: &StateDir, journal: &Journal) -> Result<u32, String> {
         use std::io::Read;
         let _ = out.read_to_string(&mut pid);
     }
-    let status = child
-        .wait()
-        .map_err(|e| format!("cannot start the timer: {e}"))?;
+    let status = child.wait().map_err(ArmError::Start)?;
     let pid = match pid.trim().parse() {
         Ok(p) if status.success() => p,
-        _ => return Err(format!("the timer did not start ({status})")),
+        _ => return Err(ArmError::NotStarted(status)),
     };
     if systemd_usable() {
         let secs = deadline.saturating_sub(now_unix()) + BACKSTOP_GRACE_SECS;
@@ -359,7 +366,7 @@ pub fn run(state: StateDir, txn: &str, deadline: u64, foreground: bool) -> i32 {
             1
         }
         Ok(RollbackOutcome::Nothing(m)) => {
-            log(&state, &m);
+            log(&state, &m.to_string());
             0
         }
         Err(e) => {

@@ -3,13 +3,15 @@
 
 use super::executor::{BatchFailure, BatchKey, Executor, Failure, restore_line};
 use super::journal::JournalStep;
-use super::journal::{Journal, LoadError, StepStatus, TxnState, now_unix};
+use super::journal::{Journal, LoadError, StepStatus, TxnState, WriteError, now_unix};
 use super::journal_check;
 use super::lock::{Lock, LockError};
 use super::state_dir::StateDir;
+use super::timer::ArmError;
 use crate::plan::Plan;
 use crate::runner::Runner;
 use std::path::PathBuf;
+use thiserror::Error;
 
 /// Progress of a transaction, for the CLI's lines and the TUI's step list.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,57 +41,81 @@ pub enum Event {
     },
 }
 
-#[derive(Debug, PartialEq, Eq)]
+/// Why the engine did not start, or could not finish, what it was asked.
+#[derive(Debug, Error)]
 pub enum EngineError {
-    /// Another apply/rollback holds the lock.
+    /// Another apply/rollback holds the lock (its pid when known).
+    #[error(
+        "another dscproute apply or rollback is running{}: wait for it to finish",
+        .0.map(|pid| format!(" (pid {pid})")).unwrap_or_default()
+    )]
     Busy(Option<u32>),
     /// An interrupted transaction must be rolled back first.
+    #[error(
+        "transaction {0} was interrupted: run `dscproute rollback` to restore the state \
+         before it, then apply again"
+    )]
     Interrupted(String),
     /// A change awaits confirmation.
-    Pending {
-        id: String,
-        seconds_left: i64,
+    #[error(
+        "transaction {id} awaits confirmation ({seconds_left} s left): run `dscproute \
+         confirm` to keep it or `dscproute rollback` to undo it first"
+    )]
+    Pending { id: String, seconds_left: i64 },
+    /// `confirm` with no change awaiting confirmation: the last
+    /// transaction's id and state, when there is one.
+    #[error("nothing awaits confirmation: {}", last_words(.last))]
+    NothingToConfirm { last: Option<(String, TxnState)> },
+    #[error("cannot create state dir {}: {source}", path.display())]
+    StateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
     },
-    Io(String),
-    /// The journal (or the plan) holds something dscproute never plans:
-    /// nothing of it ran.
-    Refused(String),
+    #[error("cannot take the lock: {0}")]
+    Lock(#[source] std::io::Error),
+    /// The journal on disk cannot be read, or holds what dscproute never
+    /// plans (then nothing of it ran).
+    #[error(transparent)]
+    Journal(#[from] LoadError),
+    #[error(transparent)]
+    JournalWrite(#[from] WriteError),
+    #[error("cannot arm the confirm timer, nothing was changed: {0}")]
+    Timer(#[source] ArmError),
+    /// A plan step dscproute would refuse to roll back: nothing ran.
+    #[error("plan step {index} {reason}: dscproute does not apply it, nothing was changed")]
+    UnplannedStep { index: usize, reason: String },
+    /// The journal holds something dscproute never plans: nothing of it ran.
+    #[error("journal {} {reason}: nothing of it was run", path.display())]
+    RefusedJournal { path: PathBuf, reason: String },
 }
 
-impl From<LoadError> for EngineError {
-    fn from(e: LoadError) -> EngineError {
-        match e {
-            LoadError::Unreadable(m) => EngineError::Io(m),
-            LoadError::Refused(m) => EngineError::Refused(m),
+impl EngineError {
+    /// A failure (I/O: the state directory, the journal, the timer), as
+    /// opposed to a "not now" (busy, pending, interrupted, nothing to
+    /// confirm, a journal or plan that is refused).
+    pub fn is_failure(&self) -> bool {
+        match self {
+            EngineError::StateDir { .. }
+            | EngineError::Lock(_)
+            | EngineError::JournalWrite(_)
+            | EngineError::Timer(_)
+            | EngineError::Journal(LoadError::Unreadable(_)) => true,
+            EngineError::Busy(_)
+            | EngineError::Interrupted(_)
+            | EngineError::Pending { .. }
+            | EngineError::NothingToConfirm { .. }
+            | EngineError::Journal(LoadError::Refused(_))
+            | EngineError::UnplannedStep { .. }
+            | EngineError::RefusedJournal { .. } => false,
         }
     }
 }
 
-impl std::fmt::Display for EngineError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            EngineError::Busy(Some(pid)) => write!(
-                f,
-                "another dscproute apply or rollback is running (pid {pid}): wait for it to finish"
-            ),
-            EngineError::Busy(None) => {
-                write!(
-                    f,
-                    "another dscproute apply or rollback is running: wait for it to finish"
-                )
-            }
-            EngineError::Interrupted(id) => write!(
-                f,
-                "transaction {id} was interrupted: run `dscproute rollback` to restore the state \
-                 before it, then apply again"
-            ),
-            EngineError::Pending { id, seconds_left } => write!(
-                f,
-                "transaction {id} awaits confirmation ({seconds_left} s left): run `dscproute \
-                 confirm` to keep it or `dscproute rollback` to undo it first"
-            ),
-            EngineError::Io(e) | EngineError::Refused(e) => f.write_str(e),
-        }
+fn last_words(last: &Option<(String, TxnState)>) -> String {
+    match last {
+        Some((id, state)) => format!("the last transaction, {id}, is {}", state_word(*state)),
+        None => "no transaction on record".into(),
     }
 }
 
@@ -106,7 +132,7 @@ pub enum ApplyOutcome {
 }
 
 pub enum RollbackOutcome {
-    Nothing(String),
+    Nothing(NothingToRollBack),
     /// Everything undone (`unsaved` says when the journal could not record it).
     RolledBack(Journal),
     /// Some undo failed (the journal says which), or everything was undone
@@ -114,16 +140,71 @@ pub enum RollbackOutcome {
     Partial(Journal),
 }
 
+/// A transaction a reboot left open (interrupted or unconfirmed), closed
+/// before a new apply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recovered {
+    pub id: String,
+    /// Its state when the host rebooted.
+    pub was: TxnState,
+    /// Why the journal could not record it, if so.
+    pub unsaved: Option<String>,
+}
+
+impl std::fmt::Display for Recovered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "transaction {} was {} when the host rebooted: it is rolled back (its rules did not \
+             survive the reboot)",
+            self.id,
+            state_word(self.was)
+        )?;
+        match &self.unsaved {
+            Some(u) => write!(f, "; {u}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Why a rollback had nothing to undo.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NothingToRollBack {
+    NoTransaction,
+    /// The last transaction (this id) failed and its steps were undone.
+    FailedAndUndone(String),
+    /// The last transaction (this id) was rolled back already.
+    AlreadyRolledBack(String),
+}
+
+impl std::fmt::Display for NothingToRollBack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NothingToRollBack::NoTransaction => {
+                f.write_str("nothing to roll back: dscproute has no transaction on record here")
+            }
+            NothingToRollBack::FailedAndUndone(id) => write!(
+                f,
+                "nothing to roll back: the last transaction ({id}) failed and was undone"
+            ),
+            NothingToRollBack::AlreadyRolledBack(id) => write!(
+                f,
+                "nothing to roll back: the last transaction ({id}) was already rolled back"
+            ),
+        }
+    }
+}
+
 /// What the journal could not say for itself: a batch left unrun, or the
 /// step log that could not be written.
 enum BatchOutcome {
     Done,
     Refused(BatchFailure),
-    NotJournaled(String),
+    NotJournaled(WriteError),
 }
 
 /// Arms the confirm timer for a journal; returns the timer's pid.
-pub type ArmTimer<'a> = &'a dyn Fn(&Journal) -> Result<u32, String>;
+pub type ArmTimer<'a> = &'a dyn Fn(&Journal) -> Result<u32, ArmError>;
 
 pub struct Engine<'a> {
     pub runner: &'a dyn Runner,
@@ -141,15 +222,15 @@ impl Engine<'_> {
 
     /// Take the lock; everything that changes the host happens under it.
     pub fn lock(&self) -> Result<Lock, EngineError> {
-        self.state.ensure().map_err(|e| {
-            EngineError::Io(format!(
-                "cannot create state dir {}: {e}",
-                self.state.path().display()
-            ))
-        })?;
+        self.state
+            .ensure()
+            .map_err(|source| EngineError::StateDir {
+                path: self.state.path().to_path_buf(),
+                source,
+            })?;
         Lock::try_acquire(&self.state.lock_file()).map_err(|e| match e {
             LockError::Busy(pid) => EngineError::Busy(pid),
-            LockError::Io(e) => EngineError::Io(format!("cannot take the lock: {e}")),
+            LockError::Io(e) => EngineError::Lock(e),
         })
     }
 
@@ -161,7 +242,7 @@ impl Engine<'_> {
         &self,
         _lock: &Lock,
         events: &mut dyn FnMut(Event),
-    ) -> Result<Option<String>, EngineError> {
+    ) -> Result<Option<Recovered>, EngineError> {
         let Some(mut j) = Journal::load(&self.state)? else {
             return Ok(None);
         };
@@ -171,17 +252,16 @@ impl Engine<'_> {
         if !stale {
             return Ok(None);
         }
-        let was = state_word(j.state);
+        let was = j.state;
         let clean = self.undo_all(&mut j, events)?;
         j.state = TxnState::RolledBack;
         j.timer_pid = None;
         self.finish(&mut j, clean);
-        let unsaved = j.unsaved.map(|u| format!("; {u}")).unwrap_or_default();
-        Ok(Some(format!(
-            "transaction {} was {was} when the host rebooted: it is rolled back (its rules \
-             did not survive the reboot){unsaved}",
-            j.id
-        )))
+        Ok(Some(Recovered {
+            id: j.id,
+            was,
+            unsaved: j.unsaved,
+        }))
     }
 
     /// Refuse to start over an interrupted or unconfirmed transaction.
@@ -216,27 +296,21 @@ impl Engine<'_> {
         let mut j = Journal::new(profile, steps);
         // Never journal what a rollback would refuse to run.
         for (i, js) in j.steps.iter().enumerate() {
-            journal_check::check_step(js).map_err(|e| {
-                EngineError::Refused(format!(
-                    "plan step {} {e}: dscproute does not apply it, nothing was changed",
-                    i + 1
-                ))
+            journal_check::check_step(js).map_err(|reason| EngineError::UnplannedStep {
+                index: i + 1,
+                reason,
             })?;
         }
         if let Some(old) = Journal::load(&self.state)? {
-            old.archive(&self.state).map_err(EngineError::Io)?;
+            old.archive(&self.state)?;
         }
-        j.save(&self.state).map_err(EngineError::Io)?;
+        j.save(&self.state)?;
         if let Some((secs, arm)) = confirm {
             j.confirm_deadline_unix = Some(now_unix() + secs);
-            j.save(&self.state).map_err(EngineError::Io)?;
-            let pid = arm(&j).map_err(|e| {
-                EngineError::Io(format!(
-                    "cannot arm the confirm timer, nothing was changed: {e}"
-                ))
-            })?;
+            j.save(&self.state)?;
+            let pid = arm(&j).map_err(EngineError::Timer)?;
             j.timer_pid = Some(pid);
-            j.save(&self.state).map_err(EngineError::Io)?;
+            j.save(&self.state)?;
         }
         let ex = self.executor();
         let total = j.steps.len();
@@ -353,12 +427,12 @@ impl Engine<'_> {
     fn not_journaled(
         &self,
         mut j: Journal,
-        error: String,
+        error: WriteError,
         events: &mut dyn FnMut(Event),
     ) -> Result<ApplyOutcome, EngineError> {
         let failure = Failure {
             command: format!("write the journal in {}", self.state.path().display()),
-            stderr: error,
+            stderr: error.to_string(),
         };
         let clean = self.undo_all(&mut j, events)?;
         j.state = TxnState::Failed;
@@ -446,11 +520,9 @@ impl Engine<'_> {
         j: &mut Journal,
         events: &mut dyn FnMut(Event),
     ) -> Result<bool, EngineError> {
-        journal_check::check(j).map_err(|e| {
-            EngineError::Refused(format!(
-                "journal {} {e}: nothing of it was run",
-                self.state.current().display()
-            ))
+        journal_check::check(j).map_err(|reason| EngineError::RefusedJournal {
+            path: self.state.current(),
+            reason,
         })?;
         let ex = self.executor();
         let mut clean = true;
@@ -594,20 +666,14 @@ impl Engine<'_> {
         events: &mut dyn FnMut(Event),
     ) -> Result<RollbackOutcome, EngineError> {
         let Some(mut j) = Journal::load(&self.state)? else {
-            return Ok(RollbackOutcome::Nothing(
-                "nothing to roll back: dscproute has no transaction on record here".into(),
-            ));
+            return Ok(RollbackOutcome::Nothing(NothingToRollBack::NoTransaction));
         };
         if matches!(j.state, TxnState::RolledBack | TxnState::Failed) && !j.needs_undo() {
-            let how = if j.state == TxnState::Failed {
-                "failed and was undone"
+            return Ok(RollbackOutcome::Nothing(if j.state == TxnState::Failed {
+                NothingToRollBack::FailedAndUndone(j.id)
             } else {
-                "was already rolled back"
-            };
-            return Ok(RollbackOutcome::Nothing(format!(
-                "nothing to roll back: the last transaction ({}) {how}",
-                j.id
-            )));
+                NothingToRollBack::AlreadyRolledBack(j.id)
+            }));
         }
         let clean = self.undo_all(&mut j, events)?;
         j.state = TxnState::RolledBack;
@@ -621,24 +687,22 @@ impl Engine<'_> {
     }
 
     /// Keep a change that awaits confirmation.
-    pub fn confirm(&self, _lock: &Lock) -> Result<Result<Journal, String>, EngineError> {
+    pub fn confirm(&self, _lock: &Lock) -> Result<Journal, EngineError> {
         let Some(mut j) = Journal::load(&self.state)? else {
-            return Ok(Err("nothing awaits confirmation".into()));
+            return Err(EngineError::NothingToConfirm { last: None });
         };
         if j.state != TxnState::PendingConfirm {
-            return Ok(Err(format!(
-                "nothing awaits confirmation (the last transaction, {}, is {})",
-                j.id,
-                state_word(j.state)
-            )));
+            return Err(EngineError::NothingToConfirm {
+                last: Some((j.id, j.state)),
+            });
         }
         // The timer polls the journal and leaves once it is no longer pending;
         // it is never signalled, so a reused pid can never be hit.
         j.state = TxnState::Applied;
         j.timer_pid = None;
         j.confirm_deadline_unix = None;
-        j.save(&self.state).map_err(EngineError::Io)?;
-        Ok(Ok(j))
+        j.save(&self.state)?;
+        Ok(j)
     }
 }
 

@@ -3,10 +3,18 @@
 use super::exit;
 use crate::output;
 use crate::probe::{self, HostFacts};
+use clap::Args;
 
-pub fn facts_cmd(json: bool) -> i32 {
+#[derive(Debug, Args)]
+pub struct FactsArgs {
+    /// Print JSON (the format `plan --facts` reads).
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: &FactsArgs) -> i32 {
     let facts = probe::probe_system();
-    if json {
+    if args.json {
         let text = serde_json::to_string_pretty(&facts).expect("facts serialize");
         output::print_or_quit(&format!("{text}\n"));
     } else {

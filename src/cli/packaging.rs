@@ -5,7 +5,12 @@
 
 use super::{Cli, exit, fail};
 use crate::output;
-use clap::CommandFactory;
+use clap::{Args, CommandFactory};
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    pub shell: clap_complete::Shell,
+}
 
 /// Sections clap does not know about, in roff (between SUBCOMMANDS and VERSION).
 const EXTRA_SECTIONS: &str = r#".SH "EXIT STATUS"
@@ -25,7 +30,7 @@ the host does not allow the plan (preflight errors or conflicts); nothing change
 \fB4\fR
 not now: another apply or rollback is running, a change awaits confirmation or was interrupted, root is needed, or persist found no confirmed apply; nothing changed
 .PP
-With \fB\-\-json\fR, \fBapply\fR prints one object whose \fBstatus\fR is \fBchanged\fR, \fBpending_confirm\fR, \fBok\fR (nothing to do), \fBrefused\fR or \fBfailed\fR, with \fBchanged\fR true or false; \fBrollback\fR prints \fBstatus\fR, \fBchanged\fR and \fBmessage\fR.
+With \fB\-\-json\fR, \fBapply\fR prints one object whose \fBstatus\fR is \fBchanged\fR, \fBpending_confirm\fR, \fBok\fR (nothing to do), \fBrefused\fR or \fBfailed\fR, with \fBchanged\fR true or false (none for exit 2 and 4); \fBrollback\fR prints \fBstatus\fR, \fBchanged\fR, \fBtransaction\fR and \fBmessage\fR.
 .SH ENVIRONMENT
 .TP
 \fBDSCPROUTE_STATE_DIR\fR

@@ -10,7 +10,8 @@ use crate::plan::{self, PlanOptions};
 use crate::probe;
 use crate::profile::Profile;
 use crate::runner::{SystemRunner, find_program};
-use std::path::Path;
+use clap::Args;
+use std::path::{Path, PathBuf};
 
 /// The root to install under, and whether it is this running host's.
 struct Target {
@@ -93,7 +94,30 @@ fn need_root(target: &Target, what: &str) -> Option<i32> {
     })
 }
 
-pub fn persist_cmd(state: &StateDir, profile_path: &Path, name: Option<&str>, root: &Path) -> i32 {
+#[derive(Debug, Args)]
+pub struct PersistArgs {
+    /// The profile that was applied and kept.
+    #[arg(long, short)]
+    pub profile: PathBuf,
+    /// Name of the persisted profile and unit instance [default: the file stem].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Filesystem root to install under (for tests and image builds).
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct UnpersistArgs {
+    /// The NAME given to (or chosen by) `persist`.
+    pub name: String,
+    /// Filesystem root the profile was installed under.
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+}
+
+pub fn persist_cmd(state: &StateDir, args: &PersistArgs) -> i32 {
+    let (profile_path, name, root) = (&args.profile, args.name.as_deref(), &args.root);
     let profile = match Profile::load(profile_path) {
         Ok(p) => p,
         Err(e) => return fail(exit::USAGE, &e.to_string()),
@@ -124,7 +148,10 @@ pub fn persist_cmd(state: &StateDir, profile_path: &Path, name: Option<&str>, ro
     }
     let journal = match Journal::load(state) {
         Ok(j) => j,
-        Err(e) => return super::apply::journal_error(&e),
+        Err(e) => {
+            let message = e.to_string();
+            return fail(super::code(crate::ops::JournalError(e).kind()), &message);
+        }
     };
     let mut in_place = || {
         let facts = probe::probe_system();
@@ -206,7 +233,8 @@ fn persist_report(
     }
 }
 
-pub fn unpersist_cmd(name: &str, root: &Path) -> i32 {
+pub fn unpersist_cmd(args: &UnpersistArgs) -> i32 {
+    let (name, root) = (args.name.as_str(), &args.root);
     if let Err(e) = persist::validate_name(name) {
         return fail(exit::USAGE, &e);
     }

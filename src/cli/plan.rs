@@ -1,11 +1,15 @@
 //! `dscproute plan`.
 
 use super::{exit, fail};
+use crate::apply::StateDir;
+use crate::ops::plan::{Facts, Refusal};
+use crate::ops::{self, Host};
 use crate::output;
-use crate::plan::{self, PlanOptions};
+use crate::plan;
 use crate::probe::{self, HostFacts};
 use crate::profile::Profile;
-use std::path::Path;
+use clap::Args;
+use std::path::{Path, PathBuf};
 
 /// Host facts from a recorded file, or from probing this host.
 pub fn load_facts(path: Option<&Path>) -> Result<HostFacts, String> {
@@ -22,25 +26,46 @@ pub fn load_facts(path: Option<&Path>) -> Result<HostFacts, String> {
     })
 }
 
-pub fn plan_cmd(profile_path: &Path, json: bool, script: bool, facts: Option<&Path>) -> i32 {
-    let profile = match Profile::load(profile_path) {
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The profile (TOML) to plan.
+    #[arg(long, short)]
+    pub profile: PathBuf,
+    /// Print the plan as JSON.
+    #[arg(long, conflicts_with = "script")]
+    pub json: bool,
+    /// Print a standalone POSIX sh script (apply and undo) for a host
+    /// without dscproute.
+    #[arg(long)]
+    pub script: bool,
+    /// Plan against host facts recorded with `dscproute facts --json`
+    /// instead of probing this host.
+    #[arg(long, value_name = "FILE")]
+    pub facts: Option<PathBuf>,
+}
+
+pub fn run(state: StateDir, args: &PlanArgs) -> i32 {
+    let profile = match Profile::load(&args.profile) {
         Ok(p) => p,
         Err(e) => return fail(exit::USAGE, &e.to_string()),
     };
-    let facts_path = facts;
-    let facts = match load_facts(facts) {
-        Ok(f) => f,
-        Err(e) => return fail(exit::USAGE, &e),
+    let facts = match &args.facts {
+        Some(path) => match load_facts(Some(path)) {
+            Ok(f) => Facts::Recorded(Box::new(f)),
+            Err(e) => return fail(exit::USAGE, &e),
+        },
+        None => Facts::Probe,
     };
-    let source = profile_path.display().to_string();
+    let source = args.profile.display().to_string();
     // A script runs exactly what `apply` would on the host these facts
     // describe, so it is planned, checked and refused the same way.
-    let mut plan = match plan::plan(&profile, &facts, PlanOptions::default()) {
+    let host = Host::system(state, false);
+    let plan = match ops::plan::plan(&host, &profile, facts) {
         Ok(p) => p,
         Err(e) => {
-            if json {
-                let v = serde_json::json!({ "error": "refused", "problems": e.problems });
-                output::print_or_quit(&format!("{v:#}\n"));
+            if args.json {
+                let text = serde_json::to_string_pretty(&Refusal::of(&e)).expect("serializes");
+                output::print_or_quit(&format!("{text}\n"));
             }
             for p in &e.problems {
                 output::eprint_line(&format!("dscproute: {p}"));
@@ -48,16 +73,10 @@ pub fn plan_cmd(profile_path: &Path, json: bool, script: bool, facts: Option<&Pa
             return exit::REFUSED;
         }
     };
-    // Kernel support is a fact of this host, not of recorded facts.
-    if facts_path.is_none()
-        && let Some(gap) = crate::doctor::kernel_gap(&profile, &facts, &plan, Path::new("/"))
-    {
-        plan.errors.push(gap);
-    }
-    if json {
+    if args.json {
         let text = serde_json::to_string_pretty(&plan).expect("plan serializes");
         output::print_or_quit(&format!("{text}\n"));
-    } else if script {
+    } else if args.script {
         if !plan.is_applicable() {
             for e in &plan.errors {
                 output::eprint_line(&format!("dscproute: {e}"));

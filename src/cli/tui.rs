@@ -4,15 +4,22 @@ use super::{exit, fail};
 use crate::apply::StateDir;
 use crate::profile::Profile;
 use crate::tui::app::ScreenId;
+use clap::Args;
 use std::io::IsTerminal;
-use std::path::Path;
+use std::path::PathBuf;
 
-pub fn tui_cmd(
-    state: &StateDir,
-    profile: Option<&Path>,
-    facts: Option<&Path>,
-    start: ScreenId,
-) -> i32 {
+#[derive(Debug, Default, Args)]
+pub struct TuiArgs {
+    /// Preload the answers from a profile.
+    #[arg(long, short)]
+    pub profile: Option<PathBuf>,
+    /// Use facts recorded with `dscproute facts --json` (a dry run).
+    #[arg(long, value_name = "FILE")]
+    pub facts: Option<PathBuf>,
+}
+
+pub fn run(state: &StateDir, args: &TuiArgs, start: ScreenId) -> i32 {
+    let (profile, facts) = (args.profile.as_deref(), args.facts.as_deref());
     if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
         return fail(
             exit::USAGE,

@@ -5,6 +5,7 @@ use super::{exit, fail};
 use crate::output;
 use crate::tos::parse_dscp;
 use crate::watch::{CaptureError, Watch, render};
+use clap::Args;
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -26,8 +27,26 @@ fn catch_stop_signals() {
     }
 }
 
-pub fn watch_cmd(interface: &str, dscp: Option<&str>, seconds: Option<u64>, json: bool) -> i32 {
-    let dscp = match dscp.map(parse_dscp).transpose() {
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// The interface to watch.
+    #[arg(long, short)]
+    pub interface: String,
+    /// Show the top source/destination pairs for this DSCP.
+    #[arg(long)]
+    pub dscp: Option<String>,
+    /// Stop after this many seconds (with --json: print one summary).
+    #[arg(long, value_name = "S")]
+    pub seconds: Option<u64>,
+    /// Print JSON: a summary line every second, or with --seconds one
+    /// summary at the end.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: &WatchArgs) -> i32 {
+    let (interface, seconds, json) = (args.interface.as_str(), args.seconds, args.json);
+    let dscp = match args.dscp.as_deref().map(parse_dscp).transpose() {
         Ok(d) => d.map(|d| d.value()),
         Err(e) => {
             return fail(

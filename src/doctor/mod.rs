@@ -156,17 +156,22 @@ impl Inputs<'_> {
     }
 
     pub fn dscp(&self) -> u8 {
-        self.profile
-            .gateway
-            .as_ref()
-            .map(|g| g.dscp)
-            .or(self.profile.marker.as_ref().map(|m| m.dscp))
-            .map_or(0, |d| d.value())
+        profile_dscp(self.profile)
     }
 
     pub fn apply_cmd(&self) -> String {
         format!("dscproute apply --profile {}", self.profile_path)
     }
+}
+
+/// The DSCP a profile's traffic carries (the gateway's when both roles).
+pub fn profile_dscp(profile: &Profile) -> u8 {
+    profile
+        .gateway
+        .as_ref()
+        .map(|g| g.dscp)
+        .or(profile.marker.as_ref().map(|m| m.dscp))
+        .map_or(0, |d| d.value())
 }
 
 /// How much of the plan is in place.

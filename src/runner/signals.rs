@@ -81,13 +81,24 @@ extern "C" fn on_stop(sig: libc::c_int) {
 pub fn guard(mode: OnStop) {
     STATE.abort.store(mode == OnStop::Abort, Ordering::SeqCst);
     protect_children();
+    ignore_hangup();
     let handler = on_stop as extern "C" fn(libc::c_int);
-    // SAFETY: the handler only touches atomics; SIGHUP is ignored.
+    // SAFETY: the handler only touches atomics.
     unsafe {
-        libc::signal(libc::SIGHUP, libc::SIG_IGN);
         for sig in STOP_SIGNALS {
             libc::signal(sig, handler as libc::sighandler_t);
         }
+    }
+}
+
+/// A closed terminal or SSH session (SIGHUP) must not kill a change
+/// half-way: ignore it for the rest of the process (the apply's CLI and the
+/// TUI, which notices the dead terminal by its errors and waits for its
+/// workers).
+pub fn ignore_hangup() {
+    // SAFETY: setting a signal disposition; no handler code runs.
+    unsafe {
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
     }
 }
 

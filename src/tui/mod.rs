@@ -16,10 +16,10 @@ pub mod testing;
 #[cfg(test)]
 mod tests;
 
-use crate::apply::{ApplyOutcome, Engine, RollbackOutcome, StateDir};
+use crate::apply::StateDir;
+use crate::ops::{self, Host, apply::Applied};
 use crate::probe::HostFacts;
 use crate::profile::Profile;
-use crate::runner::SystemRunner;
 use app::{App, ApplyResult, Effect, Msg, ScreenId};
 use ratatui::crossterm::event::{self, DisableMouseCapture, EnableMouseCapture};
 use ratatui::crossterm::execute;
@@ -234,14 +234,6 @@ fn spawn_probe(tx: Sender<Msg>) {
     });
 }
 
-fn engine(state: &StateDir) -> Engine<'static> {
-    Engine {
-        runner: &SystemRunner,
-        root: PathBuf::from("/"),
-        state: state.clone(),
-    }
-}
-
 fn run_effect(app: &mut App, effect: Effect, tx: &Sender<Msg>, state: &StateDir) {
     match effect {
         Effect::Quit => app.quit = true,
@@ -295,106 +287,69 @@ fn run_effect(app: &mut App, effect: Effect, tx: &Sender<Msg>, state: &StateDir)
                 .as_ref()
                 .map_or("tui".into(), |p| p.display().to_string());
             spawn_change(move || {
-                let e = engine(&state);
-                let result = (|| {
-                    let lock = e.lock().map_err(|e| e.to_string())?;
-                    e.recover_after_reboot(&lock, &mut |_| {})
-                        .map_err(|e| e.to_string())?;
-                    e.check_clear().map_err(|e| e.to_string())?;
-                    // Plan again from a fresh read, under the lock: the preview
-                    // may be minutes old. Apply only what the admin saw.
-                    let facts = crate::probe::probe_system();
-                    let mut plan =
-                        crate::plan::plan(&profile, &facts, crate::plan::PlanOptions::default())
-                            .map_err(|e| e.problems.join("; "))?;
-                    plan.errors
-                        .extend(crate::doctor::ready::blockers(&profile, &facts, &plan));
-                    if let Some(first) = plan.errors.first() {
-                        return Err(first.clone());
-                    }
-                    let now: Vec<String> = plan.pending().map(|s| s.apply.display()).collect();
-                    if now != previewed {
-                        return Err("the host changed since the preview: nothing was applied; \
-                                    restart dscproute to plan from a fresh read"
-                            .into());
-                    }
-                    let arm = |j: &crate::apply::Journal| crate::apply::timer::arm(&state, j);
-                    let confirm =
-                        confirm_secs.map(|s| (s, &arm as crate::apply::transaction::ArmTimer));
-                    let progress_tx = tx.clone();
-                    let mut events = move |ev| {
+                let host = Host::system(state, false);
+                let req = ops::apply::Request {
+                    profile: &profile,
+                    source: &source,
+                    confirm_secs,
+                    // The plan is made again from a fresh read, under the
+                    // lock: the preview may be minutes old.
+                    previewed: Some(&previewed),
+                };
+                let progress_tx = tx.clone();
+                let mut progress = move |p| {
+                    if let ops::apply::Progress::Step(ev) = p {
                         let _ = progress_tx.send(Msg::Apply(ev));
-                    };
-                    match e
-                        .apply(&lock, &plan, &source, confirm, &mut events)
-                        .map_err(|e| e.to_string())?
-                    {
-                        ApplyOutcome::Noop => Ok(ApplyResult {
-                            transaction: String::new(),
-                            noop: true,
-                            deadline_unix: None,
-                        }),
-                        ApplyOutcome::Applied(j) => Ok(ApplyResult {
-                            transaction: j.id,
-                            noop: false,
-                            deadline_unix: j.confirm_deadline_unix,
-                        }),
-                        ApplyOutcome::Failed { failure, .. } => Err(format!(
-                            "{}: {} (the completed steps were undone)",
-                            failure.command,
-                            failure.stderr.trim()
-                        )),
                     }
-                })();
+                };
+                let result = match ops::apply::apply(&host, &req, &mut progress) {
+                    Ok(Applied::NothingToDo) => Ok(ApplyResult {
+                        transaction: String::new(),
+                        noop: true,
+                        deadline_unix: None,
+                    }),
+                    Ok(Applied::Changed(j)) => Ok(ApplyResult {
+                        transaction: j.id,
+                        noop: false,
+                        deadline_unix: j.confirm_deadline_unix,
+                    }),
+                    Err(e) => Err(e.to_string()),
+                };
                 let _ = tx.send(Msg::ApplyDone(result));
             });
         }
         Effect::Confirm => {
             let (tx, state) = (tx.clone(), state.clone());
             spawn_change(move || {
-                let e = engine(&state);
-                let r =
-                    e.lock()
-                        .map_err(|e| e.to_string())
-                        .and_then(|lock| match e.confirm(&lock) {
-                            Ok(Ok(j)) => Ok(format!("Kept transaction {}.", j.id)),
-                            Ok(Err(m)) => Err(m),
-                            Err(err) => Err(err.to_string()),
-                        });
+                let r = ops::confirm::confirm(&Host::system(state, false))
+                    .map(|j| format!("Kept transaction {}.", j.id))
+                    .map_err(|e| e.to_string());
                 let _ = tx.send(Msg::Settled(r));
             });
         }
         Effect::Rollback => {
             let (tx, state) = (tx.clone(), state.clone());
             spawn_change(move || {
-                let e = engine(&state);
                 let progress_tx = tx.clone();
-                let mut events = move |ev| {
+                let mut progress = move |ev| {
                     let _ = progress_tx.send(Msg::Apply(ev));
                 };
-                let r = e.lock().map_err(|e| e.to_string()).and_then(|lock| {
-                    match e.rollback(&lock, &mut events) {
-                        Ok(RollbackOutcome::RolledBack(j)) => {
-                            Ok(format!("Rolled back transaction {}.", j.id))
-                        }
-                        Ok(RollbackOutcome::Nothing(m)) => Ok(m),
-                        Ok(RollbackOutcome::Partial(j)) => Err(format!(
-                            "Rolled back {} partly: see the status screen.",
-                            j.id
-                        )),
-                        Err(err) => Err(err.to_string()),
-                    }
-                });
+                let host = Host::system(state, false);
+                let r = match ops::rollback::rollback(&host, Default::default(), &mut progress) {
+                    Ok(done) if done.ok() => Ok(done.message()),
+                    Ok(done) => Err(format!(
+                        "Rolled back {} partly: see the status screen.",
+                        done.transaction().unwrap_or_default()
+                    )),
+                    Err(e) => Err(e.to_string()),
+                };
                 let _ = tx.send(Msg::Settled(r));
             });
         }
         Effect::RefreshStatus => {
             let (tx, state) = (tx.clone(), state.clone());
             std::thread::spawn(move || {
-                // The same view as `dscproute status`: an unreadable journal,
-                // a running apply and drift are reported, not hidden.
-                let facts = crate::probe::probe_system();
-                let s = crate::apply::status::gather_dir(&state, &facts, &SystemRunner);
+                let s = ops::status::status(&Host::system(state, false));
                 let _ = tx.send(Msg::Status(Box::new(s)));
             });
         }

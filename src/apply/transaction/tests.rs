@@ -166,7 +166,10 @@ fn failure_undoes_completed_steps_in_reverse() {
     );
     // Nothing left to roll back.
     let out = e.rollback(&lock, &mut |_| {}).unwrap();
-    assert!(matches!(out, RollbackOutcome::Nothing(m) if m.contains("failed and was undone")));
+    assert!(matches!(
+        out,
+        RollbackOutcome::Nothing(NothingToRollBack::FailedAndUndone(_))
+    ));
 }
 
 #[test]
@@ -184,7 +187,10 @@ fn rollback_undoes_once_then_is_a_noop() {
     assert!(matches!(out, RollbackOutcome::RolledBack(_)));
     assert_eq!(calls(&r)[3..], ["c -3", "b -2", "a -1"]);
     let out = e.rollback(&lock, &mut |_| {}).unwrap();
-    assert!(matches!(out, RollbackOutcome::Nothing(m) if m.contains("already rolled back")));
+    assert!(matches!(
+        out,
+        RollbackOutcome::Nothing(NothingToRollBack::AlreadyRolledBack(_))
+    ));
     assert_eq!(r.calls().len(), 6, "second rollback ran nothing");
 }
 
@@ -276,11 +282,14 @@ fn confirm_keeps_and_pending_blocks_a_new_apply() {
     assert_eq!(j.state, TxnState::PendingConfirm);
     assert_eq!(j.timer_pid, Some(4242));
     assert!(matches!(e.check_clear(), Err(EngineError::Pending { .. })));
-    let kept = e.confirm(&lock).unwrap().unwrap();
+    let kept = e.confirm(&lock).unwrap();
     assert_eq!(kept.state, TxnState::Applied);
     assert!(e.check_clear().is_ok());
     assert!(
-        e.confirm(&lock).unwrap().is_err(),
+        matches!(
+            e.confirm(&lock),
+            Err(EngineError::NothingToConfirm { last: Some(_) })
+        ),
         "nothing awaits confirmation now"
     );
 }
@@ -291,9 +300,15 @@ fn failing_to_arm_the_timer_changes_nothing() {
     let r = FakeRunner::new();
     let e = engine(&r, &dir);
     let lock = e.lock().unwrap();
-    let arm = |_: &Journal| Err("no exe".to_string());
+    let arm = |_: &Journal| Err(crate::apply::timer::ArmError::NoDeadline);
     let res = e.apply(&lock, &three(), "p.toml", Some((60, &arm)), &mut |_| {});
-    assert!(matches!(res, Err(EngineError::Io(m)) if m.contains("nothing was changed")));
+    match res {
+        Err(e @ EngineError::Timer(_)) => {
+            assert!(e.is_failure());
+            assert!(e.to_string().contains("nothing was changed"), "{e}");
+        }
+        other => panic!("not a timer error: {:?}", other.err()),
+    }
     assert!(r.calls().is_empty());
 }
 
@@ -337,6 +352,7 @@ fn a_transaction_interrupted_before_a_reboot_is_closed_with_only_its_files_undon
     assert!(matches!(e.check_clear(), Err(EngineError::Pending { .. })));
     let lock = e.lock().unwrap();
     let note = e.recover_after_reboot(&lock, &mut |_| {}).unwrap().unwrap();
+    let note = note.to_string();
     assert!(note.contains("rebooted"), "{note}");
     assert!(
         r.calls().is_empty(),
@@ -842,14 +858,19 @@ fn rollback_of_a_crafted_journal_runs_nothing() {
     std::fs::write(e.state.current(), text).unwrap();
     let lock = e.lock().unwrap();
     match e.rollback(&lock, &mut |_| {}) {
-        Err(EngineError::Refused(m)) => {
+        Err(e @ EngineError::Journal(LoadError::Refused(_))) => {
+            assert!(!e.is_failure(), "not now: nothing of it runs");
+            let m = e.to_string();
             assert!(m.contains("step 2 undo `sh -c touch /tmp/pwned`"), "{m}");
             assert!(m.contains("current.json"), "{m}");
         }
         other => panic!("not refused: {:?}", other.err()),
     }
     assert!(r.calls().is_empty(), "nothing ran: {:?}", r.calls());
-    assert!(matches!(e.check_clear(), Err(EngineError::Refused(_))));
+    assert!(matches!(
+        e.check_clear(),
+        Err(EngineError::Journal(LoadError::Refused(_)))
+    ));
 }
 
 #[test]
@@ -863,7 +884,9 @@ fn a_plan_step_the_journal_would_refuse_is_not_applied() {
         path: "/etc/shadow".into(),
     };
     match e.apply(&lock, &p, "p.toml", None, &mut |_| {}) {
-        Err(EngineError::Refused(m)) => assert!(m.contains("plan step 3 undo"), "{m}"),
+        Err(e @ EngineError::UnplannedStep { index: 3, .. }) => {
+            assert!(e.to_string().contains("plan step 3 undo"), "{e}")
+        }
         _ => panic!("not refused"),
     }
     assert!(r.calls().is_empty());

@@ -1,0 +1,323 @@
+//! Roll back the last transaction exactly, and with `all` also remove
+//! everything dscproute owns, found by its tags, even without a readable
+//! journal (which is then set aside). `prepare` says what would be rolled
+//! back, for a front that asks; `Ready::run` does it; `rollback` is both.
+
+use super::{Host, JournalError, Kind, engine_kind};
+use crate::apply::executor::{Executor, Failure};
+use crate::apply::lock::Lock;
+use crate::apply::{
+    EngineError, Event, Journal, LoadError, NothingToRollBack, RollbackOutcome, StepStatus, sweep,
+};
+use crate::plan::ownership::RT_TABLES_DROPIN;
+use crate::runner::signals::{self, OnStop};
+use serde::Serialize;
+use std::path::PathBuf;
+use thiserror::Error;
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Request {
+    /// Also remove everything dscproute owns, found by its tags.
+    pub all: bool,
+}
+
+/// What a rollback is about to undo, for the front's question.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    Transaction {
+        id: String,
+        steps: usize,
+    },
+    /// Everything dscproute owns on this host (`all`).
+    Everything,
+}
+
+/// Ready to roll back (under the lock, unless there is nothing at all).
+pub struct Ready {
+    /// `None`: no journal and no sweep, so no lock (and no state) was taken.
+    lock: Option<Lock>,
+    /// An error only with `all`, which goes on by the tags alone.
+    journal: Result<Option<Journal>, LoadError>,
+    all: bool,
+}
+
+#[derive(Debug, Error)]
+pub enum RollbackError {
+    #[error("rollback changes the host and needs root: run it as root")]
+    NeedsRoot,
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+}
+
+impl RollbackError {
+    pub fn kind(&self) -> Kind {
+        match self {
+            RollbackError::NeedsRoot => Kind::NotNow,
+            RollbackError::Engine(e) => engine_kind(e),
+            RollbackError::Journal(e) => e.kind(),
+        }
+    }
+}
+
+/// What became of the journal's transaction.
+#[derive(Debug)]
+pub enum Undo {
+    Nothing(NothingToRollBack),
+    RolledBack(Journal),
+    /// Some undo failed or could not be recorded (the journal says which).
+    Partial(Journal),
+    /// `all` with an unreadable journal: it was moved aside to `kept`.
+    SetAside {
+        error: LoadError,
+        kept: PathBuf,
+    },
+    /// `all` with an unreadable journal that could not be moved aside.
+    NotSetAside {
+        error: LoadError,
+        why: String,
+    },
+}
+
+/// What `all` removed by the tags.
+#[derive(Debug, Default)]
+pub struct Swept {
+    /// Every removal tried, as its command.
+    pub removals: Vec<String>,
+    pub failures: Vec<Failure>,
+}
+
+#[derive(Debug)]
+pub struct RolledBack {
+    pub undo: Undo,
+    /// With `all`.
+    pub swept: Option<Swept>,
+    /// A stop signal that came meanwhile (the rollback was finished first).
+    pub signal: Option<String>,
+}
+
+pub fn prepare(host: &Host, req: Request) -> Result<Ready, RollbackError> {
+    if !host.is_root {
+        return Err(RollbackError::NeedsRoot);
+    }
+    // Nothing on record and nothing to sweep: say so without creating state.
+    if !req.all && matches!(Journal::load(&host.state), Ok(None)) {
+        return Ok(Ready {
+            lock: None,
+            journal: Ok(None),
+            all: false,
+        });
+    }
+    let lock = host.engine().lock()?;
+    let journal = match Journal::load(&host.state) {
+        Ok(j) => Ok(j),
+        Err(e) if req.all => Err(e),
+        Err(e) => return Err(JournalError(e).into()),
+    };
+    Ok(Ready {
+        lock: Some(lock),
+        journal,
+        all: req.all,
+    })
+}
+
+impl Ready {
+    /// What the front should ask about; `None` when there is nothing to
+    /// undo (the rollback then only says so).
+    pub fn target(&self) -> Option<Target> {
+        match &self.journal {
+            _ if self.all => Some(Target::Everything),
+            Ok(Some(j)) if j.needs_undo() => Some(Target::Transaction {
+                id: j.id.clone(),
+                steps: j.steps.len(),
+            }),
+            _ => None,
+        }
+    }
+
+    pub fn run(
+        self,
+        host: &Host,
+        progress: &mut dyn FnMut(Event),
+    ) -> Result<RolledBack, RollbackError> {
+        let Some(lock) = &self.lock else {
+            return Ok(RolledBack {
+                undo: Undo::Nothing(NothingToRollBack::NoTransaction),
+                swept: None,
+                signal: None,
+            });
+        };
+        // A logout or Ctrl-C now waits for the rollback to finish.
+        if host.catch_signals {
+            signals::guard(OnStop::Finish);
+        }
+        let undo = match self.journal {
+            Ok(_) => match host.engine().rollback(lock, progress)? {
+                RollbackOutcome::Nothing(n) => Undo::Nothing(n),
+                RollbackOutcome::RolledBack(j) => {
+                    (host.timer.disarm)(&j.id);
+                    Undo::RolledBack(j)
+                }
+                RollbackOutcome::Partial(j) => {
+                    (host.timer.disarm)(&j.id);
+                    Undo::Partial(j)
+                }
+            },
+            Err(error) => match sweep::set_aside(&host.state) {
+                Ok(kept) => Undo::SetAside { error, kept },
+                Err(why) => Undo::NotSetAside { error, why },
+            },
+        };
+        let swept = self.all.then(|| sweep_tags(host));
+        Ok(RolledBack {
+            undo,
+            swept,
+            signal: signals::received().map(signals::name),
+        })
+    }
+}
+
+/// Remove what carries our tags, whatever the journal says.
+fn sweep_tags(host: &Host) -> Swept {
+    let facts = (host.probe)();
+    let dropin = host
+        .root
+        .join(RT_TABLES_DROPIN.trim_start_matches('/'))
+        .exists();
+    let effects = sweep::removals(&facts, dropin);
+    let ex = Executor {
+        runner: host.runner,
+        root: host.root.clone(),
+    };
+    Swept {
+        removals: effects.iter().map(|e| e.display()).collect(),
+        failures: sweep::run(&ex, &effects),
+    }
+}
+
+/// Prepare and run, for a front that does not ask.
+pub fn rollback(
+    host: &Host,
+    req: Request,
+    progress: &mut dyn FnMut(Event),
+) -> Result<RolledBack, RollbackError> {
+    prepare(host, req)?.run(host, progress)
+}
+
+impl RolledBack {
+    /// Everything that was to undo was undone.
+    pub fn ok(&self) -> bool {
+        !matches!(self.undo, Undo::Partial(_) | Undo::NotSetAside { .. })
+            && self.swept.as_ref().is_none_or(|s| s.failures.is_empty())
+    }
+
+    pub fn changed(&self) -> bool {
+        matches!(self.undo, Undo::RolledBack(_) | Undo::Partial(_))
+            || self.swept.as_ref().is_some_and(|s| !s.removals.is_empty())
+    }
+
+    /// The transaction that was rolled back, if one was.
+    pub fn transaction(&self) -> Option<&str> {
+        match &self.undo {
+            Undo::RolledBack(j) | Undo::Partial(j) => Some(&j.id),
+            _ => None,
+        }
+    }
+
+    /// Why the journal could not record the end of the undo, if so.
+    pub fn unsaved(&self) -> Option<&str> {
+        match &self.undo {
+            Undo::RolledBack(j) | Undo::Partial(j) => j.unsaved.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// What happened, in a sentence or a few.
+    pub fn message(&self) -> String {
+        let mut m = match &self.undo {
+            Undo::Nothing(n) => n.to_string(),
+            Undo::RolledBack(j) => {
+                format!("Rolled back transaction {}.{}", j.id, already_gone_note(j))
+            }
+            Undo::Partial(j) => format!(
+                "Rolled back transaction {} partly: some undo steps failed or could not be \
+                 recorded (see `dscproute status`).",
+                j.id
+            ),
+            Undo::SetAside { error, kept } => format!(
+                "The journal was unreadable ({error}); it is kept as {}. Sysctls it changed \
+                 (forwarding, rp_filter) cannot be restored without it: check them.",
+                kept.display()
+            ),
+            Undo::NotSetAside { error, why } => {
+                format!("The journal was unreadable ({error}) and could not be set aside: {why}")
+            }
+        };
+        if let Some(s) = &self.swept {
+            if s.removals.is_empty() {
+                m.push_str("\nNothing else of dscproute's was found.");
+            } else {
+                let n = s.removals.len() - s.failures.len();
+                m.push_str(&format!("\nRemoved {n} tagged items."));
+            }
+        }
+        if let Some(sig) = &self.signal {
+            m.push_str(&format!(
+                "\n(Got {sig} meanwhile: the rollback was finished first.)"
+            ));
+        }
+        m
+    }
+}
+
+/// How many undos found their object already gone, when any did.
+fn already_gone_note(j: &Journal) -> String {
+    let n = j
+        .steps
+        .iter()
+        .filter(|s| {
+            s.status == StepStatus::Undone
+                && s.error
+                    .as_deref()
+                    .is_some_and(|e| e.starts_with("already gone"))
+        })
+        .count();
+    match n {
+        0 => String::new(),
+        n => format!(
+            " {n} of its steps were already gone (removed meanwhile: a firewall reload, a \
+             link that went down, a hand edit)."
+        ),
+    }
+}
+
+/// `rollback --json`: one object, every key always present.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Report {
+    /// `ok`, or `failed` when an undo or a removal failed.
+    pub status: Status,
+    pub changed: bool,
+    /// The transaction rolled back (`null` when none was).
+    pub transaction: Option<String>,
+    /// The text output's sentences.
+    pub message: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Ok,
+    Failed,
+}
+
+impl Report {
+    pub fn of(r: &RolledBack) -> Report {
+        Report {
+            status: if r.ok() { Status::Ok } else { Status::Failed },
+            changed: r.changed(),
+            transaction: r.transaction().map(str::to_string),
+            message: r.message(),
+        }
+    }
+}

@@ -1,0 +1,385 @@
+//! The use cases over a fake host: facts recorded in namespaces
+//! (tests/fixtures/plan/), a recording FakeRunner that answers every
+//! command, a scratch root and state directory, a timer kept in memory. The
+//! JSON each front prints is pinned as an insta snapshot, with ids, times
+//! and pids redacted; README documents exactly these objects.
+
+use super::*;
+use crate::apply::{EngineError, TxnState};
+use crate::plan::Plan;
+use crate::profile::Profile;
+use crate::runner::{FakeRunner, Output};
+use apply::{Applied, ApplyError, Progress};
+use std::path::Path;
+
+fn read(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/plan")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn facts(name: &str) -> HostFacts {
+    HostFacts::from_json(&read(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+fn profile(name: &str) -> Profile {
+    Profile::parse(&read(name), name).unwrap()
+}
+
+/// A host that answers every command with success, unless told otherwise.
+fn ok_runner() -> FakeRunner {
+    FakeRunner::new().otherwise(Output::ok(""))
+}
+
+const TIMER: Timer = Timer {
+    arm: |_, _| Ok(4242),
+    disarm: |_| {},
+};
+
+/// A fake host: `facts` is what probing it reads.
+struct Scratch {
+    dir: tempfile::TempDir,
+    facts: std::sync::Mutex<HostFacts>,
+}
+
+impl Scratch {
+    fn new(facts_file: &str) -> Scratch {
+        Scratch {
+            dir: tempfile::tempdir().unwrap(),
+            facts: std::sync::Mutex::new(facts(facts_file)),
+        }
+    }
+
+    /// The host reads these facts from now on (as after an apply).
+    fn now_reads(&self, facts_file: &str) {
+        *self.facts.lock().unwrap() = facts(facts_file);
+    }
+
+    fn with<R>(&self, runner: &FakeRunner, f: impl FnOnce(&Host) -> R) -> R {
+        let probe = || self.facts.lock().unwrap().clone();
+        let host = Host {
+            runner,
+            root: self.dir.path().join("root"),
+            state: StateDir::resolve(Some(&self.dir.path().join("state"))),
+            probe: &probe,
+            is_root: true,
+            timer: TIMER,
+            catch_signals: false,
+        };
+        f(&host)
+    }
+}
+
+fn request<'a>(p: &'a Profile, confirm_secs: Option<u64>) -> apply::Request<'a> {
+    apply::Request {
+        profile: p,
+        source: "client.toml",
+        confirm_secs,
+        previewed: None,
+    }
+}
+
+fn run_apply(
+    s: &Scratch,
+    runner: &FakeRunner,
+    req: &apply::Request,
+) -> Result<Applied, ApplyError> {
+    s.with(runner, |h| apply::apply(h, req, &mut |_| {}))
+}
+
+fn report(r: &Result<Applied, ApplyError>) -> apply::Report {
+    apply::Report::of(r).expect("a report")
+}
+
+/// Replace the transaction id wherever it appears in a string.
+fn redact_id(
+    id: String,
+) -> impl Fn(insta::internals::Content, insta::internals::ContentPath) -> String {
+    move |value, _| value.as_str().unwrap_or_default().replace(&id, "[id]")
+}
+
+#[test]
+fn apply_changes_the_host_and_reports_it() {
+    let s = Scratch::new("client.json");
+    let runner = ok_runner();
+    let p = profile("client.toml");
+    let mut seen = Vec::new();
+    let r = s.with(&runner, |h| {
+        apply::apply(h, &request(&p, None), &mut |e| seen.push(e))
+    });
+    let Ok(Applied::Changed(j)) = &r else {
+        panic!("not applied: {r:?}")
+    };
+    assert_eq!(j.state, TxnState::Applied);
+    // Two batches, one per family, fed to iptables-restore.
+    let restores: Vec<String> = runner.calls().iter().map(|c| c[0].clone()).collect();
+    assert_eq!(restores, ["iptables-restore", "ip6tables-restore"]);
+    let started = seen
+        .iter()
+        .filter(|e| matches!(e, Progress::Step(crate::apply::Event::Started { .. })))
+        .count();
+    assert_eq!(started, 8);
+    insta::assert_json_snapshot!("apply_changed", report(&r), {
+        ".transaction" => "[id]",
+    });
+}
+
+#[test]
+fn apply_with_confirm_is_pending_with_its_deadline() {
+    let s = Scratch::new("client.json");
+    let runner = ok_runner();
+    let p = profile("client.toml");
+    let r = run_apply(&s, &runner, &request(&p, Some(120)));
+    let rep = report(&r);
+    let Ok(Applied::Changed(j)) = &r else {
+        panic!("not applied")
+    };
+    assert_eq!(j.timer_pid, Some(4242));
+    let deadline = j.confirm_deadline_unix.expect("a deadline");
+    assert!(deadline >= j.created_unix + 120, "{deadline}");
+    assert_eq!(rep.confirm_deadline_unix, Some(deadline));
+    insta::assert_json_snapshot!("apply_pending_confirm", rep, {
+        ".transaction" => "[id]",
+        ".confirm_deadline_unix" => "[unix time]",
+    });
+
+    // Not now: another apply while this one awaits confirmation prints no
+    // JSON and exits 4.
+    let again = run_apply(&s, &runner, &request(&p, None));
+    match &again {
+        Err(e @ ApplyError::Engine(EngineError::Pending { .. })) => {
+            assert_eq!(e.kind(), Kind::NotNow)
+        }
+        other => panic!("not refused as pending: {other:?}"),
+    }
+    assert_eq!(apply::Report::of(&again), None);
+
+    // Confirm keeps it; a second confirm finds nothing pending.
+    let kept = s.with(&runner, confirm::confirm).unwrap();
+    assert_eq!(kept.state, TxnState::Applied);
+    let e = s.with(&runner, confirm::confirm).unwrap_err();
+    assert_eq!(e.kind(), Kind::NotNow);
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "nothing awaits confirmation: the last transaction, {}, is applied",
+            kept.id
+        )
+    );
+}
+
+#[test]
+fn apply_with_nothing_to_do_reports_ok() {
+    let s = Scratch::new("client-applied.json");
+    let runner = ok_runner();
+    let p = profile("client.toml");
+    let r = run_apply(&s, &runner, &request(&p, None));
+    assert!(matches!(r, Ok(Applied::NothingToDo)), "{r:?}");
+    assert!(runner.calls().is_empty());
+    insta::assert_json_snapshot!("apply_nothing_to_do", report(&r));
+}
+
+#[test]
+fn apply_refused_by_the_host_lists_why() {
+    let s = Scratch::new("gateway-conflicts.json");
+    let runner = ok_runner();
+    let p = profile("gateway.toml");
+    let r = run_apply(&s, &runner, &request(&p, None));
+    let e = r.as_ref().unwrap_err();
+    assert_eq!(e.kind(), Kind::Refused);
+    assert!(runner.calls().is_empty(), "nothing ran");
+    insta::assert_json_snapshot!("apply_refused", report(&r));
+}
+
+#[test]
+fn a_failed_step_is_undone_and_reported_with_its_command() {
+    let s = Scratch::new("client.json");
+    let refused = Output::failed(1, "ip6tables-restore: line 2 failed: injected failure\n");
+    let runner = ok_runner().on(&["ip6tables-restore", "-w", "--noflush"], refused);
+    let p = profile("client.toml");
+    let r = run_apply(&s, &runner, &request(&p, None));
+    let e = r.as_ref().unwrap_err();
+    assert_eq!(e.kind(), Kind::Failed);
+    assert!(
+        e.to_string()
+            .ends_with("the completed steps were undone: the host is as it was"),
+        "{e}"
+    );
+    insta::assert_json_snapshot!("apply_failed", report(&r), {
+        ".transaction" => "[id]",
+    });
+}
+
+#[test]
+fn apply_refuses_without_root_or_when_the_host_changed_since_the_preview() {
+    let s = Scratch::new("client.json");
+    let runner = ok_runner();
+    let p = profile("client.toml");
+    let r = s.with(&runner, |h| {
+        let h = Host {
+            is_root: false,
+            ..h.clone()
+        };
+        apply::apply(&h, &request(&p, None), &mut |_| {})
+    });
+    assert!(matches!(r, Err(ApplyError::NeedsRoot)), "{r:?}");
+    assert_eq!(r.unwrap_err().kind(), Kind::NotNow);
+
+    let previewed = vec!["iptables -w -t mangle -N DSCPROUTE-MARK".to_string()];
+    let req = apply::Request {
+        previewed: Some(&previewed),
+        ..request(&p, None)
+    };
+    let r = run_apply(&s, &runner, &req);
+    assert!(matches!(r, Err(ApplyError::ChangedSincePreview)), "{r:?}");
+    assert!(runner.calls().is_empty(), "nothing ran");
+    assert!(
+        Journal::load(&s.with(&runner, |h| h.state.clone()))
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[test]
+fn rollback_undoes_the_last_transaction_and_reports_it() {
+    let s = Scratch::new("client.json");
+    let runner = ok_runner();
+    let p = profile("client.toml");
+    let Ok(Applied::Changed(j)) = run_apply(&s, &runner, &request(&p, None)) else {
+        panic!("not applied")
+    };
+    let ready = s
+        .with(&runner, |h| {
+            rollback::prepare(h, rollback::Request::default())
+        })
+        .unwrap();
+    assert_eq!(
+        ready.target(),
+        Some(rollback::Target::Transaction {
+            id: j.id.clone(),
+            steps: 8
+        })
+    );
+    let done = s.with(&runner, |h| ready.run(h, &mut |_| {})).unwrap();
+    assert!(done.ok() && done.changed());
+    insta::assert_json_snapshot!("rollback_rolled_back", rollback::Report::of(&done), {
+        ".transaction" => "[id]",
+        ".message" => insta::dynamic_redaction(redact_id(j.id.clone())),
+    });
+
+    let again = s
+        .with(&runner, |h| {
+            rollback::rollback(h, rollback::Request::default(), &mut |_| {})
+        })
+        .unwrap();
+    assert!(again.ok() && !again.changed());
+    insta::assert_json_snapshot!("rollback_nothing", rollback::Report::of(&again), {
+        ".message" => insta::dynamic_redaction(redact_id(j.id)),
+    });
+}
+
+#[test]
+fn rollback_needs_root_and_a_readable_journal() {
+    let s = Scratch::new("client.json");
+    let runner = ok_runner();
+    let e = s
+        .with(&runner, |h| {
+            let h = Host {
+                is_root: false,
+                ..h.clone()
+            };
+            rollback::prepare(&h, rollback::Request::default()).err()
+        })
+        .unwrap();
+    assert_eq!(e.kind(), Kind::NotNow);
+    let state = s.with(&runner, |h| h.state.clone());
+    state.ensure().unwrap();
+    std::fs::write(state.current(), "{\"version\": 1, \"id\": \"17").unwrap();
+    let e = s
+        .with(&runner, |h| {
+            rollback::prepare(h, rollback::Request::default()).err()
+        })
+        .unwrap();
+    assert_eq!(e.kind(), Kind::Failed);
+    assert!(
+        e.to_string().ends_with(
+            "run `dscproute rollback --all` to remove everything of dscproute's by its tags \
+             (the journal is then kept aside)"
+        ),
+        "{e}"
+    );
+    assert!(
+        std::error::Error::source(&e).is_some(),
+        "the parse error is kept"
+    );
+}
+
+/// `iptables-save -c` of the applied client (IPv4), with counters.
+const SAVE_C: &str = "*mangle\n:OUTPUT ACCEPT [40:4000]\n:DSCPROUTE-MARK - [0:0]\n\
+    [12:1200] -A OUTPUT -m comment --comment dscproute -j DSCPROUTE-MARK\n\
+    [3:180] -A DSCPROUTE-MARK -m owner --gid-owner 1001 -j CONNMARK --set-xmark 0x1/0xff\n\
+    [12:1200] -A DSCPROUTE-MARK -m connmark --mark 0x1/0xff -j DSCP --set-dscp 0x07\n\
+    COMMIT\n";
+
+#[test]
+fn status_reports_the_kept_transaction_and_its_counters() {
+    let s = Scratch::new("client.json");
+    let p = profile("client.toml");
+    let Ok(Applied::Changed(_)) = run_apply(&s, &ok_runner(), &request(&p, None)) else {
+        panic!("not applied")
+    };
+    s.now_reads("client-applied.json");
+    let runner = ok_runner().on(&["iptables-save", "-c"], Output::ok(SAVE_C));
+    let st = s.with(&runner, status::status);
+    assert!(!st.needs_action(), "{st:?}");
+    insta::assert_json_snapshot!("status_applied", st, {
+        ".transaction.id" => "[id]",
+        ".transaction.created_unix" => "[unix time]",
+    });
+}
+
+#[test]
+fn doctor_reports_every_check() {
+    // Not applied here: the preflight checks and `applied`, no wire sample.
+    let s = Scratch::new("gateway-clean.json");
+    let runner = ok_runner();
+    let p = profile("gateway.toml");
+    let req = doctor::Request {
+        profile: &p,
+        source: "gateway.toml",
+    };
+    let mut watched = false;
+    let report = s.with(&runner, |h| {
+        let h = Host {
+            root: "/nonexistent/dscproute-test-root".into(),
+            ..h.clone()
+        };
+        doctor::doctor(&h, &req, &mut |_| watched = true)
+    });
+    assert!(!watched);
+    assert_eq!(report.applied, crate::doctor::Applied::No);
+    insta::assert_json_snapshot!("doctor_not_applied", report);
+}
+
+fn plan_of(profile: &Profile, facts_file: &str) -> Result<Plan, crate::plan::PlanError> {
+    let s = Scratch::new(facts_file);
+    let recorded = Box::new(facts(facts_file));
+    s.with(&ok_runner(), |h| {
+        plan::plan(h, profile, plan::Facts::Recorded(recorded))
+    })
+}
+
+#[test]
+fn plan_json_is_the_plan_or_a_refusal() {
+    let p = plan_of(&profile("client.toml"), "client.json").unwrap();
+    insta::assert_json_snapshot!("plan_client", p);
+    // Kubernetes holds the only value in this mask: no plan to show.
+    let p = Profile::parse(
+        "[gateway]\ndscp = 7\ninterface = \"wg0\"\nvia = \"10.8.0.1\"\nmask = \"0x4000\"\n",
+        "p.toml",
+    )
+    .unwrap();
+    let e = plan_of(&p, "gateway-conflicts.json").unwrap_err();
+    insta::assert_json_snapshot!("plan_refused", plan::Refusal::of(&e));
+}
