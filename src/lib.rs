@@ -1,6 +1,7 @@
 //! dscproute: carry a routing decision from a client host to its gateway in
 //! the DSCP bits of the IP header. Library behind the `dscproute` binary.
 
+pub mod agent;
 pub mod apply;
 pub mod cli;
 pub mod doctor;

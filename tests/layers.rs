@@ -40,7 +40,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     // The use cases (apply, rollback, status, doctor…) over the features.
     ("use cases", &["ops"]),
     // Fronts: they map results to text, JSON, exit statuses and screens.
-    ("fronts", &["cli", "tui"]),
+    ("fronts", &["cli", "tui", "agent"]),
 ];
 
 /// Imports inside one layer that are allowed: (from, to, why).

@@ -1,0 +1,57 @@
+//! The seam between the supervisor and the engine: what is missing, and
+//! repairing only that. The use-case layer implements it over probe, plan
+//! and the journaled executor (same lock as `apply`).
+
+use std::fmt;
+use thiserror::Error;
+
+/// What a check found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Check {
+    /// Everything is in place.
+    Whole,
+    /// Nothing can be repaired until the VPN is usable; the kill switch
+    /// holds meanwhile.
+    Waiting(WaitReason),
+    /// These pieces are missing (one label each, for the report line).
+    Missing(Vec<String>),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WaitReason {
+    InterfaceMissing(String),
+    InterfaceDown(String),
+    NoNextHop(String),
+}
+
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum ConvergeError {
+    /// Worth another try later (a command failed, the lock is held).
+    #[error("{0}")]
+    Transient(String),
+    /// The agent cannot go on (the profile or the state directory is
+    /// unusable): it exits non-zero.
+    #[error("{0}")]
+    Fatal(String),
+}
+
+pub trait Converge {
+    /// Read-only: what is missing now. Called on every relevant event
+    /// burst and every periodic tick, so it should be cheap.
+    fn check(&mut self) -> Result<Check, ConvergeError>;
+
+    /// Runs only the missing steps (`missing` is what the last `check`
+    /// returned; an implementation may re-probe) and says what it did, one
+    /// label per step.
+    fn repair(&mut self, missing: &[String]) -> Result<Vec<String>, ConvergeError>;
+}
+
+impl fmt::Display for WaitReason {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            WaitReason::InterfaceMissing(i) => write!(f, "VPN interface {i} does not exist"),
+            WaitReason::InterfaceDown(i) => write!(f, "VPN interface {i} is down"),
+            WaitReason::NoNextHop(i) => write!(f, "VPN interface {i} has no next hop yet"),
+        }
+    }
+}

@@ -1,0 +1,384 @@
+//! The convergence loop. It blocks in its event source until the next
+//! thing it must do (never sleeps, never spins), and then:
+//! - after a burst of relevant events has been quiet for `debounce` (or at
+//!   the latest `max_delay` after its first event), one check and, if
+//!   something is missing, one repair;
+//! - every `drift_period` without a check, a check too: netfilter changes
+//!   come with no rtnetlink event;
+//! - while the VPN is unusable, it reports "waiting" once and repairs
+//!   nothing; the next relevant event (the link back) triggers the repair;
+//! - after a failed repair, events wait `retry_after` for the next try, so
+//!   a repair that keeps failing cannot loop on its own events.
+//!
+//! Each outcome worth a line is handed to the caller as a `Report`.
+
+#[cfg(test)]
+mod tests;
+
+use super::clock::Clock;
+use super::converge::{Check, Converge, ConvergeError, WaitReason};
+use super::event::EventSource;
+use super::watch::Watch;
+use std::fmt;
+use std::ops::ControlFlow;
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timing {
+    /// Quiet time that ends a burst of events (a link down takes routes,
+    /// addresses and rules with it in a few ms).
+    pub debounce: Duration,
+    /// Longest a burst may postpone the check, so that a steady stream of
+    /// events cannot starve it.
+    pub max_delay: Duration,
+    /// Longest time without a check (the drift check).
+    pub drift_period: Duration,
+    /// After a failed repair, events trigger no new one before this.
+    pub retry_after: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Timing {
+        Timing {
+            debounce: Duration::from_millis(100),
+            max_delay: Duration::from_millis(500),
+            drift_period: Duration::from_secs(5),
+            retry_after: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What started a check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Trigger {
+    Start,
+    Periodic,
+    /// A burst of relevant events: why the first one mattered, and how
+    /// many there were.
+    Events {
+        first: String,
+        count: usize,
+    },
+}
+
+/// One line of output.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Report {
+    Repaired {
+        trigger: Trigger,
+        missing: Vec<String>,
+        did: Vec<String>,
+        /// Check and repair.
+        took: Duration,
+        /// From the first event of the burst to the end of the repair.
+        since_event: Option<Duration>,
+    },
+    /// Reported once per distinct error, retried later.
+    RepairFailed {
+        trigger: Trigger,
+        missing: Vec<String>,
+        error: String,
+        took: Duration,
+        retry_in: Duration,
+    },
+    /// Reported once per distinct reason.
+    Waiting {
+        trigger: Trigger,
+        reason: WaitReason,
+    },
+    /// Whole again after waiting or failing, without a repair.
+    Whole { trigger: Trigger },
+    /// Reported once per distinct error.
+    CheckFailed { trigger: Trigger, error: String },
+}
+
+/// Counters for `status`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub checks: u64,
+    pub repairs: u64,
+    pub failed_repairs: u64,
+    /// The last `Repaired` or `RepairFailed`.
+    pub last_repair: Option<Report>,
+}
+
+/// Why `run` returned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// The stop flag was set (SIGTERM, SIGINT): the setup stays in place.
+    Stopped,
+    /// The event source broke (the netlink socket failed).
+    SourceFailed(String),
+    /// `Converge` said the agent cannot go on.
+    Fatal(String),
+}
+
+/// Where the setup stood at the last check, so that repeated outcomes are
+/// reported once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Phase {
+    Unknown,
+    Whole,
+    Waiting(WaitReason),
+    Failing(String),
+}
+
+/// Relevant events not yet acted upon.
+struct Pending {
+    first: String,
+    first_at: Instant,
+    last_at: Instant,
+    count: usize,
+}
+
+pub struct Supervisor<S, C, K> {
+    source: S,
+    converge: C,
+    clock: K,
+    watch: Watch,
+    timing: Timing,
+    pending: Option<Pending>,
+    next_check: Instant,
+    /// Set by a failed repair: events wait until then.
+    not_before: Option<Instant>,
+    phase: Phase,
+    stats: Stats,
+}
+
+impl<S: EventSource, C: Converge, K: Clock> Supervisor<S, C, K> {
+    pub fn new(source: S, converge: C, clock: K, watch: Watch, timing: Timing) -> Self {
+        let next_check = clock.now();
+        Supervisor {
+            source,
+            converge,
+            clock,
+            watch,
+            timing,
+            pending: None,
+            next_check,
+            not_before: None,
+            phase: Phase::Unknown,
+            stats: Stats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Converges at once, then on events and periodically, until `stop()`
+    /// says so (looked at after every check and every wake-up: the real
+    /// source wakes up when a signal arrives). Nothing is undone on return.
+    /// A signal that lands between the flag test and the wait is seen at
+    /// the next wake-up, at most `drift_period` later.
+    pub fn run(&mut self, stop: impl Fn() -> bool, mut report: impl FnMut(&Report)) -> Exit {
+        if stop() {
+            return Exit::Stopped;
+        }
+        if let ControlFlow::Break(exit) = self.converge(Trigger::Start, None, &mut report) {
+            return exit;
+        }
+        loop {
+            if stop() {
+                return Exit::Stopped;
+            }
+            let now = self.clock.now();
+            let due = self
+                .pending_due()
+                .map_or(self.next_check, |d| d.min(self.next_check));
+            if now >= due {
+                let (trigger, first_at) = match self.pending.take() {
+                    Some(p) => (
+                        Trigger::Events {
+                            first: p.first,
+                            count: p.count,
+                        },
+                        Some(p.first_at),
+                    ),
+                    None => (Trigger::Periodic, None),
+                };
+                if let ControlFlow::Break(exit) = self.converge(trigger, first_at, &mut report) {
+                    return exit;
+                }
+                continue;
+            }
+            match self.source.next(due - now) {
+                Ok(Some(event)) => {
+                    if let Some(why) = self.watch.relevant(&event) {
+                        self.note(why);
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => return Exit::SourceFailed(e.to_string()),
+            }
+        }
+    }
+
+    fn note(&mut self, why: String) {
+        let now = self.clock.now();
+        match &mut self.pending {
+            Some(p) => {
+                p.last_at = now;
+                p.count += 1;
+            }
+            None => {
+                self.pending = Some(Pending {
+                    first: why,
+                    first_at: now,
+                    last_at: now,
+                    count: 1,
+                })
+            }
+        }
+    }
+
+    fn pending_due(&self) -> Option<Instant> {
+        let p = self.pending.as_ref()?;
+        let t = &self.timing;
+        let due = (p.last_at + t.debounce).min(p.first_at + t.max_delay);
+        Some(self.not_before.map_or(due, |nb| due.max(nb)))
+    }
+
+    fn converge(
+        &mut self,
+        trigger: Trigger,
+        first_at: Option<Instant>,
+        report: &mut dyn FnMut(&Report),
+    ) -> ControlFlow<Exit> {
+        // Events that arrived so far are covered by this check.
+        self.pending = None;
+        let started = self.clock.now();
+        self.stats.checks += 1;
+        match self.converge.check() {
+            Ok(Check::Whole) => {
+                if matches!(self.phase, Phase::Waiting(_) | Phase::Failing(_)) {
+                    report(&Report::Whole { trigger });
+                }
+                self.phase = Phase::Whole;
+            }
+            Ok(Check::Waiting(reason)) => {
+                if self.phase != Phase::Waiting(reason.clone()) {
+                    report(&Report::Waiting {
+                        trigger,
+                        reason: reason.clone(),
+                    });
+                }
+                self.phase = Phase::Waiting(reason);
+            }
+            Ok(Check::Missing(missing)) => match self.converge.repair(&missing) {
+                Ok(did) => {
+                    let end = self.clock.now();
+                    let line = Report::Repaired {
+                        trigger,
+                        missing,
+                        did,
+                        took: end - started,
+                        since_event: first_at.map(|f| end - f),
+                    };
+                    report(&line);
+                    self.stats.repairs += 1;
+                    self.stats.last_repair = Some(line);
+                    self.not_before = None;
+                    self.phase = Phase::Whole;
+                }
+                Err(ConvergeError::Transient(error)) => {
+                    let end = self.clock.now();
+                    let line = Report::RepairFailed {
+                        trigger,
+                        missing,
+                        error: error.clone(),
+                        took: end - started,
+                        retry_in: self.timing.retry_after,
+                    };
+                    if self.phase != Phase::Failing(error.clone()) {
+                        report(&line);
+                    }
+                    self.stats.failed_repairs += 1;
+                    self.stats.last_repair = Some(line);
+                    self.not_before = Some(end + self.timing.retry_after);
+                    self.phase = Phase::Failing(error);
+                }
+                Err(ConvergeError::Fatal(e)) => return ControlFlow::Break(Exit::Fatal(e)),
+            },
+            Err(ConvergeError::Transient(error)) => {
+                if self.phase != Phase::Failing(error.clone()) {
+                    report(&Report::CheckFailed {
+                        trigger,
+                        error: error.clone(),
+                    });
+                }
+                self.phase = Phase::Failing(error);
+            }
+            Err(ConvergeError::Fatal(e)) => return ControlFlow::Break(Exit::Fatal(e)),
+        }
+        self.next_check = self.clock.now() + self.timing.drift_period;
+        ControlFlow::Continue(())
+    }
+}
+
+fn human(d: Duration) -> String {
+    if d < Duration::from_secs(10) {
+        format!("{} ms", d.as_millis())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
+}
+
+impl fmt::Display for Trigger {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            Trigger::Start => f.write_str("start"),
+            Trigger::Periodic => f.write_str("periodic check"),
+            Trigger::Events { first, count: 1 } => f.write_str(first),
+            Trigger::Events { first, count } => write!(f, "{first} (+{} more events)", count - 1),
+        }
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            Report::Repaired {
+                trigger,
+                missing,
+                did,
+                took,
+                since_event,
+            } => {
+                write!(f, "repaired after {trigger} in {}", human(*took))?;
+                if let Some(since) = since_event {
+                    write!(f, " ({} after the first event)", human(*since))?;
+                }
+                write!(
+                    f,
+                    ": missing {}; did {}",
+                    missing.join(", "),
+                    did.join("; ")
+                )
+            }
+            Report::RepairFailed {
+                trigger,
+                missing,
+                error,
+                took,
+                retry_in,
+            } => write!(
+                f,
+                "repair after {trigger} failed in {}: missing {}: {error}; next try in {}",
+                human(*took),
+                missing.join(", "),
+                human(*retry_in)
+            ),
+            Report::Waiting { trigger, reason } => write!(
+                f,
+                "waiting after {trigger}: {reason}; repairing when it is back"
+            ),
+            Report::Whole { trigger } => {
+                write!(f, "whole again after {trigger}: nothing to repair")
+            }
+            Report::CheckFailed { trigger, error } => {
+                write!(f, "check after {trigger} failed: {error}")
+            }
+        }
+    }
+}
