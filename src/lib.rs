@@ -2,6 +2,7 @@
 //! the DSCP bits of the IP header. Library behind the `dscproute` binary.
 
 pub mod apply;
+pub mod backend;
 pub mod cli;
 pub mod doctor;
 pub mod explain;

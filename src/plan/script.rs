@@ -2,7 +2,8 @@
 //! steps and their undo, for a host where dscproute is not installed.
 //! Every value is single-quoted; no value is ever interpreted by the shell.
 
-use super::{Effect, Plan, StepState};
+use super::{Plan, StepState};
+use crate::backend::{Effect, Op};
 use std::fmt::Write;
 
 /// Quote for POSIX sh: inside single quotes nothing is special but `'`.
@@ -103,10 +104,9 @@ drop_empty_table() {
         match &s.apply {
             // A sysctl's old value is read where the script runs, not taken
             // from the host that planned it.
-            Effect::Run { argv } if crate::apply::executor::sysctl_assignment(argv).is_some() => {
-                let (key, value) =
-                    crate::apply::executor::sysctl_assignment(argv).unwrap_or_default();
-                let (k, kv) = (sh_quote(key), sh_quote(&format!("{key}={value}")));
+            Op::Sysctl { key, value } => {
+                let key = key.key();
+                let (k, kv) = (sh_quote(&key), sh_quote(&format!("{key}={value}")));
                 let _ = writeln!(
                     o,
                     "step_{n}() {{ mkdir -p \"$STATE\" && sysctl -n {k} > \"$STATE/{n}\" && sysctl -q -w {kv}; }}"
@@ -117,8 +117,8 @@ drop_empty_table() {
                 );
             }
             _ => {
-                let _ = writeln!(o, "step_{n}() {{ {}; }}", effect_sh(&s.apply));
-                let _ = writeln!(o, "undo_{n}() {{ {}; }}", effect_sh(&s.undo));
+                let _ = writeln!(o, "step_{n}() {{ {}; }}", effect_sh(&s.apply.effect()));
+                let _ = writeln!(o, "undo_{n}() {{ {}; }}", effect_sh(&s.undo.effect()));
             }
         }
     }
