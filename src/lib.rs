@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod apply;
+pub mod backend;
 pub mod cli;
 pub mod doctor;
 pub mod explain;

@@ -8,7 +8,8 @@
 mod common;
 
 use common::{lab, veth};
-use dscproute::plan::{Effect, Plan, PlanOptions, plan};
+use dscproute::backend::Effect;
+use dscproute::plan::{Plan, PlanOptions, plan};
 use dscproute::probe::HostFacts;
 use dscproute::profile::Profile;
 use std::os::unix::fs::PermissionsExt;
@@ -484,7 +485,7 @@ fn json_is_the_library_plan_with_argv_lists() {
         let steps = v["steps"].as_array().unwrap();
         assert_eq!(steps.len(), expected.steps.len());
         for (s, e) in steps.iter().zip(&expected.steps) {
-            if let Effect::Run { argv } = &e.apply {
+            if let Effect::Run { argv } = &e.apply.effect() {
                 assert_eq!(s["apply"]["kind"], "run");
                 let got: Vec<&str> = s["apply"]["argv"]
                     .as_array()
@@ -575,7 +576,7 @@ fn scripts_pass_sh_n_and_hold_every_pending_apply_quoted() {
         let pending: Vec<_> = p.pending().collect();
         assert!(text.contains(&format!("\nN={}\n", pending.len())));
         for (i, s) in pending.iter().enumerate() {
-            if let Effect::Run { argv } = &s.apply {
+            if let Effect::Run { argv } = &s.apply.effect() {
                 let line = argv.iter().map(|a| quoted(a)).collect::<Vec<_>>().join(" ");
                 let n = i + 1;
                 // A sysctl step first saves the old value where it runs.
@@ -664,7 +665,7 @@ fn the_script_runs_exactly_the_planned_argv_even_with_shell_characters() {
     assert!(
         p.steps
             .iter()
-            .all(|s| !matches!(s.apply, Effect::WriteFile { .. })),
+            .all(|s| !matches!(s.apply.effect(), Effect::WriteFile { .. })),
         "the test must not write files"
     );
 
@@ -692,7 +693,7 @@ fn the_script_runs_exactly_the_planned_argv_even_with_shell_characters() {
     run("apply");
     let mut expected = Vec::new();
     for s in p.pending() {
-        if let Effect::Run { argv } = &s.apply
+        if let Effect::Run { argv } = &s.apply.effect()
             && argv[0] == "sysctl"
         {
             // The old value is saved where the script runs.
@@ -700,7 +701,7 @@ fn the_script_runs_exactly_the_planned_argv_even_with_shell_characters() {
             expected.push(vec!["mkdir".into(), "-p".into(), state_s.clone()]);
             expected.push(vec!["sysctl".into(), "-n".into(), key]);
         }
-        run_argvs(&s.apply, &mut expected);
+        run_argvs(&s.apply.effect(), &mut expected);
     }
     assert_eq!(logged(&log), expected);
     assert!(expected.iter().flatten().any(|a| a == "v$(id)&;`x`*"));
@@ -709,7 +710,7 @@ fn the_script_runs_exactly_the_planned_argv_even_with_shell_characters() {
     run("undo");
     let mut expected = Vec::new();
     for s in p.pending().collect::<Vec<_>>().into_iter().rev() {
-        if let Effect::Run { argv } = &s.apply
+        if let Effect::Run { argv } = &s.apply.effect()
             && argv[0] == "sysctl"
         {
             // Undo writes back what was saved (the stub sysctl printed nothing).
@@ -722,7 +723,7 @@ fn the_script_runs_exactly_the_planned_argv_even_with_shell_characters() {
             ]);
             continue;
         }
-        run_argvs(&s.undo, &mut expected);
+        run_argvs(&s.undo.effect(), &mut expected);
     }
     assert_eq!(logged(&log), expected);
 }

@@ -29,6 +29,9 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("values", &["tos"]),
     // What the admin wants (profile) and what the host has (probe, read-only).
     ("inputs", &["profile", "probe"]),
+    // The operations we plan, as types, and their rendering per tool
+    // (iptables, ip, sysctl, files): the only place that builds an argv.
+    ("operations", &["backend"]),
     // (profile, facts) -> plan: pure.
     ("plan", &["plan"]),
     // What is done with a plan or to the host: effects, checks, capture,

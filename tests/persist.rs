@@ -9,10 +9,11 @@
 mod common;
 
 use dscproute::apply::{Journal, StateDir, TxnState};
+use dscproute::backend::{Family, NfCmd, Op, Table};
 use dscproute::persist::{
     self, Boot, BootOutcome, Layout, PersistError, confirmed, init_script, systemd,
 };
-use dscproute::plan::{Effect, Role, Step, StepState};
+use dscproute::plan::{Role, Step, StepState};
 use dscproute::runner::{FakeRunner, Output};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -87,19 +88,18 @@ impl Scene {
 
     /// The journal a finished `apply --profile PROFILE` leaves, in `state`.
     fn journal(&self, profile: &str, state: TxnState) -> Journal {
-        // A command dscproute plans: the journal refuses anything else.
-        let chain = |op: &str| {
-            Effect::run(
-                ["iptables", "-w", "-t", "mangle", op, "DSCPROUTE-MARK"]
-                    .map(String::from)
-                    .to_vec(),
-            )
+        // An operation dscproute plans: the journal refuses anything else.
+        let chain = |cmd| Op::Netfilter {
+            family: Family::V4,
+            table: Table::Mangle,
+            cmd,
         };
+        let name = || "DSCPROUTE-MARK".to_string();
         let step = Step {
             role: Role::Marker,
             state: StepState::Add,
-            apply: chain("-N"),
-            undo: chain("-X"),
+            apply: chain(NfCmd::NewChain { chain: name() }),
+            undo: chain(NfCmd::DeleteChain { chain: name() }),
             reason: String::new(),
             change: None,
         };

@@ -9,7 +9,7 @@
 //! runs in seconds (bounded time and memory); PROPTEST_CASES overrides them.
 
 use dscproute::apply::{Journal, journal_check};
-use dscproute::plan::Effect;
+use dscproute::backend::Effect;
 use dscproute::plan::ruleset::Ruleset;
 use dscproute::plan::{PlanOptions, plan};
 use dscproute::probe::{HostFacts, parse_nft_ruleset};
@@ -261,8 +261,12 @@ proptest! {
             (
                 prop::sample::select(vec![
                     "/version", "/id", "/state", "/profile", "/steps", "/steps/0",
-                    "/steps/0/step", "/steps/0/step/apply", "/steps/0/step/apply/argv",
+                    "/steps/0/step", "/steps/0/step/apply", "/steps/0/step/apply/name",
                     "/steps/0/status", "/steps/0/saved", "/steps/1/step/undo",
+                    "/steps/1/step/apply/key", "/steps/1/step/undo/value",
+                    "/steps/3/step/apply/route/dev", "/steps/4/step/apply/rule/pref",
+                    "/steps/10/step/apply/cmd", "/steps/12/step/apply/cmd/append/rule",
+                    "/steps/12/step/undo/cmd/delete/chain", "/steps/2/step/undo/op",
                     "/confirm_deadline_unix", "/boot_id",
                 ]),
                 json_value(),
@@ -281,8 +285,8 @@ proptest! {
             && journal_check::check(&j).is_ok()
         {
             for s in &j.steps {
-                assert_ours(&s.step.apply);
-                assert_ours(&s.step.undo);
+                assert_ours(&s.step.apply.effect());
+                assert_ours(&s.step.undo.effect());
             }
         }
     }
@@ -298,7 +302,7 @@ fn assert_ours(e: &Effect) {
             "accepted a foreign command: {argv:?}"
         ),
         Effect::WriteFile { path, .. } | Effect::RemoveFile { path } => {
-            assert_eq!(path, dscproute::plan::ownership::RT_TABLES_DROPIN)
+            assert_eq!(path, dscproute::ownership::RT_TABLES_DROPIN)
         }
         Effect::Seq { effects } => effects.iter().for_each(assert_ours),
         Effect::DropEmptyTable { .. } => {}

@@ -3,10 +3,13 @@
 //! its routes, a hand edit). Read from the journal's done steps and the
 //! host facts; only the shapes dscproute itself runs are checked.
 
-use super::executor::{sysctl_assignment, sysctl_path};
+use super::executor::sysctl_path;
 use super::journal::{Journal, StepStatus};
-use crate::plan::Effect;
-use crate::plan::ownership::is_our_proto;
+use crate::backend::iptables::rule_text;
+use crate::backend::{
+    DefaultRoute, Effect, Family, NfCmd, Op, PolicyAction, PolicyRule, SysctlKey, Table, iproute,
+};
+use crate::ownership::is_our_proto;
 use crate::plan::ruleset::Ruleset;
 use crate::probe::HostFacts;
 use serde::Serialize;
@@ -50,167 +53,164 @@ pub fn find(journal: &Journal, facts: &HostFacts, root: &Path) -> Vec<Drift> {
         .iter()
         .filter(|s| s.status == StepStatus::Done)
     {
-        let command = js.step.apply.display();
-        let found = match &js.step.apply {
-            Effect::Run { argv } => {
-                let a: Vec<&str> = argv.iter().map(String::as_str).collect();
-                match a.first().copied() {
-                    Some("iptables") => netfilter(&a, "IPv4", v4.as_ref()),
-                    Some("ip6tables") => netfilter(&a, "IPv6", v6.as_ref()),
-                    Some("ip") => iproute(&a, facts),
-                    Some("sysctl") => sysctl(argv, facts, root),
-                    _ => None,
-                }
+        let op = &js.step.apply;
+        let found = match op {
+            Op::Netfilter { family, table, cmd } => {
+                let rs = match family {
+                    Family::V4 => v4.as_ref(),
+                    Family::V6 => v6.as_ref(),
+                };
+                netfilter(*family, *table, cmd, rs)
             }
-            Effect::WriteFile { path, contents } => {
-                match std::fs::read_to_string(root.join(path.trim_start_matches('/'))) {
-                    Ok(now) if now == *contents => None,
-                    Ok(_) => Some((DriftKind::Changed, format!("file {path}"))),
-                    Err(_) => Some((DriftKind::Missing, format!("file {path}"))),
+            Op::PolicyRule {
+                family,
+                add: true,
+                rule,
+            } => policy_rule(*family, rule, facts),
+            Op::Route {
+                family,
+                add: true,
+                route,
+            } => default_route(*family, route, facts),
+            Op::Sysctl { key, value } => sysctl(key, *value, facts, root),
+            Op::WriteTableNames { .. } => match op.effect() {
+                Effect::WriteFile { path, contents } => {
+                    match std::fs::read_to_string(root.join(path.trim_start_matches('/'))) {
+                        Ok(now) if now == contents => None,
+                        Ok(_) => Some((DriftKind::Changed, format!("file {path}"))),
+                        Err(_) => Some((DriftKind::Missing, format!("file {path}"))),
+                    }
                 }
-            }
+                _ => None,
+            },
             _ => None,
         };
         if let Some((kind, what)) = found {
             out.push(Drift {
                 kind,
                 what,
-                command,
+                command: op.display(),
             });
         }
     }
     out
 }
 
-/// `iptables -w -t T -N C` / `-A|-I C SPEC…`; unknown when the ruleset
-/// could not be read.
-fn netfilter(a: &[&str], family: &str, rs: Option<&Ruleset>) -> Option<(DriftKind, String)> {
+/// A chain we created, a rule we appended or a jump we inserted; unknown
+/// when the ruleset could not be read.
+fn netfilter(
+    family: Family,
+    table: Table,
+    cmd: &NfCmd,
+    rs: Option<&Ruleset>,
+) -> Option<(DriftKind, String)> {
     let rs = rs?;
-    if a.len() < 6 || a[1] != "-w" || a[2] != "-t" {
-        return None;
-    }
-    let (table, op, chain) = (a[3], a[4], a[5]);
-    let spec = a[6..].join(" ");
-    match op {
-        "-N" if !rs.has_chain(table, chain) => Some((
-            DriftKind::Missing,
-            format!("{family} {table} chain {chain}"),
-        )),
-        "-A" | "-I" if !rs.has_rule(table, chain, &spec) => Some((
-            DriftKind::Missing,
-            format!("{family} {table} {chain} rule `{spec}`"),
-        )),
-        _ => None,
-    }
-}
-
-/// The value after `key` in an argv.
-fn arg<'a>(a: &[&'a str], key: &str) -> Option<&'a str> {
-    a.iter()
-        .position(|w| *w == key)
-        .and_then(|i| a.get(i + 1))
-        .copied()
-}
-
-fn hex(s: &str) -> Option<u32> {
-    u32::from_str_radix(s.trim_start_matches("0x"), 16).ok()
-}
-
-/// `ip -4|-6 rule add …` and `ip -4|-6 route add|replace …`, as the plan
-/// writes them.
-fn iproute(a: &[&str], facts: &HostFacts) -> Option<(DriftKind, String)> {
-    let v6 = match a.get(1) {
-        Some(&"-4") => false,
-        Some(&"-6") => true,
-        _ => return None,
-    };
-    let fam = if v6 { "IPv6" } else { "IPv4" };
-    match (a.get(2).copied(), a.get(3).copied()) {
-        (Some("rule"), Some("add")) => {
-            let pref: u32 = arg(a, "pref")?.parse().ok()?;
-            let (mark, mask) = arg(a, "fwmark")?.split_once('/')?;
-            let (mark, mask) = (hex(mark)?, hex(mask)?);
-            let lookup = arg(a, "lookup");
-            let suppress = arg(a, "suppress_prefixlength").and_then(|n| n.parse().ok());
-            let rules = if v6 { &facts.rules_v6 } else { &facts.rules_v4 };
-            let same_table = |printed: &str, wanted: &str| {
-                printed == wanted || facts.table_id(printed) == facts.table_id(wanted)
-            };
-            let present = rules.iter().any(|r| {
-                r.priority == pref
-                    && is_our_proto(r.protocol.as_deref())
-                    && r.fwmark == Some(mark)
-                    && r.fwmask.unwrap_or(u32::MAX) == mask
-                    && match lookup {
-                        Some(t) => {
-                            r.action.is_none()
-                                && r.table.as_deref().is_some_and(|p| same_table(p, t))
-                                && r.suppress_prefixlength == suppress
-                        }
-                        None => {
-                            a.contains(&"unreachable") && r.action.as_deref() == Some("unreachable")
-                        }
-                    }
-            });
-            let taken = rules.iter().any(|r| r.priority == pref);
-            let rest = a[4..]
-                .iter()
-                .take_while(|w| **w != "proto")
-                .copied()
-                .collect::<Vec<_>>()
-                .join(" ");
-            (!present).then(|| {
-                let kind = if taken {
-                    DriftKind::Changed
-                } else {
-                    DriftKind::Missing
-                };
-                (kind, format!("{fam} policy rule `{rest}`"))
+    let (fam, t) = (family.name(), table.name());
+    match cmd {
+        NfCmd::NewChain { chain } if !rs.has_chain(t, chain) => {
+            Some((DriftKind::Missing, format!("{fam} {t} chain {chain}")))
+        }
+        NfCmd::Append { chain, rule } | NfCmd::Insert { chain, rule, .. } => {
+            let text = rule_text(rule);
+            (!rs.has_rule(t, chain, &text)).then(|| {
+                (
+                    DriftKind::Missing,
+                    format!("{fam} {t} {chain} rule `{text}`"),
+                )
             })
         }
-        (Some("route"), Some("add" | "replace")) => {
-            let dst = a.get(4).copied()?;
-            let table = facts.table_id(arg(a, "table")?)?;
-            let via = arg(a, "via");
-            let dev = arg(a, "dev");
-            let routes = if v6 {
-                &facts.routes_v6
-            } else {
-                &facts.routes_v4
-            };
-            let ours_here = |r: &&crate::probe::Route| {
-                r.dst == dst
-                    && facts.table_id(&r.table) == Some(table)
-                    && is_our_proto(r.protocol.as_deref())
-            };
-            let present = routes
-                .iter()
-                .filter(ours_here)
-                .any(|r| r.gateway.as_deref() == via && r.dev.as_deref() == dev);
-            let kind = if routes.iter().any(|r| ours_here(&r)) {
-                DriftKind::Changed
-            } else {
-                DriftKind::Missing
-            };
-            let mut what = format!("{fam} route {dst}");
-            if let Some(v) = via {
-                what.push_str(&format!(" via {v}"));
-            }
-            if let Some(d) = dev {
-                what.push_str(&format!(" dev {d}"));
-            }
-            what.push_str(&format!(" table {table}"));
-            (!present).then_some((kind, what))
-        }
         _ => None,
     }
 }
 
-/// `sysctl -q -w key=value`: the value we set, unless changed since.
-fn sysctl(argv: &[String], facts: &HostFacts, root: &Path) -> Option<(DriftKind, String)> {
-    let (key, want) = sysctl_assignment(argv)?;
-    let now = facts.sysctl(key).map(str::to_string).or_else(|| {
-        std::fs::read_to_string(root.join(sysctl_path(key)))
+/// A policy rule we added: missing, or its priority taken by another.
+fn policy_rule(
+    family: Family,
+    rule: &PolicyRule,
+    facts: &HostFacts,
+) -> Option<(DriftKind, String)> {
+    let rules = match family {
+        Family::V4 => &facts.rules_v4,
+        Family::V6 => &facts.rules_v6,
+    };
+    let looks_up = |r: &crate::probe::Rule, id: u32| {
+        r.action.is_none()
+            && r.table
+                .as_deref()
+                .is_some_and(|p| facts.table_id(p) == Some(id))
+    };
+    let present = rules.iter().any(|r| {
+        r.priority == rule.pref
+            && is_our_proto(r.protocol.as_deref())
+            && r.fwmark == Some(rule.mark.value)
+            && r.fwmask.unwrap_or(u32::MAX) == rule.mark.mask
+            && match rule.action {
+                PolicyAction::LookupMain => looks_up(r, 254) && r.suppress_prefixlength == Some(0),
+                PolicyAction::Lookup(id) => looks_up(r, id) && r.suppress_prefixlength.is_none(),
+                PolicyAction::Unreachable => r.action.as_deref() == Some("unreachable"),
+            }
+    });
+    let taken = rules.iter().any(|r| r.priority == rule.pref);
+    (!present).then(|| {
+        let kind = if taken {
+            DriftKind::Changed
+        } else {
+            DriftKind::Missing
+        };
+        (
+            kind,
+            format!(
+                "{} policy rule `{}`",
+                family.name(),
+                iproute::rule_text(rule)
+            ),
+        )
+    })
+}
+
+/// The default route of our table: missing, or another route of ours there.
+fn default_route(
+    family: Family,
+    route: &DefaultRoute,
+    facts: &HostFacts,
+) -> Option<(DriftKind, String)> {
+    let routes = match family {
+        Family::V4 => &facts.routes_v4,
+        Family::V6 => &facts.routes_v6,
+    };
+    let via = route.via.map(|a| a.to_string());
+    let ours_here = |r: &&crate::probe::Route| {
+        r.dst == "default"
+            && facts.table_id(&r.table) == Some(route.table)
+            && is_our_proto(r.protocol.as_deref())
+    };
+    let present = routes
+        .iter()
+        .filter(ours_here)
+        .any(|r| r.gateway == via && r.dev.as_deref() == Some(route.dev.as_str()));
+    let kind = if routes.iter().any(|r| ours_here(&r)) {
+        DriftKind::Changed
+    } else {
+        DriftKind::Missing
+    };
+    let mut what = format!("{} route default", family.name());
+    if let Some(v) = &via {
+        what.push_str(&format!(" via {v}"));
+    }
+    what.push_str(&format!(" dev {} table {}", route.dev, route.table));
+    (!present).then_some((kind, what))
+}
+
+/// The value we set, unless changed since.
+fn sysctl(
+    key: &SysctlKey,
+    value: u8,
+    facts: &HostFacts,
+    root: &Path,
+) -> Option<(DriftKind, String)> {
+    let (key, want) = (key.key(), value.to_string());
+    let now = facts.sysctl(&key).map(str::to_string).or_else(|| {
+        std::fs::read_to_string(root.join(sysctl_path(&key)))
             .ok()
             .map(|s| s.trim().to_string())
     });
@@ -234,11 +234,13 @@ mod tests {
     use crate::probe::{Route, Rule};
 
     fn step(argv: &str) -> Step {
+        let op = Op::parse(&Effect::run(argv.split(' ').map(str::to_string).collect()))
+            .unwrap_or_else(|e| panic!("{argv}: {e}"));
         Step {
             role: Role::Gateway,
             state: StepState::Add,
-            apply: Effect::run(argv.split(' ').map(str::to_string).collect()),
-            undo: Effect::run(vec!["true".into()]),
+            apply: op.clone(),
+            undo: op,
             reason: String::new(),
             change: None,
         }
@@ -348,15 +350,22 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let mut j = journal();
         j.steps = vec![j.steps[0].clone()];
-        j.steps[0].step.apply = Effect::WriteFile {
-            path: "/etc/x.conf".into(),
-            contents: "100 vpn\n".into(),
+        j.steps[0].step.apply = Op::WriteTableNames {
+            id: 100,
+            name: "vpn".into(),
         };
         let f = host();
         let d = find(&j, &f, t.path());
-        assert_eq!(d[0].to_string(), "missing: file /etc/x.conf");
-        std::fs::create_dir_all(t.path().join("etc")).unwrap();
-        std::fs::write(t.path().join("etc/x.conf"), "100 vpn\n").unwrap();
+        let path = crate::ownership::RT_TABLES_DROPIN;
+        assert_eq!(d[0].to_string(), format!("missing: file {path}"));
+        let file = t.path().join(path.trim_start_matches('/'));
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, "100 other\n").unwrap();
+        assert_eq!(
+            find(&j, &f, t.path())[0].to_string(),
+            format!("changed: file {path}")
+        );
+        std::fs::write(&file, "100 vpn\n").unwrap();
         assert_eq!(find(&j, &f, t.path()), []);
     }
 }

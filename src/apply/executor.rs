@@ -1,8 +1,11 @@
-//! Runs one effect and its undo. The only place (with the probe) that
-//! changes or reads the host; processes go through the `Runner`.
+//! Runs one operation and its undo. The only place (with the probe) that
+//! changes or reads the host; processes go through the `Runner`, and what an
+//! operation runs as comes from its backend (`crate::backend`).
 
 use super::journal::{JournalStep, Saved};
-use crate::plan::Effect;
+use crate::backend::iptables::{self, BatchKey};
+use crate::backend::{Effect, Op, SysctlKey};
+use crate::ownership::RT_TABLES_DROPIN;
 use crate::runner::Runner;
 use std::path::{Path, PathBuf};
 
@@ -25,14 +28,6 @@ pub struct Executor<'a> {
     pub root: PathBuf,
 }
 
-/// `sysctl -q -w key=value` as the plan writes it -> (key, value).
-pub fn sysctl_assignment(argv: &[String]) -> Option<(&str, &str)> {
-    if argv.first().map(String::as_str) != Some("sysctl") || !argv.iter().any(|a| a == "-w") {
-        return None;
-    }
-    argv.last()?.split_once('=')
-}
-
 /// sysctl(8) key -> /proc/sys path: dots separate components, a slash inside
 /// a component stands for a dot (interface eth0.10 is written eth0/10).
 pub fn sysctl_path(key: &str) -> PathBuf {
@@ -41,67 +36,6 @@ pub fn sysctl_path(key: &str) -> PathBuf {
         p.push(c.replace('/', "."));
     }
     p
-}
-
-/// Which `iptables-restore` batch a plain iptables/ip6tables step can join.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct BatchKey {
-    /// `iptables-restore` or `ip6tables-restore`.
-    pub program: &'static str,
-    pub table: String,
-}
-
-/// The operations that are valid iptables-restore input as they stand.
-const RESTORE_OPS: [&str; 6] = ["-N", "-A", "-I", "-D", "-X", "-F"];
-
-/// An argument iptables-restore reads back unchanged: no quoting needed.
-fn plain_word(a: &str) -> bool {
-    !a.is_empty()
-        && !a.starts_with('#')
-        && !a
-            .chars()
-            .any(|c| c.is_whitespace() || matches!(c, '"' | '\'' | '\\'))
-}
-
-/// `iptables -w -t TABLE OP CHAIN …` (or ip6tables) -> its batch and its
-/// iptables-restore line, `OP CHAIN …`. Anything else (other tools, other
-/// options, words that would need quoting) runs on its own.
-pub fn restore_line(effect: &Effect) -> Option<(BatchKey, String)> {
-    let Effect::Run { argv } = effect else {
-        return None;
-    };
-    let program = match argv.first().map(String::as_str) {
-        Some("iptables") => "iptables-restore",
-        Some("ip6tables") => "ip6tables-restore",
-        _ => return None,
-    };
-    if argv.len() < 6
-        || argv[1] != "-w"
-        || argv[2] != "-t"
-        || !RESTORE_OPS.contains(&argv[4].as_str())
-        || !argv[3..].iter().all(|a| plain_word(a))
-    {
-        return None;
-    }
-    Some((
-        BatchKey {
-            program,
-            table: argv[3].clone(),
-        },
-        argv[4..].join(" "),
-    ))
-}
-
-/// The stdin of one batch: one table block, committed as one nf_tables
-/// transaction (all of it or nothing).
-pub fn restore_input(table: &str, lines: &[String]) -> String {
-    let mut s = format!("*{table}\n");
-    for l in lines {
-        s.push_str(l);
-        s.push('\n');
-    }
-    s.push_str("COMMIT\n");
-    s
 }
 
 /// The input line iptables-restore blamed: `line N failed`, `line N: …`
@@ -138,12 +72,9 @@ impl Executor<'_> {
     /// -w --noflush` call: other rules and chains stay, and nf_tables
     /// commits the block atomically.
     pub fn run_batch(&self, key: &BatchKey, lines: &[String]) -> Result<(), BatchFailure> {
-        let argv: Vec<String> = [key.program, "-w", "--noflush"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let argv = iptables::restore_argv(key);
         let command = argv.join(" ");
-        let input = restore_input(&key.table, lines);
+        let input = iptables::restore_input(key, lines);
         let (stderr, line) = match self.runner.run_with_stdin(&argv, &input) {
             Ok(out) if out.success() => return Ok(()),
             Ok(out) => {
@@ -170,25 +101,23 @@ impl Executor<'_> {
         self.root.join(path.trim_start_matches('/'))
     }
 
-    /// Read what undo will need, before the effect runs.
-    pub fn save_before(&self, effect: &Effect) -> Result<Option<Saved>, Failure> {
-        match effect {
-            Effect::Run { argv } => match sysctl_assignment(argv) {
-                Some((key, _)) => {
-                    let path = self.root.join(sysctl_path(key));
-                    let old = std::fs::read_to_string(&path).map_err(|e| Failure {
-                        command: format!("read {}", path.display()),
-                        stderr: e.to_string(),
-                    })?;
-                    Ok(Some(Saved::Sysctl {
-                        key: key.to_string(),
-                        old: old.trim().to_string(),
-                    }))
-                }
-                None => Ok(None),
-            },
-            Effect::WriteFile { path, .. } => {
-                let full = self.under_root(path);
+    /// Read what undo will need, before the operation runs.
+    pub fn save_before(&self, op: &Op) -> Result<Option<Saved>, Failure> {
+        match op {
+            Op::Sysctl { key, .. } => {
+                let key = key.key();
+                let path = self.root.join(sysctl_path(&key));
+                let old = std::fs::read_to_string(&path).map_err(|e| Failure {
+                    command: format!("read {}", path.display()),
+                    stderr: e.to_string(),
+                })?;
+                Ok(Some(Saved::Sysctl {
+                    key,
+                    old: old.trim().to_string(),
+                }))
+            }
+            Op::WriteTableNames { .. } => {
+                let full = self.under_root(RT_TABLES_DROPIN);
                 let old_contents = std::fs::read_to_string(&full).ok();
                 let mut created_dirs = Vec::new();
                 let mut dir = full.parent();
@@ -196,30 +125,36 @@ impl Executor<'_> {
                     if d.exists() || d == self.root {
                         break;
                     }
-                    // As the host sees it (without our root), like `path`.
+                    // As the host sees it (without our root), like the path.
                     let rel = d.strip_prefix(&self.root).unwrap_or(d);
                     created_dirs.push(Path::new("/").join(rel).display().to_string());
                     dir = d.parent();
                 }
                 created_dirs.reverse();
                 Ok(Some(Saved::File {
-                    path: path.clone(),
+                    path: RT_TABLES_DROPIN.into(),
                     old_contents,
                     created_dirs,
                 }))
             }
-            Effect::RemoveFile { .. } | Effect::DropEmptyTable { .. } | Effect::Seq { .. } => {
-                Ok(None)
-            }
+            _ => Ok(None),
         }
     }
 
-    pub fn run(&self, effect: &Effect) -> Result<(), Failure> {
-        match effect {
-            Effect::Run { argv } if argv.len() == 2 && argv[0] == "groupdel" => {
-                self.refuse_system_group(&argv[1])?;
-                self.run_argv(argv)
+    pub fn run(&self, op: &Op) -> Result<(), Failure> {
+        match op {
+            Op::GroupDel { name } => {
+                self.refuse_system_group(name)?;
+                self.run_effect(&op.effect())
             }
+            Op::Seq { ops } => ops.iter().try_for_each(|o| self.run(o)),
+            _ => self.run_effect(&op.effect()),
+        }
+    }
+
+    /// Run what an operation (or `rollback --all`'s sweep) runs as.
+    pub fn run_effect(&self, effect: &Effect) -> Result<(), Failure> {
+        match effect {
             Effect::Run { argv } => self.run_argv(argv),
             Effect::WriteFile { path, contents } => {
                 let full = self.under_root(path);
@@ -227,10 +162,10 @@ impl Executor<'_> {
                     command: effect.display(),
                     stderr: e.to_string(),
                 };
-                super::state_dir::write_durably_public(&full, contents.as_bytes()).map_err(fail)
+                crate::safe_fs::write_durably_public(&full, contents.as_bytes()).map_err(fail)
             }
             Effect::DropEmptyTable { family, table } => self.drop_empty_table(family, table),
-            Effect::Seq { effects } => effects.iter().try_for_each(|e| self.run(e)),
+            Effect::Seq { effects } => effects.iter().try_for_each(|e| self.run_effect(e)),
             Effect::RemoveFile { path } => match std::fs::remove_file(self.under_root(path)) {
                 Ok(()) => Ok(()),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -371,19 +306,24 @@ impl Executor<'_> {
                 // changed it since (Docker turning forwarding on…), leave it.
                 let path = self.root.join(sysctl_path(key));
                 let ours = match &js.step.apply {
-                    Effect::Run { argv } => sysctl_assignment(argv).map(|(_, v)| v.to_string()),
+                    Op::Sysctl { value, .. } => Some(value.to_string()),
                     _ => None,
                 };
                 match std::fs::read_to_string(&path) {
                     Ok(now) if ours.as_deref().is_some_and(|v| v != now.trim()) => Ok(()),
                     // The interface (and its setting) is gone: nothing to restore.
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                    _ => self.run_argv(&[
-                        "sysctl".into(),
-                        "-q".into(),
-                        "-w".into(),
-                        format!("{key}={old}"),
-                    ]),
+                    _ => {
+                        let key = SysctlKey::parse(key).map_err(|e| Failure {
+                            command: format!("restore {key}"),
+                            stderr: e,
+                        })?;
+                        let value = key.value(old).map_err(|e| Failure {
+                            command: format!("restore {}", key.key()),
+                            stderr: e,
+                        })?;
+                        self.run(&Op::Sysctl { key, value })
+                    }
                 }
             }
             Some(Saved::File {
@@ -392,11 +332,11 @@ impl Executor<'_> {
                 created_dirs,
             }) => {
                 match old_contents {
-                    Some(c) => self.run(&Effect::WriteFile {
+                    Some(c) => self.run_effect(&Effect::WriteFile {
                         path: path.clone(),
                         contents: c.clone(),
                     })?,
-                    None => self.run(&Effect::RemoveFile { path: path.clone() })?,
+                    None => self.run_effect(&Effect::RemoveFile { path: path.clone() })?,
                 }
                 for d in created_dirs.iter().rev() {
                     // Only if still empty: someone may have added files since.
@@ -413,6 +353,7 @@ impl Executor<'_> {
 mod tests {
     use super::*;
     use crate::apply::journal::StepStatus;
+    use crate::backend::{Family, Table};
     use crate::plan::{Role, Step, StepState};
     use crate::runner::{FakeRunner, Output};
 
@@ -420,18 +361,23 @@ mod tests {
         v.iter().map(|s| s.to_string()).collect()
     }
 
+    fn forwarding(value: u8) -> Op {
+        Op::Sysctl {
+            key: SysctlKey::Ipv4Forwarding,
+            value,
+        }
+    }
+
+    fn groupdel(name: &str) -> Op {
+        Op::GroupDel { name: name.into() }
+    }
+
     #[test]
-    fn sysctl_keys_and_paths() {
-        let a = argv(&["sysctl", "-q", "-w", "net.ipv4.conf.eth0/10.rp_filter=2"]);
-        assert_eq!(
-            sysctl_assignment(&a),
-            Some(("net.ipv4.conf.eth0/10.rp_filter", "2"))
-        );
+    fn sysctl_paths() {
         assert_eq!(
             sysctl_path("net.ipv4.conf.eth0/10.rp_filter"),
             PathBuf::from("proc/sys/net/ipv4/conf/eth0.10/rp_filter")
         );
-        assert_eq!(sysctl_assignment(&argv(&["ip", "rule", "add"])), None);
     }
 
     #[test]
@@ -453,7 +399,7 @@ mod tests {
             runner: &runner,
             root: t.path().into(),
         };
-        let effect = Effect::run(argv(&["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"]));
+        let effect = forwarding(1);
         let saved = ex.save_before(&effect).unwrap();
         assert_eq!(
             saved,
@@ -468,8 +414,8 @@ mod tests {
                 role: Role::Gateway,
                 state: StepState::Change,
                 apply: effect,
-                // The plan guessed 7; the saved value wins.
-                undo: Effect::run(argv(&["sysctl", "-q", "-w", "net.ipv4.ip_forward=7"])),
+                // The plan guessed 1; the saved value wins.
+                undo: forwarding(1),
                 reason: String::new(),
                 change: None,
             },
@@ -499,9 +445,9 @@ mod tests {
             runner: &runner,
             root: t.path().into(),
         };
-        let effect = Effect::WriteFile {
-            path: "/etc/iproute2/rt_tables.d/dscproute.conf".into(),
-            contents: "100 vpn\n".into(),
+        let effect = Op::WriteTableNames {
+            id: 100,
+            name: "vpn".into(),
         };
         let saved = ex.save_before(&effect).unwrap();
         // Recorded as the host sees them, whatever the root: the journal
@@ -516,9 +462,7 @@ mod tests {
                 role: Role::Gateway,
                 state: StepState::Add,
                 apply: effect,
-                undo: Effect::RemoveFile {
-                    path: "/etc/iproute2/rt_tables.d/dscproute.conf".into(),
-                },
+                undo: Op::RemoveTableNames,
                 reason: String::new(),
                 change: None,
             },
@@ -549,84 +493,23 @@ mod tests {
             root: t.path().into(),
         };
         for name in ["root", "sudo"] {
-            let e = ex.run(&Effect::run(argv(&["groupdel", name]))).unwrap_err();
+            let e = ex.run(&groupdel(name)).unwrap_err();
             assert!(e.stderr.contains("system group"), "{e}");
         }
         assert!(runner.calls().is_empty());
-        ex.run(&Effect::run(argv(&["groupdel", "torrent"])))
-            .unwrap();
+        ex.run(&groupdel("torrent")).unwrap();
         // GID_MIN from login.defs when it says otherwise.
         std::fs::write(t.path().join("etc/login.defs"), "GID_MIN\t2000\n").unwrap();
-        assert!(
-            ex.run(&Effect::run(argv(&["groupdel", "torrent"])))
-                .is_err()
-        );
+        assert!(ex.run(&groupdel("torrent")).is_err());
+        // Inside a sequence too.
+        let seq = Op::Seq {
+            ops: vec![groupdel("torrent")],
+        };
+        assert!(ex.run(&seq).is_err());
     }
 
     #[test]
-    fn which_steps_become_restore_lines() {
-        let line = |s: &str| restore_line(&Effect::run(argv(&s.split(' ').collect::<Vec<_>>())));
-        let (k, l) =
-            line("ip6tables -w -t nat -A DSCPROUTE-NAT -m mark --mark 0x1/0xff -j MASQUERADE")
-                .unwrap();
-        assert_eq!(
-            (k.program, k.table.as_str(), l.as_str()),
-            (
-                "ip6tables-restore",
-                "nat",
-                "-A DSCPROUTE-NAT -m mark --mark 0x1/0xff -j MASQUERADE"
-            )
-        );
-        for op in [
-            "-N X",
-            "-X X",
-            "-F X",
-            "-I PREROUTING -j X",
-            "-D X -j RETURN",
-        ] {
-            let (k, l) = line(&format!("iptables -w -t mangle {op}")).unwrap();
-            assert_eq!((k.program, l.as_str()), ("iptables-restore", op));
-        }
-        for other in [
-            "iptables -t mangle -N X", // no -w: not how the plan spells it
-            "iptables -w -t mangle -P INPUT DROP",
-            "iptables -w -t mangle -L",
-            "iptables-save -t mangle",
-            "ip -4 rule add pref 1",
-            "sysctl -q -w net.ipv4.ip_forward=1",
-        ] {
-            assert_eq!(line(other), None, "{other}");
-        }
-        // Words iptables-restore would split or unquote run on their own.
-        let spaced = Effect::run(argv(&[
-            "iptables",
-            "-w",
-            "-t",
-            "mangle",
-            "-A",
-            "X",
-            "-m",
-            "comment",
-            "--comment",
-            "a b",
-        ]));
-        assert_eq!(restore_line(&spaced), None);
-        let quoted = Effect::run(argv(&[
-            "iptables", "-w", "-t", "mangle", "-A", "X", "\"q\"",
-        ]));
-        assert_eq!(restore_line(&quoted), None);
-        assert_eq!(
-            restore_line(&Effect::RemoveFile { path: "/x".into() }),
-            None
-        );
-    }
-
-    #[test]
-    fn restore_input_and_blamed_lines() {
-        assert_eq!(
-            restore_input("nat", &["-N A".into(), "-A A -j RETURN".into()]),
-            "*nat\n-N A\n-A A -j RETURN\nCOMMIT\n"
-        );
+    fn blamed_lines() {
         // The three ways iptables-nft-restore 1.8.9 names a line.
         assert_eq!(
             blamed_line("iptables-restore: line 7 failed: Chain already exists.\n"),
@@ -659,8 +542,8 @@ mod tests {
                 root: "/nonexistent".into(),
             };
             let key = BatchKey {
-                program: "iptables-restore",
-                table: "mangle".into(),
+                family: Family::V4,
+                table: Table::Mangle,
             };
             let e = ex
                 .run_batch(&key, &["-N A".into(), "-A A -j RETURN".into()])
@@ -694,7 +577,7 @@ mod tests {
             root: "/nonexistent".into(),
         };
         let e = ex
-            .run(&Effect::run(argv(&["ip", "rule", "add"])))
+            .run_effect(&Effect::run(argv(&["ip", "rule", "add"])))
             .unwrap_err();
         assert_eq!(e.command, "ip rule add");
         assert!(e.stderr.contains("File exists"));

@@ -7,6 +7,8 @@
 //! reading the table again: gone only when `iptables-save` no longer shows it.
 
 use super::executor::Failure;
+use crate::backend::iptables::{rule_text, save_program};
+use crate::backend::{Family, NfCmd, Op, Table};
 use crate::plan::ruleset::Ruleset;
 use crate::runner::Runner;
 
@@ -32,44 +34,45 @@ fn says_missing(stderr: &str) -> bool {
     MISSING.iter().any(|m| e.contains(m))
 }
 
-/// A netfilter object one of our undo commands deletes.
+/// A netfilter object one of our undo operations deletes.
 #[derive(Debug, PartialEq, Eq)]
 enum Netfilter<'a> {
     Rule {
-        save: &'static str,
-        table: &'a str,
+        family: Family,
+        table: Table,
         chain: &'a str,
-        spec: String,
+        text: String,
     },
     Chain {
-        save: &'static str,
-        table: &'a str,
+        family: Family,
+        table: Table,
         chain: &'a str,
     },
 }
 
-/// `iptables -w -t TABLE -D|-X|-F CHAIN [SPEC…]` (or ip6tables), as the
-/// plan spells its undos; the command is the failure's argv joined by
-/// spaces, and our words never hold one.
-fn netfilter(command: &str) -> Option<Netfilter<'_>> {
-    let w: Vec<&str> = command.split(' ').collect();
-    let save = match w.first() {
-        Some(&"iptables") => "iptables-save",
-        Some(&"ip6tables") => "ip6tables-save",
-        _ => return None,
-    };
-    if w.len() < 6 || w[1] != "-w" || w[2] != "-t" {
+/// The netfilter object the failed part of `undo` deletes: the part whose
+/// command the failure names.
+fn netfilter<'a>(undo: &'a Op, f: &Failure) -> Option<Netfilter<'a>> {
+    let op = undo
+        .leaves()
+        .into_iter()
+        .find(|o| o.display() == f.command)?;
+    let Op::Netfilter { family, table, cmd } = op else {
         return None;
-    }
-    let (table, op, chain) = (w[3], w[4], w[5]);
-    match op {
-        "-D" => Some(Netfilter::Rule {
-            save,
+    };
+    let (family, table) = (*family, *table);
+    match cmd {
+        NfCmd::Delete { chain, rule } => Some(Netfilter::Rule {
+            family,
             table,
             chain,
-            spec: w[6..].join(" "),
+            text: rule_text(rule),
         }),
-        "-X" | "-F" if w.len() == 6 => Some(Netfilter::Chain { save, table, chain }),
+        NfCmd::DeleteChain { chain } | NfCmd::FlushChain { chain } => Some(Netfilter::Chain {
+            family,
+            table,
+            chain,
+        }),
         _ => None,
     }
 }
@@ -77,12 +80,12 @@ fn netfilter(command: &str) -> Option<Netfilter<'_>> {
 /// Does `iptables-save -t TABLE` confirm the object is absent? False when
 /// it cannot be read.
 fn absent(runner: &dyn Runner, obj: &Netfilter) -> bool {
-    let (save, table) = match obj {
-        Netfilter::Rule { save, table, .. } | Netfilter::Chain { save, table, .. } => {
-            (*save, *table)
+    let (family, table) = match obj {
+        Netfilter::Rule { family, table, .. } | Netfilter::Chain { family, table, .. } => {
+            (*family, table.name())
         }
     };
-    let Ok(out) = runner.run_args(&[save, "-t", table]) else {
+    let Ok(out) = runner.run_args(&[save_program(family), "-t", table]) else {
         return false;
     };
     if !out.success() {
@@ -90,18 +93,18 @@ fn absent(runner: &dyn Runner, obj: &Netfilter) -> bool {
     }
     let rs = Ruleset::parse(&out.stdout);
     match obj {
-        Netfilter::Rule { chain, spec, .. } => !rs.has_rule(table, chain, spec),
+        Netfilter::Rule { chain, text, .. } => !rs.has_rule(table, chain, text),
         Netfilter::Chain { chain, .. } => !rs.has_chain(table, chain),
     }
 }
 
-/// An undo that failed because its object no longer exists has nothing
-/// left to undo.
-pub fn already_gone(runner: &dyn Runner, f: &Failure) -> bool {
+/// An undo (of the step whose undo operation is `undo`) that failed because
+/// its object no longer exists has nothing left to undo.
+pub fn already_gone(runner: &dyn Runner, undo: &Op, f: &Failure) -> bool {
     if !says_missing(&f.stderr) {
         return false;
     }
-    match netfilter(&f.command) {
+    match netfilter(undo, f) {
         Some(obj) => absent(runner, &obj),
         None => true,
     }
@@ -110,7 +113,41 @@ pub fn already_gone(runner: &dyn Runner, f: &Failure) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::iptables::read_rule;
     use crate::runner::{FakeRunner, Output};
+
+    /// The undo operation a failed command belongs to: `iptables -w -t
+    /// mangle OP CHAIN [RULE…]` as a netfilter operation, anything else as
+    /// an operation of another kind.
+    fn undo_of(command: &str) -> Op {
+        let Some(rest) = command.strip_prefix("iptables -w -t mangle ") else {
+            return Op::RemoveTableNames;
+        };
+        let (op, rest) = rest.split_once(' ').unwrap();
+        let (chain, text) = rest.split_once(' ').unwrap_or((rest, ""));
+        let chain = chain.to_string();
+        let cmd = match op {
+            "-D" => NfCmd::Delete {
+                rule: read_rule(Table::Mangle, &chain, text),
+                chain,
+            },
+            "-X" => NfCmd::DeleteChain { chain },
+            "-F" => NfCmd::FlushChain { chain },
+            _ => NfCmd::Append {
+                rule: read_rule(Table::Mangle, &chain, text),
+                chain,
+            },
+        };
+        Op::Netfilter {
+            family: Family::V4,
+            table: Table::Mangle,
+            cmd,
+        }
+    }
+
+    fn already_gone(runner: &dyn Runner, f: &Failure) -> bool {
+        super::already_gone(runner, &undo_of(&f.command), f)
+    }
 
     const JUMP: &str =
         "iptables -w -t mangle -D PREROUTING -m comment --comment dscproute -j DSCPROUTE-ROUTE";
@@ -231,16 +268,39 @@ mod tests {
 
     #[test]
     fn reads_only_our_delete_shapes() {
+        let chain = Op::Netfilter {
+            family: Family::V6,
+            table: Table::Nat,
+            cmd: NfCmd::DeleteChain {
+                chain: "DSCPROUTE-NAT".into(),
+            },
+        };
+        let undo = Op::Seq {
+            ops: vec![
+                chain.clone(),
+                Op::DropEmptyTable {
+                    family: Family::V6,
+                    table: Table::Nat,
+                },
+            ],
+        };
+        let failed = |command: &str| Failure {
+            command: command.into(),
+            stderr: String::new(),
+        };
         assert_eq!(
-            netfilter("ip6tables -w -t nat -X DSCPROUTE-NAT"),
+            netfilter(&undo, &failed("ip6tables -w -t nat -X DSCPROUTE-NAT")),
             Some(Netfilter::Chain {
-                save: "ip6tables-save",
-                table: "nat",
+                family: Family::V6,
+                table: Table::Nat,
                 chain: "DSCPROUTE-NAT"
             })
         );
-        assert_eq!(netfilter("iptables -w -t mangle -A X -j RETURN"), None);
-        assert_eq!(netfilter("iptables -t mangle -D X"), None);
-        assert_eq!(netfilter("iptables-restore -w --noflush"), None);
+        assert_eq!(netfilter(&undo, &failed("nft delete table ip6 nat")), None);
+        let append = undo_of("iptables -w -t mangle -A X -j RETURN");
+        assert_eq!(
+            netfilter(&append, &failed("iptables -w -t mangle -A X -j RETURN")),
+            None
+        );
     }
 }

@@ -2,10 +2,18 @@
 //! with what undo needs (old sysctl values, old file contents). Written
 //! durably after every change, so a later rollback can restore the exact
 //! prior state whatever moment the process died.
+//!
+//! Steps are stored as typed operations (`backend::Op`, version 2), so a
+//! journal can only express what dscproute plans. Journals of version 1
+//! stored the commands; they are read back through `Op::parse`, which
+//! accepts only the commands dscproute writes, word for word.
 
-use super::state_dir::{StateDir, append_no_follow, read_no_follow, write_durably};
-use crate::plan::Step;
-use serde::{Deserialize, Serialize};
+use super::state_dir::StateDir;
+use crate::backend::op::clip;
+use crate::backend::{Effect, Op};
+use crate::plan::{Role, Step, StepState, ValueChange};
+use crate::safe_fs::{append_no_follow, read_no_follow, write_durably};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::io::Write;
 use std::path::PathBuf;
 use thiserror::Error;
@@ -104,6 +112,7 @@ pub enum Saved {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JournalStep {
+    #[serde(with = "stored")]
     pub step: Step,
     pub status: StepStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -144,6 +153,15 @@ pub struct Journal {
     pub unsaved: Option<String>,
 }
 
+fn refused(dir: &StateDir, e: &str) -> LoadError {
+    LoadError::Refused(format!(
+        "journal {} refused: {e}; dscproute never writes that, so nothing of it runs: inspect \
+         it, then move it and current.log out of {} to go on",
+        dir.current().display(),
+        dir.path().display()
+    ))
+}
+
 /// This boot's id (/proc/sys/kernel/random/boot_id).
 pub fn boot_id() -> Option<String> {
     std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
@@ -157,11 +175,152 @@ pub fn now_unix() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// The journal format written: steps as typed operations.
+const VERSION: u32 = 2;
+
+/// A step as the journal stores it: its operations typed, tagged by kind.
+mod stored {
+    use super::*;
+
+    #[derive(Serialize)]
+    struct StepRef<'a> {
+        role: Role,
+        state: StepState,
+        apply: &'a Op,
+        undo: &'a Op,
+        reason: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        change: &'a Option<ValueChange>,
+    }
+
+    #[derive(Deserialize)]
+    struct StepOwned {
+        role: Role,
+        state: StepState,
+        apply: Op,
+        undo: Op,
+        reason: String,
+        #[serde(default)]
+        change: Option<ValueChange>,
+    }
+
+    pub fn serialize<S: Serializer>(s: &Step, ser: S) -> Result<S::Ok, S::Error> {
+        StepRef {
+            role: s.role,
+            state: s.state,
+            apply: &s.apply,
+            undo: &s.undo,
+            reason: &s.reason,
+            change: &s.change,
+        }
+        .serialize(ser)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Step, D::Error> {
+        let s = StepOwned::deserialize(d)?;
+        Ok(Step {
+            role: s.role,
+            state: s.state,
+            apply: s.apply,
+            undo: s.undo,
+            reason: s.reason,
+            change: s.change,
+        })
+    }
+}
+
+/// Version 1: the same journal with each step's commands as effects.
+mod legacy {
+    use super::*;
+
+    #[derive(Deserialize)]
+    struct Step1 {
+        role: Role,
+        state: StepState,
+        apply: Effect,
+        undo: Effect,
+        reason: String,
+        #[serde(default)]
+        change: Option<ValueChange>,
+    }
+
+    #[derive(Deserialize)]
+    struct JournalStep1 {
+        step: Step1,
+        status: StepStatus,
+        #[serde(default)]
+        saved: Option<Saved>,
+        #[serde(default)]
+        error: Option<String>,
+    }
+
+    #[derive(Deserialize)]
+    pub struct Journal1 {
+        id: String,
+        created_unix: u64,
+        profile: String,
+        state: TxnState,
+        #[serde(default)]
+        confirm_deadline_unix: Option<u64>,
+        #[serde(default)]
+        timer_pid: Option<u32>,
+        #[serde(default)]
+        boot_id: Option<String>,
+        steps: Vec<JournalStep1>,
+    }
+
+    fn op(i: usize, what: &str, e: &Effect) -> Result<Op, String> {
+        Op::parse(e).map_err(|why| format!("step {} {what} `{}`: {why}", i + 1, clip(&e.display())))
+    }
+
+    impl Journal1 {
+        /// Each step's commands as the operations they spell, or the
+        /// first that is not one dscproute writes.
+        pub fn upgrade(self) -> Result<Journal, String> {
+            let mut steps = Vec::with_capacity(self.steps.len());
+            for (i, js) in self.steps.into_iter().enumerate() {
+                let s = js.step;
+                steps.push(JournalStep {
+                    step: Step {
+                        role: s.role,
+                        state: s.state,
+                        apply: op(i, "apply", &s.apply)?,
+                        undo: op(i, "undo", &s.undo)?,
+                        reason: s.reason,
+                        change: s.change,
+                    },
+                    status: js.status,
+                    saved: js.saved,
+                    error: js.error,
+                });
+            }
+            Ok(Journal {
+                version: VERSION,
+                id: self.id,
+                created_unix: self.created_unix,
+                profile: self.profile,
+                state: self.state,
+                confirm_deadline_unix: self.confirm_deadline_unix,
+                timer_pid: self.timer_pid,
+                boot_id: self.boot_id,
+                steps,
+                unsaved: None,
+            })
+        }
+    }
+}
+
+/// Only the version, to know how to read the rest.
+#[derive(Deserialize)]
+struct Versioned {
+    version: u32,
+}
+
 impl Journal {
     pub fn new(profile: &str, steps: Vec<Step>) -> Journal {
         let created = now_unix();
         Journal {
-            version: 1,
+            version: VERSION,
             id: format!("{created}-{}", std::process::id()),
             created_unix: created,
             profile: profile.to_string(),
@@ -188,11 +347,23 @@ impl Journal {
         let path = dir.current();
         match read_no_follow(&path) {
             Ok(text) => {
-                let mut j: Journal =
-                    serde_json::from_str(&text).map_err(|source| Unreadable::Parse {
+                let unreadable = |source: serde_json::Error| {
+                    LoadError::from(Unreadable::Parse {
                         path: path.clone(),
                         source,
-                    })?;
+                    })
+                };
+                let version = serde_json::from_str::<Versioned>(&text)
+                    .map_err(unreadable)?
+                    .version;
+                let mut j = if version == 1 {
+                    serde_json::from_str::<legacy::Journal1>(&text)
+                        .map_err(unreadable)?
+                        .upgrade()
+                        .map_err(|e| refused(dir, &e))?
+                } else {
+                    serde_json::from_str::<Journal>(&text).map_err(unreadable)?
+                };
                 j.replay(&read_no_follow(&dir.step_log()).unwrap_or_default());
                 j.check(dir)?;
                 Ok(Some(j))
@@ -204,14 +375,7 @@ impl Journal {
 
     /// Refuse a journal holding anything dscproute would not have written.
     pub fn check(&self, dir: &StateDir) -> Result<(), LoadError> {
-        super::journal_check::check(self).map_err(|e| {
-            LoadError::Refused(format!(
-                "journal {} refused: {e}; dscproute never writes that, so nothing of it runs: \
-                 inspect it, then move it and current.log out of {} to go on",
-                dir.current().display(),
-                dir.path().display()
-            ))
-        })
+        super::journal_check::check(self).map_err(|e| refused(dir, &e))
     }
 
     /// Write the whole journal durably and fold the step log into it.
@@ -298,22 +462,22 @@ impl Journal {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{Effect, Role, Step, StepState};
+    use crate::backend::SysctlKey;
+    use crate::plan::{Role, Step, StepState};
 
-    fn sysctl(v: &str) -> Effect {
-        Effect::run(
-            ["sysctl", "-q", "-w", &format!("net.ipv4.ip_forward={v}")]
-                .map(String::from)
-                .to_vec(),
-        )
+    fn sysctl(value: u8) -> Op {
+        Op::Sysctl {
+            key: SysctlKey::Ipv4Forwarding,
+            value,
+        }
     }
 
     fn journal() -> Journal {
         let step = Step {
             role: Role::Gateway,
             state: StepState::Change,
-            apply: sysctl("1"),
-            undo: sysctl("0"),
+            apply: sysctl(1),
+            undo: sysctl(0),
             reason: String::new(),
             change: None,
         };

@@ -1,12 +1,13 @@
 //! The journal is input like any other: a state directory someone else can
-//! write to, a restored backup, a hand edit. Before anything of it runs,
-//! every step's apply and undo must be an operation dscproute plans
-//! (`plan::op`), what was saved for undo must belong to its step, and the id
-//! (a file name in history/) must be a plain name.
+//! write to, a restored backup, a hand edit. Its steps are typed operations,
+//! so it cannot name another program or file; before anything of it runs,
+//! every step's apply and undo must be well formed with our names and values
+//! (`Op::check`), what was saved for undo must belong to its step, and the
+//! id (a file name in history/) must be a plain name.
 
 use super::journal::{Journal, JournalStep, Saved};
-use crate::plan::op::{self, Op, clip};
-use crate::plan::ownership::RT_TABLES_DROPIN;
+use crate::backend::op::{self, Op, clip};
+use crate::ownership::RT_TABLES_DROPIN;
 use std::path::Path;
 
 /// The first thing in `j` dscproute would never have written, as one line.
@@ -20,13 +21,16 @@ pub fn check(j: &Journal) -> Result<(), String> {
 
 /// One step: its apply, its undo and what was saved for the undo.
 pub fn check_step(js: &JournalStep) -> Result<(), String> {
-    let parse = |what: &str, e: &crate::plan::Effect| {
-        Op::parse(e).map_err(|why| format!("{what} `{}`: {why}", clip(&e.display())))
+    let check = |what: &str, op: &Op| {
+        op.check()
+            .map_err(|why| format!("{what} `{}`: {why}", clip(&op.display())))
     };
-    let apply = parse("apply", &js.step.apply)?;
-    parse("undo", &js.step.undo)?;
+    check("apply", &js.step.apply)?;
+    check("undo", &js.step.undo)?;
     match &js.saved {
-        Some(saved) => check_saved(&apply, saved).map_err(|why| format!("saved undo data: {why}")),
+        Some(saved) => {
+            check_saved(&js.step.apply, saved).map_err(|why| format!("saved undo data: {why}"))
+        }
         None => Ok(()),
     }
 }

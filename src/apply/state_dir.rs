@@ -10,7 +10,6 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 // The old paths of these, for the journal and the executor.
-pub use crate::safe_fs::{append_no_follow, read_no_follow, write_durably, write_durably_public};
 
 pub const DEFAULT: &str = "/var/lib/dscproute";
 pub const ENV: &str = "DSCPROUTE_STATE_DIR";
@@ -109,6 +108,7 @@ impl StateDir {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::safe_fs::{append_no_follow, write_durably, write_durably_public};
 
     #[test]
     fn flag_beats_env_beats_default() {

@@ -11,9 +11,8 @@ use super::state_dir::StateDir;
 use super::timer;
 use super::transaction::state_word;
 use crate::ownership::is_our_proto;
-use crate::probe::{HostFacts, read_counters};
+use crate::probe::{CountedRule, HostFacts, read_counters};
 // The old path of these, for the doctor command and the TUI.
-pub use crate::probe::{CountedRule, counted_rules};
 use crate::runner::Runner;
 use serde::Serialize;
 use std::fmt::Write;

@@ -7,15 +7,11 @@
 use super::executor::{Executor, Failure};
 use super::journal::now_unix;
 use super::state_dir::StateDir;
-use crate::ownership::{CHAIN_PREFIX, COMMENT, RT_PROTO, RT_TABLES_DROPIN, is_our_proto};
-use crate::plan::Effect;
+use crate::backend::{Effect, Family, iproute, iptables, system};
+use crate::ownership::{CHAIN_PREFIX, COMMENT, is_our_proto};
 use crate::plan::ruleset::Ruleset;
 use crate::probe::{HostFacts, IptablesBackend};
 use std::path::PathBuf;
-
-fn argv(v: &[&str]) -> Vec<String> {
-    v.iter().map(|s| s.to_string()).collect()
-}
 
 /// Base chains of `table` in an iptables-save dump whose policy is not
 /// ACCEPT: such a table is not empty even without rules.
@@ -41,25 +37,23 @@ pub fn removals(facts: &HostFacts, root_has_dropin: bool) -> Vec<Effect> {
     let mut delete = Vec::new();
     let mut drop = Vec::new();
     let tag = format!("--comment {COMMENT} -j {CHAIN_PREFIX}");
-    for (tool, family, save) in [
-        ("iptables", "ip", &facts.iptables_save),
-        ("ip6tables", "ip6", &facts.ip6tables_save),
+    for (family, save) in [
+        (Family::V4, &facts.iptables_save),
+        (Family::V6, &facts.ip6tables_save),
     ] {
         let Some(save) = save else { continue };
         let rs = Ruleset::parse(save);
         let mut touched: Vec<&str> = Vec::new();
         for (table, chain, spec) in rs.rules() {
             if !chain.starts_with(CHAIN_PREFIX) && spec.contains(&tag) {
-                let mut a = argv(&[tool, "-w", "-t", table, "-D", chain]);
-                a.extend(spec.split_whitespace().map(str::to_string));
-                unlink.push(Effect::run(a));
+                unlink.push(iptables::remove_rule(family, table, chain, spec));
                 touched.push(table);
             }
         }
         for (table, chain) in rs.chains() {
             if chain.starts_with(CHAIN_PREFIX) {
-                flush.push(Effect::run(argv(&[tool, "-w", "-t", table, "-F", chain])));
-                delete.push(Effect::run(argv(&[tool, "-w", "-t", table, "-X", chain])));
+                flush.push(iptables::flush_chain(family, table, chain));
+                delete.push(iptables::delete_chain(family, table, chain));
                 touched.push(table);
             }
         }
@@ -71,10 +65,7 @@ pub fn removals(facts: &HostFacts, root_has_dropin: bool) -> Vec<Effect> {
         let iptables_nft = facts.iptables_backend == Some(IptablesBackend::NfTables);
         for table in touched {
             if iptables_nft && !has_strict_policy(save, table) {
-                drop.push(Effect::DropEmptyTable {
-                    family: family.into(),
-                    table: table.into(),
-                });
+                drop.push(iptables::drop_empty_table(family, table));
             }
         }
     }
@@ -82,40 +73,32 @@ pub fn removals(facts: &HostFacts, root_has_dropin: bool) -> Vec<Effect> {
     out.append(&mut flush);
     out.append(&mut delete);
     out.append(&mut drop);
-    let proto = RT_PROTO.to_string();
-    for (flag, rules) in [("-4", &facts.rules_v4), ("-6", &facts.rules_v6)] {
+    for (family, rules) in [(Family::V4, &facts.rules_v4), (Family::V6, &facts.rules_v6)] {
         for r in rules.iter().filter(|r| is_our_proto(r.protocol.as_deref())) {
-            out.push(Effect::run(argv(&[
-                "ip",
-                flag,
-                "rule",
-                "del",
-                "pref",
-                &r.priority.to_string(),
-                "proto",
-                &proto,
-            ])));
+            out.push(iproute::delete_rules_at(family, r.priority));
         }
     }
-    for (flag, routes) in [("-4", &facts.routes_v4), ("-6", &facts.routes_v6)] {
+    for (family, routes) in [
+        (Family::V4, &facts.routes_v4),
+        (Family::V6, &facts.routes_v6),
+    ] {
         if routes.iter().any(|r| is_our_proto(r.protocol.as_deref())) {
             // `flush … proto N` removes only routes carrying our protocol.
-            out.push(Effect::run(argv(&[
-                "ip", flag, "route", "flush", "table", "all", "proto", &proto,
-            ])));
+            out.push(iproute::flush_our_routes(family));
         }
     }
     if root_has_dropin {
-        out.push(Effect::RemoveFile {
-            path: RT_TABLES_DROPIN.into(),
-        });
+        out.push(system::remove_table_names());
     }
     out
 }
 
 /// Run the removals; failures are collected, the sweep goes on.
 pub fn run(ex: &Executor, effects: &[Effect]) -> Vec<Failure> {
-    effects.iter().filter_map(|e| ex.run(e).err()).collect()
+    effects
+        .iter()
+        .filter_map(|e| ex.run_effect(e).err())
+        .collect()
 }
 
 /// Move an unreadable journal (and its step log) aside as

@@ -1,13 +1,15 @@
 //! Apply a plan as one transaction, undo it, or keep it. On the first failing
 //! step the completed steps are undone in reverse: the host ends as it began.
 
-use super::executor::{BatchFailure, BatchKey, Executor, Failure, restore_line};
+use super::executor::{BatchFailure, Executor, Failure};
 use super::journal::JournalStep;
 use super::journal::{Journal, LoadError, StepStatus, TxnState, WriteError, now_unix};
 use super::journal_check;
 use super::lock::{Lock, LockError};
 use super::state_dir::StateDir;
 use super::timer::ArmError;
+use crate::backend::Op;
+use crate::backend::iptables::{BatchKey, restore_line};
 use crate::plan::Plan;
 use crate::runner::Runner;
 use std::path::PathBuf;
@@ -643,7 +645,7 @@ impl Engine<'_> {
                 events(Event::Undone { index: i });
             }
             // Deleting what is already gone (its interface went down…).
-            Err(failure) if already_gone(self.runner, &failure) => {
+            Err(failure) if already_gone(self.runner, &j.steps[i].step.undo, &failure) => {
                 j.steps[i].status = StepStatus::Undone;
                 j.steps[i].error = Some(format!("already gone: {}", failure.stderr.trim()));
                 events(Event::Undone { index: i });
@@ -712,7 +714,7 @@ impl Engine<'_> {
 fn batch_at(
     j: &Journal,
     first: usize,
-    effect: impl Fn(&JournalStep) -> &crate::plan::Effect,
+    effect: impl Fn(&JournalStep) -> &Op,
 ) -> Option<(BatchKey, Vec<String>)> {
     let (key, line) = restore_line(effect(&j.steps[first]))?;
     let mut lines = vec![line];
@@ -779,8 +781,8 @@ fn undo_batch<'a>(j: &Journal, todo: &'a [usize]) -> UndoRun<'a> {
 
 /// An undo that failed because its object no longer exists has nothing
 /// left to undo (for netfilter, re-read to be sure: see `gone`).
-fn already_gone(runner: &dyn Runner, f: &Failure) -> bool {
-    super::gone::already_gone(runner, f)
+fn already_gone(runner: &dyn Runner, undo: &Op, f: &Failure) -> bool {
+    super::gone::already_gone(runner, undo, f)
 }
 
 pub fn state_word(s: TxnState) -> &'static str {

@@ -7,34 +7,21 @@ mod mark_path;
 
 use super::fib::{self, Flow, Verdict};
 use super::{Check, Inputs, TARGET4, TARGET6};
+use crate::backend::Op;
 use crate::ownership::{CHAIN_MARK, CHAIN_ROUTE};
-use crate::plan::{Effect, Plan, Step, StepState};
+use crate::plan::{Plan, Step, StepState};
 use crate::probe::{CountedRule, HostFacts, Link};
 use crate::profile::Gateway;
 use crate::runner::Runner;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-fn argv(s: &Step) -> Option<&[String]> {
-    match &s.apply {
-        Effect::Run { argv } => Some(argv),
-        _ => None,
-    }
-}
-
 pub fn is_sysctl(s: &Step) -> bool {
-    argv(s)
-        .and_then(|a| a.first())
-        .is_some_and(|p| p == "sysctl")
+    matches!(s.apply, Op::Sysctl { .. })
 }
 
 /// A step removing a leftover of an earlier setup.
 pub fn is_stale(s: &Step) -> bool {
-    s.state == StepState::Change
-        && argv(s).is_some_and(|a| match a.first().map(String::as_str) {
-            Some("iptables" | "ip6tables") => a.iter().any(|w| w == "-D" || w == "-X"),
-            Some("ip") => a.iter().any(|w| w == "del"),
-            _ => false,
-        })
+    s.state == StepState::Change && s.apply.is_removal()
 }
 
 pub fn checks(i: &Inputs, plan: &Plan, runner: &dyn Runner) -> Vec<Check> {

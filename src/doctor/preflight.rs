@@ -4,8 +4,8 @@
 //! of marks and DSCP.
 
 use super::{Check, Inputs};
-use crate::plan::Effect;
-use crate::plan::ownership::CHAIN_PREFIX;
+use crate::backend::iptables;
+use crate::ownership::CHAIN_PREFIX;
 use crate::probe::{HostFacts, IptablesBackend, conf_key};
 use crate::profile::RpFilterPolicy;
 use crate::runner::Runner;
@@ -123,21 +123,7 @@ fn needed_extensions(i: &Inputs) -> Vec<(String, bool, String)> {
     match i.plan {
         Ok(plan) => {
             for step in &plan.steps {
-                let Effect::Run { argv } = &step.apply else {
-                    continue;
-                };
-                if !matches!(
-                    argv.first().map(String::as_str),
-                    Some("iptables" | "ip6tables")
-                ) {
-                    continue;
-                }
-                for w in argv.windows(2) {
-                    let e = match w[0].as_str() {
-                        "-m" => (w[1].clone(), false),
-                        "-j" if !w[1].starts_with(CHAIN_PREFIX) => (w[1].clone(), true),
-                        _ => continue,
-                    };
+                for e in iptables::extensions(&step.apply) {
                     if !found.contains(&e) {
                         found.push(e);
                     }

@@ -6,11 +6,11 @@
 //! `apply` is both.
 
 use super::{Host, Kind, engine_kind};
+use crate::apply::StepStatus;
 use crate::apply::executor::Failure;
 use crate::apply::lock::Lock;
 use crate::apply::transaction::ArmTimer;
 use crate::apply::{ApplyOutcome, EngineError, Event, Journal, Recovered, RollbackOutcome};
-use crate::apply::StepStatus;
 use crate::doctor::ready;
 use crate::plan::{self, Plan, PlanOptions};
 use crate::profile::Profile;

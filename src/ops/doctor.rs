@@ -4,9 +4,9 @@
 //! least partly) applied.
 
 use super::Host;
-use crate::apply::status::{CountedRule, counted_rules};
 use crate::doctor::{self, Applied, Check, Inputs, Report, wire};
 use crate::plan::{self, PlanOptions};
+use crate::probe::{CountedRule, counted_rules};
 use crate::profile::Profile;
 use crate::runner::Runner;
 use std::time::Duration;

@@ -9,7 +9,7 @@ use crate::apply::lock::Lock;
 use crate::apply::{
     EngineError, Event, Journal, LoadError, NothingToRollBack, RollbackOutcome, StepStatus, sweep,
 };
-use crate::plan::ownership::RT_TABLES_DROPIN;
+use crate::ownership::RT_TABLES_DROPIN;
 use crate::runner::signals::{self, OnStop};
 use serde::Serialize;
 use std::path::PathBuf;

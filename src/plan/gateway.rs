@@ -7,48 +7,15 @@
 //! marking come last, so no packet is marked before its path exists.
 
 use super::choose::is_our_dropin;
-use super::steps::{Ctx, Family, Hook, RouteSpec, RuleAction, RuleSpec};
-use super::{Effect, Resolved, Role, Step, StepState, ValueChange};
-use crate::ownership::{CHAIN_NAT, CHAIN_ROUTE, CHAIN_SCRUB, RT_TABLES_DROPIN};
+use super::steps::{Ctx, Hook};
+use super::{Resolved, Role, Step, StepState, ValueChange};
+use crate::backend::{
+    DefaultRoute, Family, MarkMask, Op, OurRule, PolicyAction, PolicyRule, SysctlKey, Table,
+};
+use crate::ownership::{CHAIN_NAT, CHAIN_ROUTE, CHAIN_SCRUB};
 use crate::probe::{HostFacts, conf_key};
 use crate::profile::{Gateway, RpFilterPolicy};
-
-fn v(items: &[&str]) -> Vec<String> {
-    items.iter().map(|s| s.to_string()).collect()
-}
-
-/// `-j CONNMARK --restore-mark` limited to our mark bits.
-pub fn connmark_restore(mask: u32) -> Vec<String> {
-    let m = format!("{mask:#x}");
-    v(&[
-        "-j",
-        "CONNMARK",
-        "--restore-mark",
-        "--nfmask",
-        &m,
-        "--ctmask",
-        &m,
-    ])
-}
-
-/// Save our mark bits on the connection, for packets that carry our mark.
-pub fn connmark_save(mark: u32, mask: u32) -> Vec<String> {
-    let m = format!("{mask:#x}");
-    let mm = format!("{mark:#x}/{mask:#x}");
-    v(&[
-        "-m",
-        "mark",
-        "--mark",
-        &mm,
-        "-j",
-        "CONNMARK",
-        "--save-mark",
-        "--nfmask",
-        &m,
-        "--ctmask",
-        &m,
-    ])
-}
+use std::net::IpAddr;
 
 pub fn steps(
     g: &Gateway,
@@ -66,6 +33,7 @@ pub fn steps(
     let dev = g.interface.as_str();
     let dscp = g.dscp.value();
     let markmask = format!("{mark:#x}/{mask:#x}");
+    let mm = MarkMask { value: mark, mask };
     let table_label = match &r.table_name {
         Some(n) => format!("{table} ({n})"),
         None => table.to_string(),
@@ -99,14 +67,12 @@ pub fn steps(
             out.push(Step {
                 role: gw,
                 state,
-                apply: Effect::WriteFile {
-                    path: RT_TABLES_DROPIN.into(),
-                    contents: format!("{table} {name}\n"),
+                apply: Op::WriteTableNames {
+                    id: table,
+                    name: name.clone(),
                 },
                 // The executor restores the old contents when there were any.
-                undo: Effect::RemoveFile {
-                    path: RT_TABLES_DROPIN.into(),
-                },
+                undo: Op::RemoveTableNames,
                 reason: format!(
                     "name routing table {table} {name:?} so `ip route show table {name}` works; \
                      a drop-in of our own leaves the system's rt_tables untouched"
@@ -119,15 +85,15 @@ pub fn steps(
     // Kernel switches.
     out.push(ctx.sysctl(
         gw,
-        "net.ipv4.ip_forward",
-        "1",
+        SysctlKey::Ipv4Forwarding,
+        1,
         "a gateway forwards packets between its LAN and the VPN".into(),
     ));
     if g.via6.is_some() {
         out.push(ctx.sysctl(
             gw,
-            "net.ipv6.conf.all.forwarding",
-            "1",
+            SysctlKey::Ipv6Forwarding,
+            1,
             "forward IPv6 too, since the profile gives an IPv6 path (via6)".into(),
         ));
         if facts.sysctl("net.ipv6.conf.all.forwarding") != Some("1") {
@@ -144,9 +110,9 @@ pub fn steps(
     // The table: its default route through the VPN.
     out.push(ctx.ip_route(
         gw,
-        RouteSpec {
-            family: Family::V4,
-            via: g.via.map(|a| a.to_string()),
+        Family::V4,
+        DefaultRoute {
+            via: g.via.map(IpAddr::V4),
             dev: dev.into(),
             table,
         },
@@ -157,9 +123,9 @@ pub fn steps(
     if let Some(via6) = g.via6 {
         out.push(ctx.ip_route(
             gw,
-            RouteSpec {
-                family: Family::V6,
-                via: Some(via6.to_string()),
+            Family::V6,
+            DefaultRoute {
+                via: Some(IpAddr::V6(via6)),
                 dev: dev.into(),
                 table,
             },
@@ -172,15 +138,11 @@ pub fn steps(
         let fam = f.name();
         out.push(ctx.ip_rule(
             gw,
-            RuleSpec {
-                family: f,
+            f,
+            PolicyRule {
                 pref: pref - 1,
-                mark,
-                mask,
-                action: RuleAction::Lookup {
-                    table: "main".into(),
-                    suppress: Some(0),
-                },
+                mark: mm,
+                action: PolicyAction::LookupMain,
             },
             format!(
                 "{fam}: marked packets to the LAN stay local: main-table routes more specific \
@@ -189,15 +151,11 @@ pub fn steps(
         ));
         out.push(ctx.ip_rule(
             gw,
-            RuleSpec {
-                family: f,
+            f,
+            PolicyRule {
                 pref,
-                mark,
-                mask,
-                action: RuleAction::Lookup {
-                    table: table.to_string(),
-                    suppress: None,
-                },
+                mark: mm,
+                action: PolicyAction::Lookup(table),
             },
             format!("{fam}: marked packets look up table {table_label}"),
         ));
@@ -218,12 +176,11 @@ pub fn steps(
             };
             out.push(ctx.ip_rule(
                 gw,
-                RuleSpec {
-                    family: f,
+                f,
+                PolicyRule {
                     pref: pref + 1,
-                    mark,
-                    mask,
-                    action: RuleAction::Unreachable,
+                    mark: mm,
+                    action: PolicyAction::Unreachable,
                 },
                 why,
             ));
@@ -248,16 +205,16 @@ pub fn steps(
         out.push(ctx.chain(
             gw,
             f,
-            "mangle",
+            Table::Mangle,
             CHAIN_ROUTE,
             format!("{fam}: our own chain for the marking rule"),
         ));
         out.push(ctx.rule(
             gw,
             f,
-            "mangle",
+            Table::Mangle,
             CHAIN_ROUTE,
-            &connmark_restore(mask),
+            OurRule::RestoreMark { mask },
             format!(
                 "{fam}: packets of a connection already marked get the mark back, even without \
                  the DSCP (a program's last ACK or FIN is sent after its socket closed, with no \
@@ -267,21 +224,13 @@ pub fn steps(
         out.push(ctx.rule(
             gw,
             f,
-            "mangle",
+            Table::Mangle,
             CHAIN_ROUTE,
-            &v(&[
-                "!",
-                "-i",
-                dev,
-                "-m",
-                "dscp",
-                "--dscp",
-                &format!("{dscp:#04x}"),
-                "-j",
-                "MARK",
-                "--set-xmark",
-                &markmask,
-            ]),
+            OurRule::DscpMark {
+                not_in: dev.into(),
+                dscp,
+                mark: mm,
+            },
             format!(
                 "{fam}: forwarded packets carrying DSCP {dscp} get mark {markmask} (value/mask \
                  form leaves other bits alone); mangle, because nat sees only a connection's \
@@ -291,25 +240,25 @@ pub fn steps(
         out.push(ctx.rule(
             gw,
             f,
-            "mangle",
+            Table::Mangle,
             CHAIN_ROUTE,
-            &connmark_save(mark, mask),
+            OurRule::SaveMark { mark: mm },
             format!("{fam}: remember the mark on the connection (conntrack), in our bits only"),
         ));
         if g.scrub_dscp && routed {
             out.push(ctx.chain(
                 gw,
                 f,
-                "mangle",
+                Table::Mangle,
                 CHAIN_SCRUB,
                 format!("{fam}: our own chain for the DSCP scrub"),
             ));
             out.push(ctx.rule(
                 gw,
                 f,
-                "mangle",
+                Table::Mangle,
                 CHAIN_SCRUB,
-                &v(&["-m", "dscp", "--dscp", &format!("{dscp:#04x}"), "-j", "DSCP", "--set-dscp", "0x00"]),
+                OurRule::ScrubDscp { dscp },
                 format!("{fam}: reset DSCP {dscp} to 0 as packets enter the VPN: the signal stays inside your network"),
             ));
         }
@@ -317,16 +266,16 @@ pub fn steps(
             out.push(ctx.chain(
                 gw,
                 f,
-                "nat",
+                Table::Nat,
                 CHAIN_NAT,
                 format!("{fam}: our own chain for source NAT"),
             ));
             out.push(ctx.rule(
                 gw,
                 f,
-                "nat",
+                Table::Nat,
                 CHAIN_NAT,
-                &v(&["-m", "mark", "--mark", &markmask, "-j", "MASQUERADE"]),
+                OurRule::Masquerade { mark: mm },
                 format!("{fam}: marked packets leave {dev} with its address, so replies come back through the VPN"),
             ));
         }
@@ -338,7 +287,7 @@ pub fn steps(
             out.push(ctx.jump(
                 gw,
                 f,
-                Hook("nat", "POSTROUTING", Some(dev)),
+                Hook(Table::Nat, "POSTROUTING", Some(dev)),
                 CHAIN_NAT,
                 format!("{fam}: link source NAT on {dev}"),
             ));
@@ -347,7 +296,7 @@ pub fn steps(
             out.push(ctx.jump(
                 gw,
                 f,
-                Hook("mangle", "POSTROUTING", Some(dev)),
+                Hook(Table::Mangle, "POSTROUTING", Some(dev)),
                 CHAIN_SCRUB,
                 format!("{fam}: link the scrub on {dev}"),
             ));
@@ -355,7 +304,7 @@ pub fn steps(
         out.push(ctx.jump(
             gw,
             f,
-            Hook("mangle", "PREROUTING", None),
+            Hook(Table::Mangle, "PREROUTING", None),
             CHAIN_ROUTE,
             format!("{fam}: link the marking chain last: from here on, DSCP {dscp} is routed through {dev}"),
         ));
@@ -407,7 +356,9 @@ fn rp_filter(
         )
     };
     match g.rp_filter {
-        RpFilterPolicy::Loose => out.push(ctx.sysctl(Role::Gateway, &key, "2", reason)),
+        RpFilterPolicy::Loose => {
+            out.push(ctx.sysctl(Role::Gateway, SysctlKey::RpFilter(dev.clone()), 2, reason))
+        }
         RpFilterPolicy::Keep => warnings.push(format!(
             "rp_filter is strict for {dev} (max(all={all}, {dev}={iface}) = 1) and the profile \
              says rp_filter = \"keep\": replies from the VPN will be dropped. Use rp_filter = \

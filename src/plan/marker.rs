@@ -3,8 +3,9 @@
 //! mangle). On a host that is also the gateway, mark them for routing here:
 //! local packets never pass PREROUTING.
 
-use super::steps::{Ctx, Family, Hook};
+use super::steps::{Ctx, Hook};
 use super::{Resolved, Role, Step};
+use crate::backend::{Family, MarkMask, Op, OurRule, Table};
 use crate::ownership::CHAIN_MARK;
 use crate::profile::Marker;
 
@@ -28,8 +29,8 @@ pub fn steps(
         out.push(Step {
             role: Role::Marker,
             state: super::StepState::Add,
-            apply: super::Effect::run(vec!["groupadd".into(), name.clone()]),
-            undo: super::Effect::run(vec!["groupdel".into(), name.clone()]),
+            apply: Op::GroupAdd { name: name.clone() },
+            undo: Op::GroupDel { name: name.clone() },
             reason: format!(
                 "create the group {name:?}; run the program in it with `sg {name} -c CMD`, \
                  `setpriv --regid {name} --clear-groups CMD` or `Group={name}` in its unit"
@@ -42,7 +43,7 @@ pub fn steps(
         out.push(ctx.chain(
             Role::Marker,
             f,
-            "mangle",
+            Table::Mangle,
             CHAIN_MARK,
             format!("{fam}: our own chain, so the group's rules are easy to find and remove"),
         ));
@@ -51,21 +52,15 @@ pub fn steps(
         // sent after the program closed its socket (no owner left to match).
         if let (Some(mark), Some(mask)) = (r.mark, r.mask) {
             let markmask = format!("{mark:#x}/{mask:#x}");
-            let rule = |spec: &[&str], reason: String| {
-                let spec: Vec<String> = spec.iter().map(|s| s.to_string()).collect();
-                ctx.rule(Role::Marker, f, "mangle", CHAIN_MARK, &spec, reason)
+            let mm = MarkMask { value: mark, mask };
+            let rule = |rule: OurRule, reason: String| {
+                ctx.rule(Role::Marker, f, Table::Mangle, CHAIN_MARK, rule, reason)
             };
             out.push(rule(
-                &[
-                    "-m",
-                    "owner",
-                    "--gid-owner",
-                    &gid,
-                    "-j",
-                    "CONNMARK",
-                    "--set-xmark",
-                    &markmask,
-                ],
+                OurRule::OwnerConnmark {
+                    gid: gid.clone(),
+                    mark: mm,
+                },
                 format!(
                     "{fam}: connections opened by sockets of group {} ({gid}) get connection \
                      mark {markmask} (the owner match works only in OUTPUT)",
@@ -73,16 +68,7 @@ pub fn steps(
                 ),
             ));
             out.push(rule(
-                &[
-                    "-m",
-                    "connmark",
-                    "--mark",
-                    &markmask,
-                    "-j",
-                    "DSCP",
-                    "--set-dscp",
-                    &format!("{dscp:#04x}"),
-                ],
+                OurRule::ConnmarkDscp { mark: mm, dscp },
                 format!(
                     "{fam}: every packet of those connections leaves with DSCP {dscp}, even after \
                      the socket closed; the DSCP target rewrites only the six DSCP bits, ECN stays"
@@ -90,16 +76,7 @@ pub fn steps(
             ));
             if also_gateway {
                 out.push(rule(
-                    &[
-                        "-m",
-                        "connmark",
-                        "--mark",
-                        &markmask,
-                        "-j",
-                        "MARK",
-                        "--set-xmark",
-                        &markmask,
-                    ],
+                    OurRule::ConnmarkMark { mark: mm },
                     format!(
                         "{fam}: local packets never pass PREROUTING, so give them the routing \
                          mark here; iptables re-routes OUTPUT packets whose mark changed"
@@ -110,7 +87,7 @@ pub fn steps(
         out.push(ctx.jump(
             Role::Marker,
             f,
-            Hook("mangle", "OUTPUT", None),
+            Hook(Table::Mangle, "OUTPUT", None),
             CHAIN_MARK,
             format!("{fam}: link the chain into mangle OUTPUT last, once it is complete"),
         ));

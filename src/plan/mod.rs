@@ -1,7 +1,8 @@
 //! Pure planning: (profile, host facts) -> an ordered list of steps, each with
-//! the exact argv to apply, the exact argv to undo, whether it is already in
-//! place, and a reason a learner can follow. The dry-run text, the JSON, the
-//! shell script, the TUI preview and the executor all read this one Plan.
+//! the typed operation to apply (`backend::Op`), the one to undo, whether it
+//! is already in place, and a reason a learner can follow. The dry-run text,
+//! the JSON and the shell script show the operations as the commands they
+//! run; the TUI preview, the executor and the journal read this one Plan.
 
 mod choose;
 mod conflicts;
@@ -9,7 +10,6 @@ mod gateway;
 pub mod mark_writers;
 mod marker;
 mod marks;
-pub mod op;
 mod positions;
 mod preflight;
 mod render;
@@ -17,14 +17,13 @@ pub mod ruleset;
 mod script;
 mod steps;
 
-// The old path of `crate::ownership`, for code not yet moved to it.
-pub use crate::ownership;
 pub use render::{render_text, signal_path};
 pub use script::{render_script, sh_quote};
 
+use crate::backend::Op;
 use crate::probe::HostFacts;
 use crate::profile::{self, Profile};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 use thiserror::Error;
 
 /// Which side of the setup a step belongs to.
@@ -67,73 +66,6 @@ impl StepState {
     }
 }
 
-/// One effect on the host. Everything but file writes is an argv vector.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Effect {
-    Run {
-        argv: Vec<String>,
-    },
-    /// Create (or replace) a file with these contents, creating parent dirs.
-    WriteFile {
-        path: String,
-        contents: String,
-    },
-    RemoveFile {
-        path: String,
-    },
-    /// Delete an nftables table iptables-nft created for us, only while it
-    /// holds no rules and no chains of anyone's (`family` is `ip` or `ip6`).
-    DropEmptyTable {
-        family: String,
-        table: String,
-    },
-    /// Several effects, in order (an undo that must also tidy up).
-    Seq {
-        effects: Vec<Effect>,
-    },
-}
-
-impl Effect {
-    pub fn run(argv: Vec<String>) -> Effect {
-        Effect::Run { argv }
-    }
-
-    /// Does the effect outlive a reboot? (Files do; rules, routes and
-    /// sysctls do not.)
-    pub fn is_persistent(&self) -> bool {
-        match self {
-            Effect::WriteFile { .. } | Effect::RemoveFile { .. } => true,
-            Effect::Seq { effects } => effects.iter().any(Effect::is_persistent),
-            // Groups live in /etc/group.
-            Effect::Run { argv } => matches!(
-                argv.first().map(String::as_str),
-                Some("groupadd" | "groupdel")
-            ),
-            Effect::DropEmptyTable { .. } => false,
-        }
-    }
-
-    /// How the effect reads in a preview: the argv joined, or a file action.
-    pub fn display(&self) -> String {
-        match self {
-            Effect::Run { argv } => argv.join(" "),
-            Effect::WriteFile { path, contents } => {
-                format!("write {path}: {}", contents.trim_end().replace('\n', "; "))
-            }
-            Effect::RemoveFile { path } => format!("rm {path}"),
-            Effect::DropEmptyTable { family, table } => {
-                format!("nft delete table {family} {table} (only if empty)")
-            }
-            Effect::Seq { effects } => effects
-                .iter()
-                .map(Effect::display)
-                .collect::<Vec<_>>()
-                .join(" && "),
-        }
-    }
-}
-
 /// An old → new value for `~` steps.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ValueChange {
@@ -141,15 +73,23 @@ pub struct ValueChange {
     pub to: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// One step of a plan. As JSON (`plan --json`) its operations read as the
+/// effects they run; the journal stores them typed (`apply::journal`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Step {
     pub role: Role,
     pub state: StepState,
-    pub apply: Effect,
-    pub undo: Effect,
+    #[serde(serialize_with = "as_effect")]
+    pub apply: Op,
+    #[serde(serialize_with = "as_effect")]
+    pub undo: Op,
     pub reason: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub change: Option<ValueChange>,
+}
+
+fn as_effect<S: Serializer>(op: &Op, s: S) -> Result<S::Ok, S::Error> {
+    op.effect().serialize(s)
 }
 
 /// The values the plan settled on (given in the profile or chosen free).
@@ -237,7 +177,7 @@ pub fn plan(profile: &Profile, facts: &HostFacts, opts: PlanOptions) -> Result<P
         if profile.gateway.is_none() {
             // A client tags the group's connections with a conntrack mark of
             // its own, so every packet of them carries the DSCP.
-            let mask = ownership::DEFAULT_MASK;
+            let mask = crate::ownership::DEFAULT_MASK;
             match choose::free_mark(mask, facts) {
                 Some(v) => {
                     resolved.mark = Some(v);
@@ -320,9 +260,9 @@ pub fn plan(profile: &Profile, facts: &HostFacts, opts: PlanOptions) -> Result<P
         // via or interface) must go before the new one is added, or the add
         // fails with "File exists". Meanwhile the kill switch holds.
         let at = match &stale.apply {
-            Effect::Run { argv } if argv.len() > 3 && argv[0] == "ip" && argv[2] == "route" => out
-                .iter()
-                .position(|s| matches!(&s.apply, Effect::Run { argv: a } if a.len() > 3 && a[..3] == argv[..3] && a[3] == "add")),
+            Op::Route { family, .. } => out.iter().position(
+                |s| matches!(&s.apply, Op::Route { family: f, add: true, .. } if f == family),
+            ),
             _ => None,
         };
         match at {
@@ -330,19 +270,20 @@ pub fn plan(profile: &Profile, facts: &HostFacts, opts: PlanOptions) -> Result<P
             None => out.push(stale),
         }
     }
+    problems.extend(ctx.unwritable());
 
     name_file_after_old_rules(&mut out);
     positions::pin_removals(&mut out, facts);
-    // The journal refuses anything but these shapes, so a plan holding
-    // another (a foreign rule inside a chain of ours) is refused up front.
+    // The journal refuses anything but what dscproute writes, so a plan
+    // holding another (a foreign rule inside a chain of ours) is refused up front.
     for (i, s) in out.iter().enumerate() {
-        for e in [&s.apply, &s.undo] {
-            if let Err(why) = op::Op::parse(e) {
+        for op in [&s.apply, &s.undo] {
+            if let Err(why) = op.check() {
                 problems.push(format!(
                     "step {}: `{}` is not a command dscproute writes ({why}); remove what it \
                      comes from by hand (a rule someone put in a chain of ours?) and plan again",
                     i + 1,
-                    op::clip(&e.display())
+                    crate::backend::op::clip(&op.display())
                 ));
             }
         }
@@ -394,16 +335,13 @@ pub fn plan(profile: &Profile, facts: &HostFacts, opts: PlanOptions) -> Result<P
 /// they are removed by table number, but nothing should depend on the old
 /// name still being there.
 fn name_file_after_old_rules(steps: &mut Vec<Step>) {
-    let Some(w) = steps
-        .iter()
-        .position(|s| s.state != StepState::InPlace && matches!(s.apply, Effect::WriteFile { .. }))
-    else {
+    let Some(w) = steps.iter().position(|s| {
+        s.state != StepState::InPlace && matches!(s.apply, Op::WriteTableNames { .. })
+    }) else {
         return;
     };
     let removes_rule = |s: &Step| {
-        s.state != StepState::InPlace
-            && matches!(&s.apply, Effect::Run { argv } if argv.len() > 3 && argv[0] == "ip"
-                && argv[2] == "rule" && argv[3] == "del")
+        s.state != StepState::InPlace && matches!(s.apply, Op::PolicyRule { add: false, .. })
     };
     if let Some(last) = steps.iter().rposition(removes_rule)
         && last > w

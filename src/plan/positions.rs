@@ -7,37 +7,27 @@
 //! meets the chain exactly as its step left it.
 
 use super::ruleset::Ruleset;
-use super::{Effect, Step, StepState};
+use super::{Step, StepState};
+use crate::backend::iptables::rule_text;
+use crate::backend::{Family, NfCmd, Op};
 use crate::probe::HostFacts;
 use std::collections::HashMap;
 
-/// (program, table, chain) -> rule specs in order.
-type Chains = HashMap<(String, String, String), Vec<String>>;
-
-/// `iptables -w -t TABLE OP CHAIN SPEC…` split up, as the plan writes it.
-fn split(argv: &[String]) -> Option<(&str, &str, &str, &str, &[String])> {
-    match argv {
-        [tool, w, t, table, op, chain, spec @ ..]
-            if (tool == "iptables" || tool == "ip6tables") && w == "-w" && t == "-t" =>
-        {
-            Some((tool, table, op, chain, spec))
-        }
-        _ => None,
-    }
-}
+/// (family, table, chain) -> rule texts in order.
+type Chains = HashMap<(Family, String, String), Vec<String>>;
 
 fn host_chains(facts: &HostFacts) -> Chains {
     let mut chains = Chains::new();
-    for (tool, save) in [
-        ("iptables", &facts.iptables_save),
-        ("ip6tables", &facts.ip6tables_save),
+    for (family, save) in [
+        (Family::V4, &facts.iptables_save),
+        (Family::V6, &facts.ip6tables_save),
     ] {
         let Some(save) = save else { continue };
         let rs = Ruleset::parse(save);
         for (table, chain) in rs.chains() {
             let rules = rs.rules_of(table, chain);
             chains.insert(
-                (tool.into(), table.into(), chain.into()),
+                (family, table.into(), chain.into()),
                 rules.into_iter().map(str::to_string).collect(),
             );
         }
@@ -45,56 +35,57 @@ fn host_chains(facts: &HostFacts) -> Chains {
     chains
 }
 
-/// Rewrite the undo of every pending `-D` whose undo appends the rule again
-/// (`-A`) into an insert at the rule's position, unless it was the last rule
-/// of its chain (then appending is the same).
+/// Rewrite the undo of every pending rule removal whose undo appends the
+/// rule again into an insert at the rule's position, unless it was the last
+/// rule of its chain (then appending is the same).
 pub fn pin_removals(steps: &mut [Step], facts: &HostFacts) {
     let mut chains = host_chains(facts);
     for s in steps.iter_mut().filter(|s| s.state != StepState::InPlace) {
-        let Effect::Run { argv } = &s.apply else {
+        let Op::Netfilter { family, table, cmd } = &s.apply else {
             continue;
         };
-        let Some((tool, table, op, chain, spec)) = split(argv) else {
-            continue;
-        };
-        let key = (tool.to_string(), table.to_string(), chain.to_string());
-        let text = spec.join(" ");
-        match op {
-            "-N" => {
+        let key = (*family, table.name().to_string(), cmd.chain().to_string());
+        match cmd {
+            NfCmd::NewChain { .. } => {
                 chains.entry(key).or_default();
             }
-            "-X" => {
+            NfCmd::DeleteChain { .. } => {
                 chains.remove(&key);
             }
-            "-F" => chains.entry(key).or_default().clear(),
-            "-A" => chains.entry(key).or_default().push(text),
-            "-I" => {
+            NfCmd::FlushChain { .. } => chains.entry(key).or_default().clear(),
+            NfCmd::Append { rule, .. } => chains.entry(key).or_default().push(rule_text(rule)),
+            NfCmd::Insert { at, rule, .. } => {
                 let rules = chains.entry(key).or_default();
-                let (at, rest) = match spec.split_first() {
-                    Some((n, rest)) if n.bytes().all(|b| b.is_ascii_digit()) => {
-                        (n.parse::<usize>().unwrap_or(1), rest.join(" "))
-                    }
-                    _ => (1, text),
-                };
-                rules.insert(at.saturating_sub(1).min(rules.len()), rest);
+                let at = at.map_or(1, |n| n as usize);
+                rules.insert(at.saturating_sub(1).min(rules.len()), rule_text(rule));
             }
-            "-D" => {
+            NfCmd::Delete { chain, rule } => {
                 let rules = chains.entry(key).or_default();
+                let text = rule_text(rule);
                 let Some(i) = rules.iter().position(|r| *r == text) else {
                     continue;
                 };
                 rules.remove(i);
-                let mut append = argv.clone();
-                append[4] = "-A".into();
-                if i < rules.len() && matches!(&s.undo, Effect::Run { argv: u } if *u == append) {
-                    let mut insert = argv[..6].to_vec();
-                    insert[4] = "-I".into();
-                    insert.push((i + 1).to_string());
-                    insert.extend(spec.iter().cloned());
-                    s.undo = Effect::run(insert);
+                let append = Op::Netfilter {
+                    family: *family,
+                    table: *table,
+                    cmd: NfCmd::Append {
+                        chain: chain.clone(),
+                        rule: rule.clone(),
+                    },
+                };
+                if i < rules.len() && s.undo == append {
+                    s.undo = Op::Netfilter {
+                        family: *family,
+                        table: *table,
+                        cmd: NfCmd::Insert {
+                            chain: chain.clone(),
+                            at: Some(i as u32 + 1),
+                            rule: rule.clone(),
+                        },
+                    };
                 }
             }
-            _ => {}
         }
     }
 }
@@ -102,10 +93,42 @@ pub fn pin_removals(steps: &mut [Step], facts: &HostFacts) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::iptables::read_rule;
+    use crate::backend::{ChainRule, Table};
     use crate::plan::Role;
 
-    fn run(s: &str) -> Effect {
-        Effect::run(s.split(' ').map(str::to_string).collect())
+    /// `iptables -w -t mangle OP CHAIN RULE…`; the rules are not ours, only
+    /// their places matter.
+    fn run(s: &str) -> Op {
+        let s = s.strip_prefix("iptables -w -t mangle ").unwrap_or(s);
+        let (op, rest) = s.split_once(' ').unwrap_or((s, "X"));
+        let (chain, text) = rest.split_once(' ').unwrap_or((rest, ""));
+        let rule = || match read_rule(Table::Mangle, chain, text) {
+            r @ ChainRule::Foreign { .. } => r,
+            other => panic!("{other:?}"),
+        };
+        let chain = chain.to_string();
+        let cmd = match op {
+            "-A" => NfCmd::Append {
+                chain,
+                rule: rule(),
+            },
+            "-I" => NfCmd::Insert {
+                chain,
+                at: None,
+                rule: rule(),
+            },
+            "-D" => NfCmd::Delete {
+                chain,
+                rule: rule(),
+            },
+            _ => NfCmd::NewChain { chain },
+        };
+        Op::Netfilter {
+            family: Family::V4,
+            table: Table::Mangle,
+            cmd,
+        }
     }
 
     fn step(state: StepState, apply: &str, undo: &str) -> Step {

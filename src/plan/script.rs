@@ -2,8 +2,8 @@
 //! steps and their undo, for a host where dscproute is not installed.
 //! Every value is single-quoted; no value is ever interpreted by the shell.
 
-use super::op::Op;
-use super::{Effect, Plan, StepState};
+use super::{Plan, StepState};
+use crate::backend::{Effect, Op};
 use std::fmt::Write;
 
 /// Quote for POSIX sh: inside single quotes nothing is special but `'`.
@@ -101,10 +101,10 @@ drop_empty_table() {
         let n = i + 1;
         let _ = writeln!(o);
         let _ = writeln!(o, "# {}", s.reason.replace('\n', " "));
-        match Op::parse(&s.apply) {
+        match &s.apply {
             // A sysctl's old value is read where the script runs, not taken
             // from the host that planned it.
-            Ok(Op::Sysctl { key, value }) => {
+            Op::Sysctl { key, value } => {
                 let key = key.key();
                 let (k, kv) = (sh_quote(&key), sh_quote(&format!("{key}={value}")));
                 let _ = writeln!(
@@ -117,8 +117,8 @@ drop_empty_table() {
                 );
             }
             _ => {
-                let _ = writeln!(o, "step_{n}() {{ {}; }}", effect_sh(&s.apply));
-                let _ = writeln!(o, "undo_{n}() {{ {}; }}", effect_sh(&s.undo));
+                let _ = writeln!(o, "step_{n}() {{ {}; }}", effect_sh(&s.apply.effect()));
+                let _ = writeln!(o, "undo_{n}() {{ {}; }}", effect_sh(&s.undo.effect()));
             }
         }
     }

@@ -1,78 +1,24 @@
-//! Step constructors: each knows its apply argv, its undo argv and how to
+//! Step constructors: each knows its apply operation, its undo and how to
 //! tell from the host facts whether it is already in place.
 
-use super::ownership::{CHAIN_PREFIX, COMMENT, RT_PROTO, is_our_proto};
 use super::ruleset::Ruleset;
-use super::{Effect, Role, Step, StepState, ValueChange};
+use super::{Role, Step, StepState, ValueChange};
+use crate::backend::iptables::{read_rule, rule_text};
+use crate::backend::{
+    ChainRule, DefaultRoute, Family, MarkMask, NfCmd, Op, OurRule, PolicyAction, PolicyRule,
+    SysctlKey, Table,
+};
+use crate::ownership::{CHAIN_PREFIX, COMMENT, is_our_proto};
 use crate::probe::{HostFacts, IptablesBackend, Route, Rule};
 use std::cell::RefCell;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Family {
-    V4,
-    V6,
-}
-
-impl Family {
-    pub const BOTH: [Family; 2] = [Family::V4, Family::V6];
-
-    pub fn iptables(self) -> &'static str {
-        match self {
-            Family::V4 => "iptables",
-            Family::V6 => "ip6tables",
-        }
-    }
-
-    pub fn ip_flag(self) -> &'static str {
-        match self {
-            Family::V4 => "-4",
-            Family::V6 => "-6",
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Family::V4 => "IPv4",
-            Family::V6 => "IPv6",
-        }
-    }
-}
+use std::net::IpAddr;
 
 /// Where a jump hooks in: (table, built-in chain, output interface).
 #[derive(Clone, Copy, Debug)]
-pub struct Hook<'s>(pub &'s str, pub &'s str, pub Option<&'s str>);
+pub struct Hook<'s>(pub Table, pub &'s str, pub Option<&'s str>);
 
-/// What a policy rule of ours says (for in-place and stale detection).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RuleSpec {
-    pub family: Family,
-    pub pref: u32,
-    pub mark: u32,
-    pub mask: u32,
-    pub action: RuleAction,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum RuleAction {
-    /// `lookup TABLE`, optionally with `suppress_prefixlength N`.
-    Lookup {
-        table: String,
-        suppress: Option<u32>,
-    },
-    Unreachable,
-}
-
-/// What a route of ours says.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RouteSpec {
-    pub family: Family,
-    pub via: Option<String>,
-    pub dev: String,
-    pub table: u32,
-}
-
-fn s(v: &[&str]) -> Vec<String> {
-    v.iter().map(|x| x.to_string()).collect()
+fn nf(family: Family, table: Table, cmd: NfCmd) -> Op {
+    Op::Netfilter { family, table, cmd }
 }
 
 /// Builds steps against one host's facts, remembering what it generated so
@@ -81,13 +27,15 @@ pub struct Ctx<'a> {
     facts: &'a HostFacts,
     v4: Option<Ruleset>,
     v6: Option<Ruleset>,
-    made_rules: RefCell<Vec<RuleSpec>>,
-    made_routes: RefCell<Vec<RouteSpec>>,
-    /// (family, table, chain, spec) of every iptables rule generated.
-    made_ipt: RefCell<Vec<(Family, String, String, String)>>,
-    made_chains: RefCell<Vec<(Family, String, String)>>,
+    made_rules: RefCell<Vec<PolicyRule>>,
+    made_routes: RefCell<Vec<DefaultRoute>>,
+    /// (family, table, chain, rule text) of every iptables rule generated.
+    made_ipt: RefCell<Vec<(Family, Table, String, String)>>,
+    made_chains: RefCell<Vec<(Family, Table, String)>>,
     /// Chains of ours rebuilt because their rules were out of order.
-    flushed: RefCell<Vec<(Family, String, String)>>,
+    flushed: RefCell<Vec<(Family, Table, String)>>,
+    /// Leftovers of ours no operation can express: plan errors.
+    unwritable: RefCell<Vec<String>>,
 }
 
 impl<'a> Ctx<'a> {
@@ -101,6 +49,7 @@ impl<'a> Ctx<'a> {
             made_ipt: RefCell::default(),
             made_chains: RefCell::default(),
             flushed: RefCell::default(),
+            unwritable: RefCell::default(),
         }
     }
 
@@ -108,17 +57,16 @@ impl<'a> Ctx<'a> {
         self.facts
     }
 
+    /// What was found that no step can remove (see `stale_steps`).
+    pub fn unwritable(&self) -> Vec<String> {
+        self.unwritable.borrow().clone()
+    }
+
     fn ruleset(&self, f: Family) -> Option<&Ruleset> {
         match f {
             Family::V4 => self.v4.as_ref(),
             Family::V6 => self.v6.as_ref(),
         }
-    }
-
-    fn ipt(f: Family, table: &str, op: &str, chain: &str, spec: &[String]) -> Vec<String> {
-        let mut v = s(&[f.iptables(), "-w", "-t", table, op, chain]);
-        v.extend(spec.iter().cloned());
-        v
     }
 
     fn state(present: Option<bool>) -> StepState {
@@ -132,35 +80,32 @@ impl<'a> Ctx<'a> {
     /// Create one of our chains. The first chain in a table that does not
     /// exist yet (iptables-nft creates tables on first use) also removes the
     /// table on undo while it is empty, so rollback leaves iptables-save as it was.
-    pub fn chain(&self, role: Role, f: Family, table: &str, chain: &str, reason: String) -> Step {
+    pub fn chain(&self, role: Role, f: Family, table: Table, chain: &str, reason: String) -> Step {
         let first_in_table = !self
             .made_chains
             .borrow()
             .iter()
-            .any(|(mf, mt, _)| *mf == f && mt == table);
-        self.made_chains
-            .borrow_mut()
-            .push((f, table.into(), chain.into()));
-        let present = self.ruleset(f).map(|r| r.has_chain(table, chain));
-        let new_table = self.ruleset(f).is_some_and(|r| !r.has_table(table))
+            .any(|(mf, mt, _)| *mf == f && *mt == table);
+        self.made_chains.borrow_mut().push((f, table, chain.into()));
+        let present = self.ruleset(f).map(|r| r.has_chain(table.name(), chain));
+        let new_table = self.ruleset(f).is_some_and(|r| !r.has_table(table.name()))
             && self.facts.iptables_backend == Some(IptablesBackend::NfTables);
-        let delete = Effect::run(Self::ipt(f, table, "-X", chain, &[]));
+        let delete = nf(
+            f,
+            table,
+            NfCmd::DeleteChain {
+                chain: chain.into(),
+            },
+        );
         let (undo, reason) = if first_in_table && new_table {
-            let family = match f {
-                Family::V4 => "ip",
-                Family::V6 => "ip6",
-            };
-            let drop = Effect::DropEmptyTable {
-                family: family.into(),
-                table: table.into(),
-            };
             (
-                Effect::Seq {
-                    effects: vec![delete, drop],
+                Op::Seq {
+                    ops: vec![delete, Op::DropEmptyTable { family: f, table }],
                 },
                 format!(
-                    "{reason}; this creates the {table} table, which rollback removes again \
-                     while nothing else uses it"
+                    "{reason}; this creates the {} table, which rollback removes again \
+                     while nothing else uses it",
+                    table.name()
                 ),
             )
         } else {
@@ -169,33 +114,56 @@ impl<'a> Ctx<'a> {
         Step {
             role,
             state: Self::state(present),
-            apply: Effect::run(Self::ipt(f, table, "-N", chain, &[])),
+            apply: nf(
+                f,
+                table,
+                NfCmd::NewChain {
+                    chain: chain.into(),
+                },
+            ),
             undo,
             reason,
             change: None,
         }
     }
 
-    /// Append a rule to one of our chains. `spec` is in iptables-save's canonical form.
+    /// Append a rule to one of our chains.
     pub fn rule(
         &self,
         role: Role,
         f: Family,
-        table: &str,
+        table: Table,
         chain: &str,
-        spec: &[String],
+        rule: OurRule,
         reason: String,
     ) -> Step {
-        let text = spec.join(" ");
+        let rule = ChainRule::Ours(rule);
+        let text = rule_text(&rule);
+        let present = self
+            .ruleset(f)
+            .map(|r| r.has_rule(table.name(), chain, &text));
         self.made_ipt
             .borrow_mut()
-            .push((f, table.into(), chain.into(), text.clone()));
-        let present = self.ruleset(f).map(|r| r.has_rule(table, chain, &text));
+            .push((f, table, chain.into(), text));
         Step {
             role,
             state: Self::state(present),
-            apply: Effect::run(Self::ipt(f, table, "-A", chain, spec)),
-            undo: Effect::run(Self::ipt(f, table, "-D", chain, spec)),
+            apply: nf(
+                f,
+                table,
+                NfCmd::Append {
+                    chain: chain.into(),
+                    rule: rule.clone(),
+                },
+            ),
+            undo: nf(
+                f,
+                table,
+                NfCmd::Delete {
+                    chain: chain.into(),
+                    rule,
+                },
+            ),
             reason,
             change: None,
         }
@@ -205,63 +173,65 @@ impl<'a> Ctx<'a> {
     /// rules cannot accept the packet before we see it.
     pub fn jump(&self, role: Role, f: Family, hook: Hook, target: &str, reason: String) -> Step {
         let Hook(table, builtin, out_if) = hook;
-        let mut spec = Vec::new();
-        if let Some(i) = out_if {
-            spec.extend(s(&["-o", i]));
-        }
-        spec.extend(s(&["-m", "comment", "--comment", COMMENT, "-j", target]));
-        let text = spec.join(" ");
+        let rule = ChainRule::Jump {
+            out: out_if.map(str::to_string),
+            target: target.into(),
+        };
+        let text = rule_text(&rule);
+        let present = self
+            .ruleset(f)
+            .map(|r| r.has_rule(table.name(), builtin, &text));
         self.made_ipt
             .borrow_mut()
-            .push((f, table.into(), builtin.into(), text.clone()));
-        let present = self.ruleset(f).map(|r| r.has_rule(table, builtin, &text));
+            .push((f, table, builtin.into(), text));
         Step {
             role,
             state: Self::state(present),
-            apply: Effect::run(Self::ipt(f, table, "-I", builtin, &spec)),
-            undo: Effect::run(Self::ipt(f, table, "-D", builtin, &spec)),
+            apply: nf(
+                f,
+                table,
+                NfCmd::Insert {
+                    chain: builtin.into(),
+                    at: None,
+                    rule: rule.clone(),
+                },
+            ),
+            undo: nf(
+                f,
+                table,
+                NfCmd::Delete {
+                    chain: builtin.into(),
+                    rule,
+                },
+            ),
             reason,
             change: None,
         }
-    }
-
-    fn rule_argv(spec: &RuleSpec, op: &str) -> Vec<String> {
-        let mut v = s(&["ip", spec.family.ip_flag(), "rule", op]);
-        v.extend([
-            "pref".into(),
-            spec.pref.to_string(),
-            "fwmark".into(),
-            format!("{:#x}/{:#x}", spec.mark, spec.mask),
-        ]);
-        match &spec.action {
-            RuleAction::Lookup { table, suppress } => {
-                v.extend(["lookup".into(), table.clone()]);
-                if let Some(n) = suppress {
-                    v.extend(["suppress_prefixlength".into(), n.to_string()]);
-                }
-            }
-            RuleAction::Unreachable => v.push("unreachable".into()),
-        }
-        v.extend(["proto".into(), RT_PROTO.to_string()]);
-        v
     }
 
     /// A policy rule of ours.
-    pub fn ip_rule(&self, role: Role, spec: RuleSpec, reason: String) -> Step {
+    pub fn ip_rule(&self, role: Role, f: Family, rule: PolicyRule, reason: String) -> Step {
         let present = self
-            .facts_rules(spec.family)
+            .facts_rules(f)
             .iter()
-            .any(|r| self.rule_matches(r, &spec));
-        let step = Step {
+            .any(|r| self.rule_matches(r, &rule));
+        self.made_rules.borrow_mut().push(rule);
+        Step {
             role,
             state: Self::state(Some(present)),
-            apply: Effect::run(Self::rule_argv(&spec, "add")),
-            undo: Effect::run(Self::rule_argv(&spec, "del")),
+            apply: Op::PolicyRule {
+                family: f,
+                add: true,
+                rule,
+            },
+            undo: Op::PolicyRule {
+                family: f,
+                add: false,
+                rule,
+            },
             reason,
             change: None,
-        };
-        self.made_rules.borrow_mut().push(spec);
-        step
+        }
     }
 
     fn facts_rules(&self, f: Family) -> &[Rule] {
@@ -278,99 +248,96 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    fn same_table(&self, printed: &str, wanted: &str) -> bool {
-        printed == wanted || self.facts.table_id(printed) == self.facts.table_id(wanted)
+    /// Does the rule `ip rule` printed look up table `id`?
+    fn looks_up(&self, r: &Rule, id: u32) -> bool {
+        r.action.is_none()
+            && r.table
+                .as_deref()
+                .is_some_and(|t| self.facts.table_id(t) == Some(id))
     }
 
-    fn rule_matches(&self, r: &Rule, spec: &RuleSpec) -> bool {
-        let action_ok = match &spec.action {
-            RuleAction::Lookup { table, suppress } => {
-                r.action.is_none()
-                    && r.table
-                        .as_deref()
-                        .is_some_and(|t| self.same_table(t, table))
-                    && r.suppress_prefixlength == *suppress
-            }
-            RuleAction::Unreachable => r.action.as_deref() == Some("unreachable"),
+    fn rule_matches(&self, r: &Rule, rule: &PolicyRule) -> bool {
+        let action_ok = match rule.action {
+            PolicyAction::LookupMain => self.looks_up(r, 254) && r.suppress_prefixlength == Some(0),
+            PolicyAction::Lookup(id) => self.looks_up(r, id) && r.suppress_prefixlength.is_none(),
+            PolicyAction::Unreachable => r.action.as_deref() == Some("unreachable"),
         };
-        r.priority == spec.pref
+        r.priority == rule.pref
             && !r.not
-            && r.fwmark == Some(spec.mark)
-            && r.fwmask.unwrap_or(u32::MAX) == spec.mask
+            && r.fwmark == Some(rule.mark.value)
+            && r.fwmask.unwrap_or(u32::MAX) == rule.mark.mask
             && action_ok
     }
 
-    fn route_argv(spec: &RouteSpec, op: &str) -> Vec<String> {
-        let mut v = s(&["ip", spec.family.ip_flag(), "route", op, "default"]);
-        if let Some(via) = &spec.via {
-            v.extend(["via".into(), via.clone()]);
-        }
-        v.extend([
-            "dev".into(),
-            spec.dev.clone(),
-            "table".into(),
-            spec.table.to_string(),
-            "proto".into(),
-            RT_PROTO.to_string(),
-        ]);
-        v
-    }
-
     /// The default route of our table.
-    pub fn ip_route(&self, role: Role, spec: RouteSpec, reason: String) -> Step {
+    pub fn ip_route(&self, role: Role, f: Family, route: DefaultRoute, reason: String) -> Step {
         let present = self
-            .facts_routes(spec.family)
+            .facts_routes(f)
             .iter()
-            .any(|r| self.route_matches(r, &spec));
-        let step = Step {
+            .any(|r| self.route_matches(r, &route));
+        self.made_routes.borrow_mut().push(route.clone());
+        Step {
             role,
             state: Self::state(Some(present)),
-            apply: Effect::run(Self::route_argv(&spec, "add")),
-            undo: Effect::run(Self::route_argv(&spec, "del")),
+            apply: Op::Route {
+                family: f,
+                add: true,
+                route: route.clone(),
+            },
+            undo: Op::Route {
+                family: f,
+                add: false,
+                route,
+            },
             reason,
             change: None,
-        };
-        self.made_routes.borrow_mut().push(spec);
-        step
+        }
     }
 
-    fn route_matches(&self, r: &Route, spec: &RouteSpec) -> bool {
+    fn route_matches(&self, r: &Route, route: &DefaultRoute) -> bool {
         r.dst == "default"
             && (r.kind.is_empty() || r.kind == "unicast")
-            && self.facts.table_id(&r.table) == Some(spec.table)
-            && r.gateway == spec.via
-            && r.dev.as_deref() == Some(spec.dev.as_str())
+            && self.facts.table_id(&r.table) == Some(route.table)
+            && r.gateway.as_deref() == route.via.map(|a| a.to_string()).as_deref()
+            && r.dev.as_deref() == Some(route.dev.as_str())
     }
 
-    /// Set a sysctl; `None` when it already has the wanted value.
-    pub fn sysctl(&self, role: Role, key: &str, want: &str, reason: String) -> Step {
-        let old = self.facts.sysctl(key).map(str::to_string);
-        let argv = |v: &str| s(&["sysctl", "-q", "-w", &format!("{key}={v}")]);
+    /// Set a sysctl (in place when it already has the wanted value).
+    pub fn sysctl(&self, role: Role, key: SysctlKey, want: u8, reason: String) -> Step {
+        let old = self.facts.sysctl(&key.key()).map(str::to_string);
         let (state, undo_value, change) = match &old {
-            Some(o) if o == want => (StepState::InPlace, o.clone(), None),
+            Some(o) if *o == want.to_string() => (StepState::InPlace, want, None),
             Some(o) => (
                 StepState::Change,
-                o.clone(),
+                // A value the kernel never shows cannot be put back: the
+                // undo then fails `Op::check` and the plan is refused.
+                o.parse().unwrap_or(u8::MAX),
                 Some(ValueChange {
                     from: o.clone(),
-                    to: want.into(),
+                    to: want.to_string(),
                 }),
             ),
             // Unknown here: the executor re-reads the value before it writes.
             None => (
                 StepState::Change,
-                "0".into(),
+                0,
                 Some(ValueChange {
                     from: "unknown".into(),
-                    to: want.into(),
+                    to: want.to_string(),
                 }),
             ),
         };
         Step {
             role,
             state,
-            apply: Effect::run(argv(want)),
-            undo: Effect::run(argv(&undo_value)),
+            apply: Op::Sysctl {
+                key: key.clone(),
+                value: want,
+            },
+            undo: Op::Sysctl {
+                key,
+                value: undo_value,
+            },
             reason,
             change,
         }
@@ -384,7 +351,7 @@ impl<'a> Ctx<'a> {
         let made = self.made_ipt.borrow();
         for (f, table, chain) in self.made_chains.borrow().iter() {
             let Some(rs) = self.ruleset(*f) else { continue };
-            let actual = rs.rules_of(table, chain);
+            let actual = rs.rules_of(table.name(), chain);
             let desired: Vec<&str> = made
                 .iter()
                 .filter(|(mf, mt, mc, _)| mf == f && mt == table && mc == chain)
@@ -401,26 +368,46 @@ impl<'a> Ctx<'a> {
             if actual.is_empty() || prefix {
                 continue;
             }
-            let create = Self::ipt(*f, table, "-N", chain, &[]);
+            let create = nf(
+                *f,
+                *table,
+                NfCmd::NewChain {
+                    chain: chain.clone(),
+                },
+            );
             let at = steps
                 .iter()
-                .position(|s| matches!(&s.apply, Effect::Run { argv } if *argv == create))
+                .position(|s| s.apply == create)
                 .map_or(0, |i| i + 1);
             let role = steps
                 .get(at.saturating_sub(1))
                 .map_or(Role::Gateway, |s| s.role);
-            let split = |r: &str| r.split_whitespace().map(str::to_string).collect::<Vec<_>>();
-            let old: Vec<Effect> = actual
+            let old: Vec<Op> = actual
                 .iter()
-                .map(|r| Effect::run(Self::ipt(*f, table, "-A", chain, &split(r))))
+                .map(|r| {
+                    nf(
+                        *f,
+                        *table,
+                        NfCmd::Append {
+                            chain: chain.clone(),
+                            rule: read_rule(*table, chain, r),
+                        },
+                    )
+                })
                 .collect();
             steps.insert(
                 at,
                 Step {
                     role,
                     state: StepState::Change,
-                    apply: Effect::run(Self::ipt(*f, table, "-F", chain, &[])),
-                    undo: Effect::Seq { effects: old },
+                    apply: nf(
+                        *f,
+                        *table,
+                        NfCmd::FlushChain {
+                            chain: chain.clone(),
+                        },
+                    ),
+                    undo: Op::Seq { ops: old },
                     reason: format!(
                         "{}: {chain} holds rules of an earlier setup in another order: empty it and \
                          add the rules again in order (for that moment new packets pass unmarked)",
@@ -429,17 +416,20 @@ impl<'a> Ctx<'a> {
                     change: None,
                 },
             );
-            let append = Self::ipt(*f, table, "-A", chain, &[]);
             for s in steps.iter_mut() {
-                if let Effect::Run { argv } = &s.apply
-                    && argv.starts_with(&append)
+                if let Op::Netfilter {
+                    family,
+                    table: t,
+                    cmd: NfCmd::Append { chain: c, .. },
+                } = &s.apply
+                    && family == f
+                    && t == table
+                    && c == chain
                 {
                     s.state = StepState::Add;
                 }
             }
-            self.flushed
-                .borrow_mut()
-                .push((*f, table.clone(), chain.clone()));
+            self.flushed.borrow_mut().push((*f, *table, chain.clone()));
         }
     }
 
@@ -449,7 +439,7 @@ impl<'a> Ctx<'a> {
         let gateway = roles.contains(&Role::Gateway);
         let role = if gateway { Role::Gateway } else { Role::Marker };
         let in_scope = |chain: &str| {
-            chain.starts_with(CHAIN_PREFIX) && (gateway || chain == super::ownership::CHAIN_MARK)
+            chain.starts_with(CHAIN_PREFIX) && (gateway || chain == crate::ownership::CHAIN_MARK)
         };
         let mut jumps = Vec::new();
         let mut rules = Vec::new();
@@ -458,13 +448,13 @@ impl<'a> Ctx<'a> {
         let made_chains = self.made_chains.borrow();
         for f in Family::BOTH {
             let Some(rs) = self.ruleset(f) else { continue };
-            for (table, chain, spec) in rs.rules() {
+            for (table_name, chain, spec) in rs.rules() {
                 let ours_chain = in_scope(chain);
                 let rebuilt = self
                     .flushed
                     .borrow()
                     .iter()
-                    .any(|(ff, ft, fc)| *ff == f && ft == table && fc == chain);
+                    .any(|(ff, ft, fc)| *ff == f && ft.name() == table_name && fc == chain);
                 if rebuilt {
                     continue; // its old rules go with the flush
                 }
@@ -475,21 +465,38 @@ impl<'a> Ctx<'a> {
                 if !(ours_chain || our_jump) {
                     continue;
                 }
-                let wanted = made_ipt
-                    .iter()
-                    .any(|(mf, mt, mc, ms)| *mf == f && mt == table && mc == chain && ms == spec);
+                let wanted = made_ipt.iter().any(|(mf, mt, mc, ms)| {
+                    *mf == f && mt.name() == table_name && mc == chain && ms == spec
+                });
                 if wanted {
                     continue;
                 }
-                let spec_v: Vec<String> = spec.split_whitespace().map(str::to_string).collect();
+                let Some(table) = self.our_table(f, table_name, chain) else {
+                    continue;
+                };
+                let rule = read_rule(table, chain, spec);
                 let step = Step {
                     role,
                     state: StepState::Change,
-                    apply: Effect::run(Self::ipt(f, table, "-D", chain, &spec_v)),
-                    undo: Effect::run(Self::ipt(f, table, "-A", chain, &spec_v)),
+                    apply: nf(
+                        f,
+                        table,
+                        NfCmd::Delete {
+                            chain: chain.into(),
+                            rule: rule.clone(),
+                        },
+                    ),
+                    undo: nf(
+                        f,
+                        table,
+                        NfCmd::Append {
+                            chain: chain.into(),
+                            rule,
+                        },
+                    ),
                     reason: format!(
                         "left over from an earlier dscproute setup, not in this profile: remove \
-                         it ({} {table} {chain})",
+                         it ({} {table_name} {chain})",
                         f.name()
                     ),
                     change: None,
@@ -500,24 +507,40 @@ impl<'a> Ctx<'a> {
                     rules.push(step)
                 }
             }
-            for (table, chain) in rs.chains() {
-                if in_scope(chain)
-                    && !made_chains
+            for (table_name, chain) in rs.chains() {
+                if !in_scope(chain)
+                    || made_chains
                         .iter()
-                        .any(|(mf, mt, mc)| *mf == f && mt == table && mc == chain)
+                        .any(|(mf, mt, mc)| *mf == f && mt.name() == table_name && mc == chain)
                 {
-                    chains.push(Step {
-                        role,
-                        state: StepState::Change,
-                        apply: Effect::run(Self::ipt(f, table, "-X", chain, &[])),
-                        undo: Effect::run(Self::ipt(f, table, "-N", chain, &[])),
-                        reason: format!(
-                            "chain left over from an earlier dscproute setup: delete it ({})",
-                            f.name()
-                        ),
-                        change: None,
-                    });
+                    continue;
                 }
+                let Some(table) = self.our_table(f, table_name, chain) else {
+                    continue;
+                };
+                chains.push(Step {
+                    role,
+                    state: StepState::Change,
+                    apply: nf(
+                        f,
+                        table,
+                        NfCmd::DeleteChain {
+                            chain: chain.into(),
+                        },
+                    ),
+                    undo: nf(
+                        f,
+                        table,
+                        NfCmd::NewChain {
+                            chain: chain.into(),
+                        },
+                    ),
+                    reason: format!(
+                        "chain left over from an earlier dscproute setup: delete it ({})",
+                        f.name()
+                    ),
+                    change: None,
+                });
             }
         }
         let mut out = jumps;
@@ -527,6 +550,24 @@ impl<'a> Ctx<'a> {
             out.extend(self.stale_policy());
         }
         out
+    }
+
+    /// The table of a leftover of ours; a chain or jump of ours in a table
+    /// dscproute never uses was put there by hand and is not ours to remove.
+    fn our_table(&self, f: Family, table: &str, chain: &str) -> Option<Table> {
+        let t = Table::parse(table);
+        if let Err(why) = &t {
+            let problem = format!(
+                "{} {table} {chain} holds something tagged as dscproute's, but {why}: remove it \
+                 by hand (`dscproute rollback --all` removes everything tagged) and plan again",
+                f.name()
+            );
+            let mut list = self.unwritable.borrow_mut();
+            if !list.contains(&problem) {
+                list.push(problem);
+            }
+        }
+        t.ok()
     }
 
     fn stale_policy(&self) -> Vec<Step> {
@@ -540,14 +581,22 @@ impl<'a> Ctx<'a> {
                 {
                     continue;
                 }
-                let Some(spec) = rule_spec_of(self.facts, f, r) else {
+                let Some(rule) = policy_rule_of(self.facts, r) else {
                     continue;
                 };
                 out.push(Step {
                     role: Role::Gateway,
                     state: StepState::Change,
-                    apply: Effect::run(Self::rule_argv(&spec, "del")),
-                    undo: Effect::run(Self::rule_argv(&spec, "add")),
+                    apply: Op::PolicyRule {
+                        family: f,
+                        add: false,
+                        rule,
+                    },
+                    undo: Op::PolicyRule {
+                        family: f,
+                        add: true,
+                        rule,
+                    },
                     reason: "policy rule left over from an earlier dscproute setup: remove it"
                         .into(),
                     change: None,
@@ -563,17 +612,34 @@ impl<'a> Ctx<'a> {
                 else {
                     continue;
                 };
-                let spec = RouteSpec {
-                    family: f,
-                    via: r.gateway.clone(),
-                    dev,
-                    table,
+                let via = match r.gateway.as_deref().map(str::parse::<IpAddr>) {
+                    None => None,
+                    Some(Ok(a)) => Some(a),
+                    Some(Err(_)) => {
+                        self.unwritable.borrow_mut().push(format!(
+                            "{} route {} in table {} carries dscproute's protocol but its \
+                             gateway is not an address: remove it by hand and plan again",
+                            f.name(),
+                            r.dst,
+                            r.table
+                        ));
+                        continue;
+                    }
                 };
+                let route = DefaultRoute { via, dev, table };
                 out.push(Step {
                     role: Role::Gateway,
                     state: StepState::Change,
-                    apply: Effect::run(Self::route_argv(&spec, "del")),
-                    undo: Effect::run(Self::route_argv(&spec, "add")),
+                    apply: Op::Route {
+                        family: f,
+                        add: false,
+                        route: route.clone(),
+                    },
+                    undo: Op::Route {
+                        family: f,
+                        add: true,
+                        route,
+                    },
                     reason: "route left over from an earlier dscproute setup: remove it".into(),
                     change: None,
                 });
@@ -587,20 +653,15 @@ impl<'a> Ctx<'a> {
 /// made. The table goes by number (main aside, which iproute2 always knows):
 /// a name may be gone from rt_tables by the time the rule is removed, and
 /// `ip rule del … lookup NAME` then fails with "invalid table ID".
-fn rule_spec_of(facts: &HostFacts, family: Family, r: &Rule) -> Option<RuleSpec> {
+fn policy_rule_of(facts: &HostFacts, r: &Rule) -> Option<PolicyRule> {
     let action = match (r.action.as_deref(), &r.table) {
-        (Some("unreachable"), _) => RuleAction::Unreachable,
+        (Some("unreachable"), _) => PolicyAction::Unreachable,
         (None, Some(t)) => {
-            let id = facts.table_id(t)?;
             // Only the two lookups we write: main with suppress 0, our table without.
-            let table = match (id, r.suppress_prefixlength) {
-                (254, Some(0)) => "main".to_string(),
+            match (facts.table_id(t)?, r.suppress_prefixlength) {
+                (254, Some(0)) => PolicyAction::LookupMain,
                 (0 | 253..=255, _) | (_, Some(_)) => return None,
-                (id, None) => id.to_string(),
-            };
-            RuleAction::Lookup {
-                table,
-                suppress: r.suppress_prefixlength,
+                (id, None) => PolicyAction::Lookup(id),
             }
         }
         _ => return None,
@@ -610,11 +671,9 @@ fn rule_spec_of(facts: &HostFacts, family: Family, r: &Rule) -> Option<RuleSpec>
     if mask == 0 || mark & !mask != 0 || !(1..=32765).contains(&r.priority) {
         return None;
     }
-    Some(RuleSpec {
-        family,
+    Some(PolicyRule {
         pref: r.priority,
-        mark,
-        mask,
+        mark: MarkMask { value: mark, mask },
         action,
     })
 }

@@ -5,6 +5,7 @@
 //! Nothing here needs root: the facts come from JSON.
 
 use super::*;
+use crate::backend::Effect;
 use crate::ownership::RT_TABLES_DROPIN;
 use crate::probe::{Group, HostFacts, RtTable, Rule};
 use crate::profile::Profile;
@@ -66,9 +67,10 @@ fn step<'p>(p: &'p Plan, apply: &str) -> &'p Step {
     &p.steps[idx(p, apply)]
 }
 
-fn argv(e: &Effect) -> Vec<&str> {
-    match e {
-        Effect::Run { argv } => argv.iter().map(String::as_str).collect(),
+/// What an operation runs as: these tests pin the commands themselves.
+fn argv(op: &Op) -> Vec<String> {
+    match op.effect() {
+        Effect::Run { argv } => argv,
         other => panic!("not a command: {other:?}"),
     }
 }
@@ -117,7 +119,7 @@ fn chain_undo(tool: &str, table: &str, chain: &str, drops_table: bool) -> Effect
 fn assert_chain(p: &Plan, tool: &str, table: &str, chain: &str, drops_table: bool) {
     let s = step(p, &format!("{tool} -w -t {table} -N {chain}"));
     assert_eq!(argv(&s.apply), [tool, "-w", "-t", table, "-N", chain]);
-    assert_eq!(s.undo, chain_undo(tool, table, chain, drops_table));
+    assert_eq!(s.undo.effect(), chain_undo(tool, table, chain, drops_table));
 }
 
 fn has_text(list: &[String], needle: &str) -> bool {
@@ -405,14 +407,14 @@ fn gateway_routes_nat_scrub_and_table_name() {
     }
     let dropin = &p.steps[0];
     assert_eq!(
-        dropin.apply,
+        dropin.apply.effect(),
         Effect::WriteFile {
             path: "/etc/iproute2/rt_tables.d/dscproute.conf".into(),
             contents: "100 vpn\n".into(),
         }
     );
     assert_eq!(
-        dropin.undo,
+        dropin.undo.effect(),
         Effect::RemoveFile {
             path: RT_TABLES_DROPIN.into()
         }
@@ -751,8 +753,8 @@ fn marking_starts_only_once_its_path_exists() {
                 ),
             );
             for (i, s) in p.steps.iter().enumerate() {
-                let w = words(&s.apply);
-                let is_path = matches!(s.apply, Effect::WriteFile { .. })
+                let w = words(&s.apply.effect());
+                let is_path = matches!(s.apply, Op::WriteTableNames { .. })
                     || w.first().is_some_and(|c| c == "sysctl")
                     || (w.first().is_some_and(|c| c == "ip") && w.get(1).is_some_and(|f| f == fam))
                     || (w.first().is_some_and(|c| c == tool)
@@ -846,7 +848,7 @@ fn chain_after(p: &Plan, f: &HostFacts, tool: &str, table: &str, chain: &str) ->
         })
         .unwrap_or_default();
     for s in p.pending() {
-        let w = words(&s.apply);
+        let w = words(&s.apply.effect());
         if w.len() < 6 || w[0] != tool || w[3] != table || w[5] != chain {
             continue;
         }
@@ -932,7 +934,7 @@ fn chains_are_filled_before_they_are_linked() {
     for (prof, fx) in CLEAN {
         let p = plan_of(prof, fx);
         for (i, s) in p.steps.iter().enumerate() {
-            let w = words(&s.apply);
+            let w = words(&s.apply.effect());
             if w.len() < 6 {
                 continue;
             }
@@ -949,7 +951,7 @@ fn chains_are_filled_before_they_are_linked() {
             if op == "-I" {
                 // Every rule of the target chain comes before the jump into it.
                 for (j, r) in p.steps.iter().enumerate() {
-                    let rw = words(&r.apply);
+                    let rw = words(&r.apply.effect());
                     if rw.len() > 5 && rw[0] == *tool && rw[4] == "-A" && rw[5] == *target {
                         assert!(j < i, "{prof}: jump before its rules:\n{}", listing(&p));
                     }
@@ -998,7 +1000,7 @@ fn undo_of_each_step_is_its_inverse() {
     plans.push(plan_of("gateway.toml", "gateway-conflicts.json"));
     for p in &plans {
         for s in &p.steps {
-            match (&s.apply, &s.undo) {
+            match (&s.apply.effect(), &s.undo.effect()) {
                 (Effect::WriteFile { path, .. }, Effect::RemoveFile { path: undo }) => {
                     assert_eq!(path, undo)
                 }
@@ -1028,7 +1030,7 @@ fn undo_of_each_step_is_its_inverse() {
                     // Creating the first chain in a new table: delete it, drop the table.
                     assert_eq!(a[4], "-N", "{s:?}");
                     let family = if a[0] == "iptables" { "ip" } else { "ip6" };
-                    assert_eq!(s.undo, chain_undo(&a[0], &a[3], &a[5], true));
+                    assert_eq!(s.undo.effect(), chain_undo(&a[0], &a[3], &a[5], true));
                     assert!(
                         matches!(&effects[1], Effect::DropEmptyTable { family: f, .. } if f == family)
                     );
@@ -1068,7 +1070,9 @@ fn clean_hosts_get_only_adds_and_sysctl_changes() {
             match s.state {
                 StepState::Add => {}
                 StepState::Change => assert!(
-                    words(&s.apply).first().is_some_and(|c| c == "sysctl"),
+                    words(&s.apply.effect())
+                        .first()
+                        .is_some_and(|c| c == "sysctl"),
                     "{prof}: {s:?}"
                 ),
                 StepState::InPlace => panic!("{prof} on {fx}: in place on a clean host: {s:?}"),
@@ -1223,7 +1227,7 @@ fn auto_values_avoid_taken_priority_mark_and_table() {
         }
     }
     assert_eq!(
-        p.steps[0].apply,
+        p.steps[0].apply.effect(),
         Effect::WriteFile {
             path: RT_TABLES_DROPIN.into(),
             contents: "101 dscproute\n".into()
@@ -1476,7 +1480,7 @@ fn an_existing_system_table_name_is_reused_without_a_dropin() {
     assert!(
         !p.steps
             .iter()
-            .any(|s| matches!(s.apply, Effect::WriteFile { .. }))
+            .any(|s| matches!(s.apply, Op::WriteTableNames { .. }))
     );
 }
 
@@ -1490,7 +1494,7 @@ fn a_new_table_id_rewrites_our_own_dropin() {
     let at = plan
         .steps
         .iter()
-        .position(|s| matches!(s.apply, Effect::WriteFile { .. }))
+        .position(|s| matches!(s.apply, Op::WriteTableNames { .. }))
         .unwrap();
     let dropin = &plan.steps[at];
     assert_ne!(dropin.state, StepState::InPlace);
@@ -1503,7 +1507,7 @@ fn a_new_table_id_rewrites_our_own_dropin() {
         assert!(old < at, "{}", listing(&plan));
     }
     assert_eq!(
-        dropin.apply,
+        dropin.apply.effect(),
         Effect::WriteFile {
             path: RT_TABLES_DROPIN.into(),
             contents: "120 vpn\n".into()
@@ -2114,7 +2118,7 @@ fn stale_rules_of_an_earlier_dscp_are_removed() {
         let flush = step(&p, &format!("{tool} -w -t mangle -F DSCPROUTE-ROUTE"));
         assert_eq!(flush.state, StepState::Change);
         assert!(flush.reason.contains("in order"), "{}", flush.reason);
-        match &flush.undo {
+        match &flush.undo.effect() {
             Effect::Seq { effects } => {
                 let old: Vec<String> = effects.iter().map(Effect::display).collect();
                 assert_eq!(old.len(), 3);
@@ -2123,7 +2127,9 @@ fn stale_rules_of_an_earlier_dscp_are_removed() {
             other => panic!("{other:?}"),
         }
         assert!(
-            !p.steps.iter().any(|s| words(&s.apply) == old_route("-D")),
+            !p.steps
+                .iter()
+                .any(|s| words(&s.apply.effect()) == old_route("-D")),
             "no separate delete after a flush"
         );
         let old_scrub = |op| {
@@ -2172,7 +2178,7 @@ fn stale_rules_of_an_earlier_dscp_are_removed() {
     let first_removal = p
         .steps
         .iter()
-        .position(|s| s.state == StepState::Change && words(&s.apply)[4] != "-F")
+        .position(|s| s.state == StepState::Change && words(&s.apply.effect())[4] != "-F")
         .unwrap();
     assert!(
         p.steps[first_removal..]

@@ -1,6 +1,7 @@
 use super::*;
 use crate::apply::journal::StepStatus;
-use crate::plan::{Effect, PlanOptions, Role, Step, StepState, plan};
+use crate::backend::{Effect, Family, NfCmd, SysctlKey, Table};
+use crate::plan::{PlanOptions, Role, Step, StepState, plan};
 use crate::probe::HostFacts;
 use crate::profile::Profile;
 
@@ -47,13 +48,13 @@ fn journal_step(step: Step, saved: Option<Saved>) -> JournalStep {
 /// the old drop-in and the directories the write creates.
 fn saved_for(step: &Step, facts: &HostFacts) -> Option<Saved> {
     match &step.apply {
-        Effect::Run { argv } if argv[0] == "sysctl" => {
-            let key = argv[3].split_once('=').unwrap().0.to_string();
+        Op::Sysctl { key, .. } => {
+            let key = key.key();
             let old = facts.sysctl(&key).unwrap_or("0").to_string();
             Some(Saved::Sysctl { key, old })
         }
-        Effect::WriteFile { path, .. } => Some(Saved::File {
-            path: path.clone(),
+        Op::WriteTableNames { .. } => Some(Saved::File {
+            path: RT_TABLES_DROPIN.into(),
             old_contents: Some("100 vpn\n".into()),
             created_dirs: vec!["/etc/iproute2/rt_tables.d".into()],
         }),
@@ -63,7 +64,7 @@ fn saved_for(step: &Step, facts: &HostFacts) -> Option<Saved> {
 
 /// The property the journal rests on: everything the planner produces, for
 /// every recorded host and every profile, with what apply saves, passes the
-/// check, as a whole journal too.
+/// check, as a whole journal too, and is stored and read back unchanged.
 #[test]
 fn every_step_the_planner_makes_passes() {
     let facts = fixtures("json");
@@ -104,13 +105,15 @@ fn every_step_the_planner_makes_passes() {
             let mut j = Journal::new(pname, plan.steps.clone());
             j.steps = steps;
             check(&j).unwrap();
+            let text = serde_json::to_string(&j).unwrap();
+            assert_eq!(serde_json::from_str::<Journal>(&text).unwrap(), j);
         }
     }
     assert!(checked > 500, "only {checked} steps checked");
     assert_eq!(planned.len(), profiles.len(), "some profile never planned");
 }
 
-fn step(apply: Effect, undo: Effect) -> JournalStep {
+fn step(apply: Op, undo: Op) -> JournalStep {
     journal_step(
         Step {
             role: Role::Gateway,
@@ -128,18 +131,19 @@ fn run(s: &str) -> Effect {
     Effect::run(s.split(' ').map(str::to_string).collect())
 }
 
+fn op(s: &str) -> Op {
+    Op::parse(&run(s)).unwrap_or_else(|e| panic!("{s}: {e}"))
+}
+
 const GOOD: &str = "ip -4 rule add pref 10001 fwmark 0x1/0xff unreachable proto 213";
 const GOOD_UNDO: &str = "ip -4 rule del pref 10001 fwmark 0x1/0xff unreachable proto 213";
 
-fn refused_undo(undo: Effect) -> String {
-    check_step(&step(run(GOOD), undo)).expect_err("must be refused")
-}
-
-/// What an attacker (or a bad restore) could put in a journal: each is
-/// refused, and the reason names the offending text.
+/// What an attacker (or a bad restore) could put in a journal of the
+/// earlier format, where steps were commands: each is refused on reading
+/// (`Op::parse`), and the reason names the offending text.
 #[test]
-fn crafted_entries_are_refused() {
-    assert_eq!(check_step(&step(run(GOOD), run(GOOD_UNDO))), Ok(()));
+fn crafted_commands_are_refused() {
+    assert!(Op::parse(&run(GOOD_UNDO)).is_ok());
     let cases: Vec<(Effect, &str)> = vec![
         (
             Effect::run(["sh", "-c", "touch /tmp/x"].map(String::from).to_vec()),
@@ -277,19 +281,47 @@ fn crafted_entries_are_refused() {
     ];
     for (undo, why) in cases {
         let shown = undo.display();
-        let e = refused_undo(undo);
-        assert!(e.starts_with("undo `"), "{e}");
+        let e = Op::parse(&undo).expect_err("must be refused");
         assert!(e.contains(why), "{shown}: {e} (wanted {why:?})");
     }
+}
+
+/// A journal of the current format holds typed operations: the same names
+/// and values are refused in them, naming the step's command.
+#[test]
+fn crafted_operations_are_refused() {
+    assert_eq!(check_step(&step(op(GOOD), op(GOOD_UNDO))), Ok(()));
+    let flush_input = Op::Netfilter {
+        family: Family::V4,
+        table: Table::Mangle,
+        cmd: NfCmd::FlushChain {
+            chain: "INPUT".into(),
+        },
+    };
+    let e = check_step(&step(op(GOOD), flush_input.clone())).unwrap_err();
+    assert!(
+        e.starts_with("undo `iptables -w -t mangle -F INPUT`: chain INPUT is not one of ours"),
+        "{e}"
+    );
     // The apply is checked the same way.
-    let e = check_step(&step(run("iptables -w -t mangle -F INPUT"), run(GOOD_UNDO))).unwrap_err();
+    let e = check_step(&step(flush_input, op(GOOD_UNDO))).unwrap_err();
     assert!(e.starts_with("apply `"), "{e}");
+    let nested = Op::Seq {
+        ops: vec![Op::Seq {
+            ops: vec![op(GOOD_UNDO)],
+        }],
+    };
+    let e = check_step(&step(op(GOOD), nested)).unwrap_err();
+    assert!(e.contains("inside a sequence"), "{e}");
 }
 
 #[test]
 fn saved_undo_data_must_belong_to_its_step() {
-    let sysctl = |v: &str| run(&format!("sysctl -q -w net.ipv4.ip_forward={v}"));
-    let mut js = step(sysctl("1"), sysctl("0"));
+    let sysctl = |value| Op::Sysctl {
+        key: SysctlKey::Ipv4Forwarding,
+        value,
+    };
+    let mut js = step(sysctl(1), sysctl(0));
     let with = |js: &mut JournalStep, saved: Saved| {
         js.saved = Some(saved);
         check_step(js)
@@ -329,13 +361,11 @@ fn saved_undo_data_must_belong_to_its_step() {
         created_dirs: dirs.iter().map(|d| d.to_string()).collect(),
     };
     let mut js = step(
-        Effect::WriteFile {
-            path: RT_TABLES_DROPIN.into(),
-            contents: "100 vpn\n".into(),
+        Op::WriteTableNames {
+            id: 100,
+            name: "vpn".into(),
         },
-        Effect::RemoveFile {
-            path: RT_TABLES_DROPIN.into(),
-        },
+        Op::RemoveTableNames,
     );
     let ok = file(
         Some("# ours\n100 dscproute\n"),
@@ -375,7 +405,7 @@ fn saved_undo_data_must_belong_to_its_step() {
 
 #[test]
 fn a_journal_id_must_not_name_a_path() {
-    let mut j = Journal::new("p", vec![step(run(GOOD), run(GOOD_UNDO)).step]);
+    let mut j = Journal::new("p", vec![step(op(GOOD), op(GOOD_UNDO)).step]);
     assert_eq!(check(&j), Ok(()));
     for id in ["../../etc/cron.d/x", "a/b", "", ".hidden"] {
         j.id = id.into();

@@ -1,5 +1,6 @@
 use super::*;
-use crate::plan::{Effect, Plan, Resolved, Role, Step, StepState, Summary};
+use crate::backend::{Effect, NfCmd, Op, Table};
+use crate::plan::{Plan, Resolved, Role, Step, StepState, Summary};
 use crate::runner::{FakeRunner, Output};
 
 /// Short names for policy-rule steps, so the tests read as before: the
@@ -53,12 +54,17 @@ fn on(r: FakeRunner, label: &str, out: Output) -> FakeRunner {
     r.on(&full(label).split(' ').collect::<Vec<_>>(), out)
 }
 
+/// The operation a command (or its label) spells.
+fn op(s: &str) -> Op {
+    Op::parse(&Effect::run(argv(s))).unwrap_or_else(|e| panic!("{s}: {e}"))
+}
+
 fn step(apply: &str, undo: &str) -> Step {
     Step {
         role: Role::Gateway,
         state: StepState::Add,
-        apply: Effect::run(argv(apply)),
-        undo: Effect::run(argv(undo)),
+        apply: op(apply),
+        undo: op(undo),
         reason: String::new(),
         change: None,
     }
@@ -843,34 +849,104 @@ fn rollback_goes_on_from_memory_when_the_journal_cannot_be_written() {
     assert_eq!(r.calls().len(), 6, "nothing replayed");
 }
 
-/// A journal someone else wrote: its undo would run `sh` as root.
+/// `j` as a journal of version 1 wrote it: each step's commands as effects.
+fn version_1(j: &Journal) -> serde_json::Value {
+    let mut v = serde_json::to_value(j).unwrap();
+    v["version"] = 1.into();
+    for (i, js) in j.steps.iter().enumerate() {
+        let step = &mut v["steps"][i]["step"];
+        step["apply"] = serde_json::to_value(js.step.apply.effect()).unwrap();
+        step["undo"] = serde_json::to_value(js.step.undo.effect()).unwrap();
+    }
+    v
+}
+
+/// The three steps, applied and kept.
+fn applied_three() -> Journal {
+    let mut j = Journal::new("p.toml", three().steps);
+    j.steps.iter_mut().for_each(|s| s.status = StepStatus::Done);
+    j.state = TxnState::Applied;
+    j
+}
+
+/// A journal of the earlier format is read, and undone like one of ours.
 #[test]
-fn rollback_of_a_crafted_journal_runs_nothing() {
+fn a_version_1_journal_is_rolled_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = ok(FakeRunner::new(), &["c -3", "b -2", "a -1"]);
+    let e = engine(&r, &dir);
+    let j = applied_three();
+    e.state.ensure().unwrap();
+    std::fs::write(e.state.current(), version_1(&j).to_string()).unwrap();
+    let back = Journal::load(&e.state).unwrap().unwrap();
+    assert_eq!(back.version, 2);
+    assert_eq!(back.steps, j.steps);
+    let lock = e.lock().unwrap();
+    let out = e.rollback(&lock, &mut |_| {}).unwrap();
+    assert!(matches!(out, RollbackOutcome::RolledBack(_)));
+    assert_eq!(calls(&r), ["c -3", "b -2", "a -1"]);
+    // Written back in the current format.
+    let text = std::fs::read_to_string(e.state.current()).unwrap();
+    assert!(
+        text.contains("\"version\": 2") && text.contains("\"op\": \"policy_rule\""),
+        "{text}"
+    );
+}
+
+/// Roll back with `journal` as the journal on disk: refused with the
+/// message returned, nothing run, and apply blocked as well.
+fn refused_rollback(journal: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     let r = FakeRunner::new();
     let e = engine(&r, &dir);
-    let mut j = Journal::new("p.toml", three().steps);
-    j.steps[1].step.undo = Effect::run(["sh", "-c", "touch /tmp/pwned"].map(String::from).to_vec());
-    j.steps.iter_mut().for_each(|s| s.status = StepStatus::Done);
-    j.state = TxnState::Applied;
     e.state.ensure().unwrap();
-    let text = serde_json::to_string(&j).unwrap();
-    std::fs::write(e.state.current(), text).unwrap();
+    std::fs::write(e.state.current(), journal).unwrap();
     let lock = e.lock().unwrap();
-    match e.rollback(&lock, &mut |_| {}) {
+    let m = match e.rollback(&lock, &mut |_| {}) {
         Err(e @ EngineError::Journal(LoadError::Refused(_))) => {
             assert!(!e.is_failure(), "not now: nothing of it runs");
-            let m = e.to_string();
-            assert!(m.contains("step 2 undo `sh -c touch /tmp/pwned`"), "{m}");
-            assert!(m.contains("current.json"), "{m}");
+            e.to_string()
         }
         other => panic!("not refused: {:?}", other.err()),
-    }
+    };
+    assert!(m.contains("current.json"), "{m}");
     assert!(r.calls().is_empty(), "nothing ran: {:?}", r.calls());
     assert!(matches!(
         e.check_clear(),
         Err(EngineError::Journal(LoadError::Refused(_)))
     ));
+    m
+}
+
+/// A journal someone else wrote: its undo would run `sh` as root. Only the
+/// earlier format could even say so; it is read through the same gate.
+#[test]
+fn rollback_of_a_crafted_journal_runs_nothing() {
+    let mut v = version_1(&applied_three());
+    v["steps"][1]["step"]["undo"] = serde_json::json!({
+        "kind": "run", "argv": ["sh", "-c", "touch /tmp/pwned"]
+    });
+    let m = refused_rollback(&v.to_string());
+    assert!(m.contains("step 2 undo `sh -c touch /tmp/pwned`"), "{m}");
+}
+
+/// In the current format a crafted journal can only name operations of
+/// ours; one with names that are not ours is refused all the same.
+#[test]
+fn rollback_of_a_typed_journal_with_foreign_names_runs_nothing() {
+    let mut j = applied_three();
+    j.steps[1].step.undo = Op::Netfilter {
+        family: crate::backend::Family::V4,
+        table: Table::Mangle,
+        cmd: NfCmd::FlushChain {
+            chain: "INPUT".into(),
+        },
+    };
+    let m = refused_rollback(&serde_json::to_string(&j).unwrap());
+    assert!(
+        m.contains("step 2 undo `iptables -w -t mangle -F INPUT`: chain INPUT is not one of ours"),
+        "{m}"
+    );
 }
 
 #[test]
@@ -880,8 +956,8 @@ fn a_plan_step_the_journal_would_refuse_is_not_applied() {
     let e = engine(&r, &dir);
     let lock = e.lock().unwrap();
     let mut p = three();
-    p.steps[2].undo = Effect::RemoveFile {
-        path: "/etc/shadow".into(),
+    p.steps[2].undo = Op::GroupDel {
+        name: "../x".into(),
     };
     match e.apply(&lock, &p, "p.toml", None, &mut |_| {}) {
         Err(e @ EngineError::UnplannedStep { index: 3, .. }) => {

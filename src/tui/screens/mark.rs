@@ -110,7 +110,7 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
             resolved
                 .as_ref()
                 .and_then(|r| r.mask)
-                .unwrap_or(crate::plan::ownership::DEFAULT_MASK)
+                .unwrap_or(crate::ownership::DEFAULT_MASK)
         )),
         resolved.as_ref().map(|r| {
             format!(
@@ -169,7 +169,7 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
     let mask = used(
         &app.mark.mask,
         resolved.as_ref().and_then(|r| r.mask),
-        Some(crate::plan::ownership::DEFAULT_MASK),
+        Some(crate::ownership::DEFAULT_MASK),
     );
     let bits_line = |name: &str, v: Option<u32>, style| {
         Line::from(vec![

@@ -300,7 +300,7 @@ pub fn key(app: &mut App, key: KeyEvent) -> Handled {
 /// Does this host route by DSCP (a gateway): the wizard's role, or our
 /// routing chain in place (in the host's rulesets or the status report)?
 fn is_gateway(app: &App) -> bool {
-    use crate::plan::ownership::CHAIN_ROUTE;
+    use crate::ownership::CHAIN_ROUTE;
     let in_rulesets = app.facts.as_ref().is_some_and(|f| {
         [&f.iptables_save, &f.ip6tables_save]
             .iter()
@@ -525,7 +525,8 @@ pub fn hints(app: &App) -> Vec<Hint> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::apply::status::{CountedRule, SysctlChange, TxnSummary};
+    use crate::apply::status::{SysctlChange, TxnSummary};
+    use crate::probe::CountedRule;
     use crate::tui::app::{Msg, ScreenId, update};
     use crate::tui::testing::{app, press, render as screen};
 
