@@ -20,6 +20,7 @@ use crate::probe::HostFacts;
 use crate::profile::Profile;
 use crate::runner::SystemRunner;
 use app::{App, ApplyResult, Effect, Msg, ScreenId};
+use ratatui::crossterm::cursor::Show;
 use ratatui::crossterm::event::{self, DisableMouseCapture, EnableMouseCapture};
 use ratatui::crossterm::execute;
 use std::path::PathBuf;
@@ -62,6 +63,7 @@ pub fn run(opts: Options) -> std::io::Result<()> {
         None => spawn_probe(tx.clone()),
     }
     let mut terminal = ratatui::init();
+    restore_fully_on_panic();
     let _ = execute!(std::io::stdout(), EnableMouseCapture);
     let result = event_loop(&mut terminal, &mut app, &tx, &rx, &opts.state);
     // However the loop ended (quit, terminal gone), a change under way finishes.
@@ -70,6 +72,17 @@ pub fn run(opts: Options) -> std::io::Result<()> {
     let _ = execute!(std::io::stdout(), DisableMouseCapture);
     ratatui::restore();
     result
+}
+
+/// ratatui's panic hook leaves raw mode and the alternate screen only; the
+/// release build aborts on panic (Cargo.toml), so no destructor shows the
+/// cursor afterwards. Runs before ratatui's hook, which prints the message.
+fn restore_fully_on_panic() {
+    let ratatui_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let _ = execute!(std::io::stdout(), DisableMouseCapture, Show);
+        ratatui_hook(info);
+    }));
 }
 
 fn event_loop(
