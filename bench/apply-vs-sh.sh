@@ -2,9 +2,13 @@
 # Benchmark: `dscproute apply` and `rollback` of the gateway profile in a
 # scratch network namespace, against the same commands run from a plain sh
 # script (`dscproute plan --script`). Root only; touches nothing outside the
-# namespace and /etc/netns/NAME. Usage: sudo bench/apply-vs-sh.sh [ROUNDS]
+# namespace and /etc/netns/NAME. RUNS runs of ROUNDS rounds each; each run
+# prints its means and ratios, then the spread of the ratios over the runs
+# (min–max, median) and the load average before and after: quote the spread,
+# never one run. Usage: sudo bench/apply-vs-sh.sh [ROUNDS] [RUNS]
 set -euo pipefail
 ROUNDS=${1:-20}
+RUNS=${2:-5}
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
 BIN=$PWD/target/release/dscproute
@@ -37,18 +41,33 @@ T
 steps=$(grep -c '^step_' "$WORK/plan.sh")
 
 now() { date +%s%N; }
-t_apply=0; t_rollback=0; t_sh_apply=0; t_sh_undo=0
-for _ in $(seq "$ROUNDS"); do
-    a=$(now); "${X[@]}" "$BIN" --state-dir "${STATE:-$WORK/state}" apply --profile "$WORK/gw.toml" --yes >/dev/null
-    b=$(now); "${X[@]}" "$BIN" --state-dir "${STATE:-$WORK/state}" rollback --yes >/dev/null
-    c=$(now); "${X[@]}" sh "$WORK/plan.sh" apply >/dev/null
-    d=$(now); "${X[@]}" sh "$WORK/plan.sh" undo >/dev/null 2>&1
-    e=$(now)
-    t_apply=$((t_apply + b - a)); t_rollback=$((t_rollback + c - b))
-    t_sh_apply=$((t_sh_apply + d - c)); t_sh_undo=$((t_sh_undo + e - d))
-done
 ms() { echo "scale=1; $1 / $ROUNDS / 1000000" | bc; }
-ratio() { echo "scale=2; $1 / $2" | bc; }
-echo "gateway profile, $steps steps, $ROUNDS rounds, mean per run:"
-echo "  dscproute apply    $(ms $t_apply) ms   sh apply  $(ms $t_sh_apply) ms   ratio $(ratio $t_apply $t_sh_apply)"
-echo "  dscproute rollback $(ms $t_rollback) ms   sh undo   $(ms $t_sh_undo) ms   ratio $(ratio $t_rollback $t_sh_undo)"
+ratio() { printf "%.2f" "$(echo "scale=4; $1 / $2" | bc)"; }
+spread() { # ratios, one a line: "min–max (median M)"
+    sort -n | awk '{ v[NR] = $1 } END {
+        m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+        printf "%.2f–%.2f× (median %.2f×)", v[1], v[NR], m }'
+}
+echo "gateway profile, $steps steps; $RUNS runs of $ROUNDS rounds, mean per run;" \
+    "$(nproc) cores, Linux $(uname -r), $(iptables --version)"
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+apply_ratios=(); rollback_ratios=()
+for run in $(seq "$RUNS"); do
+    t_apply=0; t_rollback=0; t_sh_apply=0; t_sh_undo=0
+    for _ in $(seq "$ROUNDS"); do
+        a=$(now); "${X[@]}" "$BIN" --state-dir "${STATE:-$WORK/state}" apply --profile "$WORK/gw.toml" --yes >/dev/null
+        b=$(now); "${X[@]}" "$BIN" --state-dir "${STATE:-$WORK/state}" rollback --yes >/dev/null
+        c=$(now); "${X[@]}" sh "$WORK/plan.sh" apply >/dev/null
+        d=$(now); "${X[@]}" sh "$WORK/plan.sh" undo >/dev/null 2>&1
+        e=$(now)
+        t_apply=$((t_apply + b - a)); t_rollback=$((t_rollback + c - b))
+        t_sh_apply=$((t_sh_apply + d - c)); t_sh_undo=$((t_sh_undo + e - d))
+    done
+    apply_ratios+=("$(ratio $t_apply $t_sh_apply)")
+    rollback_ratios+=("$(ratio $t_rollback $t_sh_undo)")
+    echo "run $run: apply $(ms $t_apply) ms vs sh $(ms $t_sh_apply) ms (${apply_ratios[-1]}×);" \
+        "rollback $(ms $t_rollback) ms vs sh undo $(ms $t_sh_undo) ms (${rollback_ratios[-1]}×)"
+done
+echo "load average after:  $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "apply / sh apply:   $(printf '%s\n' "${apply_ratios[@]}" | spread)"
+echo "rollback / sh undo: $(printf '%s\n' "${rollback_ratios[@]}" | spread)"

@@ -7,6 +7,7 @@
 
 mod common;
 
+use common::shared_dir::SharedDir;
 use common::topology::{GID, TARGET4, TARGET6, Topology, apply_ok, dscproute, json, profile, show};
 use common::{Netns, veth};
 use serde_json::Value;
@@ -418,22 +419,28 @@ fn doctor_without_root_says_so() {
     };
     let ns = lab.netns();
     let dir = tempfile::tempdir().unwrap();
-    let out = ns.exec(&[
-        "setpriv",
-        "--reuid",
-        "65534",
-        "--regid",
-        "65534",
-        "--clear-groups",
-        "--inh-caps=-all",
-        common::topology::BIN,
-        "--state-dir",
-        dir.path().to_str().unwrap(),
-        "doctor",
-        "--profile",
-        &profile("gateway.toml"),
-        "--json",
-    ]);
+    // nobody cannot read the checkout when it lives in a private directory.
+    let shared = SharedDir::new();
+    let (bin, gateway) = (shared.bin(), shared.copy(profile("gateway.toml")));
+    let out = common::run(
+        ns.command(&[
+            "setpriv",
+            "--reuid",
+            "65534",
+            "--regid",
+            "65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            bin.to_str().unwrap(),
+            "--state-dir",
+            dir.path().to_str().unwrap(),
+            "doctor",
+            "--profile",
+            gateway.to_str().unwrap(),
+            "--json",
+        ])
+        .current_dir(shared.path()),
+    );
     assert_eq!(
         out.status.code(),
         Some(1),

@@ -1,4 +1,4 @@
-//! Other rules against our mark (GUIDE §4.13), in the namespace lab of
+//! Other rules against our mark (design.md §4.13), in the namespace lab of
 //! tests/common/topology.rs: a foreign `MARK --set-mark` with a full mask,
 //! or a native nftables `meta mark set`, running after our rule on
 //! prerouting rewrites our bits, and an ACCEPT ahead of our jump keeps

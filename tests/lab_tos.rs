@@ -259,7 +259,7 @@ fn iptables_and_ip6tables_accept_every_expression() {
         }
     }
 
-    // GUIDE trap 1: DSCP and TOS targets are mangle-only.
+    // docs/design.md §4.1: DSCP and TOS targets are mangle-only.
     for family in ["iptables", "ip6tables"] {
         for target in [
             &["-j", "DSCP", "--set-dscp", "7"][..],

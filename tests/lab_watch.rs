@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::shared_dir::SharedDir;
 use common::{Netns, veth};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read};
@@ -287,21 +288,27 @@ fn watch_without_cap_net_raw_names_it() {
         return;
     };
     let ns = lab.netns();
-    let out = ns.exec(&[
-        "setpriv",
-        "--reuid",
-        "65534",
-        "--regid",
-        "65534",
-        "--clear-groups",
-        "--inh-caps=-all",
-        BIN,
-        "watch",
-        "-i",
-        "lo",
-        "--seconds",
-        "1",
-    ]);
+    // nobody cannot read the checkout when it lives in a private directory.
+    let shared = SharedDir::new();
+    let bin = shared.bin();
+    let out = common::run(
+        ns.command(&[
+            "setpriv",
+            "--reuid",
+            "65534",
+            "--regid",
+            "65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            bin.to_str().unwrap(),
+            "watch",
+            "-i",
+            "lo",
+            "--seconds",
+            "1",
+        ])
+        .current_dir(shared.path()),
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(4), "{stderr}");
     assert!(stderr.contains("CAP_NET_RAW"), "{stderr}");

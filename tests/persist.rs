@@ -8,6 +8,7 @@
 
 mod common;
 
+use common::shared_dir::SharedDir;
 use dscproute::apply::{Journal, StateDir, TxnState};
 use dscproute::backend::{Family, NfCmd, Op, Table};
 use dscproute::persist::{
@@ -894,14 +895,19 @@ fn on_this_host_persist_needs_root() {
     for d in [s.dir.path().to_path_buf(), s.state()] {
         std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
+    // nor the binary, when the checkout lives in a private directory.
+    let shared = SharedDir::new();
+    let bin = shared.bin();
     let as_user = |args: &[&str]| {
         let mut cmd = if is_root {
             let mut c = Command::new("setpriv");
-            c.args(["--reuid=65534", "--regid=65534", "--clear-groups", BIN]);
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups"]);
+            c.arg(&bin);
             c
         } else {
-            Command::new(BIN)
+            Command::new(&bin)
         };
+        cmd.current_dir(shared.path());
         cmd.arg("--state-dir").arg(s.state()).args(args);
         cmd.output().unwrap()
     };

@@ -1,7 +1,7 @@
 //! Host B: packets carrying the DSCP get a firewall mark in mangle PREROUTING
 //! (never in nat: it sees only a connection's first packet), marked packets
 //! look up our table whose default route is the VPN, and everything around
-//! it that the naive recipe forgets (GUIDE §4): LAN stays local, the kill
+//! it that the naive recipe forgets (design.md §4): LAN stays local, the kill
 //! switch, masquerade, DSCP scrub, forwarding and reverse-path filtering.
 //! Order: table name, sysctls, routes, rules, chains; the jumps that start
 //! marking come last, so no packet is marked before its path exists.

@@ -1,5 +1,5 @@
 //! Who can undo our routing mark after we set it, and what keeps packets
-//! from reaching our chain at all (GUIDE §4.13). A rule that writes mark
+//! from reaching our chain at all (design.md §4.13). A rule that writes mark
 //! bits we own and runs after our rule on the same hook, in any table
 //! (iptables-nft, legacy x_tables or native nftables), sends the group's
 //! packets by the main table: around the VPN and its kill switch. The

@@ -1,5 +1,5 @@
 //! Who else uses firewall marks, rule priorities and tables on this host, and
-//! the software most likely behind each (GUIDE §5).
+//! the software most likely behind each (design.md §5).
 
 use super::ruleset::Ruleset;
 use crate::ownership::{CHAIN_PREFIX, is_our_proto};

@@ -1,6 +1,6 @@
 //! The exact expression each tool takes for one DSCP. Units matter: the DSCP
 //! target and nft take six bits, `-j TOS`, tcpdump's byte and `ip rule tos`
-//! take the whole byte (GUIDE §1).
+//! take the whole byte (design.md §1).
 
 use super::{Dscp, Phb};
 use serde::Serialize;

@@ -207,7 +207,7 @@ mod tests {
 
     #[test]
     fn guide_examples() {
-        // GUIDE §1: byte 0x1c is DSCP 7; DSCP 28 is byte 0x70.
+        // design.md §1: byte 0x1c is DSCP 7; DSCP 28 is byte 0x70.
         assert_eq!(DsByte::new(0x1c).dscp().value(), 7);
         assert_eq!(Dscp::new(28).unwrap().to_byte().value(), 0x70);
         assert_eq!(DsByte::new(0x1c).dscp_bits_picture(), "0001 11..");

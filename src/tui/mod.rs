@@ -21,6 +21,7 @@ use crate::ops::{self, Host, apply::Applied};
 use crate::probe::HostFacts;
 use crate::profile::Profile;
 use app::{App, ApplyResult, Effect, Msg, ScreenId};
+use ratatui::crossterm::cursor::Show;
 use ratatui::crossterm::event::{self, DisableMouseCapture, EnableMouseCapture};
 use ratatui::crossterm::execute;
 use std::path::PathBuf;
@@ -78,6 +79,7 @@ pub fn run(opts: Options) -> std::io::Result<Ended> {
         None => spawn_probe(tx.clone()),
     }
     let mut terminal = ratatui::init();
+    restore_fully_on_panic();
     let _ = execute!(std::io::stdout(), EnableMouseCapture);
     let stop = Arc::new(AtomicBool::new(false));
     let input = spawn_input(tx.clone(), stop.clone());
@@ -125,6 +127,17 @@ fn spawn_input(tx: Sender<Msg>, stop: Arc<AtomicBool>) -> std::thread::JoinHandl
             }
         }
     })
+}
+
+/// ratatui's panic hook leaves raw mode and the alternate screen only; the
+/// release build aborts on panic (Cargo.toml), so no destructor shows the
+/// cursor afterwards. Runs before ratatui's hook, which prints the message.
+fn restore_fully_on_panic() {
+    let ratatui_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let _ = execute!(std::io::stdout(), DisableMouseCapture, Show);
+        ratatui_hook(info);
+    }));
 }
 
 fn event_loop(

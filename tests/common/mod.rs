@@ -387,5 +387,6 @@ pub fn read_capture(file: &Path, filter: &str) -> Vec<String> {
         .map(str::to_owned)
         .collect()
 }
+pub mod shared_dir;
 pub mod tmux;
 pub mod topology;

@@ -1,4 +1,4 @@
-//! The dscproute lab (GUIDE §7), built from network namespaces:
+//! The dscproute lab (docs/design.md §8), built from network namespaces:
 //!
 //! ```text
 //!  A ── eth0 ─ lan0 ── B ── lan1 ─ eth0 ── lan2      192.168.60.0/24, fd60::/64

@@ -23,7 +23,7 @@ use tui_input::backend::crossterm::EventHandler;
 /// What the DSCP field accepts, in the wizard's words (no CLI flags).
 const FORMS: &str = "use 0–63 (0x00–0x3f, 0b000000–0b111111) or a class name like af41 \
                      (cs0–cs7, af11–af43, ef, va, le, df/be)";
-/// The pool-2 advice (GUIDE §2).
+/// The pool-2 advice (design.md §2).
 const PRIVATE: &str = "for a private signal use pool 2: 3, 7, 11, … 63";
 
 /// Label column of the info panel: two spaces and ten for the label.
