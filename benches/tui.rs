@@ -3,8 +3,10 @@
 //! DSCP screen to the redrawn frame. Run: `cargo bench --bench tui`.
 //! Peak memory of the real binary: `bench/tui-rss.sh`.
 
-use dscproute::tui::app::{App, Msg, ScreenId, update};
+use dscproute::tui::app::{App, ScreenId};
+use dscproute::tui::msg::Msg;
 use dscproute::tui::theme::Theme;
+use dscproute::tui::update::{facts_arrived, update};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -37,7 +39,7 @@ fn main() {
     for _ in 0..200 {
         let t = Instant::now();
         let mut app = App::new(None, Some("dry run".into()), Theme::from_env());
-        dscproute::tui::screens::facts_arrived(&mut app, facts.clone());
+        facts_arrived(&mut app, facts.clone());
         let mut term = Terminal::new(TestBackend::new(80, 24)).unwrap();
         term.draw(|f| dscproute::tui::frame::render(&app, f))
             .unwrap();
@@ -47,7 +49,7 @@ fn main() {
 
     for (w, h) in [(80, 24), (120, 40)] {
         let mut app = App::new(None, Some("dry run".into()), Theme::from_env());
-        dscproute::tui::screens::facts_arrived(&mut app, facts.clone());
+        facts_arrived(&mut app, facts.clone());
         app.screen = ScreenId::Dscp;
         let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
         term.draw(|f| dscproute::tui::frame::render(&app, f))

@@ -3,11 +3,45 @@
 //! current state; the help overlay on top.
 
 use super::app::App;
-use super::screens;
+use super::screens::{self, Hint};
+use super::shared::{ScreenId, Shared};
+use super::widgets::text::{clip, wrap};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph};
+
+/// The screen on show draws itself with its own state and the shared one.
+fn screen(app: &App, f: &mut Frame, area: Rect) {
+    let cx = &app.shared;
+    match cx.screen {
+        ScreenId::Role => screens::role::render(cx, f, area),
+        ScreenId::Group => screens::group::render(cx, f, area),
+        ScreenId::Dscp => screens::dscp::render(&app.dscp, cx, f, area),
+        ScreenId::Mark => screens::mark::render(&app.mark, cx, f, area),
+        ScreenId::Gateway => screens::gateway::render(&app.gateway, cx, f, area),
+        ScreenId::Preview => screens::preview::render(&app.preview, cx, f, area),
+        ScreenId::Apply => screens::apply::render(&app.apply, cx, f, area),
+        ScreenId::Status => screens::status::render(&app.status, cx, f, area),
+        ScreenId::Learn => screens::learn::render(&app.learn, cx, f, area),
+    }
+}
+
+/// The screen's own key hints (the frame adds the global ones).
+fn screen_hints(app: &App) -> Vec<Hint> {
+    let cx = &app.shared;
+    match cx.screen {
+        ScreenId::Role => screens::role::hints(),
+        ScreenId::Group => screens::group::hints(cx),
+        ScreenId::Dscp => screens::dscp::hints(&app.dscp),
+        ScreenId::Mark => screens::mark::hints(),
+        ScreenId::Gateway => screens::gateway::hints(&app.gateway),
+        ScreenId::Preview => screens::preview::hints(&app.preview, cx),
+        ScreenId::Apply => screens::apply::hints(cx),
+        ScreenId::Status => screens::status::hints(&app.status, cx),
+        ScreenId::Learn => screens::learn::hints(&app.learn),
+    }
+}
 
 pub fn render(app: &App, f: &mut Frame) {
     let area = f.area();
@@ -19,18 +53,10 @@ pub fn render(app: &App, f: &mut Frame) {
     ])
     .areas(area);
     title(app, f, top);
-    screens::render(app, f, body);
+    screen(app, f, body);
     if let Some(n) = &app.notice {
-        let width = area.width as usize;
-        let text: String = if n.chars().count() > width {
-            // Say that there is more rather than cutting silently.
-            n.chars()
-                .take(width.saturating_sub(1))
-                .chain(std::iter::once('…'))
-                .collect()
-        } else {
-            n.clone()
-        };
+        // Say that there is more rather than cutting silently.
+        let text = clip(n, 0, area.width as usize);
         f.render_widget(
             Paragraph::new(Line::styled(text, app.theme.warning())),
             notice,
@@ -42,7 +68,7 @@ pub fn render(app: &App, f: &mut Frame) {
     }
 }
 
-fn title(app: &App, f: &mut Frame, area: Rect) {
+fn title(app: &Shared, f: &mut Frame, area: Rect) {
     let t = &app.theme;
     let step = match app.step_of() {
         Some((i, n)) => format!(" · step {i} of {n}"),
@@ -60,7 +86,7 @@ fn title(app: &App, f: &mut Frame, area: Rect) {
 
 fn hints(app: &App, f: &mut Frame, area: Rect) {
     let t = &app.theme;
-    let mut all = screens::hints(app);
+    let mut all = screen_hints(app);
     // Awaiting confirmation, every key but Enter rolls back: no global keys.
     if !app.waiting_for_confirm() {
         let own_esc = all.iter().any(|(k, _)| *k == "Esc");
@@ -149,7 +175,40 @@ pub const KEYS: &[(&str, &str, &str)] = &[
     ),
 ];
 
-fn help(app: &App, f: &mut Frame, area: Rect) {
+/// Width of the key column in the help.
+const KEY_COLUMN: usize = 23;
+
+/// The help's lines for an inner width: each key with what it does, wrapped
+/// under the text, and the closing note.
+fn help_lines(app: &Shared, width: u16) -> Vec<Line<'static>> {
+    let avail = (width as usize).saturating_sub(KEY_COLUMN).max(10);
+    let mut lines = Vec::new();
+    for (k, _, what) in KEYS {
+        for (i, part) in wrap(&what.replace('`', ""), avail).into_iter().enumerate() {
+            let key = if i == 0 {
+                k.replace('`', "")
+            } else {
+                String::new()
+            };
+            lines.push(Line::from(vec![
+                Span::styled(format!(" {key:<w$}", w = KEY_COLUMN - 1), app.theme.key()),
+                Span::raw(part),
+            ]));
+        }
+    }
+    lines.push(Line::default());
+    lines.push(Line::styled(
+        clip(
+            " Nothing is applied without an explicit confirmation on the preview.",
+            0,
+            width as usize,
+        ),
+        app.theme.dim(),
+    ));
+    lines
+}
+
+fn help(app: &Shared, f: &mut Frame, area: Rect) {
     let w = area.width.min(72);
     let h = (KEYS.len() as u16 + 4).min(area.height);
     let r = Rect::new(
@@ -158,27 +217,15 @@ fn help(app: &App, f: &mut Frame, area: Rect) {
         w,
         h,
     );
-    let mut lines: Vec<Line> = KEYS
-        .iter()
-        .map(|(k, _, what)| {
-            Line::from(vec![
-                Span::styled(format!(" {:<22}", k.replace('`', "")), app.theme.key()),
-                Span::raw(what.replace('`', "")),
-            ])
-        })
-        .collect();
-    lines.push(Line::default());
-    lines.push(Line::styled(
-        " Nothing is applied without an explicit confirmation on the preview.",
-        app.theme.dim(),
-    ));
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .title(" Keys (Esc closes) ");
+    let inner = block.inner(r);
+    let lines = help_lines(app, inner.width);
+    let rows = inner.height as usize;
+    let top = app.help_scroll.draw(lines.len(), rows);
+    let shown: Vec<Line> = lines.into_iter().skip(top).take(rows).collect();
     f.render_widget(Clear, r);
-    f.render_widget(
-        Paragraph::new(lines).wrap(Wrap { trim: false }).block(
-            Block::default()
-                .borders(Borders::ALL)
-                .title(" Keys (Esc closes) "),
-        ),
-        r,
-    );
+    f.render_widget(block, r);
+    f.render_widget(Paragraph::new(shown), inner);
 }

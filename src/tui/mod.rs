@@ -7,8 +7,12 @@ pub mod app;
 pub mod draft;
 pub mod frame;
 pub mod hangup;
+pub mod msg;
 pub mod screens;
+pub mod shared;
 pub mod theme;
+pub mod txn;
+pub mod update;
 pub mod widgets;
 
 #[cfg(test)]
@@ -20,7 +24,8 @@ use crate::apply::StateDir;
 use crate::ops::{self, Host, apply::Applied};
 use crate::probe::HostFacts;
 use crate::profile::Profile;
-use app::{App, ApplyResult, Effect, Msg, ScreenId};
+use app::{App, ScreenId};
+use msg::{ApplyResult, Effect, Msg};
 use ratatui::crossterm::cursor::Show;
 use ratatui::crossterm::event::{self, DisableMouseCapture, EnableMouseCapture};
 use ratatui::crossterm::execute;
@@ -75,7 +80,7 @@ pub fn run(opts: Options) -> std::io::Result<Ended> {
     app.alone = opts.start == ScreenId::Learn;
     let (tx, rx) = channel();
     match opts.facts {
-        Some(f) => screens::facts_arrived(&mut app, f),
+        Some(f) => update::facts_arrived(&mut app, f),
         None => spawn_probe(tx.clone()),
     }
     let mut terminal = ratatui::init();
@@ -191,7 +196,7 @@ fn event_loop(
         }
         for msg in msgs {
             dirty = true;
-            for effect in app::update(app, msg) {
+            for effect in update::update(app, msg) {
                 if let Effect::Watch(w) = &effect {
                     live = None;
                     if let Some((iface, dscp)) = w {
@@ -272,7 +277,7 @@ fn run_effect(app: &mut App, effect: Effect, tx: &Sender<Msg>, state: &StateDir)
                         .profile_path
                         .as_ref()
                         .map_or("the wizard".into(), |p| p.display().to_string());
-                    match std::fs::write(&path, crate::plan::render_script(&plan, &source)) {
+                    match std::fs::write(&path, crate::plan::render_script(plan, &source)) {
                         Ok(()) => format!(
                             "Wrote the script to {} (sh it with apply or undo)",
                             path.display()
@@ -284,7 +289,8 @@ fn run_effect(app: &mut App, effect: Effect, tx: &Sender<Msg>, state: &StateDir)
             });
         }
         Effect::Apply { confirm_secs } => {
-            let (profile, previewed) = match (app.draft_profile(), app.plan()) {
+            let plan = app.plan().as_ref().map_err(String::clone);
+            let (profile, previewed) = match (app.draft_profile(), plan) {
                 (Ok(pr), Ok(p)) => (
                     pr,
                     p.pending().map(|s| s.apply.display()).collect::<Vec<_>>(),

@@ -1,8 +1,10 @@
 //! Helpers for TUI tests: fixed fixtures, key sequences, and rendering into
 //! a TestBackend as text (for insta snapshots).
 
-use super::app::{App, Effect, Msg, update};
+use super::app::{App, ScreenId};
+use super::msg::{Effect, Msg};
 use super::theme::Theme;
+use super::update::{facts_arrived, update};
 use crate::probe::HostFacts;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -18,7 +20,7 @@ pub fn facts(name: &str) -> HostFacts {
 /// A dry-run app on the given facts, plain theme, fixed clock.
 pub fn app(facts_file: &str) -> App {
     let mut a = App::new(None, Some("dry run: recorded facts".into()), Theme::plain());
-    super::screens::facts_arrived(&mut a, facts(facts_file));
+    facts_arrived(&mut a, facts(facts_file));
     a.now_unix = 1_800_000_000;
     a
 }
@@ -32,20 +34,31 @@ pub fn app_with_profile(facts_file: &str, profile: &str) -> App {
         Some("dry run: recorded facts".into()),
         Theme::plain(),
     );
-    super::screens::facts_arrived(&mut a, facts(facts_file));
+    facts_arrived(&mut a, facts(facts_file));
     a.now_unix = 1_800_000_000;
     a
 }
 
+/// A key as the main loop handles it: the screen was drawn first (at the
+/// app's size), so a view that scrolls knows its bounds. (Only those are
+/// drawn: the other screens draw nothing keys depend on.)
+pub fn key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
+    let scrolls = matches!(
+        app.screen,
+        ScreenId::Preview | ScreenId::Apply | ScreenId::Status
+    );
+    if scrolls || app.help {
+        render(app, app.size.0, app.size.1);
+    }
+    update(app, Msg::Key(key))
+}
+
 pub fn press(app: &mut App, code: KeyCode) -> Vec<Effect> {
-    update(app, Msg::Key(KeyEvent::new(code, KeyModifiers::NONE)))
+    key(app, KeyEvent::new(code, KeyModifiers::NONE))
 }
 
 pub fn ctrl(app: &mut App, c: char) -> Vec<Effect> {
-    update(
-        app,
-        Msg::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL)),
-    )
+    key(app, KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL))
 }
 
 /// Type each character as a key press.

@@ -1,7 +1,9 @@
 //! State and snapshot tests of the wizard frame and the Role, Group, Mark and
 //! Gateway screens. (Each other screen keeps its tests in its own module.)
 
-use super::app::{Effect, RoleChoice, ScreenId};
+use super::app::ScreenId;
+use super::draft::RoleChoice;
+use super::msg::Effect;
 use super::testing::*;
 use ratatui::crossterm::event::KeyCode;
 
@@ -18,7 +20,7 @@ fn wizard_order_follows_the_role() {
         ]
     );
     press(&mut a, KeyCode::Down);
-    assert_eq!(a.role, RoleChoice::Gateway);
+    assert_eq!(a.draft().role, RoleChoice::Gateway);
     assert_eq!(
         a.wizard(),
         [
@@ -60,18 +62,17 @@ fn group_screen_filters_and_refuses_a_missing_group() {
         a.notice
     );
     ctrl(&mut a, 'g');
-    assert!(a.group.create);
+    assert!(a.draft().group.create);
     press(&mut a, KeyCode::Enter);
     assert_eq!(a.screen, ScreenId::Dscp);
-    assert!(super::draft::toml_text(&a).contains("create_group = true"));
+    assert!(a.draft_toml().contains("create_group = true"));
 }
 
 /// The host of the issue: `hltorrent` (gid 4343) and no `torrent`.
 fn hltorrent_host() -> super::app::App {
     let mut a = app("client.json");
     let g = a
-        .facts
-        .as_mut()
+        .facts_mut()
         .unwrap()
         .groups
         .iter_mut()
@@ -102,7 +103,7 @@ fn enter_never_takes_another_group_silently() {
         super::screens::group::chosen(&a).as_deref(),
         Some("torrent")
     );
-    assert!(!super::draft::toml_text(&a).contains("hltorrent"));
+    assert!(!a.draft_toml().contains("hltorrent"));
     press(&mut a, KeyCode::Enter);
     assert_eq!(a.screen, ScreenId::Group, "took a group silently");
     let n = a.notice.clone().unwrap_or_default();
@@ -123,11 +124,11 @@ fn enter_never_takes_another_group_silently() {
     assert!(render(&a, 80, 24).contains("→ hltorrent (gid 4343)"));
     // ↑ at the top goes back to the field: nothing chosen again.
     press(&mut a, KeyCode::Up);
-    assert_eq!(a.group.selected, None);
+    assert_eq!(a.draft().group.selected, None);
     press(&mut a, KeyCode::Down);
     press(&mut a, KeyCode::Enter);
     assert_eq!(a.screen, ScreenId::Dscp);
-    assert!(super::draft::toml_text(&a).contains("group = \"hltorrent\""));
+    assert!(a.draft_toml().contains("group = \"hltorrent\""));
     // Name and gid on the preview's header and summary, and on the apply screen.
     press(&mut a, KeyCode::Enter);
     assert_eq!(a.screen, ScreenId::Preview);
@@ -163,7 +164,7 @@ fn an_exact_name_or_gid_wins_over_partial_matches() {
         Some("torrent (gid 1001)")
     );
     // A gid typed as a number stays a number in the profile.
-    assert!(super::draft::toml_text(&a).contains("group = \"1001\""));
+    assert!(a.draft_toml().contains("group = \"1001\""));
     press(&mut a, KeyCode::Enter);
     assert_eq!(a.screen, ScreenId::Dscp);
 }
@@ -174,7 +175,7 @@ fn typing_q_in_a_field_types_it_and_ctrl_c_quits() {
     press(&mut a, KeyCode::Enter);
     type_str(&mut a, "q");
     assert!(!a.quit);
-    assert_eq!(a.group.input.value(), "q");
+    assert_eq!(a.draft().group.input.value(), "q");
     let e = ctrl(&mut a, 'c');
     assert!(a.quit && e.contains(&Effect::Quit));
 }
@@ -224,7 +225,7 @@ fn a_profiles_missing_interface_is_kept_and_shown_missing() {
         Some("wg9"),
         "the profile's interface was swapped for a link of this host"
     );
-    assert!(super::draft::toml_text(&a).contains("interface = \"wg9\""));
+    assert!(a.draft_toml().contains("interface = \"wg9\""));
     let s = render(&a, 80, 24);
     assert!(s.contains("▸ wg9          MISSING"), "{s}");
     assert!(s.contains("bring the VPN up first"), "{s}");
@@ -252,13 +253,19 @@ fn a_profiles_missing_interface_is_kept_and_shown_missing() {
     assert_eq!(a.screen, ScreenId::Preview);
 }
 
-#[test]
-fn mark_screen_reports_conflicts_as_typed() {
-    let mut a = app("gateway-conflicts.json");
+/// A gateway walked to the mark screen.
+fn at_mark(facts_file: &str) -> super::app::App {
+    let mut a = app(facts_file);
     press(&mut a, KeyCode::Char('2'));
     press(&mut a, KeyCode::Enter);
     press(&mut a, KeyCode::Enter);
     assert_eq!(a.screen, ScreenId::Mark);
+    a
+}
+
+#[test]
+fn mark_screen_reports_conflicts_as_typed() {
+    let mut a = at_mark("gateway-conflicts.json");
     // Priority field is the fifth.
     for _ in 0..4 {
         press(&mut a, KeyCode::Tab);
@@ -304,11 +311,7 @@ fn snapshots_role_group_mark_gateway() {
 
 #[test]
 fn mark_screen_shows_the_mask_really_used_or_no_rule() {
-    let mut a = app("gateway-clean.json");
-    press(&mut a, KeyCode::Char('2'));
-    press(&mut a, KeyCode::Enter);
-    press(&mut a, KeyCode::Enter);
-    assert_eq!(a.screen, ScreenId::Mark);
+    let mut a = at_mark("gateway-clean.json");
     type_str(&mut a, "0x100");
     let s = render(&a, 80, 24);
     assert!(s.contains("outside the default mask 0xff"), "{s}");
@@ -421,10 +424,10 @@ fn function_keys_work_in_every_text_field_and_letters_are_typed() {
     };
     let value = |a: &App, field: &str| -> String {
         match field {
-            "group" => a.group.input.value().into(),
+            "group" => a.draft().group.input.value().into(),
             "dscp" => a.dscp.input.value().into(),
-            "mark" => a.mark.mark.value().into(),
-            "via" => a.gateway.via.value().into(),
+            "mark" => a.draft().mark.mark.value().into(),
+            "via" => a.draft().gateway.via.value().into(),
             "prompt" => a.preview.prompt.as_ref().unwrap().1.value().into(),
             _ => a.learn.input.value().into(),
         }
@@ -492,4 +495,220 @@ fn snapshots_help() {
     assert!(s.contains("help, learn, status (in a field: typed)"), "{s}");
     insta::assert_snapshot!("help_80x24", s);
     insta::assert_snapshot!("help_120x40", render(&a, 120, 40));
+}
+
+/// Plans made on this test's thread so far.
+fn plans() -> usize {
+    super::shared::PLANS_COMPUTED.with(std::cell::Cell::get)
+}
+
+/// Draw the way the main loop does after every message, at two sizes.
+fn draw(a: &super::app::App) {
+    render(a, 80, 24);
+    render(a, 120, 40);
+}
+
+/// The plan is made once per change of the draft: drawing, hints, moving
+/// the focus or a text cursor and scrolling reuse it.
+#[test]
+fn the_plan_is_made_once_per_draft_change() {
+    let mut a = at_mark("gateway-clean.json");
+    draw(&a);
+    let n = plans();
+    // No change of the draft: focus, cursor, drawing again.
+    for key in [KeyCode::Tab, KeyCode::BackTab, KeyCode::Left, KeyCode::Home] {
+        press(&mut a, key);
+        draw(&a);
+    }
+    assert_eq!(plans(), n, "recomputed without a change");
+    // Each edit, one plan, however often it is drawn.
+    type_str(&mut a, "0x2");
+    draw(&a);
+    assert_eq!(plans(), n + 1, "typed three characters, drew once");
+    press(&mut a, KeyCode::Backspace);
+    draw(&a);
+    press(&mut a, KeyCode::Left);
+    draw(&a);
+    assert_eq!(plans(), n + 2);
+    for _ in 0..2 {
+        press(&mut a, KeyCode::Backspace);
+        draw(&a);
+    }
+    assert_eq!(
+        plans(),
+        n + 3,
+        "the cursor was at the start: one delete took"
+    );
+    press(&mut a, KeyCode::Delete);
+    assert_eq!(a.draft().mark.mark.value(), "");
+    // On to the preview: validating, the next screens and every scroll key
+    // read the same plan until the via changes.
+    press(&mut a, KeyCode::Enter);
+    press(&mut a, KeyCode::Tab);
+    draw(&a);
+    let n = plans();
+    type_str(&mut a, "10.8.0.1");
+    press(&mut a, KeyCode::Enter);
+    assert_eq!(a.screen, ScreenId::Preview);
+    draw(&a);
+    assert_eq!(plans(), n + 1, "one plan for the typed via");
+    for key in [
+        KeyCode::Down,
+        KeyCode::PageDown,
+        KeyCode::End,
+        KeyCode::Char('k'),
+        KeyCode::Home,
+        KeyCode::Right,
+        KeyCode::Left,
+        KeyCode::Char('a'),
+    ] {
+        press(&mut a, key);
+        draw(&a);
+    }
+    assert_eq!(plans(), n + 1, "scrolling and panning made the plan again");
+    // A toggled option is a change; going back and forth is not.
+    press(&mut a, KeyCode::Esc);
+    for _ in 0..3 {
+        press(&mut a, KeyCode::Tab);
+    }
+    press(&mut a, KeyCode::Char(' '));
+    press(&mut a, KeyCode::Enter);
+    press(&mut a, KeyCode::Esc);
+    press(&mut a, KeyCode::Enter);
+    draw(&a);
+    assert_eq!(plans(), n + 2);
+    // New facts: the plan is made against them.
+    let facts = facts("gateway-clean.json");
+    super::update::facts_arrived(&mut a, facts);
+    draw(&a);
+    assert_eq!(plans(), n + 3);
+}
+
+/// The preview, the status report, the apply log and the help scroll with
+/// the same keys, within what was drawn.
+#[test]
+fn every_scrolling_view_takes_the_same_keys() {
+    use super::app::App;
+    type Top = fn(&App) -> usize;
+    fn check(a: &mut App, top: Top, what: &str) {
+        press(a, KeyCode::End);
+        let last = top(a);
+        assert!(last > 0, "{what}: nothing to scroll");
+        for (key, want) in [
+            (KeyCode::Down, last),
+            (KeyCode::Char('j'), last),
+            (KeyCode::Up, last - 1),
+            (KeyCode::Char('k'), last - 2),
+            (KeyCode::Home, 0),
+            (KeyCode::Char('G'), last),
+            (KeyCode::Char('g'), 0),
+            (KeyCode::PageDown, 1.max(top(a))),
+        ] {
+            press(a, key);
+            if key != KeyCode::PageDown {
+                assert_eq!(top(a), want, "{what}: {key:?}");
+            }
+        }
+        assert!(top(a) > 0, "{what}: PgDn");
+        press(a, KeyCode::PageUp);
+        assert_eq!(top(a), 0, "{what}: PgUp");
+    }
+    let walk_gateway = |a: &mut App| {
+        press(a, KeyCode::Char('2'));
+        for _ in 0..3 {
+            press(a, KeyCode::Enter);
+        }
+        press(a, KeyCode::Tab);
+        type_str(a, "10.8.0.1");
+        press(a, KeyCode::Enter);
+    };
+    // The preview.
+    let mut a = app("gateway-clean.json");
+    walk_gateway(&mut a);
+    check(&mut a, |a| a.preview.scroll.top(), "preview");
+    // The apply log, once the apply is over.
+    a.dry_run = None;
+    press(&mut a, KeyCode::Char('a'));
+    press(&mut a, KeyCode::Enter);
+    assert_eq!(a.screen, ScreenId::Apply);
+    super::update::update(
+        &mut a,
+        super::msg::Msg::ApplyDone(Err("refused before any step".into())),
+    );
+    check(&mut a, |a| a.apply.scroll.top(), "apply log");
+    // The status report, on a short terminal.
+    let mut s = app("gateway-clean.json");
+    s.size = (80, 12);
+    press(&mut s, KeyCode::F(3));
+    let report = crate::apply::status::Status {
+        routes: (0..30)
+            .map(|i| format!("ip route: 10.0.{i}.0/24 dev wg0"))
+            .collect(),
+        ..Default::default()
+    };
+    super::update::update(&mut s, super::msg::Msg::Status(Box::new(report)));
+    check(&mut s, |a| a.status.scroll.top(), "status");
+    // The help, where it does not fit.
+    let mut h = app("client.json");
+    h.size = (60, 12);
+    press(&mut h, KeyCode::F(1));
+    check(&mut h, |a| a.help_scroll.top(), "help");
+    assert!(h.help, "scrolling kept the help open");
+    let shown = render(&h, 60, 12);
+    assert!(shown.contains("Keys (Esc closes)"), "{shown}");
+}
+
+/// Imports point one way: screens, and what they build on, see the shared
+/// state and never the app, the dispatchers or each other; only `app`,
+/// `update` and `frame` see the screens.
+#[test]
+fn screens_and_state_never_import_upward() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/tui");
+    let code = |path: &str| -> String {
+        let text = std::fs::read_to_string(format!("{dir}/{path}")).expect(path);
+        // Tests may drive the whole app.
+        text.split("#[cfg(test)]")
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let mut files: Vec<String> = ["shared.rs", "draft.rs", "txn.rs", "msg.rs"]
+        .map(String::from)
+        .to_vec();
+    for sub in ["screens", "widgets"] {
+        for e in std::fs::read_dir(format!("{dir}/{sub}")).expect(sub) {
+            let name = e.expect("entry").file_name().into_string().expect("utf-8");
+            if name.ends_with(".rs") {
+                files.push(format!("{sub}/{name}"));
+            }
+        }
+    }
+    assert!(files.len() > 15, "{files:?}");
+    for f in &files {
+        let c = code(f);
+        for up in [
+            "tui::app",
+            "tui::update",
+            "tui::frame",
+            "super::app",
+            "super::update",
+        ] {
+            assert!(!c.contains(up), "{f} imports {up}");
+        }
+        // A screen's own module, and the list of them, may name it.
+        let own = f
+            .strip_prefix("screens/")
+            .and_then(|n| n.strip_suffix(".rs"));
+        let screens = [
+            "apply", "dscp", "gateway", "group", "learn", "mark", "preview", "role", "status",
+        ];
+        for other in screens {
+            if own == Some(other) || own == Some("mod") {
+                continue;
+            }
+            for path in [format!("screens::{other}"), format!("super::{other}::")] {
+                assert!(!c.contains(&path), "{f} reaches into the {other} screen");
+            }
+        }
+    }
 }

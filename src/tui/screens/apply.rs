@@ -6,19 +6,22 @@
 //! screen watches the journal until it has, and rolls back from here only if
 //! the timer has not acted a few seconds after the deadline.
 
-use super::preview::{clip, prose};
 use super::{Handled, Hint};
 use crate::apply::Event;
 use crate::apply::journal::TxnState;
-use crate::tui::app::{App, ApplyResult, Decision, Effect, ScreenId, StepProgress};
+use crate::tui::msg::{ApplyResult, Effect};
+use crate::tui::shared::{ScreenId, Shared};
 use crate::tui::theme::Theme;
+use crate::tui::txn::{CONFIRM_SECS, Decision, Outcome, StepProgress, Txn};
+use crate::tui::widgets::field;
+use crate::tui::widgets::scroll::Scroll;
+use crate::tui::widgets::text::{clip, prose};
 use ratatui::Frame;
 use ratatui::crossterm::event::{KeyCode, KeyEvent};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
-use std::time::{Duration, Instant};
 
 /// Seconds past the deadline before the TUI stops waiting for the confirm
 /// timer and rolls back itself (the timer polls twice a second; a rollback of
@@ -26,6 +29,13 @@ use std::time::{Duration, Instant};
 pub const TIMER_GRACE_SECS: u64 = 10;
 /// Most stderr lines shown under the list.
 const STDERR_LINES: usize = 6;
+
+/// This screen's own state: where the step list is scrolled (the steps and
+/// the transaction are shared).
+#[derive(Debug, Default)]
+pub struct ApplyState {
+    pub scroll: Scroll,
+}
 
 fn symbol(p: StepProgress) -> (&'static str, &'static str) {
     match p {
@@ -49,184 +59,60 @@ fn style(t: &Theme, p: StepProgress) -> Style {
     }
 }
 
-/// Has the host changed since its facts were read (applied, or a rollback
-/// other than of this session's own apply)? Then the preview's plan is stale
-/// and must not be applied.
-pub fn facts_stale(app: &App) -> bool {
-    let s = &app.apply;
-    let applied = matches!(&s.result, Some(Ok(r)) if !r.noop);
-    let rolled_back =
-        matches!(s.decision, Some(Decision::Rollback | Decision::TimeUp)) && s.settled.is_some();
-    match (applied, rolled_back) {
-        (false, false) => false,
-        (true, false) => true,
-        // This session's change undone: as before, unless only partly.
-        (true, true) => !matches!(s.settled, Some(Ok(_))),
-        // A rollback of an earlier transaction.
-        (false, true) => true,
-    }
+/// A worker's event: the step moves, and stays in view.
+pub fn on_event(s: &mut ApplyState, cx: &mut Shared, ev: Event) {
+    let index = cx.steps.on_event(ev);
+    s.scroll.show(index);
 }
 
-/// Make room for step `index` (events of a rollback started elsewhere).
-fn ensure(app: &mut App, index: usize, command: Option<&str>) {
-    let s = &mut app.apply;
-    while s.progress.len() <= index {
-        s.progress.push(StepProgress::Pending);
-    }
-    while s.commands.len() <= index {
-        s.commands.push(String::new());
-    }
-    if let Some(c) = command
-        && s.commands[index].is_empty()
-    {
-        s.commands[index] = c.to_string();
-    }
-}
-
-/// Rows above the list: where it stands, and what is applied (when known).
-fn head_height(app: &App) -> u16 {
-    1 + u16::from(!app.apply.subject.is_empty())
-}
-
-/// Rows of the step list for the current terminal size (for scrolling).
-fn list_rows(app: &App) -> usize {
-    let (w, h) = app.size;
-    let panel = panel_lines(app, w).len();
-    list_height(
-        app.apply.commands.len(),
-        h.saturating_sub(3),
-        head_height(app),
-        panel,
-    ) as usize
-}
-
-/// Keep step `index` in view.
-fn follow(app: &mut App, index: usize) {
-    let rows = list_rows(app).max(1);
-    let s = &mut app.apply;
-    let first = s.scroll as usize;
-    if index < first {
-        s.scroll = index as u16;
-    } else if index >= first + rows {
-        s.scroll = (index + 1 - rows) as u16;
-    }
-}
-
-pub fn on_event(app: &mut App, ev: Event) {
-    let (index, progress) = match ev {
-        Event::Started {
-            index,
-            total,
-            command,
-        } => {
-            ensure(app, total.saturating_sub(1).max(index), None);
-            ensure(app, index, Some(&command));
-            (index, StepProgress::Running)
-        }
-        Event::Done { index } => (index, StepProgress::Done),
-        Event::Failed { index, failure } => {
-            app.apply.failure = Some(failure.stderr.trim().to_string());
-            (index, StepProgress::Failed)
-        }
-        Event::Undoing { index, command } => {
-            ensure(app, index, Some(&command));
-            (index, StepProgress::Undoing)
-        }
-        Event::Undone { index } => (index, StepProgress::Undone),
-        Event::UndoFailed { index, failure } => {
-            let line = format!("undo of step {} failed: {failure}", index + 1);
-            let f = &mut app.apply.failure;
-            *f = Some(match f.take() {
-                Some(prev) if !prev.is_empty() => format!("{prev}\n{line}"),
-                _ => line,
-            });
-            (index, StepProgress::UndoFailed)
-        }
-    };
-    ensure(app, index, None);
-    app.apply.progress[index] = progress;
-    follow(app, index);
-}
-
-pub fn on_done(app: &mut App, r: Result<ApplyResult, String>) -> Vec<Effect> {
-    let s = &mut app.apply;
-    s.running = false;
-    if let Ok(res) = &r {
-        s.deadline_unix = res.deadline_unix.filter(|_| !res.noop);
-    }
-    s.result = Some(r);
-    if app.waiting_for_confirm() {
+/// The apply worker finished.
+pub fn on_done(cx: &mut Shared, r: Result<ApplyResult, String>) {
+    cx.txn.apply_done(r);
+    if cx.waiting_for_confirm() {
         // Every key now decides: make sure the countdown is what is on screen.
-        app.help = false;
-        app.back.clear();
-        if app.screen != ScreenId::Apply {
-            app.go(ScreenId::Apply);
+        cx.help = false;
+        cx.back.clear();
+        if cx.screen != ScreenId::Apply {
+            cx.go(ScreenId::Apply);
         }
     }
-    Vec::new()
-}
-
-/// Confirm or rollback finished (from the countdown or the status screen).
-pub fn on_settled(app: &mut App, r: Result<String, String>) {
-    app.status.message = Some(r.clone());
-    app.status.asking_rollback = false;
-    // Read the status again at the next tick.
-    app.status.last_refresh = Instant::now().checked_sub(Duration::from_secs(60));
-    let s = &mut app.apply;
-    if s.decision.is_none() && s.deadline_unix.is_none() {
-        return;
-    }
-    if s.decision.is_none() {
-        s.decision = Some(Decision::Rollback);
-    }
-    s.deadline_unix = None;
-    s.settled = Some(r);
 }
 
 /// The transaction of this session, as the last status report sees it.
-fn reported_state(app: &App) -> Option<(TxnState, Option<&str>)> {
-    let id = match &app.apply.result {
-        Some(Ok(r)) => &r.transaction,
-        _ => return None,
-    };
-    let report = app.status.report.as_ref()?;
+fn reported_state(cx: &Shared) -> Option<(TxnState, Option<&str>)> {
+    let id = cx.txn.applied()?;
+    let report = cx.report.as_ref()?;
     let t = report.transaction.as_ref()?;
-    (&t.id == id).then_some((t.state, report.advice.as_deref()))
+    (t.id == id).then_some((t.state, report.advice.as_deref()))
 }
 
-pub fn tick(app: &mut App) -> Vec<Effect> {
-    let Some(deadline) = app.apply.deadline_unix else {
-        return Vec::new();
+/// Once a second: past the deadline, watch the confirm timer roll back;
+/// take over when it has not acted in time.
+pub fn tick(cx: &mut Shared) -> Vec<Effect> {
+    let (decision, deadline) = match &cx.txn {
+        Txn::AwaitingConfirm { deadline_unix, .. } => (None, *deadline_unix),
+        Txn::Deciding {
+            decision,
+            deadline_unix: Some(d),
+            ..
+        } => (Some(*decision), *d),
+        _ => return Vec::new(),
     };
-    if app.apply.settled.is_some() {
-        return Vec::new();
-    }
-    match app.apply.decision {
-        None if app.now_unix >= deadline => {
+    match decision {
+        None if cx.now_unix >= deadline => {
             // The detached timer rolls back now; watch the journal for it.
-            app.apply.decision = Some(Decision::TimeUp);
+            cx.txn.decide(Decision::TimeUp);
             vec![Effect::RefreshStatus]
         }
         Some(Decision::TimeUp) => {
-            if let Some((state, advice)) = reported_state(app)
+            if let Some((state, advice)) = reported_state(cx)
                 && !matches!(state, TxnState::PendingConfirm | TxnState::Running)
             {
-                let id = app.apply.result.as_ref().map_or(String::new(), |r| {
-                    r.as_ref()
-                        .map(|r| r.transaction.clone())
-                        .unwrap_or_default()
-                });
+                let id = cx.txn.applied().unwrap_or_default();
                 let r = match (state, advice) {
-                    (TxnState::RolledBack, None) => {
-                        for p in app.apply.progress.iter_mut() {
-                            if *p == StepProgress::Done {
-                                *p = StepProgress::Undone;
-                            }
-                        }
-                        Ok(format!(
-                            "Not kept in time: the confirm timer rolled back transaction {id}."
-                        ))
-                    }
+                    (TxnState::RolledBack, None) => Ok(format!(
+                        "Not kept in time: the confirm timer rolled back transaction {id}."
+                    )),
                     (TxnState::RolledBack, Some(a)) => Err(format!(
                         "Not kept in time: the confirm timer rolled back transaction {id} only \
                          partly. {a}"
@@ -239,14 +125,15 @@ pub fn tick(app: &mut App) -> Vec<Effect> {
                         crate::apply::transaction::state_word(other)
                     )),
                 };
-                app.apply.deadline_unix = None;
-                app.apply.settled = Some(r);
+                if r.is_ok() {
+                    cx.steps.all_undone();
+                }
+                cx.txn.settle(r);
                 return Vec::new();
             }
-            if app.now_unix >= deadline + TIMER_GRACE_SECS {
-                app.apply.decision = Some(Decision::Rollback);
-                app.notice =
-                    Some("The confirm timer has not acted: rolling back from here.".into());
+            if cx.now_unix >= deadline + TIMER_GRACE_SECS {
+                cx.txn.decide(Decision::Rollback);
+                cx.notice = Some("The confirm timer has not acted: rolling back from here.".into());
                 return vec![Effect::Rollback];
             }
             vec![Effect::RefreshStatus]
@@ -256,117 +143,107 @@ pub fn tick(app: &mut App) -> Vec<Effect> {
 }
 
 /// While a change awaits confirmation: Enter keeps it, anything else rolls it back.
-pub fn confirm_key(app: &mut App, key: KeyEvent) -> Vec<Effect> {
+pub fn confirm_key(cx: &mut Shared, key: KeyEvent) -> Vec<Effect> {
     if matches!(key.code, KeyCode::Modifier(_)) {
         return Vec::new();
     }
-    match app.apply.decision {
+    match cx.txn.decision() {
         Some(Decision::Keep) => {
-            app.notice = Some("Keeping the change: wait a moment.".into());
+            cx.notice = Some("Keeping the change: wait a moment.".into());
             Vec::new()
         }
         Some(Decision::Rollback) => {
-            app.notice = Some("Rolling back: wait for it to finish.".into());
+            cx.notice = Some("Rolling back: wait for it to finish.".into());
             Vec::new()
         }
         Some(Decision::TimeUp) => {
-            app.notice = Some("Time is up: the confirm timer is rolling back.".into());
+            cx.notice = Some("Time is up: the confirm timer is rolling back.".into());
             Vec::new()
         }
         None if key.code == KeyCode::Enter => {
-            app.notice = None;
-            app.apply.decision = Some(Decision::Keep);
+            cx.notice = None;
+            cx.txn.decide(Decision::Keep);
             vec![Effect::Confirm]
         }
         None => {
-            app.notice = None;
-            app.apply.decision = Some(Decision::Rollback);
+            cx.notice = None;
+            cx.txn.decide(Decision::Rollback);
             vec![Effect::Rollback]
         }
     }
 }
 
-pub fn key(app: &mut App, key: KeyEvent) -> Handled {
-    if app.busy() {
+pub fn key(s: &mut ApplyState, cx: &mut Shared, key: KeyEvent) -> Handled {
+    if cx.busy() {
         if matches!(key.code, KeyCode::Esc | KeyCode::Char('q')) {
-            app.notice = Some("Busy changing the host: wait for it to finish.".into());
+            cx.notice = Some("Busy changing the host: wait for it to finish.".into());
             return Handled::done();
         }
         return Handled::No;
     }
-    let total = app.apply.commands.len();
-    let rows = list_rows(app).max(1);
-    let max = total.saturating_sub(rows) as u16;
-    let s = &mut app.apply;
-    s.scroll = s.scroll.min(max);
+    if s.scroll.key(key.code) {
+        return Handled::done();
+    }
     match key.code {
-        KeyCode::Up | KeyCode::Char('k') => s.scroll = s.scroll.saturating_sub(1),
-        KeyCode::Down | KeyCode::Char('j') => s.scroll = (s.scroll + 1).min(max),
-        KeyCode::PageUp => s.scroll = s.scroll.saturating_sub(rows as u16),
-        KeyCode::PageDown => s.scroll = (s.scroll + rows as u16).min(max),
-        KeyCode::Home => s.scroll = 0,
-        KeyCode::End => s.scroll = max,
-        KeyCode::Esc => app.go(ScreenId::Preview),
+        KeyCode::Esc => cx.go(ScreenId::Preview),
         _ => return Handled::No,
     }
     Handled::done()
 }
 
-fn count(app: &App, p: StepProgress) -> usize {
-    app.apply.progress.iter().filter(|x| **x == p).count()
-}
-
 /// The line above the list: where the transaction stands.
-fn headline(app: &App) -> (String, Style) {
-    let t = &app.theme;
-    let s = &app.apply;
+fn headline(cx: &Shared) -> (String, Style) {
+    let t = &cx.theme;
+    let s = &cx.steps;
     let n = s.progress.len();
-    let done = count(app, StepProgress::Done);
+    let done = s.count(StepProgress::Done);
     let failed = s.progress.iter().position(|p| *p == StepProgress::Failed);
-    if s.running {
-        let i = s
-            .progress
-            .iter()
-            .position(|p| *p == StepProgress::Running)
-            .map_or(done, |i| i + 1);
-        return match failed {
-            Some(f) => (
-                format!(
-                    " ✗ Step {} of {n} failed: undoing the steps before it…",
-                    f + 1
+    match &cx.txn {
+        Txn::Running => {
+            let i = s
+                .progress
+                .iter()
+                .position(|p| *p == StepProgress::Running)
+                .map_or(done, |i| i + 1);
+            match failed {
+                Some(f) => (
+                    format!(
+                        " ✗ Step {} of {n} failed: undoing the steps before it…",
+                        f + 1
+                    ),
+                    t.error(),
                 ),
-                t.error(),
-            ),
-            None => (
-                format!(" Applying {n} change(s) · step {i} of {n}"),
-                t.title(),
-            ),
-        };
-    }
-    if let Some(d) = s.decision
-        && s.settled.is_none()
-    {
-        return match d {
+                None => (
+                    format!(" Applying {n} change(s) · step {i} of {n}"),
+                    t.title(),
+                ),
+            }
+        }
+        Txn::Deciding { decision, .. } => match decision {
             Decision::Keep => (" Keeping the change…".into(), t.title()),
             Decision::Rollback => (" Rolling back…".into(), t.warning()),
             Decision::TimeUp => (
                 " Time is up: the confirm timer is rolling the change back…".into(),
                 t.warning(),
             ),
-        };
-    }
-    match (&s.result, &s.settled) {
-        (_, Some(Ok(_))) if matches!(s.decision, Some(Decision::Keep)) => {
-            (format!(" ✓ Applied {n} change(s) and kept them"), t.ok())
+        },
+        Txn::Settled {
+            decision: Decision::Keep,
+            outcome: Ok(_),
+            ..
+        } => (format!(" ✓ Applied {n} change(s) and kept them"), t.ok()),
+        Txn::Settled { outcome: Ok(_), .. } => {
+            (" ↶ Rolled back: the host is as before".into(), t.warning())
         }
-        (_, Some(Ok(_))) => (" ↶ Rolled back: the host is as before".into(), t.warning()),
-        (_, Some(Err(_))) => (" ✗ The change could not be settled".into(), t.error()),
-        (Some(Ok(r)), None) if r.noop => (" = Nothing to do".into(), t.ok()),
-        (Some(Ok(_)), None) if s.deadline_unix.is_some() => {
+        Txn::Settled {
+            outcome: Err(_), ..
+        } => (" ✗ The change could not be settled".into(), t.error()),
+        Txn::Finished(Outcome::Noop) => (" = Nothing to do".into(), t.ok()),
+        Txn::AwaitingConfirm { .. } => {
             (format!(" ✓ Applied {n} change(s) · keep them?"), t.title())
         }
-        (Some(Ok(_)), None) => (format!(" ✓ Applied {n} change(s)"), t.ok()),
-        (Some(Err(_)), None) => match failed {
+        Txn::Finished(Outcome::Applied { .. }) => (format!(" ✓ Applied {n} change(s)"), t.ok()),
+        Txn::Finished(Outcome::Failed(_)) => match failed {
             Some(f) => (
                 format!(
                     " ✗ Step {} of {n} failed: the steps before it were undone",
@@ -376,14 +253,14 @@ fn headline(app: &App) -> (String, Style) {
             ),
             None => (" ✗ Nothing was applied".into(), t.error()),
         },
-        (None, None) => (" Nothing applied yet".into(), t.dim()),
+        Txn::Idle => (" Nothing applied yet".into(), t.dim()),
     }
 }
 
-fn countdown(app: &App, deadline: u64, width: u16) -> Vec<Line<'static>> {
-    let t = &app.theme;
-    let left = deadline.saturating_sub(app.now_unix);
-    let total = super::preview::CONFIRM_SECS.max(left);
+fn countdown(cx: &Shared, deadline: u64, width: u16) -> Vec<Line<'static>> {
+    let t = &cx.theme;
+    let left = deadline.saturating_sub(cx.now_unix);
+    let total = CONFIRM_SECS.max(left);
     let bar_w = (width as usize).saturating_sub(16).clamp(10, 50);
     let full = (left as usize * bar_w).div_ceil(total.max(1) as usize);
     let mut o = vec![
@@ -413,14 +290,14 @@ fn countdown(app: &App, deadline: u64, width: u16) -> Vec<Line<'static>> {
 }
 
 /// Everything under the list: failure and stderr, the countdown, the outcome.
-fn panel_lines(app: &App, width: u16) -> Vec<Line<'static>> {
-    let t = &app.theme;
-    let s = &app.apply;
+fn panel_lines(cx: &Shared, width: u16) -> Vec<Line<'static>> {
+    let t = &cx.theme;
+    let s = &cx.steps;
     let mut o = Vec::new();
     if let Some(f) = s.progress.iter().position(|p| *p == StepProgress::Failed) {
         // The failing command and its stderr in full, wrapped: they say what to fix.
         let cmd = s.commands.get(f).cloned().unwrap_or_default();
-        o.extend(crate::tui::widgets::field::message_lines(
+        o.extend(field::message_lines(
             t.error(),
             "✗",
             &format!("step {}: {cmd}", f + 1),
@@ -446,45 +323,48 @@ fn panel_lines(app: &App, width: u16) -> Vec<Line<'static>> {
             ));
         }
     }
-    if s.running {
-        if o.is_empty() {
-            o.extend(prose(
-                "Each step is journalled before it runs; if one fails, the steps before it are \
-                 undone and the host ends as it began.",
-                1,
-                width,
-                t.dim(),
-            ));
-        }
-        return o;
-    }
-    if let (Some(d), None, None) = (s.deadline_unix, s.decision, &s.settled) {
-        o.extend(countdown(app, d, width));
-        return o;
-    }
-    if let (Some(d), None) = (s.decision, &s.settled) {
-        let text = match d {
-            Decision::Keep => "Telling the confirm timer to stand down…",
-            Decision::Rollback => "Undoing each step, newest first (↶ marks each one undone)…",
-            Decision::TimeUp => {
-                "Nobody kept the change in time. Waiting for the confirm timer to finish rolling \
-                 it back…"
+    match &cx.txn {
+        Txn::Running => {
+            if o.is_empty() {
+                o.extend(prose(
+                    "Each step is journalled before it runs; if one fails, the steps before it \
+                     are undone and the host ends as it began.",
+                    1,
+                    width,
+                    t.dim(),
+                ));
             }
-        };
-        o.extend(prose(text, 1, width, t.warning()));
-        return o;
-    }
-    match (&s.result, &s.settled) {
-        (_, Some(Ok(m))) => {
+        }
+        Txn::AwaitingConfirm { deadline_unix, .. } => {
+            o.extend(countdown(cx, *deadline_unix, width))
+        }
+        Txn::Deciding { decision, .. } => {
+            let text = match decision {
+                Decision::Keep => "Telling the confirm timer to stand down…",
+                Decision::Rollback => "Undoing each step, newest first (↶ marks each one undone)…",
+                Decision::TimeUp => {
+                    "Nobody kept the change in time. Waiting for the confirm timer to finish \
+                     rolling it back…"
+                }
+            };
+            o.extend(prose(text, 1, width, t.warning()));
+        }
+        Txn::Settled {
+            decision,
+            outcome: Ok(m),
+            ..
+        } => {
             o.extend(prose(&format!("✓ {m}"), 1, width, t.ok()));
-            let next = if s.decision == Some(Decision::Keep) {
+            let next = if *decision == Decision::Keep {
                 "The change stays. S shows it with live counters; r there rolls it back."
             } else {
                 "S shows what is in place; Esc returns to the preview."
             };
             o.extend(prose(next, 1, width, t.dim()));
         }
-        (_, Some(Err(e))) => {
+        Txn::Settled {
+            outcome: Err(e), ..
+        } => {
             o.extend(prose(&format!("✗ {e}"), 1, width, t.error()));
             o.extend(prose(
                 "S shows what is in place now; `sudo dscproute rollback --all` removes \
@@ -494,23 +374,22 @@ fn panel_lines(app: &App, width: u16) -> Vec<Line<'static>> {
                 t.dim(),
             ));
         }
-        (Some(Ok(r)), None) if r.noop => o.extend(prose(
+        Txn::Finished(Outcome::Noop) => o.extend(prose(
             "= Nothing to do: the host already matches the profile.",
             1,
             width,
             t.ok(),
         )),
-        (Some(Ok(r)), None) => o.extend(prose(
+        Txn::Finished(Outcome::Applied { transaction }) => o.extend(prose(
             &format!(
-                "✓ Applied as transaction {}. No confirm timer: the change stays. S shows it \
-                 with live counters; r there rolls it back.",
-                r.transaction
+                "✓ Applied as transaction {transaction}. No confirm timer: the change stays. S \
+                 shows it with live counters; r there rolls it back."
             ),
             1,
             width,
             t.ok(),
         )),
-        (Some(Err(e)), None) => {
+        Txn::Finished(Outcome::Failed(e)) => {
             let any = s.progress.iter().any(|p| *p != StepProgress::Pending);
             if any {
                 o.extend(prose(
@@ -523,7 +402,7 @@ fn panel_lines(app: &App, width: u16) -> Vec<Line<'static>> {
                 o.extend(prose(&format!("✗ {e}"), 1, width, t.error()));
             }
         }
-        (None, None) => {}
+        Txn::Idle => {}
     }
     o
 }
@@ -535,10 +414,10 @@ fn list_height(total: usize, height: u16, head: u16, panel: usize) -> u16 {
     (total as u16).clamp(1, height.saturating_sub(head + 1 + panel_h).max(1))
 }
 
-pub fn render(app: &App, f: &mut Frame, area: Rect) {
-    let t = &app.theme;
-    let s = &app.apply;
-    let panel = panel_lines(app, area.width);
+pub fn render(state: &ApplyState, cx: &Shared, f: &mut Frame, area: Rect) {
+    let t = &cx.theme;
+    let s = &cx.steps;
+    let panel = panel_lines(cx, area.width);
     let panel_h = if panel.is_empty() {
         0
     } else {
@@ -546,7 +425,7 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
     };
     let total = s.commands.len();
     // Top down: where it stands, the steps, the legend, then what to do.
-    let head_h = head_height(app);
+    let head_h = 1 + u16::from(!s.subject.is_empty());
     let [head, list, legend, bottom, _] = Layout::vertical([
         Constraint::Length(head_h),
         Constraint::Length(list_height(total, area.height, head_h, panel.len())),
@@ -555,7 +434,7 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
         Constraint::Min(0),
     ])
     .areas(area);
-    let (text, head_style) = headline(app);
+    let (text, head_style) = headline(cx);
     let mut head_lines = vec![Line::styled(text, head_style)];
     if !s.subject.is_empty() {
         head_lines.push(Line::styled(
@@ -569,7 +448,7 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
     f.render_widget(Paragraph::new(head_lines), head);
 
     let rows = list.height as usize;
-    let mut first = (s.scroll as usize).min(total.saturating_sub(rows));
+    let mut first = state.scroll.draw(total, rows);
     // Whatever is running stays in view.
     if let Some(i) = s
         .progress
@@ -642,10 +521,9 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
     }
 }
 
-pub fn hints(app: &App) -> Vec<Hint> {
-    let s = &app.apply;
-    if app.waiting_for_confirm() {
-        return match s.decision {
+pub fn hints(cx: &Shared) -> Vec<Hint> {
+    if cx.waiting_for_confirm() {
+        return match cx.txn.decision() {
             None => vec![
                 ("Enter", "keep the change"),
                 ("any other key", "roll it back"),
@@ -653,7 +531,7 @@ pub fn hints(app: &App) -> Vec<Hint> {
             Some(_) => Vec::new(),
         };
     }
-    if app.busy() {
+    if cx.busy() {
         return Vec::new();
     }
     vec![
@@ -669,8 +547,10 @@ mod tests {
     use super::*;
     use crate::apply::executor::Failure;
     use crate::apply::status::{Status, TxnSummary};
-    use crate::tui::app::{Msg, update};
+    use crate::tui::app::App;
+    use crate::tui::msg::Msg;
     use crate::tui::testing::{app, ctrl, press, render as screen, type_str};
+    use crate::tui::update::update;
     use ratatui::crossterm::event::KeyModifiers;
 
     const NOW: u64 = 1_800_000_000;
@@ -700,8 +580,8 @@ mod tests {
     }
 
     fn started(a: &mut App, index: usize) {
-        let command = a.apply.commands[index].clone();
-        let total = a.apply.commands.len();
+        let command = a.steps.commands[index].clone();
+        let total = a.steps.commands.len();
         ev(
             a,
             Event::Started {
@@ -713,7 +593,7 @@ mod tests {
     }
 
     fn all_done(a: &mut App) {
-        for i in 0..a.apply.commands.len() {
+        for i in 0..a.steps.commands.len() {
             started(a, i);
             ev(a, Event::Done { index: i });
         }
@@ -765,7 +645,7 @@ mod tests {
         ev(&mut a, Event::Done { index: 0 });
         started(&mut a, 1);
         assert_eq!(
-            a.apply.progress[..3],
+            a.steps.progress[..3],
             [
                 StepProgress::Done,
                 StepProgress::Running,
@@ -773,7 +653,7 @@ mod tests {
             ]
         );
         let s = screen(&a, 80, 24);
-        let n = a.apply.commands.len();
+        let n = a.steps.commands.len();
         assert!(
             s.contains(&format!("Applying {n} change(s) · step 2 of {n}")),
             "{s}"
@@ -816,7 +696,7 @@ mod tests {
             Msg::Settled(Ok("Kept transaction 20270115-080000-1234.".into())),
         );
         assert!(!a.waiting_for_confirm() && !a.busy());
-        assert_eq!(a.apply.deadline_unix, None);
+        assert_eq!(a.txn.deadline(), None);
         let s = screen(&a, 80, 24);
         assert!(s.contains("Kept transaction 20270115-080000-1234."), "{s}");
         assert!(s.contains("S status"), "{s}");
@@ -845,12 +725,12 @@ mod tests {
         }
         let mut a = counting_down();
         press(&mut a, KeyCode::Char('n'));
-        for i in (0..a.apply.commands.len()).rev() {
+        for i in (0..a.steps.commands.len()).rev() {
             let command = format!("undo {i}");
             ev(&mut a, Event::Undoing { index: i, command });
             ev(&mut a, Event::Undone { index: i });
         }
-        assert!(a.apply.progress.iter().all(|p| *p == StepProgress::Undone));
+        assert!(a.steps.progress.iter().all(|p| *p == StepProgress::Undone));
         update(
             &mut a,
             Msg::Settled(Ok("Rolled back transaction 20270115-080000-1234.".into())),
@@ -870,7 +750,7 @@ mod tests {
         let mut a = counting_down();
         assert!(tick(&mut a, NOW + 59).is_empty());
         assert_eq!(tick(&mut a, NOW + 60), [Effect::RefreshStatus]);
-        assert_eq!(a.apply.decision, Some(Decision::TimeUp));
+        assert_eq!(a.txn.decision(), Some(Decision::TimeUp));
         let s = screen(&a, 80, 24);
         assert!(s.contains("Time is up"), "{s}");
         // Keys no longer decide anything.
@@ -887,7 +767,7 @@ mod tests {
             s.contains("the confirm timer rolled back transaction"),
             "{s}"
         );
-        assert!(a.apply.progress.iter().all(|p| *p == StepProgress::Undone));
+        assert!(a.steps.progress.iter().all(|p| *p == StepProgress::Undone));
 
         // A timer that never acts: the TUI rolls back itself.
         let mut b = counting_down();
@@ -925,7 +805,7 @@ mod tests {
         started(&mut a, 0);
         ev(&mut a, Event::Done { index: 0 });
         started(&mut a, 1);
-        let command = a.apply.commands[1].clone();
+        let command = a.steps.commands[1].clone();
         ev(
             &mut a,
             Event::Failed {
@@ -957,7 +837,7 @@ mod tests {
         assert!(e.is_empty());
         assert!(!a.busy() && !a.waiting_for_confirm());
         let s = screen(&a, 80, 24);
-        let n = a.apply.commands.len();
+        let n = a.steps.commands.len();
         assert!(s.contains(&format!("Step 2 of {n} failed")), "{s}");
         assert!(s.contains("Couldn't load match `owner'"), "{s}");
         assert!(s.contains("the host is as before"), "{s}");
@@ -966,7 +846,7 @@ mod tests {
         insta::assert_snapshot!("apply_failed_80x24", s);
         insta::assert_snapshot!("apply_failed_120x40", screen(&a, 120, 40));
         // The host is as before: applying again is allowed.
-        assert!(!facts_stale(&a));
+        assert!(!a.txn.facts_stale());
     }
 
     #[test]
@@ -992,7 +872,7 @@ mod tests {
         assert!(!a.waiting_for_confirm());
         let s = screen(&a, 80, 24);
         assert!(s.contains("No confirm timer: the change"), "{s}");
-        assert!(facts_stale(&a));
+        assert!(a.txn.facts_stale());
 
         let mut b = applying();
         update(
@@ -1004,7 +884,7 @@ mod tests {
             })),
         );
         assert!(screen(&b, 80, 24).contains("Nothing to do"));
-        assert!(!facts_stale(&b));
+        assert!(!b.txn.facts_stale());
     }
 
     #[test]
@@ -1020,10 +900,10 @@ mod tests {
         press(&mut a, KeyCode::Enter);
         press(&mut a, KeyCode::Char('a'));
         press(&mut a, KeyCode::Enter);
-        let n = a.apply.commands.len();
+        let n = a.steps.commands.len();
         assert!(n > 20, "{n}");
         for i in 0..n - 2 {
-            let command = a.apply.commands[i].clone();
+            let command = a.steps.commands[i].clone();
             ev(
                 &mut a,
                 Event::Started {

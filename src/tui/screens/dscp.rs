@@ -2,14 +2,18 @@
 //! in any notation, stepped with +/-, picked from the named classes or
 //! changed bit by bit; everything about it (names, pool, legacy reading,
 //! Wi-Fi priority, warnings, the expressions each tool takes) follows every
-//! keystroke. The info panel is shared with Learn mode.
+//! keystroke. The editor and the info panel are widgets Learn mode shares.
 
 use super::{Handled, Hint};
 use crate::explain::Explanation;
-use crate::text::wrap;
-use crate::tos::{CLASS_NAMES, DsByte, Dscp, Legacy, ParseError, Pool, parse_value};
-use crate::tui::app::{App, DscpFocus, DscpState};
+use crate::tos::{CLASS_NAMES, DsByte, Dscp, ParseError, parse_value};
+use crate::tui::shared::Shared;
 use crate::tui::theme::Theme;
+use crate::tui::widgets::byte_input::{
+    DscpFocus, DscpState, Notation, draw_field, echo, notation, row_rect, status_lines,
+};
+use crate::tui::widgets::fit::{Block, fit};
+use crate::tui::widgets::panel::{LABEL, panel, pool_advice, roomy};
 use crate::tui::widgets::{bits, field};
 use ratatui::Frame;
 use ratatui::crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
@@ -23,13 +27,6 @@ use tui_input::backend::crossterm::EventHandler;
 /// What the DSCP field accepts, in the wizard's words (no CLI flags).
 const FORMS: &str = "use 0–63 (0x00–0x3f, 0b000000–0b111111) or a class name like af41 \
                      (cs0–cs7, af11–af43, ef, va, le, df/be)";
-/// The pool-2 advice (design.md §2).
-const PRIVATE: &str = "for a private signal use pool 2: 3, 7, 11, … 63";
-
-/// Label column of the info panel: two spaces and ten for the label.
-const LABEL: usize = 12;
-/// Columns the text field takes before its live reading.
-const FIELD_WIDTH: u16 = field::LABEL_WIDTH + 2 + 22;
 
 // ---------------------------------------------------------------- the class list
 
@@ -69,25 +66,6 @@ fn class_index(value: u8) -> Option<usize> {
 }
 
 // ---------------------------------------------------------------- parsing and notation
-
-/// How the admin wrote the value; stepping and bit flips keep it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Notation {
-    Dec,
-    Hex,
-    Bin,
-}
-
-pub(super) fn notation(text: &str) -> Notation {
-    let t = text.trim().to_ascii_lowercase();
-    if t.starts_with("0x") {
-        Notation::Hex
-    } else if t.starts_with("0b") {
-        Notation::Bin
-    } else {
-        Notation::Dec
-    }
-}
 
 fn write_dscp(v: u8, n: Notation) -> String {
     match n {
@@ -142,8 +120,8 @@ fn tos_hint(s: &DscpState) -> Option<String> {
     ))
 }
 
-pub fn validate(app: &App) -> Result<(), String> {
-    if parsed(&app.dscp)?.value() == 0 {
+pub fn validate(s: &DscpState) -> Result<(), String> {
+    if parsed(s)?.value() == 0 {
         // Short: the frame shows it on one line.
         return Err("DSCP 0 is unmarked traffic, not a signal: use pool 2 (3, 7, 11, … 63)".into());
     }
@@ -173,20 +151,20 @@ fn set_dscp(s: &mut DscpState, dscp: Dscp) {
 }
 
 /// +1 / -1, stopping at the ends of the six bits.
-fn step(app: &mut App, up: bool) {
-    let v = app.dscp.byte.dscp().value();
+fn step(s: &mut DscpState, cx: &mut Shared, up: bool) {
+    let v = s.byte.dscp().value();
     let next = if up {
         v.checked_add(1)
     } else {
         v.checked_sub(1)
     };
     match next.and_then(Dscp::new) {
-        Some(d) => set_dscp(&mut app.dscp, d),
+        Some(d) => set_dscp(s, d),
         None => {
             // Still rewrite the field: it may hold an invalid text.
-            let same = app.dscp.byte.dscp();
-            set_dscp(&mut app.dscp, same);
-            app.notice = Some(if up {
+            let same = s.byte.dscp();
+            set_dscp(s, same);
+            cx.notice = Some(if up {
                 "63 is the largest DSCP: it has six bits (0b111111)".into()
             } else {
                 "0 is the smallest DSCP".into()
@@ -195,25 +173,24 @@ fn step(app: &mut App, up: bool) {
     }
 }
 
-fn toggle_bit(app: &mut App) {
-    let bit = app.dscp.cursor.min(7);
+fn toggle_bit(s: &mut DscpState, cx: &mut Shared) {
+    let bit = s.cursor.min(7);
     if bit < 2 {
-        app.notice = Some(
+        cx.notice = Some(
             "ECN is set by the transport; the DSCP target keeps it. Flip ECN bits in Learn (F2)."
                 .into(),
         );
         return;
     }
-    let d = app.dscp.byte.toggle_bit(bit).dscp();
-    set_dscp(&mut app.dscp, d);
+    let d = s.byte.toggle_bit(bit).dscp();
+    set_dscp(s, d);
 }
 
-fn choose_class(app: &mut App) {
+fn choose_class(s: &mut DscpState) {
     let list = classes();
-    let Some(c) = list.get(app.dscp.class.min(list.len() - 1)) else {
+    let Some(c) = list.get(s.class.min(list.len() - 1)) else {
         return;
     };
-    let s = &mut app.dscp;
     s.byte = Dscp::new(c.value)
         .expect("class table is six-bit")
         .to_byte();
@@ -222,20 +199,20 @@ fn choose_class(app: &mut App) {
 }
 
 /// The class list's selection is the value already chosen: Enter moves on.
-fn class_is_chosen(app: &App) -> bool {
+fn class_is_chosen(s: &DscpState) -> bool {
     let list = classes();
-    app.dscp.error.is_none()
+    s.error.is_none()
         && list
-            .get(app.dscp.class)
-            .is_some_and(|c| c.value == app.dscp.byte.dscp().value())
+            .get(s.class)
+            .is_some_and(|c| c.value == s.byte.dscp().value())
 }
 
-fn focus(app: &mut App, f: DscpFocus) {
-    app.dscp.focus = f;
+fn focus(s: &mut DscpState, f: DscpFocus) {
+    s.focus = f;
     if f == DscpFocus::Classes
-        && let Some(i) = class_index(app.dscp.byte.dscp().value())
+        && let Some(i) = class_index(s.byte.dscp().value())
     {
-        app.dscp.class = i;
+        s.class = i;
     }
 }
 
@@ -249,13 +226,22 @@ fn is_minus(key: &KeyEvent, s: &DscpState) -> bool {
         && !(s.focus == DscpFocus::Input && s.input.value().trim().eq_ignore_ascii_case("voice"))
 }
 
-pub fn key(app: &mut App, key: KeyEvent) -> Handled {
+pub fn key(s: &mut DscpState, cx: &mut Shared, key: KeyEvent) -> Handled {
+    let handled = edit(s, cx, key);
+    // The draft takes the value shown when it changed.
+    let dscp = s.byte.dscp();
+    if cx.draft().dscp != dscp {
+        cx.draft_mut().dscp = dscp;
+    }
+    handled
+}
+
+fn edit(s: &mut DscpState, cx: &mut Shared, key: KeyEvent) -> Handled {
     if key.modifiers.contains(KeyModifiers::CONTROL) {
         return Handled::No;
     }
     // A new key answers the last notice (a refused step, the ECN note).
-    app.notice = None;
-    let s = &app.dscp;
+    cx.notice = None;
     match key.code {
         KeyCode::Esc => return Handled::No,
         KeyCode::Tab => {
@@ -264,7 +250,7 @@ pub fn key(app: &mut App, key: KeyEvent) -> Handled {
                 DscpFocus::Bits => DscpFocus::Classes,
                 DscpFocus::Classes => DscpFocus::Input,
             };
-            focus(app, next);
+            focus(s, next);
         }
         KeyCode::BackTab => {
             let prev = match s.focus {
@@ -272,15 +258,15 @@ pub fn key(app: &mut App, key: KeyEvent) -> Handled {
                 DscpFocus::Bits => DscpFocus::Input,
                 DscpFocus::Classes => DscpFocus::Bits,
             };
-            focus(app, prev);
+            focus(s, prev);
         }
-        _ if is_plus(&key) => step(app, true),
-        _ if is_minus(&key, s) => step(app, false),
+        _ if is_plus(&key) => step(s, cx, true),
+        _ if is_minus(&key, s) => step(s, cx, false),
         _ => {
             let handled = match s.focus {
-                DscpFocus::Input => input_key(app, key),
-                DscpFocus::Bits => bits_key(app, key),
-                DscpFocus::Classes => classes_key(app, key),
+                DscpFocus::Input => input_key(s, cx, key),
+                DscpFocus::Bits => bits_key(s, cx, key),
+                DscpFocus::Classes => classes_key(s, key),
             };
             if !handled {
                 return Handled::No;
@@ -290,45 +276,43 @@ pub fn key(app: &mut App, key: KeyEvent) -> Handled {
     Handled::done()
 }
 
-fn input_key(app: &mut App, key: KeyEvent) -> bool {
+fn input_key(s: &mut DscpState, cx: &mut Shared, key: KeyEvent) -> bool {
     match key.code {
         KeyCode::Enter => false,
         KeyCode::Up => {
-            step(app, true);
+            step(s, cx, true);
             true
         }
         KeyCode::Down => {
-            step(app, false);
+            step(s, cx, false);
             true
         }
         _ => {
-            if app.dscp.input.handle_event(&Event::Key(key)).is_none() {
+            if s.input.handle_event(&Event::Key(key)).is_none() {
                 return false;
             }
-            reparse(&mut app.dscp);
+            reparse(s);
             true
         }
     }
 }
 
-fn bits_key(app: &mut App, key: KeyEvent) -> bool {
-    let s = &mut app.dscp;
+fn bits_key(s: &mut DscpState, cx: &mut Shared, key: KeyEvent) -> bool {
     match key.code {
         KeyCode::Left | KeyCode::Char('h') => s.cursor = (s.cursor + 1).min(7),
         KeyCode::Right | KeyCode::Char('l') => s.cursor = s.cursor.min(7).saturating_sub(1),
         KeyCode::Home => s.cursor = 7,
         KeyCode::End => s.cursor = 0,
-        KeyCode::Up => step(app, true),
-        KeyCode::Down => step(app, false),
-        KeyCode::Char(' ') => toggle_bit(app),
+        KeyCode::Up => step(s, cx, true),
+        KeyCode::Down => step(s, cx, false),
+        KeyCode::Char(' ') => toggle_bit(s, cx),
         _ => return false,
     }
     true
 }
 
-fn classes_key(app: &mut App, key: KeyEvent) -> bool {
+fn classes_key(s: &mut DscpState, key: KeyEvent) -> bool {
     let n = classes().len();
-    let s = &mut app.dscp;
     match key.code {
         KeyCode::Up | KeyCode::Left | KeyCode::Char('k') | KeyCode::Char('h') => {
             s.class = s.class.min(n - 1).saturating_sub(1)
@@ -339,15 +323,15 @@ fn classes_key(app: &mut App, key: KeyEvent) -> bool {
         KeyCode::Home => s.class = 0,
         KeyCode::End => s.class = n - 1,
         // Enter picks the class; on the class already chosen it moves on.
-        KeyCode::Enter if class_is_chosen(app) => return false,
-        KeyCode::Enter | KeyCode::Char(' ') => choose_class(app),
+        KeyCode::Enter if class_is_chosen(s) => return false,
+        KeyCode::Enter | KeyCode::Char(' ') => choose_class(s),
         _ => return false,
     }
     true
 }
 
-pub fn hints(app: &App) -> Vec<Hint> {
-    match app.dscp.focus {
+pub fn hints(s: &DscpState) -> Vec<Hint> {
+    match s.focus {
         DscpFocus::Input => vec![
             ("type", "any notation"),
             ("+/-", "step"),
@@ -363,468 +347,10 @@ pub fn hints(app: &App) -> Vec<Hint> {
         ],
         DscpFocus::Classes => vec![
             ("↑↓", "class"),
-            (
-                "Enter",
-                if class_is_chosen(app) {
-                    "next"
-                } else {
-                    "choose"
-                },
-            ),
+            ("Enter", if class_is_chosen(s) { "next" } else { "choose" }),
             ("Tab", "field"),
         ],
     }
-}
-
-// ---------------------------------------------------------------- layout helpers
-
-/// A run of lines the layout keeps or drops as a whole. Higher `keep` is
-/// kept first when the screen is short; a `shrink` block may be cut (after
-/// a whole item when it has items), and then says how much is hidden.
-pub(super) struct Block {
-    pub lines: Vec<Line<'static>>,
-    pub keep: u8,
-    pub shrink: bool,
-    /// Where each item (a warning, a note) starts, for cutting between them.
-    pub items: Vec<usize>,
-}
-
-impl Block {
-    pub fn new(keep: u8, lines: Vec<Line<'static>>) -> Block {
-        Block {
-            lines,
-            keep,
-            shrink: false,
-            items: Vec::new(),
-        }
-    }
-
-    pub fn shrinking(keep: u8, lines: Vec<Line<'static>>) -> Block {
-        Block {
-            shrink: true,
-            ..Block::new(keep, lines)
-        }
-    }
-
-    /// A list of wrapped items, cut between items when short of room.
-    pub fn items(keep: u8, items: Vec<Vec<Line<'static>>>) -> Block {
-        let mut b = Block::shrinking(keep, Vec::new());
-        for item in items {
-            b.items.push(b.lines.len());
-            b.lines.extend(item);
-        }
-        b
-    }
-
-    pub fn blank(keep: u8) -> Block {
-        Block::new(keep, vec![Line::default()])
-    }
-
-    /// Lines to show in `budget` rows: all, some and a "more" line, or none.
-    fn take(&self, budget: usize) -> usize {
-        let n = self.lines.len();
-        if n <= budget {
-            return n;
-        }
-        if !self.shrink || budget < 2 {
-            return 0;
-        }
-        // Whole items and the "more" line, else as many lines as fit.
-        match self.items.iter().rev().find(|s| **s > 0 && **s < budget) {
-            Some(s) => s + 1,
-            None => budget,
-        }
-    }
-}
-
-/// Fit blocks into `height` rows, most important first, shown in their
-/// order. Returns the lines and the first row of each block kept.
-pub(super) fn fit(
-    blocks: Vec<Block>,
-    height: usize,
-    width: u16,
-    theme: &Theme,
-) -> (Vec<Line<'static>>, Vec<Option<usize>>) {
-    let mut order: Vec<usize> = (0..blocks.len()).collect();
-    order.sort_by_key(|i| std::cmp::Reverse(blocks[*i].keep));
-    let mut budget = height;
-    let mut take = vec![0usize; blocks.len()];
-    for i in order {
-        take[i] = blocks[i].take(budget);
-        budget -= take[i];
-    }
-    let mut out = Vec::new();
-    let mut starts = Vec::with_capacity(blocks.len());
-    for (i, b) in blocks.into_iter().enumerate() {
-        let n = take[i];
-        if n == 0 {
-            starts.push(None);
-            continue;
-        }
-        starts.push(Some(out.len()));
-        let hidden = b.lines.len() - n;
-        let mut lines = b.lines;
-        lines.truncate(n);
-        if hidden > 0 {
-            let last = lines.len() - 1;
-            lines[last] = Line::styled(
-                format!(
-                    "    … {} more lines: a taller window shows them",
-                    hidden + 1
-                ),
-                theme.dim(),
-            );
-        }
-        out.extend(lines);
-    }
-    let out = out.into_iter().map(|l| clip(l, width as usize)).collect();
-    (out, starts)
-}
-
-/// Cut a line to `width` columns, ending in `…` when something was cut.
-fn clip(line: Line<'static>, width: usize) -> Line<'static> {
-    if line.width() <= width {
-        return line;
-    }
-    let mut used = 0;
-    let mut spans = Vec::new();
-    for span in line.spans {
-        let w = span.width();
-        if used + w < width {
-            used += w;
-            spans.push(span);
-            continue;
-        }
-        let room = width.saturating_sub(used + 1);
-        let text: String = span.content.chars().take(room).collect();
-        spans.push(Span::styled(format!("{text}…"), span.style));
-        break;
-    }
-    Line::from(spans).style(line.style)
-}
-
-/// Columns for a value right of the label column.
-fn value_width(width: u16) -> usize {
-    (width as usize).saturating_sub(LABEL).max(12)
-}
-
-/// `  Label     value`, prose wrapped under the value column.
-fn row(theme: &Theme, label: &str, value: &str, width: u16, style: Style) -> Vec<Line<'static>> {
-    wrap(value, value_width(width))
-        .into_iter()
-        .enumerate()
-        .map(|(i, text)| {
-            let lead = if i == 0 {
-                format!("  {label:<w$}", w = LABEL - 2)
-            } else {
-                " ".repeat(LABEL)
-            };
-            Line::from(vec![
-                Span::styled(lead, theme.dim()),
-                Span::styled(text, style),
-            ])
-        })
-        .collect()
-}
-
-/// `  Label     expr · expr`: expressions packed between ` · `, never
-/// broken inside one; `one_per_line` puts each on its own line.
-fn expr_row(
-    theme: &Theme,
-    label: &str,
-    items: &[String],
-    width: u16,
-    one_per_line: bool,
-) -> Vec<Line<'static>> {
-    let w = value_width(width);
-    let mut lines: Vec<Vec<String>> = Vec::new();
-    let mut used = 0;
-    for item in items {
-        let n = item.chars().count();
-        match lines.last_mut() {
-            Some(cur) if !one_per_line && used + 3 + n <= w => {
-                cur.push(item.clone());
-                used += 3 + n;
-            }
-            _ => {
-                lines.push(vec![item.clone()]);
-                used = n;
-            }
-        }
-    }
-    lines
-        .into_iter()
-        .enumerate()
-        .map(|(i, items)| {
-            let lead = if i == 0 {
-                format!("  {label:<w$}", w = LABEL - 2)
-            } else {
-                " ".repeat(LABEL)
-            };
-            let mut spans = vec![Span::styled(lead, theme.dim())];
-            for (j, item) in items.into_iter().enumerate() {
-                if j > 0 {
-                    spans.push(Span::styled(" · ", theme.dim()));
-                }
-                spans.push(Span::styled(item, theme.command()));
-            }
-            Line::from(spans)
-        })
-        .collect()
-}
-
-/// Two columns of lines side by side, the left padded to `left_width`.
-fn beside(
-    left: Vec<Line<'static>>,
-    right: Vec<Line<'static>>,
-    left_width: usize,
-) -> Vec<Line<'static>> {
-    let n = left.len().max(right.len());
-    let mut left = left.into_iter();
-    let mut right = right.into_iter();
-    (0..n)
-        .map(|_| {
-            let l = clip(left.next().unwrap_or_default(), left_width);
-            let pad = left_width.saturating_sub(l.width());
-            let mut spans = l.spans;
-            spans.push(Span::raw(" ".repeat(pad)));
-            if let Some(r) = right.next() {
-                spans.extend(r.spans);
-            }
-            Line::from(spans)
-        })
-        .collect()
-}
-
-fn heading(theme: &Theme, text: &str) -> Line<'static> {
-    Line::styled(format!(" {text}"), theme.title())
-}
-
-/// Wide and tall enough for the side-by-side layout with every section.
-fn roomy(area: Rect) -> bool {
-    area.width >= 100 && area.height >= 30
-}
-
-// ---------------------------------------------------------------- the info panel
-
-/// `for a private signal use pool 2: 3, 7, 11, … 63 (nearest: 43, 47)`.
-fn pool_advice(v: u8) -> String {
-    let near: Vec<String> = nearest_pool_two(v).iter().map(u8::to_string).collect();
-    format!("{PRIVATE} (nearest: {})", near.join(", "))
-}
-
-/// Pool-2 values next to `v`, below and above.
-fn nearest_pool_two(v: u8) -> Vec<u8> {
-    let two = |x: &u8| Pool::of(Dscp::new(*x).expect("six-bit")) == Pool::Two;
-    let below = (0..v).rev().find(two);
-    let above = (v + 1..=Dscp::MAX).find(two);
-    below.into_iter().chain(above).collect()
-}
-
-/// Everything about one byte below the bit layout, as blocks: meaning,
-/// warnings and notes, expressions. `learn` adds the ECN reading and notes
-/// and drops the wizard's advice.
-pub(super) fn panel(
-    e: &Explanation,
-    byte: DsByte,
-    area: Rect,
-    learn: bool,
-    theme: &Theme,
-) -> Vec<Block> {
-    let width = area.width;
-    let roomy = roomy(area);
-    let plain = Style::new();
-    let legacy = Legacy::of(byte);
-
-    // Meaning rows: (keep, lines), wrapped to their column.
-    let mut meaning: Vec<(u8, Vec<Line<'static>>)> = Vec::new();
-    let col = if roomy { width / 2 } else { width };
-    let mcol = if roomy { col - 2 } else { col };
-    if learn {
-        let ecn = format!("{} {}: {}", e.ecn, e.ecn_name, e.ecn_description);
-        meaning.push((87, row(theme, "ECN", &ecn, mcol, plain)));
-    }
-    let phb = match (&e.name, &e.long_name, e.rfc) {
-        (Some(n), Some(long), Some(rfc)) => format!("{n}: {long} ({rfc})"),
-        _ => "none: an unassigned code point".to_string(),
-    };
-    match e.service_class {
-        // Short enough: the RFC 4594 class on the same line.
-        Some(sc) if !roomy && phb.chars().count() + sc.chars().count() + 3 <= value_width(mcol) => {
-            meaning.push((86, row(theme, "PHB", &format!("{phb} · {sc}"), mcol, plain)));
-        }
-        Some(sc) => {
-            meaning.push((86, row(theme, "PHB", &phb, mcol, plain)));
-            meaning.push((58, row(theme, "RFC 4594", sc, mcol, plain)));
-        }
-        None => meaning.push((86, row(theme, "PHB", &phb, mcol, plain))),
-    }
-    let pool = format!("{} ({}): {}", e.pool, e.pool_pattern, e.pool_description);
-    meaning.push((84, row(theme, "Pool", &pool, mcol, plain)));
-    // The wizard gives this advice under its field.
-    if e.pool != 2 && learn {
-        let advice = format!("→ {}", pool_advice(e.dscp));
-        meaning.push((40, row(theme, "", &advice, mcol, plain)));
-    }
-    let tos = match (legacy.tos_letters.is_empty(), legacy.rfc1349_valid) {
-        (true, _) => "no TOS bits".to_string(),
-        (false, true) => format!(
-            "TOS {} ({:#04x}): {}",
-            legacy.tos_letters.join(" "),
-            legacy.tos_bits,
-            legacy.tos_meanings.join(", ")
-        ),
-        (false, false) => format!(
-            "TOS {} ({:#04x}): not valid in RFC 1349",
-            legacy.tos_letters.join(" "),
-            legacy.tos_bits
-        ),
-    };
-    let precedence = format!("precedence {} {}", e.precedence, e.precedence_name);
-    if roomy {
-        meaning.push((
-            50,
-            row(
-                theme,
-                "Legacy",
-                &format!("{precedence} (RFC 791)"),
-                mcol,
-                plain,
-            ),
-        ));
-        meaning.push((
-            49,
-            row(theme, "TOS bits", &legacy.tos_summary(), mcol, plain),
-        ));
-    } else {
-        meaning.push((
-            50,
-            row(
-                theme,
-                "Legacy",
-                &format!("{precedence} · {tos}"),
-                mcol,
-                plain,
-            ),
-        ));
-    }
-    let wifi = format!(
-        "user priority {} → AC_{} ({})",
-        e.wifi_up, e.wifi_ac, e.wifi_ac_name
-    );
-    // A Wi-Fi warning already says it; keep the line only when there is room.
-    let wifi_keep = if e.wifi_ac == "BE" { 45 } else { 6 };
-    meaning.push((wifi_keep, row(theme, "Wi-Fi", &wifi, mcol, plain)));
-
-    let wcol = if roomy { width - col } else { width };
-    let warnings: Vec<Vec<Line<'static>>> = e
-        .warnings
-        .iter()
-        .map(|w| field::message_lines(theme.warning(), "!", w, wcol))
-        .collect();
-    // The ECN note first: in Learn it explains the bits just flipped.
-    let mut notes: Vec<Vec<Line<'static>>> = Vec::new();
-    if learn || roomy {
-        notes = e
-            .notes
-            .iter()
-            .rev()
-            .map(|n| field::message_lines(theme.dim(), "-", n, wcol))
-            .collect();
-    }
-
-    let mut blocks = Vec::new();
-    if roomy {
-        let mut left = vec![heading(theme, "Meaning")];
-        left.extend(meaning.into_iter().flat_map(|(_, l)| l));
-        let mut right = Vec::new();
-        if !warnings.is_empty() {
-            right.push(heading(theme, "Warnings"));
-            right.extend(warnings.into_iter().flatten());
-        }
-        if !notes.is_empty() {
-            right.push(heading(theme, "Notes"));
-            right.extend(notes.into_iter().flatten());
-        }
-        blocks.push(Block::shrinking(85, beside(left, right, col as usize)));
-    } else {
-        for (keep, lines) in meaning {
-            blocks.push(Block::new(keep, lines));
-        }
-        blocks.push(Block::items(70, warnings));
-        blocks.push(Block::items(15, notes));
-    }
-
-    let x = &e.expressions;
-    if roomy {
-        blocks.push(Block::blank(6));
-        blocks.push(Block::new(
-            24,
-            vec![heading(
-                theme,
-                "Expressions (the DSCP is 6 bits; -j TOS and tcpdump's tos take the whole byte)",
-            )],
-        ));
-    }
-    let mut ipt = vec![x.iptables_set.clone(), x.iptables_match.clone()];
-    if roomy {
-        ipt.extend(x.iptables_set_class.clone());
-        ipt.push(format!("{} (keeps ECN)", x.iptables_set_tos));
-    }
-    blocks.push(Block::new(
-        80,
-        expr_row(theme, "iptables", &ipt, width, false),
-    ));
-    let mut nft = vec![
-        x.nft_set.clone(),
-        x.nft_match.clone(),
-        x.nft_set_v6.clone(),
-        x.nft_match_v6.clone(),
-    ];
-    if roomy && let Some(n) = &x.nft_name {
-        nft.push(format!("ip dscp {n}"));
-    }
-    blocks.push(Block::new(79, expr_row(theme, "nft", &nft, width, false)));
-    let both_fits = (width as usize).saturating_sub(LABEL) >= x.tcpdump.chars().count();
-    let tcpdump = if both_fits {
-        vec![x.tcpdump.clone()]
-    } else {
-        vec![x.tcpdump_v4.clone(), x.tcpdump_v6.clone()]
-    };
-    blocks.push(Block::new(
-        78,
-        expr_row(theme, "tcpdump", &tcpdump, width, true),
-    ));
-    if roomy {
-        blocks.push(Block::new(
-            26,
-            expr_row(
-                theme,
-                "Wireshark",
-                std::slice::from_ref(&x.wireshark),
-                width,
-                false,
-            ),
-        ));
-        let r = &x.ip_rule;
-        let v4 = match &r.v4_selector {
-            Some(sel) => {
-                let also: Vec<String> = r.v4_also_matches.iter().map(u8::to_string).collect();
-                format!("IPv4 {sel} (also DSCP {})", also.join(", "))
-            }
-            None => "IPv4 tos refused (bits outside 0x1c)".to_string(),
-        };
-        let items = [
-            v4,
-            format!("IPv6 {} (exact)", r.v6_selector),
-            format!("{} (exact; {})", r.dscp_selector, r.dscp_selector_requires),
-        ];
-        blocks.push(Block::new(
-            22,
-            expr_row(theme, "ip rule", &items, width, false),
-        ));
-    }
-    blocks
 }
 
 // ---------------------------------------------------------------- render
@@ -832,9 +358,7 @@ pub(super) fn panel(
 /// The class list: a header line (what the selected entry is, when the
 /// list has focus), then the names grouped CS / AF / others, a group per
 /// row where it fits. `[AF41]` is the selection, `*` marks the value shown.
-fn class_lines(app: &App, width: u16) -> Vec<Line<'static>> {
-    let t = &app.theme;
-    let s = &app.dscp;
+fn class_lines(s: &DscpState, t: &Theme, width: u16) -> Vec<Line<'static>> {
     let focused = s.focus == DscpFocus::Classes;
     let current = s.byte.dscp().value();
     let list = classes();
@@ -938,20 +462,6 @@ fn class_lines(app: &App, width: u16) -> Vec<Line<'static>> {
     lines
 }
 
-/// The field's status under it: the error, or the ToS-byte heads-up.
-pub(super) fn status_lines(
-    theme: &Theme,
-    error: Option<&str>,
-    hint: Option<&str>,
-    width: u16,
-) -> Vec<Line<'static>> {
-    match (error, hint) {
-        (Some(e), _) => field::message_lines(theme.error(), "✗", e, width),
-        (None, Some(h)) => field::message_lines(theme.warning(), "!", h, width),
-        (None, None) => vec![Line::default()],
-    }
-}
-
 /// Under the wizard's field: the error, the ToS-byte heads-up, or whether
 /// the value suits a private signal.
 fn wizard_status(
@@ -976,61 +486,8 @@ fn wizard_status(
     }
 }
 
-/// The live reading right of the field: what the text means, or that it is
-/// invalid and which value is still shown.
-pub(super) fn echo(theme: &Theme, ok: bool, e: &Explanation) -> Line<'static> {
-    let name = e
-        .name
-        .clone()
-        .unwrap_or_else(|| format!("unassigned, pool {}", e.pool));
-    if ok {
-        Line::from(vec![
-            Span::styled("= ", theme.dim()),
-            Span::styled(format!("DSCP {} · {name}", e.dscp), theme.title()),
-        ])
-    } else {
-        Line::from(vec![
-            Span::styled("✗ not valid", theme.error()),
-            Span::styled(format!(" · still showing DSCP {}", e.dscp), theme.dim()),
-        ])
-    }
-}
-
-/// Row `row` of `area` (fit never returns more rows than the area has).
-pub(super) fn row_rect(area: Rect, row: usize) -> Rect {
-    Rect::new(area.x, area.y + row as u16, area.width, 1).intersection(area)
-}
-
-/// Draw the field and its echo on the one-row `area`.
-pub(super) fn draw_field(
-    f: &mut Frame,
-    area: Rect,
-    theme: &Theme,
-    label: &str,
-    input: &Input,
-    focused: bool,
-    echo: Line<'static>,
-) {
-    let y = area.y;
-    let w = FIELD_WIDTH.min(area.width);
-    field::render(
-        f,
-        Rect::new(area.x, y, w, 1),
-        theme,
-        label,
-        input,
-        focused,
-        "type a value",
-    );
-    if area.width > w + 2 {
-        let rest = Rect::new(area.x + w + 1, y, area.width - w - 1, 1);
-        f.render_widget(Paragraph::new(clip(echo, rest.width as usize)), rest);
-    }
-}
-
-pub fn render(app: &App, f: &mut Frame, area: Rect) {
-    let t = &app.theme;
-    let s = &app.dscp;
+pub fn render(s: &DscpState, cx: &Shared, f: &mut Frame, area: Rect) {
+    let t = &cx.theme;
     let e = Explanation::of(s.byte);
     let error = parsed(s).err();
     let hint = tos_hint(s);
@@ -1067,7 +524,7 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
         Block::blank(7),
     ];
     blocks.extend(panel(&e, s.byte, area, false, t));
-    let classes = class_lines(app, area.width);
+    let classes = class_lines(s, t, area.width);
     if s.focus == DscpFocus::Classes {
         blocks.push(Block::blank(6));
         blocks.push(Block::new(92, classes));
@@ -1103,7 +560,7 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tui::app::ScreenId;
+    use crate::tui::app::{App, ScreenId};
     use crate::tui::testing::{app, press, render, type_str};
 
     /// The wizard on the DSCP screen (client role, group torrent).
@@ -1292,7 +749,7 @@ mod tests {
         assert_eq!(a.screen, ScreenId::Dscp, "Enter chose the class");
         assert_eq!(dscp(&a), 46);
         assert_eq!(a.dscp.input.value(), "ef");
-        assert_eq!(hints(&a)[1], ("Enter", "next"));
+        assert_eq!(hints(&a.dscp)[1], ("Enter", "next"));
         press(&mut a, KeyCode::Up);
         press(&mut a, KeyCode::Char(' '));
         assert_eq!(dscp(&a), 38, "AF43 precedes EF");
@@ -1307,11 +764,11 @@ mod tests {
     #[test]
     fn hints_follow_the_focus() {
         let mut a = at_dscp();
-        assert!(hints(&a).contains(&("+/-", "step")));
+        assert!(hints(&a.dscp).contains(&("+/-", "step")));
         press(&mut a, KeyCode::Tab);
-        assert!(hints(&a).contains(&("Space", "flip")));
+        assert!(hints(&a.dscp).contains(&("Space", "flip")));
         press(&mut a, KeyCode::Tab);
-        assert_eq!(hints(&a)[1], ("Enter", "choose"));
+        assert_eq!(hints(&a.dscp)[1], ("Enter", "choose"));
     }
 
     #[test]

@@ -2,15 +2,14 @@
 //! options, each with a one-line why.
 
 use super::{Handled, Hint};
-use crate::probe::Link;
-use crate::tui::app::App;
+use crate::tui::draft::GatewayDraft;
+use crate::tui::shared::Shared;
 use crate::tui::widgets::field;
 use ratatui::Frame;
-use ratatui::crossterm::event::{Event, KeyCode, KeyEvent};
+use ratatui::crossterm::event::{KeyCode, KeyEvent};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders, Paragraph};
-use tui_input::backend::crossterm::EventHandler;
 
 const OPTIONS: [(&str, &str); 4] = [
     (
@@ -32,62 +31,31 @@ const OPTIONS: [(&str, &str); 4] = [
 ];
 const FOCI: usize = 3 + OPTIONS.len();
 
-/// The profile's interface when this host does not have it (the VPN is
-/// down): kept, listed first and shown as missing, never swapped silently.
-pub fn missing(app: &App) -> Option<&str> {
-    let facts = app.facts.as_ref()?;
-    app.gateway
-        .wanted
-        .as_deref()
-        .filter(|w| facts.link(w).is_none())
+/// This screen's own state: what has the keyboard (the values are the
+/// draft's).
+#[derive(Debug, Default)]
+pub struct GatewayState {
+    /// 0 links, 1 via, 2 via6, 3..=6 the options.
+    pub focus: usize,
 }
 
-/// The list the admin picks from: the missing interface (if any), then the
-/// host's links. `None` marks the missing one.
-fn entries(app: &App) -> Vec<(&str, Option<&Link>)> {
-    let links = app
-        .facts
-        .as_ref()
-        .map(|f| f.links.as_slice())
-        .unwrap_or_default();
-    missing(app)
-        .map(|m| (m, None))
-        .into_iter()
-        .chain(links.iter().map(|l| (l.name.as_str(), Some(l))))
-        .collect()
+/// The interface the wizard will use.
+pub fn chosen_link(cx: &Shared) -> Option<String> {
+    cx.draft().gateway.chosen_link(cx.facts())
 }
 
-pub fn chosen_link(app: &App) -> Option<String> {
-    app.facts.as_ref()?;
-    entries(app)
-        .get(app.gateway.link)
-        .map(|(name, _)| name.to_string())
-        .or_else(|| app.gateway.wanted.clone())
+/// The facts are in: select an interface of this host.
+pub fn facts_arrived(cx: &mut Shared) {
+    let Some(facts) = cx.facts() else { return };
+    let link = cx.draft().gateway.pick_link(facts);
+    cx.draft_mut().gateway.link = link;
 }
 
-pub fn facts_arrived(app: &mut App) {
-    let Some(facts) = &app.facts else { return };
-    let pick = match &app.gateway.wanted {
-        // The profile's choice, present or not (then it is entry 0).
-        Some(w) => facts.links.iter().position(|l| &l.name == w).unwrap_or(0),
-        // Otherwise prefer a tunnel-looking interface, then anything but lo.
-        None => facts
-            .links
-            .iter()
-            .position(|l| l.name.starts_with("wg") || l.name.starts_with("tun"))
-            .or_else(|| facts.links.iter().position(|l| l.name != "lo"))
-            .unwrap_or(0),
-    };
-    app.gateway.link = pick;
-}
-
-fn option(app: &App, i: usize) -> bool {
-    let g = &app.gateway;
+fn option(g: &GatewayDraft, i: usize) -> bool {
     [g.kill_switch, g.masquerade, g.scrub_dscp, g.rp_loose][i]
 }
 
-fn toggle(app: &mut App, i: usize) {
-    let g = &mut app.gateway;
+fn toggle(g: &mut GatewayDraft, i: usize) {
     let v = [
         &mut g.kill_switch,
         &mut g.masquerade,
@@ -98,58 +66,66 @@ fn toggle(app: &mut App, i: usize) {
     *b = !*b;
 }
 
-fn findings(app: &App) -> Vec<String> {
+fn findings(cx: &Shared) -> Vec<String> {
     let concerns = |s: &String| {
         ["interface", "via", "point-to-point", "on-link"]
             .iter()
             .any(|k| s.contains(k))
     };
-    match app.plan() {
-        Ok(p) => p.errors.into_iter().filter(concerns).collect(),
-        Err(e) => vec![e],
+    match cx.plan() {
+        Ok(p) => p.errors.iter().filter(|e| concerns(e)).cloned().collect(),
+        Err(e) => vec![e.clone()],
     }
 }
 
-pub fn validate(app: &App) -> Result<(), String> {
-    match findings(app).into_iter().next() {
+pub fn validate(cx: &Shared) -> Result<(), String> {
+    match findings(cx).into_iter().next() {
         Some(e) => Err(e),
         None => Ok(()),
     }
 }
 
-pub fn key(app: &mut App, key: KeyEvent) -> Handled {
-    let links = entries(app).len();
-    let g = &mut app.gateway;
-    match (g.focus, key.code) {
-        (_, KeyCode::Tab) => g.focus = (g.focus + 1) % FOCI,
-        (_, KeyCode::BackTab) => g.focus = (g.focus + FOCI - 1) % FOCI,
+/// Move in the interface list (the draft changes only when the choice does).
+fn select_link(cx: &mut Shared, link: usize) {
+    if cx.draft().gateway.link != link {
+        cx.draft_mut().gateway.link = link;
+    }
+}
+
+pub fn key(s: &mut GatewayState, cx: &mut Shared, key: KeyEvent) -> Handled {
+    let links = cx.draft().gateway.entries(cx.facts()).len();
+    let link = cx.draft().gateway.link;
+    match (s.focus, key.code) {
+        (_, KeyCode::Tab) => s.focus = (s.focus + 1) % FOCI,
+        (_, KeyCode::BackTab) => s.focus = (s.focus + FOCI - 1) % FOCI,
         (_, KeyCode::Enter | KeyCode::Esc) => return Handled::No,
-        (0, KeyCode::Up | KeyCode::Char('k')) => g.link = g.link.saturating_sub(1),
+        (0, KeyCode::Up | KeyCode::Char('k')) => select_link(cx, link.saturating_sub(1)),
         (0, KeyCode::Down | KeyCode::Char('j')) => {
-            g.link = (g.link + 1).min(links.saturating_sub(1))
+            select_link(cx, (link + 1).min(links.saturating_sub(1)))
         }
         (1, _) => {
-            if g.via.handle_event(&Event::Key(key)).is_none() {
+            if !cx.edit_input(|d| &mut d.gateway.via, key) {
                 return Handled::No;
             }
         }
         (2, _) => {
-            if g.via6.handle_event(&Event::Key(key)).is_none() {
+            if !cx.edit_input(|d| &mut d.gateway.via6, key) {
                 return Handled::No;
             }
         }
-        (n, KeyCode::Char(' ')) if n >= 3 => toggle(app, n - 3),
-        (_, KeyCode::Down | KeyCode::Char('j')) => g.focus = (g.focus + 1) % FOCI,
-        (_, KeyCode::Up | KeyCode::Char('k')) => g.focus = (g.focus + FOCI - 1) % FOCI,
+        (n, KeyCode::Char(' ')) if n >= 3 => toggle(&mut cx.draft_mut().gateway, n - 3),
+        (_, KeyCode::Down | KeyCode::Char('j')) => s.focus = (s.focus + 1) % FOCI,
+        (_, KeyCode::Up | KeyCode::Char('k')) => s.focus = (s.focus + FOCI - 1) % FOCI,
         _ => return Handled::No,
     }
-    app.notice = None;
+    cx.notice = None;
     Handled::done()
 }
 
-pub fn render(app: &App, f: &mut Frame, area: Rect) {
-    let t = &app.theme;
-    let links = entries(app);
+pub fn render(s: &GatewayState, cx: &Shared, f: &mut Frame, area: Rect) {
+    let t = &cx.theme;
+    let g = &cx.draft().gateway;
+    let links = g.entries(cx.facts());
     let list_h = (links.len() as u16 + 2).clamp(3, 8);
     let [list, via, via6, opts, errs] = Layout::vertical([
         Constraint::Length(list_h),
@@ -159,7 +135,6 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
         Constraint::Min(0),
     ])
     .areas(area);
-    let g = &app.gateway;
     let rows = list.height.saturating_sub(2) as usize;
     let first = g.link.saturating_sub(rows.saturating_sub(1));
     let mut lines = Vec::new();
@@ -190,10 +165,10 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
         };
         lines.push(Line::styled(text, style));
     }
-    if app.facts.is_none() {
+    if cx.facts().is_none() {
         lines.push(Line::styled("  reading the host…", t.dim()));
     }
-    let border = if g.focus == 0 {
+    let border = if s.focus == 0 {
         t.focus_border()
     } else {
         ratatui::style::Style::new()
@@ -213,7 +188,7 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
         t,
         "IPv4 via",
         &g.via,
-        g.focus == 1,
+        s.focus == 1,
         "next hop, e.g. 10.8.0.1 (empty: point-to-point)",
     );
     field::render(
@@ -222,13 +197,13 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
         t,
         "IPv6 via",
         &g.via6,
-        g.focus == 2,
+        s.focus == 2,
         "next hop, e.g. fd00::1 (empty: IPv6 blocked)",
     );
     let mut lines = vec![Line::default()];
     for (i, (name, why)) in OPTIONS.iter().enumerate() {
-        let on = option(app, i);
-        let focused = g.focus == 3 + i;
+        let on = option(g, i);
+        let focused = s.focus == 3 + i;
         let text = format!(
             "{} [{}] {name:<16}{why}",
             if focused { "▸" } else { " " },
@@ -245,15 +220,15 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
         ));
     }
     f.render_widget(Paragraph::new(lines), opts);
-    let lines: Vec<Line> = findings(app)
+    let lines: Vec<Line> = findings(cx)
         .iter()
         .flat_map(|e| field::message_lines(t.error(), "✗", e, errs.width))
         .collect();
     f.render_widget(Paragraph::new(lines), errs);
 }
 
-pub fn hints(app: &App) -> Vec<Hint> {
-    match app.gateway.focus {
+pub fn hints(s: &GatewayState) -> Vec<Hint> {
+    match s.focus {
         0 => vec![("↑↓", "interface"), ("Tab", "field"), ("Enter", "next")],
         1 | 2 => vec![("type", "edit"), ("Tab", "field"), ("Enter", "next")],
         _ => vec![("Space", "toggle"), ("Tab/↑↓", "field"), ("Enter", "next")],

@@ -3,11 +3,15 @@
 //! a whole byte (0–255 in any notation) or a class name, which sets the
 //! DSCP and keeps the ECN bits; every bit can be flipped.
 
-use super::dscp::{self, Block, Notation, notation};
 use super::{Handled, Hint};
 use crate::explain::Explanation;
 use crate::tos::{CLASS_NAMES, DsByte, Dscp, Ecn, ParseError, parse_value};
-use crate::tui::app::{App, DscpFocus, DscpState};
+use crate::tui::shared::Shared;
+use crate::tui::widgets::byte_input::{
+    DscpFocus, DscpState, Notation, draw_field, echo, notation, row_rect, status_lines,
+};
+use crate::tui::widgets::fit::{Block, fit};
+use crate::tui::widgets::panel::panel;
 use crate::tui::widgets::{bits, field};
 use ratatui::Frame;
 use ratatui::crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
@@ -86,8 +90,7 @@ fn set_byte(s: &mut DscpState, byte: DsByte) {
 }
 
 /// Step the DSCP, keeping the ECN bits.
-fn step(app: &mut App, up: bool) {
-    let s = &mut app.learn;
+fn step(s: &mut DscpState, cx: &mut Shared, up: bool) {
     let v = s.byte.dscp().value();
     let next = if up {
         v.checked_add(1)
@@ -98,7 +101,7 @@ fn step(app: &mut App, up: bool) {
         Some(d) => set_byte(s, s.byte.with_dscp(d)),
         None => {
             set_byte(s, s.byte);
-            app.notice = Some(if up {
+            cx.notice = Some(if up {
                 "63 is the largest DSCP: it has six bits (0b111111)".into()
             } else {
                 "0 is the smallest DSCP".into()
@@ -107,14 +110,13 @@ fn step(app: &mut App, up: bool) {
     }
 }
 
-pub fn key(app: &mut App, key: KeyEvent) -> Handled {
+pub fn key(s: &mut DscpState, cx: &mut Shared, key: KeyEvent) -> Handled {
     if key.modifiers.contains(KeyModifiers::CONTROL) {
         return Handled::No;
     }
-    sync(&mut app.learn);
-    let s = &mut app.learn;
+    sync(s);
     let bits_focus = s.focus != DscpFocus::Input;
-    app.notice = None;
+    cx.notice = None;
     match key.code {
         KeyCode::Esc | KeyCode::Enter => return Handled::No,
         KeyCode::Tab | KeyCode::BackTab => {
@@ -124,15 +126,15 @@ pub fn key(app: &mut App, key: KeyEvent) -> Handled {
                 DscpFocus::Bits
             };
         }
-        KeyCode::Char('+') => step(app, true),
+        KeyCode::Char('+') => step(s, cx, true),
         // `-` continues `voice` into `voice-admit` while typing.
         KeyCode::Char('-')
             if bits_focus || !s.input.value().trim().eq_ignore_ascii_case("voice") =>
         {
-            step(app, false)
+            step(s, cx, false)
         }
-        KeyCode::Up => step(app, true),
-        KeyCode::Down => step(app, false),
+        KeyCode::Up => step(s, cx, true),
+        KeyCode::Down => step(s, cx, false),
         KeyCode::Left | KeyCode::Char('h') if bits_focus => s.cursor = (s.cursor + 1).min(7),
         KeyCode::Right | KeyCode::Char('l') if bits_focus => {
             s.cursor = s.cursor.min(7).saturating_sub(1)
@@ -160,8 +162,8 @@ pub fn key(app: &mut App, key: KeyEvent) -> Handled {
     Handled::done()
 }
 
-pub fn hints(app: &App) -> Vec<Hint> {
-    if app.learn.focus == DscpFocus::Input {
+pub fn hints(s: &DscpState) -> Vec<Hint> {
+    if s.focus == DscpFocus::Input {
         vec![
             ("type", "byte or class"),
             ("+/-", "step DSCP"),
@@ -202,9 +204,8 @@ fn reading_note(s: &DscpState) -> Option<String> {
     ))
 }
 
-pub fn render(app: &App, f: &mut Frame, area: Rect) {
-    let t = &app.theme;
-    let s = &app.learn;
+pub fn render(s: &DscpState, cx: &Shared, f: &mut Frame, area: Rect) {
+    let t = &cx.theme;
     let e = Explanation::of(s.byte);
     let shown = shown_text(s);
     let bits_focus = s.focus != DscpFocus::Input;
@@ -214,7 +215,7 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
     };
 
     let status = match (&s.error, shown.is_some()) {
-        (Some(err), _) => dscp::status_lines(t, Some(err), None, area.width),
+        (Some(err), _) => status_lines(t, Some(err), None, area.width),
         (None, false) => match reading_note(s) {
             Some(n) => field::message_lines(Style::new(), "→", &n, area.width),
             None => vec![Line::default()],
@@ -238,9 +239,9 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
         ),
         Block::blank(7),
     ];
-    blocks.extend(dscp::panel(&e, s.byte, area, true, t));
+    blocks.extend(panel(&e, s.byte, area, true, t));
 
-    let (lines, starts) = dscp::fit(blocks, area.height as usize, area.width, t);
+    let (lines, starts) = fit(blocks, area.height as usize, area.width, t);
     f.render_widget(Paragraph::new(lines), area);
     if let Some(row) = starts[1] {
         let echo = if s.error.is_none() {
@@ -249,17 +250,17 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
                 Span::styled(format!("DSCP {} + ECN {}", e.dscp, e.ecn_name), t.title()),
             ])
         } else {
-            dscp::echo(t, false, &e)
+            echo(t, false, &e)
         };
-        let line = dscp::row_rect(area, row);
-        dscp::draw_field(f, line, t, "ToS byte", &input, !bits_focus, echo);
+        let line = row_rect(area, row);
+        draw_field(f, line, t, "ToS byte", &input, !bits_focus, echo);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tui::app::ScreenId;
+    use crate::tui::app::{App, ScreenId};
     use crate::tui::testing::{app, press, render, type_str};
 
     fn at_learn() -> App {

@@ -3,40 +3,27 @@
 
 use super::{Handled, Hint};
 use crate::profile::parse_u32;
-use crate::tui::app::{App, MarkState};
+use crate::tui::draft::MarkDraft;
+use crate::tui::shared::Shared;
 use crate::tui::widgets::field;
 use ratatui::Frame;
-use ratatui::crossterm::event::{Event, KeyCode, KeyEvent};
+use ratatui::crossterm::event::{KeyCode, KeyEvent};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use tui_input::Input;
-use tui_input::backend::crossterm::EventHandler;
 
-const LABELS: [&str; MarkState::FIELDS] = ["Mark", "Mask", "Table", "Table id", "Priority"];
+const LABELS: [&str; MarkDraft::FIELDS] = ["Mark", "Mask", "Table", "Table id", "Priority"];
 
-fn input_mut(m: &mut MarkState, i: usize) -> &mut Input {
-    match i {
-        0 => &mut m.mark,
-        1 => &mut m.mask,
-        2 => &mut m.table,
-        3 => &mut m.table_id,
-        _ => &mut m.priority,
-    }
-}
-
-fn input(m: &MarkState, i: usize) -> &Input {
-    match i {
-        0 => &m.mark,
-        1 => &m.mask,
-        2 => &m.table,
-        3 => &m.table_id,
-        _ => &m.priority,
-    }
+/// This screen's own state: which field has the keyboard (the values are
+/// the draft's).
+#[derive(Debug, Default)]
+pub struct MarkState {
+    pub focus: usize,
 }
 
 /// Plan errors and warnings that concern this screen's values.
-fn findings(app: &App) -> (Vec<String>, Vec<String>) {
+fn findings(cx: &Shared) -> (Vec<String>, Vec<String>) {
     // Only what these fields decide: not "marked traffic" or "iptables-save".
     let concerns = |s: &String| {
         [
@@ -52,40 +39,38 @@ fn findings(app: &App) -> (Vec<String>, Vec<String>) {
         .iter()
         .any(|k| s.contains(k))
     };
-    match app.plan() {
+    match cx.plan() {
         Ok(p) => (
             p.errors.iter().filter(|e| concerns(e)).cloned().collect(),
             p.warnings.iter().filter(|w| concerns(w)).cloned().collect(),
         ),
-        Err(e) if concerns(&e) => (vec![e], Vec::new()),
+        Err(e) if concerns(e) => (vec![e.clone()], Vec::new()),
         Err(_) => (Vec::new(), Vec::new()),
     }
 }
 
-pub fn validate(app: &App) -> Result<(), String> {
-    let (errors, _) = findings(app);
+pub fn validate(cx: &Shared) -> Result<(), String> {
+    let (errors, _) = findings(cx);
     match errors.into_iter().next() {
         Some(e) => Err(e),
         None => Ok(()),
     }
 }
 
-pub fn key(app: &mut App, key: KeyEvent) -> Handled {
-    let m = &mut app.mark;
+pub fn key(s: &mut MarkState, cx: &mut Shared, key: KeyEvent) -> Handled {
+    const N: usize = MarkDraft::FIELDS;
     match key.code {
-        KeyCode::Tab | KeyCode::Down => m.focus = (m.focus + 1) % MarkState::FIELDS,
-        KeyCode::BackTab | KeyCode::Up => {
-            m.focus = (m.focus + MarkState::FIELDS - 1) % MarkState::FIELDS
-        }
+        KeyCode::Tab | KeyCode::Down => s.focus = (s.focus + 1) % N,
+        KeyCode::BackTab | KeyCode::Up => s.focus = (s.focus + N - 1) % N,
         KeyCode::Enter | KeyCode::Esc => return Handled::No,
         _ => {
-            let focus = m.focus;
-            if input_mut(m, focus).handle_event(&Event::Key(key)).is_none() {
+            let focus = s.focus;
+            if !cx.edit_input(|d| d.mark.field_mut(focus), key) {
                 return Handled::No;
             }
         }
     }
-    app.notice = None;
+    cx.notice = None;
     Handled::done()
 }
 
@@ -97,22 +82,20 @@ fn bit_string(v: u32) -> String {
         .join(" ")
 }
 
-pub fn render(app: &App, f: &mut Frame, area: Rect) {
-    let t = &app.theme;
-    let resolved = app.plan().ok().map(|p| p.resolved);
+pub fn render(s: &MarkState, cx: &Shared, f: &mut Frame, area: Rect) {
+    let t = &cx.theme;
+    let resolved = cx.plan().as_ref().ok().map(|p| &p.resolved);
     let defaults = [
         resolved
-            .as_ref()
             .and_then(|r| r.mark)
             .map(|v| format!("auto: {v:#x} (free value)")),
         Some(format!(
             "auto: {:#x}",
             resolved
-                .as_ref()
                 .and_then(|r| r.mask)
                 .unwrap_or(crate::ownership::DEFAULT_MASK)
         )),
-        resolved.as_ref().map(|r| {
+        resolved.map(|r| {
             format!(
                 "auto: {} ({})",
                 r.table_name.clone().unwrap_or_default(),
@@ -121,13 +104,12 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
         }),
         Some("auto: a free number".into()),
         resolved
-            .as_ref()
             .and_then(|r| r.priority)
             .map(|v| format!("auto: {v} (free)")),
     ];
     let rows = Layout::vertical([
         Constraint::Length(3),
-        Constraint::Length(MarkState::FIELDS as u16),
+        Constraint::Length(MarkDraft::FIELDS as u16),
         Constraint::Length(1),
         Constraint::Length(3),
         Constraint::Min(0),
@@ -141,16 +123,17 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
             .wrap(ratatui::widgets::Wrap { trim: true }),
         rows[0],
     );
-    let fields = Layout::vertical([Constraint::Length(1); MarkState::FIELDS]).split(rows[1]);
-    for i in 0..MarkState::FIELDS {
+    let m = &cx.draft().mark;
+    let fields = Layout::vertical([Constraint::Length(1); MarkDraft::FIELDS]).split(rows[1]);
+    for i in 0..MarkDraft::FIELDS {
         let placeholder = defaults[i].clone().unwrap_or_default();
         field::render(
             f,
             fields[i],
             t,
             LABELS[i],
-            input(&app.mark, i),
-            app.mark.focus == i,
+            m.field(i),
+            s.focus == i,
             &placeholder,
         );
     }
@@ -165,10 +148,10 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
             parse_u32(v)
         }
     };
-    let mark = used(&app.mark.mark, resolved.as_ref().and_then(|r| r.mark), None);
+    let mark = used(&m.mark, resolved.and_then(|r| r.mark), None);
     let mask = used(
-        &app.mark.mask,
-        resolved.as_ref().and_then(|r| r.mask),
+        &m.mask,
+        resolved.and_then(|r| r.mask),
         Some(crate::ownership::DEFAULT_MASK),
     );
     let bits_line = |name: &str, v: Option<u32>, style| {
@@ -185,7 +168,7 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
         bits_line("mask", mask, t.ecn_bit()),
     ];
     // The rule only once the plan has one: never values it would refuse.
-    if let Some((m, k)) = resolved.as_ref().and_then(|r| r.mark.zip(r.mask)) {
+    if let Some((m, k)) = resolved.and_then(|r| r.mark.zip(r.mask)) {
         bits.push(Line::styled(
             format!(
                 "  rule: fwmark {m:#x}/{k:#x}: only the mask's bits are ours; others stay untouched"
@@ -194,7 +177,7 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
         ));
     }
     f.render_widget(Paragraph::new(bits), rows[3]);
-    let (errors, warnings) = findings(app);
+    let (errors, warnings) = findings(cx);
     let mut lines = Vec::new();
     for e in &errors {
         lines.extend(field::message_lines(t.error(), "✗", e, rows[4].width));
@@ -202,7 +185,7 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
     for w in &warnings {
         lines.extend(field::message_lines(t.warning(), "!", w, rows[4].width));
     }
-    if errors.is_empty() && warnings.is_empty() && app.facts.is_some() {
+    if errors.is_empty() && warnings.is_empty() && cx.facts().is_some() {
         lines.push(Line::styled(
             "  ✓ no conflict with marks, priorities or tables on this host",
             t.ok(),
@@ -211,6 +194,6 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
     f.render_widget(Paragraph::new(lines), rows[4]);
 }
 
-pub fn hints(_app: &App) -> Vec<Hint> {
+pub fn hints() -> Vec<Hint> {
     vec![("Tab/↑↓", "field"), ("type", "edit"), ("Enter", "next")]
 }

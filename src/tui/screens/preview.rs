@@ -5,81 +5,82 @@
 
 use super::{Handled, Hint};
 use crate::plan::{Plan, Role, StepState};
-use crate::tui::app::{App, ApplyState, Effect, PromptKind, ScreenId, StepProgress};
+use crate::tui::msg::Effect;
+use crate::tui::shared::{ScreenId, Shared};
 use crate::tui::theme::Theme;
+use crate::tui::txn::{CONFIRM_SECS, StepLog, Txn};
 use crate::tui::widgets::field;
+use crate::tui::widgets::scroll::Scroll;
+use crate::tui::widgets::text::{clip, prose};
 use ratatui::Frame;
 use ratatui::crossterm::event::{Event, KeyCode, KeyEvent};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
+use std::cell::Cell;
 use std::path::PathBuf;
 use tui_input::Input;
 use tui_input::backend::crossterm::EventHandler;
 
-/// The confirm timer's length when it is on (the default).
-pub const CONFIRM_SECS: u64 = 60;
 const DEFAULT_PROFILE: &str = "./dscproute.toml";
 const DEFAULT_SCRIPT: &str = "./dscproute-plan.sh";
 /// Columns ←/→ move the command lines by. Each long command pans up to its
 /// own end (marked `…` where cut), so → reveals the tails of all of them.
 const PAN_STEP: u16 = 8;
 
-/// `width` characters of `text` starting at `skip`; an ellipsis marks each
-/// side where something is cut off. Never wraps.
-pub fn clip(text: &str, skip: usize, width: usize) -> String {
-    let chars: Vec<char> = text.chars().collect();
-    if width == 0 {
-        return String::new();
-    }
-    let skip = skip.min(chars.len().saturating_sub(width));
-    let mut out: Vec<char> = chars.iter().skip(skip).take(width).copied().collect();
-    if skip > 0 {
-        out[0] = '…';
-    }
-    if skip + width < chars.len() {
-        *out.last_mut().expect("width > 0") = '…';
-    }
-    out.into_iter().collect()
+/// A one-line text prompt over the preview (save profile / export script).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PromptKind {
+    SaveProfile,
+    ExportScript,
 }
 
-/// Prose wrapped to `width`, each line indented by `indent` (a word longer
-/// than the line is clipped, never spilled).
-pub fn prose(text: &str, indent: usize, width: u16, style: Style) -> Vec<Line<'static>> {
-    let avail = (width as usize).saturating_sub(indent).max(10);
-    crate::text::wrap(text, avail)
-        .into_iter()
-        .map(|l| Line::styled(format!("{:indent$}{}", "", clip(&l, 0, avail)), style))
-        .collect()
+#[derive(Debug)]
+pub struct PreviewState {
+    pub scroll: Scroll,
+    /// Horizontal offset of the command lines (←/→), in characters.
+    pub pan: u16,
+    /// How far the command lines could pan at the last draw.
+    pub max_pan: Cell<usize>,
+    pub prompt: Option<(PromptKind, Input)>,
+    /// Asking "apply now?" with the confirm timer on or off.
+    pub confirming_apply: bool,
+    pub confirm_timer: bool,
 }
 
-/// "recorded facts" from "dry run: recorded facts".
-pub fn dry_reason(app: &App) -> Option<&str> {
-    app.dry_run
-        .as_deref()
-        .map(|d| d.strip_prefix("dry run: ").unwrap_or(d))
+impl Default for PreviewState {
+    fn default() -> Self {
+        PreviewState {
+            scroll: Scroll::default(),
+            pan: 0,
+            max_pan: Cell::new(0),
+            prompt: None,
+            confirming_apply: false,
+            confirm_timer: true,
+        }
+    }
 }
 
 /// Why `a` may not apply now (a footer notice), or None when it may.
-pub fn refusal(app: &App, plan: &Result<Plan, String>) -> Option<String> {
-    if let Some(why) = dry_reason(app) {
+pub fn refusal(cx: &Shared) -> Option<String> {
+    if let Some(why) = cx.dry_reason() {
         return Some(format!(
             "Not applied (dry run: {why}). w saves the profile, e exports a script."
         ));
     }
-    if app.facts.is_none() {
+    if cx.facts().is_none() {
         return Some("Still reading the host: wait a moment.".into());
     }
-    if app.busy() {
+    if cx.busy() {
         return Some("Busy changing the host: wait for it to finish.".into());
     }
-    if super::apply::facts_stale(app) {
+    if cx.txn.facts_stale() {
         return Some(
             "The host changed in this session: restart dscproute to plan from a fresh read.".into(),
         );
     }
-    match plan {
+    match cx.plan() {
         Err(e) => Some(format!("Cannot apply: {e}")),
         Ok(p) if !p.errors.is_empty() => Some(format!(
             "Cannot apply: fix the {} error(s) listed at the top first.",
@@ -99,18 +100,18 @@ fn role_word(r: Role) -> &'static str {
 
 /// The client's group by name and gid (`torrent (gid 1001)`), when the
 /// plan marks a group.
-pub fn group_shown(app: &App, plan: &Plan) -> Option<String> {
+pub fn group_shown(cx: &Shared, plan: &Plan) -> Option<String> {
     plan.roles
         .contains(&Role::Marker)
-        .then(|| super::group::label(app))
+        .then(|| cx.draft().group.label(cx.facts()))
         .flatten()
 }
 
 /// The signal path (`group torrent (gid 1001) → DSCP 7 → …`), with the
 /// group by name and gid where the plan has only the number.
-pub fn signal_path(app: &App, plan: &Plan) -> String {
+pub fn signal_path(cx: &Shared, plan: &Plan) -> String {
     let mut r = plan.resolved.clone();
-    if let (Some(label), Some(_)) = (group_shown(app, plan), &r.group) {
+    if let (Some(label), Some(_)) = (group_shown(cx, plan), &r.group) {
         r.group = Some(label);
     }
     crate::plan::signal_path(&r)
@@ -119,10 +120,10 @@ pub fn signal_path(app: &App, plan: &Plan) -> String {
 /// The scrollable plan: resolved values, errors (first: they block apply),
 /// steps by role with their reasons, the summary, warnings, notes. Returns
 /// the lines and how far the command lines can pan.
-fn plan_lines(app: &App, plan: &Plan, width: u16, pan: usize) -> (Vec<Line<'static>>, usize) {
-    let t = &app.theme;
+fn plan_lines(cx: &Shared, plan: &Plan, width: u16, pan: usize) -> (Vec<Line<'static>>, usize) {
+    let t = &cx.theme;
     let mut o = Vec::new();
-    o.extend(prose(&signal_path(app, plan), 1, width, t.title()));
+    o.extend(prose(&signal_path(cx, plan), 1, width, t.title()));
     if !plan.errors.is_empty() {
         o.push(Line::default());
         o.push(Line::styled(
@@ -157,7 +158,7 @@ fn plan_lines(app: &App, plan: &Plan, width: u16, pan: usize) -> (Vec<Line<'stat
         }
     }
     let s = &plan.summary;
-    let whose = group_shown(app, plan)
+    let whose = group_shown(cx, plan)
         .map(|g| format!(" for group {g}"))
         .unwrap_or_default();
     o.push(Line::default());
@@ -212,21 +213,21 @@ fn problem_lines(t: &Theme, problem: &str, width: u16) -> Vec<Line<'static>> {
     o
 }
 
-fn content(app: &App, plan: &Result<Plan, String>, width: u16) -> (Vec<Line<'static>>, usize) {
-    let t = &app.theme;
-    if app.facts.is_none() {
+fn content(s: &PreviewState, cx: &Shared, width: u16) -> (Vec<Line<'static>>, usize) {
+    let t = &cx.theme;
+    if cx.facts().is_none() {
         return (vec![Line::styled(" Reading the host…", t.dim())], 0);
     }
-    match plan {
-        Ok(plan) => plan_lines(app, plan, width, app.preview.pan as usize),
+    match cx.plan() {
+        Ok(plan) => plan_lines(cx, plan, width, s.pan as usize),
         Err(e) => (problem_lines(t, e, width), 0),
     }
 }
 
 /// The bar under the plan: a prompt, the apply question, or what to do next.
-fn bar_lines(app: &App, plan: &Result<Plan, String>, width: u16) -> Vec<Line<'static>> {
-    let t = &app.theme;
-    let p = &app.preview;
+fn bar_lines(p: &PreviewState, cx: &Shared, width: u16) -> Vec<Line<'static>> {
+    let t = &cx.theme;
+    let plan = cx.plan();
     if let Some((kind, _)) = &p.prompt {
         let what = match kind {
             PromptKind::SaveProfile => "Enter saves the profile (TOML) there · Esc cancels",
@@ -262,7 +263,7 @@ fn bar_lines(app: &App, plan: &Result<Plan, String>, width: u16) -> Vec<Line<'st
         ]));
         return o;
     }
-    if let Some(why) = dry_reason(app) {
+    if let Some(why) = cx.dry_reason() {
         return prose(
             &format!(
                 "Dry run ({why}): nothing is applied from here. w saves the profile: run `sudo \
@@ -273,7 +274,7 @@ fn bar_lines(app: &App, plan: &Result<Plan, String>, width: u16) -> Vec<Line<'st
             t.warning(),
         );
     }
-    let (text, style) = match (plan, refusal(app, plan)) {
+    let (text, style) = match (plan, refusal(cx)) {
         (Ok(p), None) => (
             format!(
                 "a applies these {} change(s), after one more confirmation. w saves the profile, \
@@ -294,26 +295,16 @@ fn bar_lines(app: &App, plan: &Result<Plan, String>, width: u16) -> Vec<Line<'st
     prose(&text, 1, width, style)
 }
 
-/// Rows of the scrolled plan in a body of `height` rows.
-/// (rows shown, total lines, max pan) for the current terminal size.
-fn extent(app: &App, plan: &Result<Plan, String>) -> (usize, usize, usize) {
-    let (w, h) = app.size;
-    let body = h.saturating_sub(3);
-    let (lines, max_pan) = content(app, plan, w);
-    let bar = bar_lines(app, plan, w).len() as u16 + 1;
-    (body.saturating_sub(1 + bar) as usize, lines.len(), max_pan)
-}
-
-fn open_prompt(app: &mut App, kind: PromptKind) {
+fn open_prompt(s: &mut PreviewState, cx: &mut Shared, kind: PromptKind) {
     let default = match kind {
-        PromptKind::SaveProfile => app
+        PromptKind::SaveProfile => cx
             .profile_path
             .as_ref()
             .map_or(DEFAULT_PROFILE.to_string(), |p| p.display().to_string()),
         PromptKind::ExportScript => DEFAULT_SCRIPT.to_string(),
     };
-    app.preview.prompt = Some((kind, Input::new(default)));
-    app.notice = None;
+    s.prompt = Some((kind, Input::new(default)));
+    cx.notice = None;
 }
 
 /// `~/x` → `$HOME/x`; anything else as typed.
@@ -324,20 +315,20 @@ fn expand(path: &str) -> PathBuf {
     }
 }
 
-fn prompt_key(app: &mut App, key: KeyEvent) -> Handled {
-    let Some((kind, input)) = &mut app.preview.prompt else {
+fn prompt_key(s: &mut PreviewState, cx: &mut Shared, key: KeyEvent) -> Handled {
+    let Some((kind, input)) = &mut s.prompt else {
         return Handled::No;
     };
     match key.code {
-        KeyCode::Esc => app.preview.prompt = None,
+        KeyCode::Esc => s.prompt = None,
         KeyCode::Enter => {
             let path = input.value().trim().to_string();
             if path.is_empty() {
-                app.notice = Some("Type a file path, or Esc to cancel.".into());
+                cx.notice = Some("Type a file path, or Esc to cancel.".into());
                 return Handled::done();
             }
             let kind = *kind;
-            app.preview.prompt = None;
+            s.prompt = None;
             let path = expand(&path);
             return Handled::Yes(vec![match kind {
                 PromptKind::SaveProfile => Effect::SaveProfile(path),
@@ -351,13 +342,13 @@ fn prompt_key(app: &mut App, key: KeyEvent) -> Handled {
     Handled::done()
 }
 
-fn confirm_key(app: &mut App, key: KeyEvent) -> Handled {
+fn confirm_key(s: &mut PreviewState, cx: &mut Shared, key: KeyEvent) -> Handled {
     match key.code {
-        KeyCode::Enter => return Handled::Yes(start_apply(app)),
-        KeyCode::Char('t' | 'T') => app.preview.confirm_timer = !app.preview.confirm_timer,
+        KeyCode::Enter => return Handled::Yes(start_apply(s, cx)),
+        KeyCode::Char('t' | 'T') => s.confirm_timer = !s.confirm_timer,
         KeyCode::Esc | KeyCode::Char('n' | 'N' | 'q') => {
-            app.preview.confirming_apply = false;
-            app.notice = Some("Not applied.".into());
+            s.confirming_apply = false;
+            cx.notice = Some("Not applied.".into());
         }
         // ? L S and the rest keep their global meaning (the question stays).
         _ => return Handled::No,
@@ -365,66 +356,54 @@ fn confirm_key(app: &mut App, key: KeyEvent) -> Handled {
     Handled::done()
 }
 
-/// The confirmation was given: hand the plan to the apply worker.
-fn start_apply(app: &mut App) -> Vec<Effect> {
-    app.preview.confirming_apply = false;
-    let plan = app.plan();
-    if let Some(why) = refusal(app, &plan) {
-        app.notice = Some(why);
+/// The confirmation was given: the transaction starts with the plan's
+/// pending steps, and the apply worker gets the plan.
+fn start_apply(s: &mut PreviewState, cx: &mut Shared) -> Vec<Effect> {
+    s.confirming_apply = false;
+    if let Some(why) = refusal(cx) {
+        cx.notice = Some(why);
         return Vec::new();
     }
-    let Ok(plan) = plan else { return Vec::new() };
-    let commands: Vec<String> = plan.pending().map(|s| s.apply.display()).collect();
-    app.apply = ApplyState {
-        progress: vec![StepProgress::Pending; commands.len()],
-        subject: signal_path(app, &plan),
-        commands,
-        running: true,
-        ..ApplyState::default()
+    let Ok(plan) = cx.plan() else {
+        return Vec::new();
     };
-    app.go(ScreenId::Apply);
+    let commands: Vec<String> = plan.pending().map(|s| s.apply.display()).collect();
+    let subject = signal_path(cx, plan);
+    cx.steps = StepLog::planned(subject, commands);
+    cx.txn = Txn::Running;
+    cx.go(ScreenId::Apply);
     vec![Effect::Apply {
-        confirm_secs: app.preview.confirm_timer.then_some(CONFIRM_SECS),
+        confirm_secs: s.confirm_timer.then_some(CONFIRM_SECS),
     }]
 }
 
-pub fn key(app: &mut App, key: KeyEvent) -> Handled {
-    if app.preview.prompt.is_some() {
-        return prompt_key(app, key);
+pub fn key(s: &mut PreviewState, cx: &mut Shared, key: KeyEvent) -> Handled {
+    if s.prompt.is_some() {
+        return prompt_key(s, cx, key);
     }
-    if app.preview.confirming_apply {
-        return confirm_key(app, key);
+    if s.confirming_apply {
+        return confirm_key(s, cx, key);
     }
-    let plan = app.plan();
-    let (rows, total, max_pan) = extent(app, &plan);
-    let max_scroll = total.saturating_sub(rows) as u16;
-    let page = rows.saturating_sub(1).max(1) as u16;
-    let p = &mut app.preview;
-    p.scroll = p.scroll.min(max_scroll);
+    if s.scroll.key(key.code) {
+        return Handled::done();
+    }
+    let max_pan = s.max_pan.get() as u16;
     match key.code {
-        KeyCode::Up | KeyCode::Char('k') => p.scroll = p.scroll.saturating_sub(1),
-        KeyCode::Down | KeyCode::Char('j') => p.scroll = (p.scroll + 1).min(max_scroll),
-        KeyCode::PageUp => p.scroll = p.scroll.saturating_sub(page),
-        KeyCode::PageDown | KeyCode::Char(' ') => p.scroll = (p.scroll + page).min(max_scroll),
-        KeyCode::Home | KeyCode::Char('g') => p.scroll = 0,
-        KeyCode::End | KeyCode::Char('G') => p.scroll = max_scroll,
-        KeyCode::Left | KeyCode::Char('h') => p.pan = p.pan.saturating_sub(PAN_STEP),
-        KeyCode::Right | KeyCode::Char('l') => {
-            p.pan = (p.pan + PAN_STEP).min(max_pan as u16);
-        }
-        KeyCode::Char('w') => open_prompt(app, PromptKind::SaveProfile),
-        KeyCode::Char('e') => open_prompt(app, PromptKind::ExportScript),
-        KeyCode::Char('a') => match refusal(app, &plan) {
-            Some(why) => app.notice = Some(why),
+        KeyCode::Left | KeyCode::Char('h') => s.pan = s.pan.saturating_sub(PAN_STEP),
+        KeyCode::Right | KeyCode::Char('l') => s.pan = (s.pan + PAN_STEP).min(max_pan),
+        KeyCode::Char('w') => open_prompt(s, cx, PromptKind::SaveProfile),
+        KeyCode::Char('e') => open_prompt(s, cx, PromptKind::ExportScript),
+        KeyCode::Char('a') => match refusal(cx) {
+            Some(why) => cx.notice = Some(why),
             None => {
-                app.notice = None;
-                app.preview.confirming_apply = true;
+                cx.notice = None;
+                s.confirming_apply = true;
             }
         },
         // The global Enter means "next step"; this is the last one, and
         // applying always takes `a` and a confirmation.
         KeyCode::Enter => {
-            app.notice = Some(if app.dry_run.is_some() {
+            cx.notice = Some(if cx.dry_run.is_some() {
                 "Last step (dry run): w saves the profile, e exports a script.".into()
             } else {
                 "Last step: a applies (you confirm once more), w saves, e exports a script.".into()
@@ -435,28 +414,29 @@ pub fn key(app: &mut App, key: KeyEvent) -> Handled {
     Handled::done()
 }
 
-pub fn render(app: &App, f: &mut Frame, area: Rect) {
-    let t = &app.theme;
-    let plan = app.plan();
-    let bar = bar_lines(app, &plan, area.width);
+pub fn render(s: &PreviewState, cx: &Shared, f: &mut Frame, area: Rect) {
+    let t = &cx.theme;
+    let plan = cx.plan();
+    let bar = bar_lines(s, cx, area.width);
     let [head, body, bottom] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Min(1),
         Constraint::Length(bar.len() as u16 + 1),
     ])
     .areas(area);
-    let (lines, _) = content(app, &plan, area.width);
+    let (lines, max_pan) = content(s, cx, area.width);
+    s.max_pan.set(max_pan);
     let rows = body.height as usize;
-    let scroll = (app.preview.scroll as usize).min(lines.len().saturating_sub(rows));
+    let scroll = s.scroll.draw(lines.len(), rows);
 
     // Head: the summary, what blocks apply, where we are in the plan.
     let mut spans = Vec::new();
-    if let (Ok(p), Some(_)) = (&plan, &app.facts) {
+    if let (Ok(p), Some(_)) = (plan, cx.facts()) {
         // The client role is named by its group: `group torrent (gid 1001)`.
         let roles: Vec<String> = p
             .roles
             .iter()
-            .map(|r| match (r, group_shown(app, p)) {
+            .map(|r| match (r, group_shown(cx, p)) {
                 (Role::Marker, Some(g)) => format!("group {g}"),
                 _ => role_word(*r).to_string(),
             })
@@ -480,13 +460,8 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
         }
     }
     let used: usize = spans.iter().map(|s| s.content.chars().count()).sum();
-    if lines.len() > rows {
-        let pos = format!(
-            "{}–{} of {} ",
-            scroll + 1,
-            (scroll + rows).min(lines.len()),
-            lines.len()
-        );
+    if let Some(pos) = s.scroll.position() {
+        let pos = format!("{pos} ");
         let gap = (area.width as usize).saturating_sub(used + pos.chars().count());
         if gap > 0 {
             spans.push(Span::raw(" ".repeat(gap)));
@@ -502,7 +477,7 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
     let inner = block.inner(bottom);
     f.render_widget(block, bottom);
     f.render_widget(Paragraph::new(bar), inner);
-    if let Some((kind, input)) = &app.preview.prompt {
+    if let Some((kind, input)) = &s.prompt {
         let label = match kind {
             PromptKind::SaveProfile => "Profile to",
             PromptKind::ExportScript => "Script to",
@@ -512,8 +487,7 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
     }
 }
 
-pub fn hints(app: &App) -> Vec<Hint> {
-    let p = &app.preview;
+pub fn hints(p: &PreviewState, cx: &Shared) -> Vec<Hint> {
     if let Some((kind, _)) = &p.prompt {
         let what = match kind {
             PromptKind::SaveProfile => "save",
@@ -524,12 +498,11 @@ pub fn hints(app: &App) -> Vec<Hint> {
     if p.confirming_apply {
         return vec![("Enter", "apply"), ("t", "timer on/off"), ("Esc", "cancel")];
     }
-    let plan = app.plan();
     let mut v = vec![("↑↓ PgUp/Dn", "scroll")];
-    if content(app, &plan, app.size.0).1 > 0 {
+    if p.max_pan.get() > 0 {
         v.push(("←→", "pan"));
     }
-    if refusal(app, &plan).is_none() {
+    if refusal(cx).is_none() {
         v.push(("a", "apply"));
     }
     v.extend([("w", "save profile"), ("e", "export script")]);
@@ -539,7 +512,9 @@ pub fn hints(app: &App) -> Vec<Hint> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tui::app::App;
     use crate::tui::testing::{app, press, render as screen, type_str};
+    use crate::tui::txn::StepProgress;
 
     /// Client fixture walked to the preview.
     pub fn client_preview() -> App {
@@ -563,15 +538,6 @@ mod tests {
         press(&mut a, KeyCode::Enter);
         assert_eq!(a.screen, ScreenId::Preview);
         a
-    }
-
-    #[test]
-    fn clip_marks_cut_sides() {
-        assert_eq!(clip("abcdef", 0, 10), "abcdef");
-        assert_eq!(clip("abcdef", 0, 4), "abc…");
-        assert_eq!(clip("abcdef", 1, 4), "…cd…");
-        assert_eq!(clip("abcdef", 9, 4), "…def");
-        assert_eq!(clip("abc", 0, 0), "");
     }
 
     #[test]
@@ -605,7 +571,7 @@ mod tests {
         a.dry_run = None;
         assert!(press(&mut a, KeyCode::Char('a')).is_empty());
         assert!(a.preview.confirming_apply);
-        let n = a.plan().unwrap().pending().count();
+        let n = a.plan().as_ref().unwrap().pending().count();
         let s = screen(&a, 80, 24);
         assert!(
             s.contains(&format!("Apply {n} change(s) to this host now?")),
@@ -620,10 +586,10 @@ mod tests {
             }]
         );
         assert_eq!(a.screen, ScreenId::Apply);
-        assert!(a.apply.running && a.busy());
-        assert_eq!(a.apply.commands.len(), n);
-        assert!(a.apply.commands[0].starts_with("iptables -w -t mangle -N DSCPROUTE-MARK"));
-        assert!(a.apply.progress.iter().all(|p| *p == StepProgress::Pending));
+        assert!(matches!(a.txn, Txn::Running) && a.busy());
+        assert_eq!(a.steps.commands.len(), n);
+        assert!(a.steps.commands[0].starts_with("iptables -w -t mangle -N DSCPROUTE-MARK"));
+        assert!(a.steps.progress.iter().all(|p| *p == StepProgress::Pending));
     }
 
     #[test]
@@ -658,7 +624,7 @@ mod tests {
         // The mark screen refuses to advance over a conflict: go straight to
         // the preview to check that apply refuses too.
         b.go(ScreenId::Preview);
-        let plan = b.plan().unwrap();
+        let plan = b.plan().as_ref().unwrap();
         assert!(!plan.errors.is_empty());
         press(&mut b, KeyCode::Char('a'));
         assert!(!b.preview.confirming_apply);
@@ -703,14 +669,15 @@ mod tests {
     fn scrolls_and_pans_within_bounds() {
         let mut a = gateway_preview();
         press(&mut a, KeyCode::End);
-        let (rows, total, max_pan) = extent(&a, &a.plan());
+        let s = &a.preview.scroll;
+        let (rows, total, max_pan) = (s.rows(), s.total(), a.preview.max_pan.get());
         assert!(total > rows);
-        assert_eq!(a.preview.scroll as usize, total - rows);
+        assert_eq!(a.preview.scroll.top(), total - rows);
         press(&mut a, KeyCode::Down);
-        assert_eq!(a.preview.scroll as usize, total - rows);
+        assert_eq!(a.preview.scroll.top(), total - rows);
         assert!(screen(&a, 80, 24).contains("Plan: "));
         press(&mut a, KeyCode::Home);
-        assert_eq!(a.preview.scroll, 0);
+        assert_eq!(a.preview.scroll.top(), 0);
         for _ in 0..50 {
             press(&mut a, KeyCode::Right);
         }

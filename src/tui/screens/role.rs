@@ -1,7 +1,9 @@
 //! Screen 1: is this host the client, the gateway, or both?
 
 use super::{Handled, Hint};
-use crate::tui::app::{App, RoleChoice};
+use crate::tui::draft::RoleChoice;
+use crate::tui::msg::Effect;
+use crate::tui::shared::Shared;
 use crate::tui::widgets::text;
 use ratatui::Frame;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, MouseButton, MouseEvent, MouseEventKind};
@@ -36,24 +38,28 @@ fn label(r: RoleChoice) -> (&'static str, &'static str) {
     }
 }
 
-pub fn key(app: &mut App, key: KeyEvent) -> Handled {
+/// Choose a role (the draft changes only when the role does).
+fn choose(cx: &mut Shared, role: RoleChoice) {
+    if cx.draft().role != role {
+        cx.draft_mut().role = role;
+    }
+}
+
+pub fn key(cx: &mut Shared, key: KeyEvent) -> Handled {
     let i = RoleChoice::ALL
         .iter()
-        .position(|r| *r == app.role)
+        .position(|r| *r == cx.draft().role)
         .unwrap_or(0);
     let n = RoleChoice::ALL.len();
-    match key.code {
-        KeyCode::Up | KeyCode::Char('k') | KeyCode::BackTab => {
-            app.role = RoleChoice::ALL[(i + n - 1) % n]
-        }
-        KeyCode::Down | KeyCode::Char('j') | KeyCode::Tab => {
-            app.role = RoleChoice::ALL[(i + 1) % n]
-        }
-        KeyCode::Char('1') => app.role = RoleChoice::Client,
-        KeyCode::Char('2') => app.role = RoleChoice::Gateway,
-        KeyCode::Char('3') => app.role = RoleChoice::Both,
+    let role = match key.code {
+        KeyCode::Up | KeyCode::Char('k') | KeyCode::BackTab => RoleChoice::ALL[(i + n - 1) % n],
+        KeyCode::Down | KeyCode::Char('j') | KeyCode::Tab => RoleChoice::ALL[(i + 1) % n],
+        KeyCode::Char('1') => RoleChoice::Client,
+        KeyCode::Char('2') => RoleChoice::Gateway,
+        KeyCode::Char('3') => RoleChoice::Both,
         _ => return Handled::No,
-    }
+    };
+    choose(cx, role);
     Handled::done()
 }
 
@@ -63,21 +69,21 @@ fn choice_rows(area: Rect) -> [u16; 3] {
     [top, top + 3, top + 6]
 }
 
-pub fn mouse(app: &mut App, m: MouseEvent) -> Vec<crate::tui::app::Effect> {
+pub fn mouse(cx: &mut Shared, m: MouseEvent) -> Vec<Effect> {
     if m.kind != MouseEventKind::Down(MouseButton::Left) {
         return Vec::new();
     }
-    let area = Rect::new(0, 1, app.size.0, app.size.1.saturating_sub(2));
+    let area = Rect::new(0, 1, cx.size.0, cx.size.1.saturating_sub(2));
     for (i, row) in choice_rows(area).iter().enumerate() {
         if (*row..row + 3).contains(&m.row) {
-            app.role = RoleChoice::ALL[i];
+            choose(cx, RoleChoice::ALL[i]);
         }
     }
     Vec::new()
 }
 
-pub fn render(app: &App, f: &mut Frame, area: Rect) {
-    let t = &app.theme;
+pub fn render(cx: &Shared, f: &mut Frame, area: Rect) {
+    let t = &cx.theme;
     let [diagram, choices, note] = Layout::vertical([
         Constraint::Length(DIAGRAM.len() as u16 + 1),
         Constraint::Length(10),
@@ -89,7 +95,7 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
     let mut lines = Vec::new();
     for (i, r) in RoleChoice::ALL.iter().enumerate() {
         let (title, why) = label(*r);
-        let chosen = *r == app.role;
+        let chosen = *r == cx.draft().role;
         let mark = if chosen { "(•)" } else { "( )" };
         let style = if chosen { t.selected() } else { t.title() };
         lines.push(Line::from(vec![
@@ -115,6 +121,6 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
     );
 }
 
-pub fn hints(_app: &App) -> Vec<Hint> {
+pub fn hints() -> Vec<Hint> {
     vec![("↑↓/1-3", "choose"), ("Enter", "next")]
 }

@@ -4,12 +4,15 @@
 //! policy rules, routes and changed sysctls — and rollback after one
 //! confirmation.
 
-use super::preview::{clip, dry_reason, prose};
 use super::{Handled, Hint};
 use crate::apply::journal::TxnState;
 use crate::apply::status::Status;
-use crate::tui::app::{App, Decision, Effect};
+use crate::tui::msg::Effect;
+use crate::tui::shared::{ScreenId, Shared};
 use crate::tui::theme::Theme;
+use crate::tui::txn::{Decision, StepProgress, Txn};
+use crate::tui::widgets::scroll::Scroll;
+use crate::tui::widgets::text::{clip, prose};
 use ratatui::Frame;
 use ratatui::crossterm::event::{KeyCode, KeyEvent};
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -20,6 +23,47 @@ use std::time::{Duration, Instant};
 
 /// How often the counters are read again while this screen is shown.
 pub const REFRESH: Duration = Duration::from_secs(2);
+
+/// This screen's own state (the report itself is shared: the countdown
+/// reads it too).
+#[derive(Debug, Default)]
+pub struct StatusState {
+    pub asking_rollback: bool,
+    /// The outcome of the last confirm or rollback.
+    pub message: Option<Result<String, String>>,
+    pub scroll: Scroll,
+    pub last_refresh: Option<Instant>,
+    /// The live per-DSCP watch panel, while it runs.
+    pub watch: Option<WatchPanel>,
+}
+
+/// `dscproute watch` as a panel of the status screen.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct WatchPanel {
+    pub interface: String,
+    /// The latest table (watch's text), or why there is none.
+    pub text: Option<Result<String, String>>,
+}
+
+/// A status report arrived.
+pub fn on_report(s: &mut StatusState) {
+    s.last_refresh = Some(Instant::now());
+}
+
+/// A watch table, or the watch's error.
+pub fn on_watch(s: &mut StatusState, r: Result<String, String>) {
+    if let Some(w) = &mut s.watch {
+        w.text = Some(r);
+    }
+}
+
+/// Confirm or rollback finished (from the countdown or from here).
+pub fn on_settled(s: &mut StatusState, r: Result<String, String>) {
+    s.message = Some(r);
+    s.asking_rollback = false;
+    // Read the status again at the next tick.
+    s.last_refresh = Instant::now().checked_sub(Duration::from_secs(60));
+}
 
 /// 1234567 → "1.2M": counters stay one short column.
 fn short(n: u64) -> String {
@@ -107,10 +151,10 @@ fn report_lines(t: &Theme, s: &Status, width: u16) -> Vec<Line<'static>> {
 
 /// The fixed lines above the report: the transaction, advice, the outcome
 /// of the last confirm or rollback.
-fn head_lines(app: &App, width: u16) -> Vec<Line<'static>> {
-    let t = &app.theme;
+fn head_lines(s: &StatusState, cx: &Shared, width: u16) -> Vec<Line<'static>> {
+    let t = &cx.theme;
     let mut o = Vec::new();
-    match &app.status.report {
+    match &cx.report {
         None => o.push(Line::styled(
             " Reading what dscproute has in place…",
             t.dim(),
@@ -135,30 +179,31 @@ fn head_lines(app: &App, width: u16) -> Vec<Line<'static>> {
             }
         },
     }
-    if let Some(a) = app.status.report.as_ref().and_then(|s| s.advice.as_ref()) {
+    if let Some(a) = cx.report.as_ref().and_then(|s| s.advice.as_ref()) {
         o.extend(prose(&format!("! {a}"), 1, width, t.warning()));
     }
-    let a = &app.apply;
-    match (a.decision, &a.settled) {
-        (Some(Decision::Rollback), None) => {
-            let undone = a
-                .progress
-                .iter()
-                .filter(|p| **p == crate::tui::app::StepProgress::Undone)
-                .count();
+    match &cx.txn {
+        Txn::Deciding {
+            decision: Decision::Rollback,
+            ..
+        } => {
+            let undone = cx.steps.count(StepProgress::Undone);
             o.push(Line::styled(
                 format!(" ↶ Rolling back… {undone} step(s) undone so far"),
                 t.warning(),
             ));
         }
-        (Some(Decision::Keep), None) => o.push(Line::styled(" Keeping the change…", t.title())),
-        _ => match &app.status.message {
+        Txn::Deciding {
+            decision: Decision::Keep,
+            ..
+        } => o.push(Line::styled(" Keeping the change…", t.title())),
+        _ => match &s.message {
             Some(Ok(m)) => o.extend(prose(&format!("✓ {m}"), 1, width, t.ok())),
             Some(Err(e)) => o.extend(prose(&format!("✗ {e}"), 1, width, t.error())),
             None => {}
         },
     }
-    if let Some(why) = dry_reason(app) {
+    if let Some(why) = cx.dry_reason() {
         o.extend(prose(
             &format!(
                 "Dry run ({why}): read-only here; netfilter counters need root. `sudo \
@@ -172,21 +217,15 @@ fn head_lines(app: &App, width: u16) -> Vec<Line<'static>> {
     o
 }
 
-fn pending_confirm(app: &App) -> bool {
-    app.status
-        .report
+fn pending_confirm(cx: &Shared) -> bool {
+    cx.report
         .as_ref()
         .and_then(|s| s.transaction.as_ref())
         .is_some_and(|x| x.state == TxnState::PendingConfirm)
 }
 
-fn question(app: &App) -> String {
-    match app
-        .status
-        .report
-        .as_ref()
-        .and_then(|s| s.transaction.as_ref())
-    {
+fn question(cx: &Shared) -> String {
+    match cx.report.as_ref().and_then(|s| s.transaction.as_ref()) {
         Some(x) => format!(
             "Roll back transaction {} ({}, {} step(s))? The host returns to how it was before it.",
             x.id, x.state_text, x.steps_done
@@ -195,12 +234,12 @@ fn question(app: &App) -> String {
     }
 }
 
-fn ask_lines(app: &App, width: u16) -> Vec<Line<'static>> {
-    if !app.status.asking_rollback {
+fn ask_lines(s: &StatusState, cx: &Shared, width: u16) -> Vec<Line<'static>> {
+    if !s.asking_rollback {
         return Vec::new();
     }
-    let t = &app.theme;
-    let mut o = prose(&question(app), 1, width, t.title());
+    let t = &cx.theme;
+    let mut o = prose(&question(cx), 1, width, t.title());
     o.push(Line::from(vec![
         Span::styled(" y", t.key()),
         Span::raw(" roll back · "),
@@ -212,83 +251,53 @@ fn ask_lines(app: &App, width: u16) -> Vec<Line<'static>> {
     o
 }
 
-fn rows(app: &App) -> (usize, usize) {
-    let (w, h) = app.size;
-    let body = h.saturating_sub(3);
-    let head = head_lines(app, w).len() as u16;
-    let ask = ask_lines(app, w).len() as u16;
-    let rows = body.saturating_sub(head + ask + u16::from(ask > 0));
-    let total = app
-        .status
-        .report
-        .as_ref()
-        .map_or(0, |s| report_lines(&app.theme, s, w).len());
-    let more = total > rows as usize;
-    (rows.saturating_sub(u16::from(more)) as usize, total)
-}
-
-pub fn key(app: &mut App, key: KeyEvent) -> Handled {
-    if app.status.asking_rollback {
+pub fn key(s: &mut StatusState, cx: &mut Shared, key: KeyEvent) -> Handled {
+    if s.asking_rollback {
         match key.code {
             KeyCode::Char('y' | 'Y') => {
-                app.status.asking_rollback = false;
-                app.status.message = None;
-                app.apply.decision = Some(Decision::Rollback);
-                app.apply.settled = None;
+                s.asking_rollback = false;
+                s.message = None;
+                cx.txn.decide(Decision::Rollback);
                 return Handled::Yes(vec![Effect::Rollback]);
             }
             KeyCode::Char('n' | 'N') | KeyCode::Esc => {
-                app.status.asking_rollback = false;
-                app.notice = Some("Nothing rolled back.".into());
+                s.asking_rollback = false;
+                cx.notice = Some("Nothing rolled back.".into());
             }
             _ => {}
         }
         return Handled::done();
     }
-    let (rows, total) = rows(app);
-    let max = total.saturating_sub(rows) as u16;
-    let page = rows.saturating_sub(1).max(1) as u16;
-    let s = &mut app.status;
-    s.scroll = s.scroll.min(max);
+    if s.scroll.key(key.code) {
+        return Handled::done();
+    }
     match key.code {
-        KeyCode::Up | KeyCode::Char('k') => s.scroll = s.scroll.saturating_sub(1),
-        KeyCode::Down | KeyCode::Char('j') => s.scroll = (s.scroll + 1).min(max),
-        KeyCode::PageUp => s.scroll = s.scroll.saturating_sub(page),
-        KeyCode::PageDown => s.scroll = (s.scroll + page).min(max),
-        KeyCode::Home => s.scroll = 0,
-        KeyCode::End => s.scroll = max,
         KeyCode::Char('r') => {
-            if let Some(why) = dry_reason(app) {
-                app.notice = Some(format!(
+            if let Some(why) = cx.dry_reason() {
+                cx.notice = Some(format!(
                     "Dry run ({why}): roll back with `sudo dscproute rollback` on the host."
                 ));
-            } else if app.busy() {
-                app.notice = Some("Busy changing the host: wait for it to finish.".into());
-            } else if app
-                .status
-                .report
-                .as_ref()
-                .is_some_and(|s| s.transaction.is_none())
-            {
-                app.notice = Some("Nothing to roll back: no transaction on record.".into());
+            } else if cx.busy() {
+                cx.notice = Some("Busy changing the host: wait for it to finish.".into());
+            } else if cx.report.as_ref().is_some_and(|s| s.transaction.is_none()) {
+                cx.notice = Some("Nothing to roll back: no transaction on record.".into());
             } else {
-                app.notice = None;
-                app.status.asking_rollback = true;
+                cx.notice = None;
+                s.asking_rollback = true;
             }
         }
-        KeyCode::Char('w') => return Handled::Yes(toggle_watch(app)),
-        KeyCode::Char('i') if app.status.watch.is_some() => {
-            return Handled::Yes(next_watch_interface(app));
+        KeyCode::Char('w') => return Handled::Yes(toggle_watch(s, cx)),
+        KeyCode::Char('i') if s.watch.is_some() => {
+            return Handled::Yes(next_watch_interface(s, cx));
         }
-        KeyCode::Char('c') if pending_confirm(app) => {
-            if let Some(why) = dry_reason(app) {
-                app.notice = Some(format!(
+        KeyCode::Char('c') if pending_confirm(cx) => {
+            if let Some(why) = cx.dry_reason() {
+                cx.notice = Some(format!(
                     "Dry run ({why}): keep it with `sudo dscproute confirm` on the host."
                 ));
-            } else if !app.busy() {
-                app.status.message = None;
-                app.apply.decision = Some(Decision::Keep);
-                app.apply.settled = None;
+            } else if !cx.busy() {
+                s.message = None;
+                cx.txn.decide(Decision::Keep);
                 return Handled::Yes(vec![Effect::Confirm]);
             }
         }
@@ -299,27 +308,26 @@ pub fn key(app: &mut App, key: KeyEvent) -> Handled {
 
 /// Does this host route by DSCP (a gateway): the wizard's role, or our
 /// routing chain in place (in the host's rulesets or the status report)?
-fn is_gateway(app: &App) -> bool {
+fn is_gateway(cx: &Shared) -> bool {
     use crate::ownership::CHAIN_ROUTE;
-    let in_rulesets = app.facts.as_ref().is_some_and(|f| {
+    let in_rulesets = cx.facts().is_some_and(|f| {
         [&f.iptables_save, &f.ip6tables_save]
             .iter()
             .any(|s| s.as_deref().is_some_and(|s| s.contains(CHAIN_ROUTE)))
     });
-    let in_report = app
-        .status
+    let in_report = cx
         .report
         .as_ref()
         .is_some_and(|r| r.netfilter.iter().any(|n| n.chain == CHAIN_ROUTE));
-    app.role.gateway() || in_rulesets || in_report
+    cx.draft().role.gateway() || in_rulesets || in_report
 }
 
 /// Interfaces the watch panel offers, best first. A client's signal leaves
 /// by its default route. A gateway's arrives on the LAN side: not on the
 /// uplink (the default route) and not on the VPN (where it is scrubbed),
 /// so those come last. `i` steps through the list.
-pub fn watch_interfaces(app: &App) -> Vec<String> {
-    let Some(facts) = app.facts.as_ref() else {
+pub fn watch_interfaces(cx: &Shared) -> Vec<String> {
+    let Some(facts) = cx.facts() else {
         return Vec::new();
     };
     let defaults = |table: &dyn Fn(&str) -> bool| -> Vec<String> {
@@ -338,11 +346,11 @@ pub fn watch_interfaces(app: &App) -> Vec<String> {
         .filter(|l| l.name != "lo")
         .map(|l| l.name.clone())
         .collect();
-    let mut out: Vec<String> = if is_gateway(app) {
+    let mut out: Vec<String> = if is_gateway(cx) {
         // The VPN: the wizard's interface, or the way out of our own table.
         let mut vpn = defaults(&|t| !matches!(t, "main" | "local" | "default" | ""));
-        if app.role.gateway() {
-            vpn.extend(crate::tui::screens::gateway::chosen_link(app));
+        if cx.draft().role.gateway() {
+            vpn.extend(cx.draft().gateway.chosen_link(cx.facts()));
         }
         let lan = links
             .iter()
@@ -358,13 +366,13 @@ pub fn watch_interfaces(app: &App) -> Vec<String> {
 }
 
 /// The interface the panel starts on.
-pub fn watch_interface(app: &App) -> Option<String> {
-    watch_interfaces(app).into_iter().next()
+pub fn watch_interface(cx: &Shared) -> Option<String> {
+    watch_interfaces(cx).into_iter().next()
 }
 
-fn start_watch(app: &mut App, iface: String) -> Vec<Effect> {
-    let dscp = app.dscp.byte.dscp().value();
-    app.status.watch = Some(crate::tui::app::WatchPanel {
+fn start_watch(s: &mut StatusState, cx: &Shared, iface: String) -> Vec<Effect> {
+    let dscp = cx.draft().dscp.value();
+    s.watch = Some(WatchPanel {
         interface: iface.clone(),
         text: None,
     });
@@ -372,68 +380,65 @@ fn start_watch(app: &mut App, iface: String) -> Vec<Effect> {
 }
 
 /// `w`: start or stop the live per-DSCP view (needs CAP_NET_RAW).
-fn toggle_watch(app: &mut App) -> Vec<Effect> {
-    if app.status.watch.take().is_some() {
-        app.notice = None;
+fn toggle_watch(s: &mut StatusState, cx: &mut Shared) -> Vec<Effect> {
+    if s.watch.take().is_some() {
+        cx.notice = None;
         return vec![Effect::Watch(None)];
     }
-    if let Some(why) = dry_reason(app) {
-        app.notice = Some(format!(
+    if let Some(why) = cx.dry_reason() {
+        cx.notice = Some(format!(
             "Dry run ({why}): watching needs root (CAP_NET_RAW); run `sudo dscproute watch \
              --interface IFACE`."
         ));
         return Vec::new();
     }
-    let Some(iface) = watch_interface(app) else {
-        app.notice = Some("No interface to watch: no links read on this host (yet).".into());
+    let Some(iface) = watch_interface(cx) else {
+        cx.notice = Some("No interface to watch: no links read on this host (yet).".into());
         return Vec::new();
     };
-    start_watch(app, iface)
+    start_watch(s, cx, iface)
 }
 
 /// `i` while watching: the next interface.
-fn next_watch_interface(app: &mut App) -> Vec<Effect> {
-    let Some(w) = &app.status.watch else {
+fn next_watch_interface(s: &mut StatusState, cx: &Shared) -> Vec<Effect> {
+    let Some(w) = &s.watch else {
         return Vec::new();
     };
-    let all = watch_interfaces(app);
+    let all = watch_interfaces(cx);
     let next = all
         .iter()
         .position(|l| *l == w.interface)
         .map_or(0, |i| (i + 1) % all.len().max(1));
     match all.get(next) {
-        Some(l) if *l != w.interface => start_watch(app, l.clone()),
+        Some(l) if *l != w.interface => start_watch(s, cx, l.clone()),
         _ => Vec::new(),
     }
 }
 
 /// Read the counters again every two seconds while the screen is shown.
-pub fn tick(app: &mut App) -> Vec<Effect> {
-    if app.screen != crate::tui::app::ScreenId::Status {
+pub fn tick(s: &mut StatusState, cx: &Shared) -> Vec<Effect> {
+    if cx.screen != ScreenId::Status {
         return Vec::new();
     }
-    let due = app
-        .status
-        .last_refresh
-        .is_none_or(|t| t.elapsed() >= REFRESH);
+    let due = s.last_refresh.is_none_or(|t| t.elapsed() >= REFRESH);
     if !due {
         return Vec::new();
     }
     // Counted from the request, so a slow read is not asked for twice.
-    app.status.last_refresh = Some(Instant::now());
+    s.last_refresh = Some(Instant::now());
     vec![Effect::RefreshStatus]
 }
 
-pub fn render(app: &App, f: &mut Frame, area: Rect) {
-    let t = &app.theme;
-    let head = head_lines(app, area.width);
-    let ask = ask_lines(app, area.width);
+pub fn render(s: &StatusState, cx: &Shared, f: &mut Frame, area: Rect) {
+    let t = &cx.theme;
+    let head = head_lines(s, cx, area.width);
+    let ask = ask_lines(s, cx, area.width);
     let ask_h = if ask.is_empty() {
         0
     } else {
         ask.len() as u16 + 1
     };
-    let watch_h = if app.status.watch.is_some() {
+    let watch_h = if s.watch.is_some() {
         (area.height / 2).clamp(4, 14)
     } else {
         0
@@ -445,14 +450,14 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
         Constraint::Length(ask_h),
     ])
     .areas(area);
-    if let Some(w) = &app.status.watch {
+    if let Some(w) = &s.watch {
         let block = Block::default()
             .borders(Borders::TOP)
             .border_style(t.dim())
             .title(format!(
                 " watch {} · DSCP {} (i: next interface · w stops) ",
                 w.interface,
-                app.dscp.byte.dscp()
+                cx.draft().dscp
             ));
         let inner = block.inner(panel);
         f.render_widget(block, panel);
@@ -470,21 +475,16 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
         f.render_widget(Paragraph::new(lines), inner);
     }
     f.render_widget(Paragraph::new(head), top);
-    if let Some(s) = &app.status.report {
-        let lines = report_lines(t, s, area.width);
+    if let Some(report) = &cx.report {
+        let lines = report_lines(t, report, area.width);
         let more = lines.len() > body.height as usize;
         // A last row says where the list stands when it does not fit.
         let rows = body.height.saturating_sub(u16::from(more)) as usize;
-        let scroll = (app.status.scroll as usize).min(lines.len().saturating_sub(rows));
-        let total = lines.len();
+        let scroll = s.scroll.draw(lines.len(), rows);
         let shown: Vec<Line> = lines.into_iter().skip(scroll).take(rows).collect();
         f.render_widget(Paragraph::new(shown), body);
-        if more {
-            let pos = format!(
-                " ↑↓ lines {}–{} of {total}",
-                scroll + 1,
-                (scroll + rows).min(total)
-            );
+        if let Some(pos) = s.scroll.position() {
+            let pos = format!(" ↑↓ lines {pos}");
             let r = Rect::new(body.x, body.bottom() - 1, body.width, 1);
             f.render_widget(Paragraph::new(Line::styled(pos, t.dim())), r);
         }
@@ -497,25 +497,25 @@ pub fn render(app: &App, f: &mut Frame, area: Rect) {
     }
 }
 
-pub fn hints(app: &App) -> Vec<Hint> {
-    if app.status.asking_rollback {
+pub fn hints(s: &StatusState, cx: &Shared) -> Vec<Hint> {
+    if s.asking_rollback {
         return vec![("y", "roll back"), ("n", "keep it"), ("Esc", "keep it")];
     }
     let mut v = vec![("↑↓", "scroll")];
-    if app.dry_run.is_none() && !app.busy() {
-        if pending_confirm(app) {
+    if cx.dry_run.is_none() && !cx.busy() {
+        if pending_confirm(cx) {
             v.push(("c", "keep"));
         }
         v.push(("r", "roll back"));
         v.push((
             "w",
-            if app.status.watch.is_some() {
+            if s.watch.is_some() {
                 "stop watch"
             } else {
                 "watch DSCP"
             },
         ));
-        if app.status.watch.is_some() {
+        if s.watch.is_some() {
             v.push(("i", "next interface"));
         }
     }
@@ -527,8 +527,10 @@ mod tests {
     use super::*;
     use crate::apply::status::{SysctlChange, TxnSummary};
     use crate::probe::CountedRule;
-    use crate::tui::app::{Msg, ScreenId, update};
+    use crate::tui::app::App;
+    use crate::tui::msg::Msg;
     use crate::tui::testing::{app, press, render as screen};
+    use crate::tui::update::update;
 
     fn report(state: TxnState) -> Status {
         let rule = |family, chain: &str, spec: &str, packets, bytes| CountedRule {
@@ -623,14 +625,17 @@ mod tests {
     #[test]
     fn counters_refresh_every_two_seconds_while_shown() {
         let mut a = on_status(TxnState::Applied);
-        assert!(tick(&mut a).is_empty(), "just read");
+        assert!(tick(&mut a.status, &a.shared).is_empty(), "just read");
         a.status.last_refresh = Instant::now().checked_sub(Duration::from_secs(3));
-        assert_eq!(tick(&mut a), [Effect::RefreshStatus]);
-        assert!(tick(&mut a).is_empty(), "not asked twice");
+        assert_eq!(tick(&mut a.status, &a.shared), [Effect::RefreshStatus]);
+        assert!(tick(&mut a.status, &a.shared).is_empty(), "not asked twice");
         a.status.last_refresh = Instant::now().checked_sub(Duration::from_secs(3));
         press(&mut a, KeyCode::Esc);
         assert_ne!(a.screen, ScreenId::Status);
-        assert!(super::super::tick(&mut a).is_empty(), "not when hidden");
+        assert!(
+            update(&mut a, Msg::Tick(Instant::now())).is_empty(),
+            "not when hidden"
+        );
     }
 
     #[test]
@@ -668,9 +673,9 @@ mod tests {
             "{s}"
         );
         // A refresh follows at the next tick.
-        assert_eq!(tick(&mut a), [Effect::RefreshStatus]);
+        assert_eq!(tick(&mut a.status, &a.shared), [Effect::RefreshStatus]);
         // The host changed under the preview: it may not apply any more.
-        assert!(super::super::apply::facts_stale(&a));
+        assert!(a.txn.facts_stale());
     }
 
     #[test]
@@ -794,8 +799,7 @@ mod tests {
         let mut c = app("client.json");
         c.dry_run = None;
         let out = c
-            .facts
-            .as_ref()
+            .facts()
             .unwrap()
             .routes_v4
             .iter()

@@ -1,0 +1,55 @@
+//! What comes in (keys, ticks, workers' reports) and what goes out (work
+//! for the main loop). Workers never touch the state: their results come
+//! back as messages.
+
+use crate::apply::Event as ApplyEvent;
+use crate::apply::status::Status;
+use crate::probe::HostFacts;
+use ratatui::crossterm::event::{KeyEvent, MouseEvent};
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Everything that can happen to the app.
+#[derive(Debug)]
+pub enum Msg {
+    Key(KeyEvent),
+    Mouse(MouseEvent),
+    Resize(u16, u16),
+    /// Once a second, and whenever a worker has nothing to say.
+    Tick(Instant),
+    Facts(Box<HostFacts>),
+    Apply(ApplyEvent),
+    /// The apply worker finished: Ok(transaction id, confirm deadline) or a
+    /// one-line error (already undone).
+    ApplyDone(Result<ApplyResult, String>),
+    /// Confirm or rollback finished, with a one-line report.
+    Settled(Result<String, String>),
+    Status(Box<Status>),
+    /// A watch table (once a second) or the watch's error.
+    Watch(Result<String, String>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplyResult {
+    pub transaction: String,
+    pub noop: bool,
+    pub deadline_unix: Option<u64>,
+}
+
+/// Work the main loop does for `update`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    Probe,
+    /// Apply the current plan; with a confirm timer of that many seconds.
+    Apply {
+        confirm_secs: Option<u64>,
+    },
+    Confirm,
+    Rollback,
+    RefreshStatus,
+    SaveProfile(PathBuf),
+    ExportScript(PathBuf),
+    /// Start watching this interface (selected DSCP), or stop (None).
+    Watch(Option<(String, u8)>),
+    Quit,
+}
