@@ -17,7 +17,7 @@ use common::topology::{
     Mode, Topology, Wrappers, apply_ok, assert_same_state, dscproute, dscproute_expect,
     dscproute_with, profile, rollback_ok, show, snapshot, stderr, stdout,
 };
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const TOOLS: &[&str] = &[
@@ -213,6 +213,20 @@ impl Drop for Tmpfs {
     }
 }
 
+/// Durable-write temp files (`.NAME.tmp.PID.N`) anywhere under `dir`.
+fn temp_files(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(temp_files(&path));
+        } else if entry.file_name().to_string_lossy().contains(".tmp.") {
+            found.push(path);
+        }
+    }
+    found
+}
+
 /// With the state directory on a small tmpfs the journal cannot keep up
 /// with a full gateway apply (its journal is about 30 KB). Measured on the
 /// lab's gateway profile: at 32 KiB the first journal cannot be written (no
@@ -240,6 +254,9 @@ fn apply_with_a_full_state_filesystem_leaves_the_host_as_it_was() {
         );
         assert_same_state(&before, &snapshot(&t.b), &ctx);
         t.assert_host_etc_untouched();
+        // Failed writes took their temp files with them.
+        let temps = temp_files(&fs.dir);
+        assert!(temps.is_empty(), "{ctx}: temp files left: {temps:?}");
         let out = dscproute_expect(&t.b, &fs.dir, &["rollback", "--yes"], 0);
         assert!(
             stdout(&out).contains("nothing to roll back"),
