@@ -749,7 +749,8 @@ fn crash_lab(name: &str) -> Option<(Topology, Wrappers, String, usize)> {
         .flat_map(|(i, c)| w.commands_of(i + 1, c))
         .collect();
     // The table-name file is written in-process; every other step is one
-    // command, the iptables ones batched per table into iptables-restore.
+    // command, the iptables ones batched per table into iptables-restore,
+    // rules and routes per family into `ip -batch`.
     assert_eq!(
         commands.len(),
         steps - 1,
@@ -757,11 +758,13 @@ fn crash_lab(name: &str) -> Option<(Topology, Wrappers, String, usize)> {
         commands.join("\n")
     );
     let batches = calls.iter().filter(|c| c.contains("-restore ")).count();
-    // Counted on the lab's gateway profile: 19 mutating calls, 6 of them
-    // iptables-restore batches (a lone iptables step runs as itself).
+    let ip_batches = calls.iter().filter(|c| c.ends_with(" -batch -")).count();
+    // Counted on the lab's gateway profile: 13 mutating calls, 6 of them
+    // iptables-restore batches (a lone iptables step runs as itself), 2 of
+    // them `ip -batch` (4 rules and routes each).
     assert_eq!(
-        (calls.len(), batches),
-        (19, 6),
+        (calls.len(), batches, ip_batches),
+        (13, 6, 2),
         "mutating calls:\n{}",
         calls.join("\n")
     );
@@ -943,8 +946,9 @@ fn crash_before_a_mutating_call_is_rolled_back_exactly() {
     }
 }
 
-/// The index of the first iptables-restore call of a full apply.
-fn w_calls_first_batch(t: &Topology, w: &Wrappers) -> usize {
+/// The index of the first call of a full apply that contains `needle`
+/// (and that call's commands).
+fn w_calls_first(t: &Topology, w: &Wrappers, needle: &str) -> (usize, Vec<String>) {
     w.reset();
     let p = profile("gateway.toml");
     let out = dscproute_with(
@@ -954,13 +958,14 @@ fn w_calls_first_batch(t: &Topology, w: &Wrappers) -> usize {
         &["apply", "--profile", &p, "--yes"],
     );
     assert!(out.status.success(), "{}", show("counting apply", &out));
-    let i = w
-        .calls()
+    let calls = w.calls();
+    let i = calls
         .iter()
-        .position(|c| c.contains("-restore "))
-        .expect("a batch");
+        .position(|c| c.contains(needle))
+        .unwrap_or_else(|| panic!("no call with {needle:?}: {calls:#?}"));
+    let commands = w.commands_of(i + 1, &calls[i]);
     rollback_ok(&t.b, &t.state(&t.b));
-    i
+    (i, commands)
 }
 
 /// A command failing half-way: apply exits 1 naming the command and its
@@ -973,11 +978,13 @@ fn a_failing_step_is_undone_by_the_engine() {
     };
     let state = t.state(&t.b);
     let p = profile("gateway.toml");
-    // First, second, middle and last call, and the first batch: the
-    // wrapper refuses a batch blaming its last line, as iptables-restore
-    // does, and nothing of the batch may stay.
-    let first_batch = 1 + w_calls_first_batch(&t, &w);
-    let mut ks = vec![1, 2, n / 2, n, first_batch];
+    // First, second, middle and last call, and the first batch of each
+    // kind: the wrapper refuses an iptables-restore batch blaming its last
+    // line, as iptables-restore does, and nothing of the batch may stay; it
+    // fails an `ip -batch` at its last line after running the others.
+    let first_batch = 1 + w_calls_first(&t, &w, "-restore ").0;
+    let first_ip_batch = 1 + w_calls_first(&t, &w, "ip -4 -batch -").0;
+    let mut ks = vec![1, 2, n / 2, n, first_batch, first_ip_batch];
     ks.sort_unstable();
     ks.dedup();
     for k in ks {
@@ -1027,6 +1034,60 @@ fn a_failing_step_is_undone_by_the_engine() {
             show(&ctx, &rb)
         );
     }
+}
+
+/// `ip -batch` is not atomic: failing at its second line, the first took
+/// effect. Apply names the failed line's command and its line, undoes the
+/// first line's step on its own, and the host ends as it began.
+#[test]
+fn an_ip_batch_failing_at_a_line_is_undone_up_to_that_line() {
+    let Some((t, w, before, _)) =
+        crash_lab("an_ip_batch_failing_at_a_line_is_undone_up_to_that_line")
+    else {
+        return;
+    };
+    let state = t.state(&t.b);
+    let p = profile("gateway.toml");
+    let (i, commands) = w_calls_first(&t, &w, "ip -4 -batch -");
+    assert!(commands.len() > 2, "a short batch: {commands:?}");
+    let k = i + 1;
+    w.reset();
+    let out = dscproute_with(
+        &t.b,
+        &state,
+        &w.env_line(Mode::Fail, k, 2),
+        &["apply", "--profile", &p, "--yes"],
+    );
+    let ctx = format!("failure at line 2 of mutating call {k}");
+    assert_eq!(out.status.code(), Some(1), "{}", show(&ctx, &out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("apply failed at `{}`", commands[1]))
+            && err.contains("line 2 of `ip -4 -batch -`")
+            && err.contains(&format!(
+                "lab wrapper: injected failure of mutating call {k}"
+            ))
+            && err.contains("the completed steps were undone"),
+        "{}",
+        show(&ctx, &out)
+    );
+    // Only line 1 ran: its undo runs alone, nothing after the batch started.
+    let calls = w.calls();
+    let undo_first = commands[0].replacen(" add ", " del ", 1);
+    assert_eq!(
+        calls[k..].first(),
+        Some(&undo_first),
+        "{ctx}: calls:\n{}",
+        calls.join("\n")
+    );
+    assert_same_state(&before, &snapshot(&t.b), &ctx);
+    t.assert_host_etc_untouched();
+    let rb = dscproute_expect(&t.b, &state, &["rollback", "--yes"], 0);
+    assert!(
+        stdout(&rb).contains("nothing to roll back"),
+        "{}",
+        show(&ctx, &rb)
+    );
 }
 
 // ---------------------------------------------------------------------------

@@ -4,7 +4,7 @@
 
 use super::journal::{JournalStep, Saved};
 use crate::backend::iptables::{self, BatchKey};
-use crate::backend::{Effect, Op, SysctlKey};
+use crate::backend::{Effect, Family, Op, SysctlKey, iproute};
 use crate::ownership::RT_TABLES_DROPIN;
 use crate::runner::Runner;
 use std::path::{Path, PathBuf};
@@ -67,7 +67,53 @@ pub struct BatchFailure {
     pub stderr: String,
 }
 
+/// An `ip -batch` that did not run through. Unlike iptables-restore it is
+/// not atomic: the lines before a failing one took effect.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IpBatchFailure {
+    /// The lines (0-based) ip reported as failed; empty when it named none
+    /// (it did not start, or died), so any line may or may not have run.
+    pub failed: Vec<usize>,
+    pub command: String,
+    pub stderr: String,
+}
+
 impl Executor<'_> {
+    /// Run policy-rule and route lines of one family as one `ip -batch -`
+    /// process. Without `force` ip stops at the first failing line; with it,
+    /// it goes on and reports every failing line.
+    pub fn run_ip_batch(
+        &self,
+        family: Family,
+        lines: &[String],
+        force: bool,
+    ) -> Result<(), IpBatchFailure> {
+        let argv = iproute::batch_argv(family, force);
+        let command = argv.join(" ");
+        let input = iproute::batch_input(lines);
+        let (stderr, failed) = match self.runner.run_with_stdin(&argv, &input) {
+            Ok(out) if out.success() => return Ok(()),
+            Ok(out) => {
+                let failed = iproute::failed_lines(&out.stderr)
+                    .into_iter()
+                    .filter(|&i| i < lines.len())
+                    .collect();
+                let stderr = if out.stderr.trim().is_empty() {
+                    format!("exit status {}", out.status)
+                } else {
+                    out.stderr
+                };
+                (stderr, failed)
+            }
+            Err(e) => (e.to_string(), Vec::new()),
+        };
+        Err(IpBatchFailure {
+            failed,
+            command,
+            stderr,
+        })
+    }
+
     /// Run a batch of restore lines for one table as one `iptables-restore
     /// -w --noflush` call: other rules and chains stay, and nf_tables
     /// commits the block atomically.

@@ -282,7 +282,9 @@ impl Engine<'_> {
     /// Apply the plan's pending steps (caller holds the lock and has checked
     /// `check_clear`). With `confirm`, the timer is armed before the first
     /// change. No step runs before its "running" record is on disk; when the
-    /// journal cannot be written, what ran is undone from memory.
+    /// journal cannot be written, what ran is undone from memory. Rules and
+    /// routes go as one `ip -batch` per family, iptables steps as one
+    /// iptables-restore per table (never across a step of another kind).
     pub fn apply(
         &self,
         _lock: &Lock,
@@ -318,6 +320,21 @@ impl Engine<'_> {
         let total = j.steps.len();
         let mut i = 0;
         while i < total {
+            if let Some(range) = ip_run::apply_run_at(&j, i) {
+                let end = range.end;
+                match self.apply_ip_run(&ex, &mut j, range, events) {
+                    RunOutcome::Done => {}
+                    RunOutcome::Failed { index, failure } => {
+                        return self.fail(j, index, failure, events);
+                    }
+                    RunOutcome::Unknown { index, failure } => {
+                        return self.fail_unknown(j, index, failure, events);
+                    }
+                    RunOutcome::NotJournaled(e) => return self.not_journaled(j, e, events),
+                }
+                i = end;
+                continue;
+            }
             if let Some((key, lines)) = batch_at(&j, i, |js| &js.step.apply)
                 && lines.len() > 1
             {
@@ -514,7 +531,9 @@ impl Engine<'_> {
     /// was only `Running` may never have happened: its undo may fail quietly.
     /// Consecutive iptables undos of one table go as one iptables-restore
     /// call; when that is refused (it changed nothing), they are undone one
-    /// by one with the same tolerance. Progress is logged as it goes, but a
+    /// by one with the same tolerance. Consecutive rule and route undos go
+    /// as one `ip -batch` per family, its failed lines again one by one
+    /// (see `ip_run`). Progress is logged as it goes, but a
     /// log that cannot be written (a full disk) does not stop the undo: it
     /// goes on from memory and `finish` reports it.
     fn undo_all(
@@ -548,6 +567,12 @@ impl Engine<'_> {
         }
         let mut n = 0;
         while n < todo.len() {
+            let ip = ip_run::undo_run(j, &todo[n..]);
+            if ip > 0 {
+                clean &= self.undo_ip_run(&ex, j, &todo[n..n + ip], events);
+                n += ip;
+                continue;
+            }
             let run = undo_batch(j, &todo[n..]);
             n += run.len().max(1);
             if let Some((key, steps, lines)) = run.batch() {
@@ -794,6 +819,9 @@ pub fn state_word(s: TxnState) -> &'static str {
         TxnState::RolledBack => "rolled back",
     }
 }
+
+mod ip_run;
+use ip_run::RunOutcome;
 
 #[cfg(test)]
 mod tests;

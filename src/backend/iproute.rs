@@ -183,3 +183,123 @@ pub fn parse_argv(w: &[&str]) -> Result<Op, String> {
         _ => Err("ip is not a command dscproute runs in this form".into()),
     }
 }
+
+// ------------------------------------------------------------ batches
+
+/// A word `ip -batch` reads back as one argument: no quoting, no comment.
+fn plain_word(a: &str) -> bool {
+    !a.is_empty()
+        && !a
+            .chars()
+            .any(|c| c.is_whitespace() || matches!(c, '"' | '\'' | '\\' | '#'))
+}
+
+/// A policy rule or route -> its family and its `ip -batch` line: the argv
+/// without `ip` and the family flag, which iproute2 (6.1) takes only once,
+/// on the command line (`-4` in a line is "Object unknown"). Anything else
+/// (other operations, words that would need quoting) runs on its own.
+pub fn batch_line(op: &Op) -> Option<(Family, String)> {
+    let (family, argv) = match op {
+        Op::PolicyRule { family, add, rule } => (*family, rule_argv(*family, *add, rule)),
+        Op::Route { family, add, route } => (*family, route_argv(*family, *add, route)),
+        _ => return None,
+    };
+    let rest = &argv[2..];
+    rest.iter()
+        .all(|w| plain_word(w))
+        .then(|| (family, rest.join(" ")))
+}
+
+/// `ip -4|-6 -batch -`; with `force`, ip goes on past a failing line (for
+/// undo: every line that can be undone is).
+pub fn batch_argv(family: Family, force: bool) -> Vec<String> {
+    let mut v = words(&["ip", flag(family)]);
+    if force {
+        v.push("-force".into());
+    }
+    v.extend(words(&["-batch", "-"]));
+    v
+}
+
+/// The stdin of a batch: one command a line.
+pub fn batch_input(lines: &[String]) -> String {
+    lines.iter().map(|l| format!("{l}\n")).collect()
+}
+
+/// The lines (0-based) `ip -batch -` reported as failed: `Command failed
+/// -:N`, one for each (without -force, ip stops at the first).
+pub fn failed_lines(stderr: &str) -> Vec<usize> {
+    stderr
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("Command failed -:"))
+        .filter_map(|n| n.trim().parse::<usize>().ok())
+        .filter_map(|n| n.checked_sub(1))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::{Effect, SysctlKey};
+
+    fn op(cmd: &str) -> Op {
+        let argv = cmd.split(' ').map(str::to_string).collect();
+        Op::parse(&Effect::run(argv)).unwrap()
+    }
+
+    #[test]
+    fn a_batch_line_is_the_argv_without_ip_and_the_family() {
+        let rule = op("ip -6 rule add pref 10000 fwmark 0x1/0xff lookup 100 proto 213");
+        assert_eq!(
+            batch_line(&rule),
+            Some((
+                Family::V6,
+                "rule add pref 10000 fwmark 0x1/0xff lookup 100 proto 213".into()
+            ))
+        );
+        let route = op("ip -4 route del default via 10.8.0.1 dev wg0 table 100 proto 213");
+        assert_eq!(
+            batch_line(&route),
+            Some((
+                Family::V4,
+                "route del default via 10.8.0.1 dev wg0 table 100 proto 213".into()
+            ))
+        );
+        let sysctl = Op::Sysctl {
+            key: SysctlKey::Ipv4Forwarding,
+            value: 1,
+        };
+        assert_eq!(batch_line(&sysctl), None);
+        // `#` starts a comment in a batch line: such a device runs alone.
+        let hash = Op::Route {
+            family: Family::V4,
+            add: true,
+            route: DefaultRoute {
+                via: None,
+                dev: "wg#1".into(),
+                table: 100,
+            },
+        };
+        assert_eq!(batch_line(&hash), None);
+    }
+
+    #[test]
+    fn batch_command_and_input() {
+        assert_eq!(batch_argv(Family::V4, false), ["ip", "-4", "-batch", "-"]);
+        assert_eq!(
+            batch_argv(Family::V6, true),
+            ["ip", "-6", "-force", "-batch", "-"]
+        );
+        assert_eq!(batch_input(&["a b".into(), "c".into()]), "a b\nc\n");
+    }
+
+    #[test]
+    fn failed_lines_are_read_from_ip_messages() {
+        let one = "RTNETLINK answers: File exists\nCommand failed -:2\n";
+        assert_eq!(failed_lines(one), [1]);
+        let forced = "RTNETLINK answers: No such file or directory\nCommand failed -:1\n\
+                      RTNETLINK answers: No such file or directory\nCommand failed -:3\n";
+        assert_eq!(failed_lines(forced), [0, 2]);
+        assert!(failed_lines("Cannot open netlink socket").is_empty());
+    }
+}

@@ -4,12 +4,14 @@
 //!
 //! - `iptables`: chains, rules and jumps as iptables/ip6tables argv and
 //!   iptables-restore lines (a second netfilter backend goes beside it);
-//! - `iproute`: policy rules and routes as `ip rule`/`ip route` argv;
+//! - `iproute`: policy rules and routes as `ip rule`/`ip route` argv and
+//!   `ip -batch` lines;
 //! - `system`: sysctls, groups, our rt_tables drop-in, dropping an empty
 //!   nftables table.
 //!
 //! Nothing outside this module looks inside an argv: the executor batches by
-//! asking an operation for its restore line, the doctor asks it what it is.
+//! asking an operation for its restore line or its `ip -batch` line, the
+//! doctor asks it what it is.
 
 mod effect;
 pub mod iproute;

@@ -878,9 +878,11 @@ impl Mode {
 /// and `sysctl` wrappers (sh) in a directory put first on dscproute's PATH.
 /// They pass every call to the real binary and count the mutating ones (ip
 /// add/del/flush/replace/change; iptables -A/-I/-D/-N/-X/-F/-R/-P/-E/-Z;
-/// every restore call, one batch = one call; sysctl -w) in `count`, logging
-/// each to `calls` as dscproute spells it (`iptables -w -t mangle -N ...`,
-/// `iptables-restore -w --noflush`, its stdin kept in `stdin.N`).
+/// every restore and `ip -batch` call, one batch = one call; sysctl -w) in
+/// `count`, logging each to `calls` as dscproute spells it (`iptables -w -t
+/// mangle -N ...`, `iptables-restore -w --noflush`, `ip -4 -batch -`, its
+/// stdin kept in `stdin.N`). `Fail` makes an `ip -batch` run its lines
+/// before line `DSCPR_WRAP_LINE` (default: its last) and fail there.
 pub struct Wrappers {
     pub dir: PathBuf,
 }
@@ -910,7 +912,7 @@ mutating=0
 case "$me" in *-restore) mutating=1 ;; esac
 for a in "$@"; do
   case "$me:$a" in
-    ip:add|ip:del|ip:delete|ip:flush|ip:replace|ip:change) mutating=1 ;;
+    ip:add|ip:del|ip:delete|ip:flush|ip:replace|ip:change|ip:-batch) mutating=1 ;;
     iptables:-[AIDNXFRPEZ]|ip6tables:-[AIDNXFRPEZ]) mutating=1 ;;
     sysctl:-w) mutating=1 ;;
   esac
@@ -920,12 +922,13 @@ if [ "$mutating" = 1 ] && [ -n "$d" ]; then
   n=$(( $(cat "$d/count" 2>/dev/null || echo 0) + 1 ))
   echo "$n" > "$d/count"
   echo "$me $*" >> "$d/calls"
-  case "$me" in
-    *-restore)
-      # The batch on stdin, kept for the test and fed to the real command.
-      cat > "$d/stdin.$n"
-      exec < "$d/stdin.$n" ;;
-  esac
+  batch=0
+  case "$me $*" in *-restore*|*-batch*) batch=1 ;; esac
+  if [ "$batch" = 1 ]; then
+    # The batch on stdin, kept for the test and fed to the real command.
+    cat > "$d/stdin.$n"
+    exec < "$d/stdin.$n"
+  fi
   if [ "$n" = "$DSCPR_WRAP_K" ]; then
     case "$DSCPR_WRAP_MODE" in
       kill-after)
@@ -942,6 +945,18 @@ if [ "$mutating" = 1 ] && [ -n "$d" ]; then
             # Blame the batch's last command line, as iptables-restore does.
             last=$(( $(wc -l < "$d/stdin.$n") - 1 ))
             echo "$me: line $last failed: lab wrapper: injected failure of mutating call $n" >&2 ;;
+          ip)
+            if [ "$batch" = 1 ]; then
+              # ip -batch is not atomic: the lines before the failing one
+              # (DSCPR_WRAP_LINE, else the last) run for real, as they would.
+              last=$(wc -l < "$d/stdin.$n")
+              line=${{DSCPR_WRAP_LINE:-$last}}
+              head -n "$((line - 1))" "$d/stdin.$n" | "$real" "$@" || exit 1
+              echo "lab wrapper: injected failure of mutating call $n" >&2
+              echo "Command failed -:$line" >&2
+            else
+              echo "lab wrapper: injected failure of mutating call $n" >&2
+            fi ;;
           *) echo "lab wrapper: injected failure of mutating call $n" >&2 ;;
         esac
         exit 1 ;;
@@ -990,6 +1005,13 @@ exec "$real" "$@"
         ]
     }
 
+    /// `env`, with an `ip -batch` failing (`Mode::Fail`) at its line `line`.
+    pub fn env_line(&self, mode: Mode, k: usize, line: usize) -> Vec<(String, String)> {
+        let mut env = self.env(mode, k);
+        env.push(("DSCPR_WRAP_LINE".into(), line.to_string()));
+        env
+    }
+
     /// The mutating calls so far, in order.
     pub fn calls(&self) -> Vec<String> {
         std::fs::read_to_string(self.dir.join("calls"))
@@ -1001,15 +1023,26 @@ exec "$real" "$@"
 
     /// The commands mutating call `k` (1-based) stands for: itself, or for
     /// an iptables-restore batch each of its lines as the single iptables
-    /// command (`iptables -w -t TABLE LINE`).
+    /// command (`iptables -w -t TABLE LINE`), for an `ip -batch` each line
+    /// as `ip -4|-6 LINE`.
     pub fn commands_of(&self, k: usize, call: &str) -> Vec<String> {
-        let tool = match call.split_whitespace().next() {
-            Some("iptables-restore") => "iptables",
-            Some("ip6tables-restore") => "ip6tables",
+        let stdin = || {
+            std::fs::read_to_string(self.dir.join(format!("stdin.{k}")))
+                .unwrap_or_else(|e| panic!("stdin of call {k} ({call}): {e}"))
+        };
+        let w: Vec<&str> = call.split_whitespace().collect();
+        if let ["ip", family, .., "-batch", "-"] = w[..] {
+            return stdin()
+                .lines()
+                .map(|l| format!("ip {family} {l}"))
+                .collect();
+        }
+        let tool = match w.first() {
+            Some(&"iptables-restore") => "iptables",
+            Some(&"ip6tables-restore") => "ip6tables",
             _ => return vec![call.to_string()],
         };
-        let input = std::fs::read_to_string(self.dir.join(format!("stdin.{k}")))
-            .unwrap_or_else(|e| panic!("stdin of call {k} ({call}): {e}"));
+        let input = stdin();
         let mut table = String::new();
         let mut out = Vec::new();
         for l in input.lines() {

@@ -3,8 +3,9 @@ use crate::backend::{Effect, NfCmd, Op, Table};
 use crate::plan::{Plan, Resolved, Role, Step, StepState, Summary};
 use crate::runner::{FakeRunner, Output};
 
-/// Short names for policy-rule steps, so the tests read as before: the
-/// engine only runs commands dscproute plans, so each stands for a real one.
+/// Short names for steps, so the tests read as before: the engine only runs
+/// commands dscproute plans, so each stands for a real one. `b` is a group,
+/// so that `a`, `b`, `c` run one by one (consecutive rules would batch).
 const LABELS: [(&str, &str); 8] = [
     (
         "a 1",
@@ -14,14 +15,8 @@ const LABELS: [(&str, &str); 8] = [
         "a -1",
         "ip -4 rule del pref 9999 fwmark 0x1/0xff lookup main suppress_prefixlength 0 proto 213",
     ),
-    (
-        "b 2",
-        "ip -4 rule add pref 10000 fwmark 0x1/0xff lookup 100 proto 213",
-    ),
-    (
-        "b -2",
-        "ip -4 rule del pref 10000 fwmark 0x1/0xff lookup 100 proto 213",
-    ),
+    ("b 2", "groupadd dscpb"),
+    ("b -2", "groupdel dscpb"),
     (
         "c 3",
         "ip -4 rule add pref 10001 fwmark 0x1/0xff unreachable proto 213",
