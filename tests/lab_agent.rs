@@ -18,6 +18,10 @@
 //!   journal was archived by the repairs' transactions: "one setup, one
 //!   rollback" is the next step of issue 13), then B is identical.
 //!
+//! And on a hardened gateway (strict rp_filter): wg0 deleted and created
+//! again with the same name gets its routes and its loose rp_filter back
+//! within 1 s of its addresses.
+//!
 //! The agent is killed on every exit path (a guard), so no process is left
 //! behind. Root only; skips visibly otherwise.
 
@@ -345,4 +349,85 @@ fn the_agent_keeps_the_gateway_whole_and_leaves_it_on_sigterm() {
         "after the agent, rollback, rollback --all and the sysctls by hand",
     );
     t.assert_host_etc_untouched();
+}
+
+/// A hardened gateway (strict rp_filter for all, default and wg0): the VPN
+/// interface is deleted and created again under the same name, as wg-quick
+/// or OpenVPN do, so it comes back with a new index and rp_filter at the
+/// strict default. Once its addresses are there, the agent adds the routes
+/// back and loosens the new wg0 again, within 1 s, and the group's IPv4
+/// replies get through (strict rp_filter would drop them).
+#[test]
+fn a_recreated_vpn_interface_gets_its_routes_and_loose_rp_filter_back() {
+    let Some(t) = lab("a_recreated_vpn_interface_gets_its_routes_and_loose_rp_filter_back") else {
+        return;
+    };
+    t.b.sysctl_w(&[
+        "net.ipv4.conf.all.rp_filter=1",
+        "net.ipv4.conf.default.rp_filter=1",
+        "net.ipv4.conf.wg0.rp_filter=1",
+    ]);
+    apply_ok(&t.a, &t.state(&t.a), "marker.toml");
+    let state = t.state(&t.b);
+    let before = snapshot(&t.b);
+    let mut agent = Agent::start(&t, &state, &[]);
+    agent.wait_line("applied", Duration::from_secs(20));
+    assert_eq!(
+        t.b.sysctl("net.ipv4.conf.wg0.rp_filter").as_deref(),
+        Some("2")
+    );
+    group_reaches(&t, "vpn");
+
+    // Deleting one end of the veth deletes both.
+    t.b.exec_ok(&["ip", "link", "del", "wg0"]);
+    agent.wait_line("does not exist", Duration::from_secs(5));
+    group_blocked(&t, &t.path("isp-wg0-deleted.pcap"), "wg0 deleted");
+
+    common::veth(&t.b, "wg0", &t.vpn, "eth0");
+    t.vpn.addr("eth0", "10.8.0.1/24");
+    t.vpn.addr("eth0", "fd00::1/64");
+    assert_eq!(
+        t.b.sysctl("net.ipv4.conf.wg0.rp_filter").as_deref(),
+        Some("1"),
+        "a new wg0 starts at the strict default"
+    );
+    t.b.addr("wg0", "10.8.0.2/24");
+    t.b.addr("wg0", "fd00::2/64");
+    let took = time_until("wg0 re-created", Duration::from_secs(1), || {
+        routes_back(&t) && t.b.sysctl("net.ipv4.conf.wg0.rp_filter").as_deref() == Some("2")
+    });
+    agent.wait_line(
+        "did sysctl net.ipv4.conf.wg0.rp_filter=2",
+        Duration::from_secs(1),
+    );
+    group_reaches(&t, "vpn");
+    eprintln!(
+        "re-created wg0: routes and rp_filter back in {} ms",
+        took.as_millis()
+    );
+
+    let (st, _) = agent.term(Duration::from_secs(5));
+    assert_eq!(st.code(), Some(0));
+    // The last transaction is that repair: its rollback puts the new wg0
+    // back at 1, and --all removes the rest.
+    dscproute_expect(&t.b, &state, &["rollback", "--yes"], 0);
+    assert_eq!(
+        t.b.sysctl("net.ipv4.conf.wg0.rp_filter").as_deref(),
+        Some("1")
+    );
+    dscproute_expect(&t.b, &state, &["rollback", "--all", "--yes"], 0);
+    restore_sysctls(&t, sysctls(&before), sysctls(&snapshot(&t.b)));
+    common::topology::assert_same_state(
+        &routes_sorted(&strip_link_local(&before)),
+        &routes_sorted(&strip_link_local(&snapshot(&t.b))),
+        "after the agent, rollback, rollback --all and the sysctls by hand",
+    );
+}
+
+/// Without wg0's link-local address (a re-created veth gets a new MAC).
+fn strip_link_local(snap: &str) -> String {
+    snap.lines()
+        .filter(|l| !(l.starts_with("local fe80::") && l.contains(" dev wg0 ")))
+        .map(|l| format!("{l}\n"))
+        .collect()
 }
