@@ -431,3 +431,33 @@ fn strip_link_local(snap: &str) -> String {
         .map(|l| format!("{l}\n"))
         .collect()
 }
+
+/// Bad input (no root or lab needed): a profile that does not parse and an
+/// out-of-range drift period exit 2 with one line, and create no state.
+#[test]
+fn bad_input_exits_2_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[gateway]\ndscp = 99\n").unwrap();
+    let good = profile("gateway.toml");
+    for args in [
+        vec!["agent", "--profile", bad.to_str().unwrap()],
+        vec!["agent", "--profile", &good, "--drift-check", "0"],
+    ] {
+        let out = std::process::Command::new(common::topology::BIN)
+            .arg("--state-dir")
+            .arg(&state)
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{}",
+            show(&args.join(" "), &out)
+        );
+        assert!(out.stdout.is_empty(), "{}", show(&args.join(" "), &out));
+        assert!(!state.exists(), "{args:?} created the state dir");
+    }
+}
