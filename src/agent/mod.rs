@@ -10,7 +10,6 @@
 //! - `Converge`: the use-case layer (probe, plan, run the missing steps);
 //! - `Clock`: `SystemClock`, or a fake one the fake source moves forward.
 
-mod capped;
 mod clock;
 mod converge;
 mod event;
@@ -19,7 +18,6 @@ pub mod netlink;
 mod supervisor;
 mod watch;
 
-pub use capped::Capped;
 pub use clock::{Clock, SystemClock};
 pub use converge::{Check, Converge, ConvergeError, WaitReason};
 pub use event::{Addr, Event, EventSource, Family, Route, Rule};

@@ -5,8 +5,8 @@
 use super::apply::event_line;
 use super::{code, exit, fail};
 use crate::agent::{
-    Capped, Exit, HostConverge, NetlinkEvents, Report, Supervisor, SystemClock, Timing, Watch,
-    WatchSet, netlink,
+    Exit, HostConverge, NetlinkEvents, Report, Supervisor, SystemClock, Timing, Watch, WatchSet,
+    netlink,
 };
 use crate::apply::StateDir;
 use crate::apply::agent_record::{AgentRecord, LastRepair};
@@ -35,9 +35,6 @@ pub struct AgentArgs {
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub drift_check: u64,
 }
-
-/// Longest a stop signal that raced the poll goes unnoticed.
-const SIGNAL_LATENCY: Duration = Duration::from_secs(1);
 
 fn say(line: &str) {
     // Never fails, never panics: a closed stdout must not stop the agent.
@@ -77,6 +74,9 @@ pub fn run(state: StateDir, args: &AgentArgs) -> i32 {
     // From here a stop signal only sets the flag: a repair in progress
     // finishes, then the agent leaves with the setup in place.
     signals::guard(OnStop::Finish);
+    // Pending until the event source waits: none slips between the loop's
+    // look at the flag and its wait.
+    signals::hold_stop_signals();
     // Subscribed before the first check: nothing that happens after it is missed.
     let events = match NetlinkEvents::open() {
         Ok(s) => s,
@@ -118,10 +118,6 @@ pub fn run(state: StateDir, args: &AgentArgs) -> i32 {
         host: Host::system(state.clone(), false),
         profile,
         source,
-    };
-    let events = Capped {
-        source: events,
-        cap: SIGNAL_LATENCY,
     };
     let mut sup = Supervisor::new(events, converge, SystemClock, watch, timing);
     let outcome = sup.run(
