@@ -8,8 +8,11 @@
 //!   re-added as a VPN client does: our routes are back within 1 s and the
 //!   group reaches "vpn" again;
 //! - `ip route flush table 100`: back within 1 s;
-//! - `iptables -t mangle -F PREROUTING` (no rtnetlink event): back within the
-//!   drift check's period (1 s here) + 1 s;
+//! - `iptables -t mangle -F PREROUTING`, then `nft flush ruleset` (no
+//!   rtnetlink event): back within the drift check's period (1 s here) +
+//!   1 s each, and the others' traffic still goes direct;
+//! - over the whole run, a capture on B's direct uplink sees not one packet
+//!   carrying the group's DSCP;
 //! - `status --json` names the agent and counts its repairs;
 //! - SIGTERM: exit 0 within 5 s, the setup stays, status says no agent;
 //! - then `rollback --yes` and `rollback --all --yes` restore B's firewall,
@@ -28,9 +31,10 @@
 mod common;
 
 use common::topology::{
-    GID, GROUP_PORTS, OTHER_GID, OTHER_PORTS, SPARE_PORTS, TARGET4, TARGET6, Topology, apply_ok,
-    assert_reaches, count, curl_from_ports, dscproute_command, dscproute_expect, fetch_short,
-    from_ports, poll_until, profile, show, snapshot, status_json, stdout,
+    DSCP7_V4, DSCP7_V6, GID, GROUP_PORTS, OTHER_GID, OTHER_PORTS, SPARE_PORTS, TARGET4, TARGET6,
+    Topology, apply_ok, assert_reaches, count, curl_from_ports, dscproute_command,
+    dscproute_expect, fetch_short, from_ports, poll_until, profile, show, snapshot, status_json,
+    stdout,
 };
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -246,6 +250,10 @@ fn the_agent_keeps_the_gateway_whole_and_leaves_it_on_sigterm() {
     let state = t.state(&t.b);
     let before = snapshot(&t.b);
 
+    // The whole run: not one packet carrying the group's DSCP on the
+    // direct uplink, through the outage, the repairs and the agent's stop.
+    let uplink_pcap = t.path("uplink-whole-run.pcap");
+    let uplink = t.b.capture("up0", &uplink_pcap, "ip or ip6");
     let mut agent = Agent::start(&t, &state, &["--drift-check", "1"]);
     agent.wait_line("applied", Duration::from_secs(20));
     group_reaches(&t, "vpn");
@@ -302,11 +310,23 @@ fn the_agent_keeps_the_gateway_whole_and_leaves_it_on_sigterm() {
         },
     );
     group_reaches(&t, "vpn");
+
+    // A firewall reload that drops every table (ours included).
+    t.b.exec_ok(&["nft", "flush", "ruleset"]);
+    let reload = time_until("nft flush ruleset", Duration::from_secs(1 + 1), || {
+        let mangle = stdout(&t.b.exec(&["iptables", "-t", "mangle", "-S"]));
+        let nat6 = stdout(&t.b.exec(&["ip6tables", "-t", "nat", "-S"]));
+        mangle.contains("-A PREROUTING") && nat6.contains("-A POSTROUTING")
+    });
+    group_reaches(&t, "vpn");
+    assert_reaches(&t.a, OTHER_GID, TARGET4, "isp");
+    assert_reaches(&t.a, OTHER_GID, TARGET6, "isp");
     eprintln!(
-        "repair times: link up {} ms, table flush {} ms, netfilter drift {} ms",
+        "repair times: link up {} ms, table flush {} ms, mangle flush {} ms, nft flush {} ms",
         link_up.as_millis(),
         flushed.as_millis(),
-        drift.as_millis()
+        drift.as_millis(),
+        reload.as_millis()
     );
 
     // status names the agent and its repairs.
@@ -333,6 +353,19 @@ fn the_agent_keeps_the_gateway_whole_and_leaves_it_on_sigterm() {
     agent.wait_line("stopped by SIGTERM", Duration::from_secs(1));
     group_reaches(&t, "vpn");
     assert!(status_json(&t.b, &state)["agent"].is_null());
+    uplink.stop();
+    assert!(
+        count(&uplink_pcap, "tcp") > 0,
+        "the uplink capture saw the others' traffic"
+    );
+    assert_eq!(
+        count(
+            &uplink_pcap,
+            &format!("(ip and {DSCP7_V4}) or (ip6 and {DSCP7_V6})")
+        ),
+        0,
+        "packets with the group's DSCP left by the direct uplink"
+    );
 
     // Removing the setup is an explicit act.
     dscproute_expect(&t.b, &state, &["rollback", "--yes"], 0);
