@@ -14,7 +14,8 @@
 //! - over the whole run, a capture on B's direct uplink sees not one packet
 //!   carrying the group's DSCP;
 //! - `status --json` names the agent and counts its repairs;
-//! - SIGTERM: exit 0 within 5 s, the setup stays, status says no agent;
+//! - SIGTERM: exit 0 within 5 s, the setup stays, status says no agent; a
+//!   restarted agent finds it whole and changes nothing;
 //! - then `rollback --yes` and `rollback --all --yes` restore B's firewall,
 //!   rules, routes and table names exactly as before the agent started;
 //!   the sysctls the first transaction changed are put back by hand (its
@@ -352,7 +353,22 @@ fn the_agent_keeps_the_gateway_whole_and_leaves_it_on_sigterm() {
     eprintln!("SIGTERM -> exit in {} ms", took.as_millis());
     agent.wait_line("stopped by SIGTERM", Duration::from_secs(1));
     group_reaches(&t, "vpn");
-    assert!(status_json(&t.b, &state)["agent"].is_null());
+    let st = status_json(&t.b, &state);
+    assert!(st["agent"].is_null(), "{st:#}");
+
+    // A restart finds the setup whole: it changes nothing (same last
+    // transaction), and stops again the same way.
+    let last = st["transaction"]["id"].clone();
+    let mut again = Agent::start(&t, &state, &[]);
+    again.wait_line("in place", Duration::from_secs(10));
+    group_reaches(&t, "vpn");
+    let (st_exit, _) = again.term(Duration::from_secs(5));
+    assert_eq!(
+        st_exit.code(),
+        Some(0),
+        "restarted agent exit after SIGTERM"
+    );
+    assert_eq!(status_json(&t.b, &state)["transaction"]["id"], last);
     uplink.stop();
     assert!(
         count(&uplink_pcap, "tcp") > 0,
