@@ -163,6 +163,7 @@ fn status_json_has_the_keys_scripts_read() {
         keys(&s),
         [
             "advice",
+            "agent",
             "clean",
             "netfilter",
             "routes",
@@ -172,6 +173,7 @@ fn status_json_has_the_keys_scripts_read() {
         ]
     );
     assert_eq!(s["transaction"], Value::Null, "no journal yet");
+    assert_eq!(s["agent"], Value::Null, "no agent runs");
     assert!(s["clean"].is_boolean());
 }
 

@@ -59,6 +59,7 @@ const SIDEWAYS: &[(&str, &str, &str)] = &[
         "persist installs only what a kept transaction applied: it reads the journal",
     ),
     ("cli", "tui", "the `tui` subcommand starts the TUI"),
+    ("cli", "agent", "the `agent` subcommand runs the supervisor"),
 ];
 
 fn layer_of(module: &str) -> Option<(usize, &'static str)> {

@@ -19,6 +19,9 @@ _dscproute() {
             dscproute,__confirm-timer)
                 cmd="dscproute__subcmd____confirm__subcmd__timer"
                 ;;
+            dscproute,agent)
+                cmd="dscproute__subcmd__agent"
+                ;;
             dscproute,apply)
                 cmd="dscproute__subcmd__apply"
                 ;;
@@ -69,6 +72,9 @@ _dscproute() {
                 ;;
             dscproute__subcmd__help,__confirm-timer)
                 cmd="dscproute__subcmd__help__subcmd____confirm__subcmd__timer"
+                ;;
+            dscproute__subcmd__help,agent)
+                cmd="dscproute__subcmd__help__subcmd__agent"
                 ;;
             dscproute__subcmd__help,apply)
                 cmd="dscproute__subcmd__help__subcmd__apply"
@@ -125,7 +131,7 @@ _dscproute() {
 
     case "${cmd}" in
         dscproute)
-            opts="-h -V --state-dir --help --version explain plan apply rollback confirm status tui learn doctor watch persist unpersist man completions facts help"
+            opts="-h -V --state-dir --help --version explain plan apply agent rollback confirm status tui learn doctor watch persist unpersist man completions facts help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -154,6 +160,36 @@ _dscproute() {
                     return 0
                     ;;
                 --deadline)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dscproute__subcmd__agent)
+            opts="-p -h --profile --drift-check --state-dir --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -p)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --drift-check)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -297,7 +333,7 @@ _dscproute() {
             return 0
             ;;
         dscproute__subcmd__help)
-            opts="explain plan apply rollback confirm status tui learn doctor watch persist unpersist man completions facts help"
+            opts="explain plan apply agent rollback confirm status tui learn doctor watch persist unpersist man completions facts help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -311,6 +347,20 @@ _dscproute() {
             return 0
             ;;
         dscproute__subcmd__help__subcmd____confirm__subcmd__timer)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dscproute__subcmd__help__subcmd__agent)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -13,6 +13,7 @@
 mod clock;
 mod converge;
 mod event;
+mod host;
 pub mod netlink;
 mod supervisor;
 mod watch;
@@ -20,6 +21,7 @@ mod watch;
 pub use clock::{Clock, SystemClock};
 pub use converge::{Check, Converge, ConvergeError, WaitReason};
 pub use event::{Addr, Event, EventSource, Family, Route, Rule};
+pub use host::HostConverge;
 pub use netlink::NetlinkEvents;
 pub use supervisor::{Exit, Report, Stats, Supervisor, Timing, Trigger};
 pub use watch::{Watch, WatchSet};

@@ -1,6 +1,6 @@
 //! The kernel's event source: an rtnetlink socket subscribed to the link,
-//! address, route and rule groups of both families. Blocking (poll with a
-//! timeout), no async runtime: the agent idles in one `poll` call.
+//! address, route and rule groups of both families. Blocking (ppoll with a
+//! timeout), no async runtime: the agent idles in one `ppoll` call.
 
 use super::event::{Addr, Event, EventSource, Family, Route, Rule};
 use super::watch::Watch;
@@ -89,11 +89,18 @@ impl EventSource for NetlinkEvents {
             events: libc::POLLIN,
             revents: 0,
         };
-        // Rounded up: a timeout cut to 0 ms would spin until the deadline.
+        // Rounded up to the ms: a timeout cut to 0 would spin until the deadline.
         let ms = timeout.as_nanos().div_ceil(1_000_000);
-        let ms = libc::c_int::try_from(ms).unwrap_or(libc::c_int::MAX);
-        // SAFETY: one valid pollfd, for the duration of the call.
-        let rc = unsafe { libc::poll(&mut fd, 1, ms) };
+        let ts = libc::timespec {
+            tv_sec: libc::time_t::try_from(ms / 1000).unwrap_or(libc::time_t::MAX),
+            tv_nsec: ((ms % 1000) * 1_000_000) as libc::c_long,
+        };
+        // Stop signals the caller holds (`signals::hold_stop_signals`) are
+        // let in during the wait only, atomically: one that came after the
+        // caller looked at its stop flag interrupts this wait.
+        let mask = crate::runner::signals::unheld_mask();
+        // SAFETY: one valid pollfd, a timespec and a sigset, for the call.
+        let rc = unsafe { libc::ppoll(&mut fd, 1, &ts, &mask) };
         if rc < 0 {
             let e = io::Error::last_os_error();
             // A signal (SIGTERM): the caller looks at its stop flag.

@@ -169,8 +169,9 @@ impl<S: EventSource, C: Converge, K: Clock> Supervisor<S, C, K> {
     /// Converges at once, then on events and periodically, until `stop()`
     /// says so (looked at after every check and every wake-up: the real
     /// source wakes up when a signal arrives). Nothing is undone on return.
-    /// A signal that lands between the flag test and the wait is seen at
-    /// the next wake-up, at most `drift_period` later.
+    /// A signal that lands between the flag test and the wait must
+    /// interrupt the wait: `NetlinkEvents` lets held stop signals in during
+    /// its `ppoll` only (`signals::hold_stop_signals`).
     pub fn run(&mut self, stop: impl Fn() -> bool, mut report: impl FnMut(&Report)) -> Exit {
         if stop() {
             return Exit::Stopped;

@@ -16,6 +16,8 @@ use std::time::Duration;
 
 /// The socket's name in the abstract namespace of the network namespace.
 pub const HOST_LOCK: &str = "dscproute/lock";
+/// The agent's, beside it.
+pub const AGENT_LOCK: &str = "dscproute/agent";
 
 pub struct Lock {
     _file: File,
@@ -33,6 +35,14 @@ impl Lock {
     /// Take the lock without waiting.
     pub fn try_acquire(path: &Path) -> Result<Lock, LockError> {
         Self::acquire(path, &host_lock_name(path))
+    }
+
+    /// The agent's lock: one agent per state directory (`path`) and per
+    /// network namespace (its own abstract name, so that an agent never
+    /// blocks the applies its repairs are).
+    pub fn try_acquire_agent(path: &Path) -> Result<Lock, LockError> {
+        let name = host_lock_name(path).replacen(HOST_LOCK, AGENT_LOCK, 1);
+        Self::acquire(path, &name)
     }
 
     /// Wait for the lock (the confirm timer uses this): retried with a

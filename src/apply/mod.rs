@@ -1,6 +1,7 @@
 //! Effects: the executor, the journal, transactions, rollback, the confirm
 //! timer and the lock. Everything that changes the host lives here.
 
+pub mod agent_record;
 pub mod drift;
 pub mod executor;
 pub mod gone;

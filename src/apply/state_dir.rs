@@ -73,6 +73,16 @@ impl StateDir {
         self.root.join("lock")
     }
 
+    /// The agent's own lock: one agent per state directory.
+    pub fn agent_lock(&self) -> PathBuf {
+        self.root.join("agent.lock")
+    }
+
+    /// What a running agent tells `status` (`agent_record`).
+    pub fn agent_file(&self) -> PathBuf {
+        self.root.join("agent.json")
+    }
+
     /// The journal of the last transaction.
     pub fn current(&self) -> PathBuf {
         self.root.join("current.json")

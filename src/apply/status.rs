@@ -4,6 +4,7 @@
 //! apply running now or one interrupted, drift since apply, and an
 //! unreadable journal, each with what to run.
 
+use super::agent_record::AgentRecord;
 use super::drift::{self, Drift};
 use super::journal::{Journal, Saved, StepStatus, TxnState};
 use super::lock::{Lock, LockError};
@@ -41,6 +42,8 @@ pub struct Status {
     /// timer at work right now).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub running_pid: Option<u32>,
+    /// The `dscproute agent` keeping the setup in place, if one runs.
+    pub agent: Option<AgentRecord>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -265,6 +268,7 @@ pub fn gather_dir(state: &StateDir, facts: &HostFacts, runner: &dyn Runner) -> S
         Err(e) => (None, Some(e)),
     };
     let mut s = gather(journal.as_ref(), facts, runner);
+    s.agent = AgentRecord::running(state);
     if let Some(e) = error {
         let e = e.to_string().replace('\n', " ");
         s.advice = Some(unreadable_advice(&e, crate::runner::is_root()));
@@ -292,6 +296,23 @@ pub fn gather_dir(state: &StateDir, facts: &HostFacts, runner: &dyn Runner) -> S
     s
 }
 
+/// One line on the agent, for `status` and the TUI.
+pub fn agent_line(a: &AgentRecord) -> String {
+    let age = super::journal::now_unix().saturating_sub(a.since_unix);
+    let last = match &a.last_repair {
+        Some(r) => format!(
+            ", the last {} s ago: {}",
+            super::journal::now_unix().saturating_sub(r.at_unix),
+            r.line
+        ),
+        None => String::new(),
+    };
+    format!(
+        "Agent running (pid {}) for {age} s, keeping {} in place: {} repairs{last}",
+        a.pid, a.profile, a.repairs
+    )
+}
+
 pub fn render(s: &Status) -> String {
     let mut o = String::new();
     match &s.transaction {
@@ -311,6 +332,9 @@ pub fn render(s: &Status) -> String {
     }
     if let Some(a) = &s.advice {
         let _ = writeln!(o, "! {a}");
+    }
+    if let Some(a) = &s.agent {
+        let _ = writeln!(o, "{}", agent_line(a));
     }
     if s.clean {
         let _ = writeln!(o, "Nothing of dscproute's is in place on this host.");

@@ -2,6 +2,7 @@
 //! (`ops` for the use cases): parse the flags (one `Args` struct each),
 //! call, print text or JSON, map refusals to exit statuses.
 
+mod agent;
 mod apply;
 mod confirm;
 mod doctor;
@@ -67,6 +68,10 @@ pub enum Command {
     /// Apply a profile: run the plan's steps with a journal; on the first
     /// failure undo the completed ones. Needs root.
     Apply(apply::ApplyArgs),
+    /// Keep a profile in place: apply it if needed, then repair what VPN
+    /// reconnects and firewall reloads undo, until SIGTERM or SIGINT (which
+    /// leave the setup in place; `rollback` removes it). Needs root.
+    Agent(agent::AgentArgs),
     /// Undo the last applied, unconfirmed or interrupted transaction exactly.
     Rollback(rollback::RollbackArgs),
     /// Keep a change applied with --confirm and disarm its timer.
@@ -113,6 +118,7 @@ pub fn run(cli: Cli) -> i32 {
         cli.command,
         None | Some(
             Command::Apply(_)
+                | Command::Agent(_)
                 | Command::Rollback(_)
                 | Command::Confirm
                 | Command::Status(_)
@@ -130,6 +136,7 @@ pub fn run(cli: Cli) -> i32 {
         Some(Command::Plan(args)) => plan::run(state, &args),
         Some(Command::Facts(args)) => facts::run(&args),
         Some(Command::Apply(args)) => apply::run(state, &args),
+        Some(Command::Agent(args)) => agent::run(state, &args),
         Some(Command::Rollback(args)) => rollback::run(state, &args),
         Some(Command::Confirm) => confirm::run(state),
         Some(Command::Status(args)) => status::run(state, &args),

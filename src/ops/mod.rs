@@ -8,6 +8,7 @@
 
 pub mod apply;
 pub mod confirm;
+pub mod converge;
 pub mod doctor;
 pub mod plan;
 pub mod rollback;

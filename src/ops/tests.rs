@@ -19,16 +19,16 @@ fn read(name: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-fn facts(name: &str) -> HostFacts {
+pub(super) fn facts(name: &str) -> HostFacts {
     HostFacts::from_json(&read(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
-fn profile(name: &str) -> Profile {
+pub(super) fn profile(name: &str) -> Profile {
     Profile::parse(&read(name), name).unwrap()
 }
 
 /// A host that answers every command with success, unless told otherwise.
-fn ok_runner() -> FakeRunner {
+pub(super) fn ok_runner() -> FakeRunner {
     FakeRunner::new().otherwise(Output::ok(""))
 }
 
@@ -38,13 +38,13 @@ const TIMER: Timer = Timer {
 };
 
 /// A fake host: `facts` is what probing it reads.
-struct Scratch {
-    dir: tempfile::TempDir,
-    facts: std::sync::Mutex<HostFacts>,
+pub(super) struct Scratch {
+    pub(super) dir: tempfile::TempDir,
+    pub(super) facts: std::sync::Mutex<HostFacts>,
 }
 
 impl Scratch {
-    fn new(facts_file: &str) -> Scratch {
+    pub(super) fn new(facts_file: &str) -> Scratch {
         Scratch {
             dir: tempfile::tempdir().unwrap(),
             facts: std::sync::Mutex::new(facts(facts_file)),
@@ -56,7 +56,7 @@ impl Scratch {
         *self.facts.lock().unwrap() = facts(facts_file);
     }
 
-    fn with<R>(&self, runner: &FakeRunner, f: impl FnOnce(&Host) -> R) -> R {
+    pub(super) fn with<R>(&self, runner: &FakeRunner, f: impl FnOnce(&Host) -> R) -> R {
         let probe = || self.facts.lock().unwrap().clone();
         let host = Host {
             runner,

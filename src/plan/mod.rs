@@ -17,6 +17,7 @@ pub mod ruleset;
 mod script;
 mod steps;
 
+pub use preflight::on_link;
 pub use render::{render_text, signal_path};
 pub use script::{render_script, sh_quote};
 

@@ -140,16 +140,52 @@ pub fn name(sig: libc::c_int) -> String {
     }
 }
 
-/// For `pre_exec`: own process group, stop signals and SIGHUP ignored.
+/// Keep stop signals pending in the calling thread until a wait lets them
+/// in (`ppoll` with `unheld_mask`): a signal that lands between a test of
+/// `received()` and the wait then interrupts that wait instead of being
+/// missed by it. Children inherit the mask: `shield_child` lifts it.
+pub fn hold_stop_signals() {
+    // SAFETY: a sigset built with sigemptyset/sigaddset, for this thread.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in STOP_SIGNALS {
+            libc::sigaddset(&mut set, sig);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
+
+/// The calling thread's signal mask without the stop signals: the mask a
+/// wait uses to let them in (the same as now when they are not held).
+pub fn unheld_mask() -> libc::sigset_t {
+    // SAFETY: reads this thread's mask into a zeroed sigset, then edits it.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_SETMASK, std::ptr::null(), &mut set);
+        for sig in STOP_SIGNALS {
+            libc::sigdelset(&mut set, sig);
+        }
+        set
+    }
+}
+
+/// For `pre_exec`: own process group, stop signals and SIGHUP ignored
+/// (and no longer held, see `hold_stop_signals`: a mask is inherited).
 /// Only async-signal-safe calls.
 pub(super) fn shield_child() -> std::io::Result<()> {
-    // SAFETY: setpgid and signal are async-signal-safe.
+    // SAFETY: setpgid, signal, sigemptyset, sigaddset and sigprocmask are
+    // async-signal-safe.
     unsafe {
         libc::setpgid(0, 0);
         libc::signal(libc::SIGHUP, libc::SIG_IGN);
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
         for sig in STOP_SIGNALS {
             libc::signal(sig, libc::SIG_IGN);
+            libc::sigaddset(&mut set, sig);
         }
+        libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
     }
     Ok(())
 }

@@ -182,6 +182,14 @@ fn head_lines(s: &StatusState, cx: &Shared, width: u16) -> Vec<Line<'static>> {
     if let Some(a) = cx.report.as_ref().and_then(|s| s.advice.as_ref()) {
         o.extend(prose(&format!("! {a}"), 1, width, t.warning()));
     }
+    if let Some(a) = cx.report.as_ref().and_then(|s| s.agent.as_ref()) {
+        o.extend(prose(
+            &crate::apply::status::agent_line(a),
+            1,
+            width,
+            t.dim(),
+        ));
+    }
     match &cx.txn {
         Txn::Deciding {
             decision: Decision::Rollback,

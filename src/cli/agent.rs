@@ -1,0 +1,227 @@
+//! `dscproute agent`: apply the profile if it is not in place, then keep it
+//! so (`agent::Supervisor` over rtnetlink events and a drift check) until
+//! SIGTERM or SIGINT, which leave the setup in place.
+
+use super::apply::event_line;
+use super::{code, exit, fail};
+use crate::agent::{
+    Exit, HostConverge, NetlinkEvents, Report, Supervisor, SystemClock, Timing, Watch, WatchSet,
+    netlink,
+};
+use crate::apply::StateDir;
+use crate::apply::agent_record::{AgentRecord, LastRepair};
+use crate::apply::journal::now_unix;
+use crate::apply::lock::{Lock, LockError};
+use crate::backend::Op;
+use crate::ops::Host;
+use crate::ops::apply::{self as op, Applied, ApplyError, Progress, Request};
+use crate::ops::converge::{self, Found};
+use crate::output;
+use crate::plan::{self, PlanOptions};
+use crate::profile::Profile;
+use crate::runner::signals::{self, OnStop};
+use clap::Args;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// The profile (TOML) to keep in place.
+    #[arg(long, short)]
+    pub profile: PathBuf,
+    /// Seconds between checks for what the kernel announces no event for
+    /// (our iptables chains and jumps).
+    #[arg(long, value_name = "SECS", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub drift_check: u64,
+}
+
+fn say(line: &str) {
+    // Never fails, never panics: a closed stdout must not stop the agent.
+    output::print(&format!("{line}\n"));
+}
+
+pub fn run(state: StateDir, args: &AgentArgs) -> i32 {
+    let profile = match Profile::load(&args.profile) {
+        Ok(p) => p,
+        Err(e) => return fail(exit::USAGE, &e.to_string()),
+    };
+    let source = args.profile.display().to_string();
+    let host = Host::system(state.clone(), false);
+    if !host.is_root {
+        return fail(
+            exit::BLOCKED,
+            "the agent changes the host's firewall and routing and needs root: run it as root",
+        );
+    }
+    if let Err(e) = state.ensure() {
+        return fail(exit::BLOCKED, &e.to_string());
+    }
+    let _agent_lock = match Lock::try_acquire_agent(&state.agent_lock()) {
+        Ok(l) => l,
+        Err(LockError::Busy(pid)) => {
+            let who = pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
+            return fail(
+                exit::BLOCKED,
+                &format!(
+                    "another dscproute agent is running here{who}: one agent per host and state \
+                     directory"
+                ),
+            );
+        }
+        Err(LockError::Io(e)) => return fail(exit::FAILED, &format!("agent lock: {e}")),
+    };
+    // From here a stop signal only sets the flag: a repair in progress
+    // finishes, then the agent leaves with the setup in place.
+    signals::guard(OnStop::Finish);
+    // Pending until the event source waits: none slips between the loop's
+    // look at the flag and its wait.
+    signals::hold_stop_signals();
+    // Subscribed before the first check: nothing that happens after it is missed.
+    let events = match NetlinkEvents::open() {
+        Ok(s) => s,
+        Err(e) => {
+            return fail(
+                exit::FAILED,
+                &format!("cannot follow rtnetlink events: {e}"),
+            );
+        }
+    };
+    let facts = (host.probe)();
+    let plan = match plan::plan(&profile, &facts, PlanOptions::default()) {
+        Ok(p) => p,
+        Err(e) => {
+            for p in &e.problems {
+                output::eprint_line(&format!("dscproute: {p}"));
+            }
+            return exit::REFUSED;
+        }
+    };
+    if let Some(status) = start(&host, &profile, &source) {
+        return status;
+    }
+    let mut watch = Watch::new(watch_set(&plan));
+    netlink::learn_indices(&mut watch);
+    let mut record = AgentRecord {
+        pid: std::process::id(),
+        since_unix: now_unix(),
+        profile: source.clone(),
+        repairs: 0,
+        last_repair: None,
+    };
+    save(&record, &state);
+    let timing = Timing {
+        drift_period: Duration::from_secs(args.drift_check),
+        ..Timing::default()
+    };
+    let converge = HostConverge {
+        host: Host::system(state.clone(), false),
+        profile,
+        source,
+    };
+    let mut sup = Supervisor::new(events, converge, SystemClock, watch, timing);
+    let outcome = sup.run(
+        || signals::received().is_some(),
+        |r| {
+            let line = r.to_string();
+            say(&line);
+            if matches!(r, Report::Repaired { .. }) {
+                record.repairs += 1;
+                record.last_repair = Some(LastRepair {
+                    at_unix: now_unix(),
+                    line,
+                });
+                save(&record, &state);
+            }
+        },
+    );
+    AgentRecord::remove(&state);
+    match outcome {
+        Exit::Stopped => {
+            let sig = signals::received().map_or("a stop signal".into(), signals::name);
+            say(&format!(
+                "stopped by {sig}: the setup stays in place; `dscproute rollback` removes it"
+            ));
+            exit::OK
+        }
+        Exit::SourceFailed(e) => fail(exit::FAILED, &format!("rtnetlink events failed: {e}")),
+        Exit::Fatal(e) => fail(exit::FAILED, &e),
+    }
+}
+
+/// The first convergence, answered as `apply --yes` would: `Some(status)`
+/// when the agent must not go on.
+fn start(host: &Host, profile: &Profile, source: &str) -> Option<i32> {
+    match converge::check(host, profile) {
+        Ok(Found::Whole) => {
+            say("in place: this host already matches the profile");
+            None
+        }
+        // The supervisor says why, and repairs when the VPN is back.
+        Ok(Found::Waiting(_)) => None,
+        Ok(Found::Missing(_)) => {
+            let req = Request {
+                profile,
+                source,
+                confirm_secs: None,
+                previewed: None,
+            };
+            let mut progress = |p: Progress| match p {
+                Progress::Recovered(r) => output::eprint_line(&format!("dscproute: {r}")),
+                Progress::Recovering(e) | Progress::Step(e) => {
+                    if let Some(line) = event_line(&e) {
+                        say(&line);
+                    }
+                }
+            };
+            match op::apply(host, &req, &mut progress) {
+                Ok(Applied::NothingToDo) => None,
+                Ok(Applied::Changed(j)) => {
+                    say(&format!(
+                        "applied {} steps (transaction {})",
+                        j.steps.len(),
+                        j.id
+                    ));
+                    None
+                }
+                Err(ApplyError::Refused(errors)) => {
+                    for e in &errors {
+                        output::eprint_line(&format!("dscproute: {e}"));
+                    }
+                    Some(exit::REFUSED)
+                }
+                Err(e) => Some(fail(code(e.kind()), &e.to_string())),
+            }
+        }
+        Err(e) => Some(fail(exit::REFUSED, &e.to_string())),
+    }
+}
+
+/// The VPN interface, our table and our policy rules' priorities.
+fn watch_set(plan: &plan::Plan) -> WatchSet {
+    let r = &plan.resolved;
+    let mut priorities: Vec<u32> = plan
+        .steps
+        .iter()
+        .filter_map(|s| match &s.apply {
+            Op::PolicyRule { rule, .. } => Some(rule.pref),
+            _ => None,
+        })
+        .collect();
+    priorities.sort_unstable();
+    priorities.dedup();
+    WatchSet::new(
+        r.interface.iter().cloned().collect(),
+        r.table_id.unwrap_or(0),
+        priorities,
+    )
+}
+
+fn save(record: &AgentRecord, state: &StateDir) {
+    if let Err(e) = record.save(state) {
+        output::eprint_line(&format!(
+            "dscproute: cannot write {}: {e} (status will not show this agent)",
+            state.agent_file().display()
+        ));
+    }
+}

@@ -1,0 +1,146 @@
+//! Keeping a setup whole (the agent's use case): `check` reads the host and
+//! plans the profile read-only, and says whether the VPN is usable and what
+//! is missing; `repair` runs only the missing steps, as `apply --yes` does
+//! (same lock, journal and engine: it re-probes and re-plans under the lock).
+
+use super::Host;
+use super::apply::{self, Applied, ApplyError, Request};
+use crate::backend::Op;
+use crate::backend::op::{ChainRule, NfCmd};
+use crate::plan::{self, Plan, PlanOptions};
+use crate::probe::HostFacts;
+use crate::profile::Profile;
+use std::net::IpAddr;
+use thiserror::Error;
+
+/// Why nothing can be repaired now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Wait {
+    InterfaceMissing(String),
+    InterfaceDown(String),
+    /// The interface is up but `via` (or `via6`) is not on-link through it:
+    /// the VPN client has not put its addresses back yet.
+    NoNextHop(String),
+}
+
+/// What a check found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Found {
+    Whole,
+    Waiting(Wait),
+    /// One label per pending step of the plan.
+    Missing(Vec<String>),
+}
+
+#[derive(Debug, Error)]
+#[error("{}", .0.join("; "))]
+pub struct CheckError(pub Vec<String>);
+
+/// Read-only: probe, plan, classify.
+pub fn check(host: &Host, profile: &Profile) -> Result<Found, CheckError> {
+    let facts = (host.probe)();
+    if let Some(wait) = vpn_wait(profile, &facts) {
+        return Ok(Found::Waiting(wait));
+    }
+    let plan =
+        plan::plan(profile, &facts, PlanOptions::default()).map_err(|e| CheckError(e.problems))?;
+    Ok(classify(&plan))
+}
+
+/// Pending steps are what is missing; none: whole.
+pub fn classify(plan: &Plan) -> Found {
+    let missing: Vec<String> = plan.pending().map(|s| label(&s.apply)).collect();
+    if missing.is_empty() {
+        Found::Whole
+    } else {
+        Found::Missing(missing)
+    }
+}
+
+/// Is the gateway's VPN interface there, up, and with its next hop on-link?
+/// A client-only profile never waits.
+pub fn vpn_wait(profile: &Profile, facts: &HostFacts) -> Option<Wait> {
+    let g = profile.gateway.as_ref()?;
+    let name = &g.interface;
+    let Some(link) = facts.link(name) else {
+        return Some(Wait::InterfaceMissing(name.clone()));
+    };
+    // Routes through a link without carrier are refused ("Network is down").
+    let flag = |x: &str| link.flags.iter().any(|f| f == x);
+    let up = flag("UP")
+        && !flag("NO-CARRIER")
+        && !matches!(link.state.as_str(), "DOWN" | "LOWERLAYERDOWN");
+    if !up {
+        return Some(Wait::InterfaceDown(name.clone()));
+    }
+    let hops = g.via.map(IpAddr::V4).into_iter().chain(
+        g.via6
+            .filter(|v| v.segments()[0] & 0xffc0 != 0xfe80)
+            .map(IpAddr::V6),
+    );
+    for hop in hops {
+        if !plan::on_link(link, hop) {
+            return Some(Wait::NoNextHop(name.clone()));
+        }
+    }
+    None
+}
+
+/// Apply the profile's missing steps now, without asking; what ran, one
+/// label per step (empty when the host was whole by then).
+pub fn repair(host: &Host, req: &Request) -> Result<Vec<String>, ApplyError> {
+    match apply::apply(host, req, &mut |_| {})? {
+        Applied::NothingToDo => Ok(vec![]),
+        Applied::Changed(j) => Ok(j.steps.iter().map(|s| label(&s.step.apply)).collect()),
+    }
+}
+
+/// A step as one short phrase for the agent's report line.
+pub fn label(op: &Op) -> String {
+    match op {
+        Op::Route {
+            family,
+            add: true,
+            route,
+        } => {
+            let v6 = if *family == crate::backend::op::Family::V6 {
+                "IPv6 "
+            } else {
+                ""
+            };
+            let via = route.via.map(|v| format!(" via {v}")).unwrap_or_default();
+            format!(
+                "{v6}route default{via} dev {} table {}",
+                route.dev, route.table
+            )
+        }
+        Op::Sysctl { key, value } => format!("sysctl {}={value}", key.key()),
+        Op::Netfilter {
+            cmd: NfCmd::NewChain { chain },
+            ..
+        } => format!("chain {chain}"),
+        Op::Netfilter {
+            family,
+            table,
+            cmd: NfCmd::Append { chain, rule } | NfCmd::Insert { chain, rule, .. },
+        } => match rule {
+            ChainRule::Jump { target, .. } => {
+                format!(
+                    "{} {} jump {chain} -> {target}",
+                    family.name(),
+                    table.name()
+                )
+            }
+            _ => format!("{} {} rule in {chain}", family.name(), table.name()),
+        },
+        Op::PolicyRule {
+            family,
+            add: true,
+            rule,
+        } => format!("{} policy rule pref {}", family.name(), rule.pref),
+        _ => op.display(),
+    }
+}
+
+#[cfg(test)]
+mod tests;
