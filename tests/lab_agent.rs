@@ -35,25 +35,13 @@ use common::topology::{
     DSCP7_V4, DSCP7_V6, GID, GROUP_PORTS, OTHER_GID, OTHER_PORTS, SPARE_PORTS, TARGET4, TARGET6,
     Topology, apply_ok, assert_reaches, count, curl_from_ports, dscproute_command,
     dscproute_expect, fetch_short, from_ports, poll_until, profile, show, snapshot, status_json,
-    stdout,
+    stdout, topology,
 };
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-
-const TOOLS: &[&str] = &[
-    "iptables",
-    "ip6tables",
-    "iptables-save",
-    "ip6tables-save",
-    "nft",
-    "sysctl",
-    "tcpdump",
-    "curl",
-    "setpriv",
-];
 
 /// The running agent: its stdout lines arrive on `lines`; killed (SIGKILL)
 /// and reaped on drop unless it already exited.
@@ -143,8 +131,7 @@ impl Drop for Agent {
 }
 
 fn lab(name: &str) -> Option<Topology> {
-    let lab = common::lab(name, TOOLS)?;
-    Some(Topology::build(&lab))
+    topology(name, &["tcpdump", "curl", "setpriv"])
 }
 
 /// Both default routes of table 100 are there.

@@ -9,12 +9,12 @@
 mod common;
 
 use common::topology::{
-    A4, A6, DSCP7_V4, DSCP7_V6, GID, GROUP_PORTS, Host, LAN2_4, LAN2_6, Mode, OTHER_GID,
+    A4, A6, Blocked, DSCP7_V4, DSCP7_V6, GID, GROUP_PORTS, Host, LAN2_4, LAN2_6, Mode, OTHER_GID,
     OTHER_PORTS, SPARE_PORTS, SYN_OR_PSH_V4, SYN_OR_PSH_V6, TARGET4, TARGET6, TUNNEL_B4, TUNNEL_B6,
     Topology, UPLINK_B4, UPLINK_B6, Wrappers, apply_ok, assert_reaches, assert_same_state, count,
     curl, curl_from_ports, dscproute_command, dscproute_expect, dscproute_with, fetch_short,
     from_ports, json, poll_until, profile, rollback_ok, rule_packets, show, snapshot, status_json,
-    stderr, stdout,
+    stderr, stdout, topology,
 };
 use std::io::{BufRead, BufReader};
 use std::net::IpAddr;
@@ -24,23 +24,14 @@ use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-const TOOLS: &[&str] = &[
-    "iptables",
-    "ip6tables",
-    "iptables-save",
-    "ip6tables-save",
-    "nft",
-    "sysctl",
-    "tcpdump",
-    "curl",
-    "setpriv",
-];
-
 /// The lab, or `None` after a visible skip (see common::lab).
 fn lab(name: &str, extra_tools: &[&str]) -> Option<Topology> {
-    let tools: Vec<&str> = TOOLS.iter().chain(extra_tools).copied().collect();
-    let lab = common::lab(name, &tools)?;
-    Some(Topology::build(&lab))
+    let tools: Vec<&str> = ["tcpdump", "curl", "setpriv"]
+        .iter()
+        .chain(extra_tools)
+        .copied()
+        .collect();
+    topology(name, &tools)
 }
 
 fn ip(s: &str) -> IpAddr {
@@ -1334,10 +1325,7 @@ fn a_second_apply_or_rollback_is_refused_while_one_runs() {
         &["apply", "--profile", &p, "--yes"],
     );
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let first = Blocked {
-        child: Some(cmd.spawn().expect("start the first apply")),
-        wrappers: &w,
-    };
+    let first = Blocked::new(cmd.spawn().expect("start the first apply"), &w);
     assert!(
         poll_until(Duration::from_secs(20), Duration::from_millis(20), || w
             .reached()),
@@ -1374,36 +1362,4 @@ fn a_second_apply_or_rollback_is_refused_while_one_runs() {
     );
     rollback_ok(&t.b, &state);
     assert_same_state(&before, &snapshot(&t.b), "after rollback");
-}
-
-/// The blocked apply: released and killed on drop, so a failing test never
-/// leaves it (or its wrapper) waiting.
-struct Blocked<'a> {
-    child: Option<Child>,
-    wrappers: &'a Wrappers,
-}
-
-impl Blocked<'_> {
-    fn finish(mut self, timeout: Duration) -> std::process::Output {
-        let mut child = self.child.take().unwrap();
-        let done = poll_until(timeout, Duration::from_millis(50), || {
-            matches!(child.try_wait(), Ok(Some(_)))
-        });
-        if !done {
-            let _ = child.kill();
-        }
-        let out = child.wait_with_output().expect("wait for the first apply");
-        assert!(done, "{}", show("the first apply did not finish", &out));
-        out
-    }
-}
-
-impl Drop for Blocked<'_> {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            self.wrappers.release(Duration::from_millis(200));
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
 }

@@ -15,8 +15,8 @@
 mod common;
 
 use common::topology::{
-    BIN, Host, Mode, Topology, Wrappers, apply_ok, assert_same_state, dscproute_command,
-    dscproute_expect, poll_until, profile, rollback_ok, show, snapshot, stderr, stdout,
+    BIN, Blocked, Host, Mode, Topology, Wrappers, apply_ok, assert_same_state, dscproute_command,
+    dscproute_expect, poll_until, profile, rollback_ok, show, snapshot, stderr, stdout, topology,
 };
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
@@ -25,20 +25,8 @@ use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-const TOOLS: &[&str] = &[
-    "iptables",
-    "ip6tables",
-    "iptables-save",
-    "ip6tables-save",
-    "nft",
-    "sysctl",
-    "curl",
-    "setpriv",
-];
-
 fn lab(name: &str) -> Option<Topology> {
-    let lab = common::lab(name, TOOLS)?;
-    Some(Topology::build(&lab))
+    topology(name, &["curl", "setpriv"])
 }
 
 /// Everything `snapshot` compares, plus the whole nftables ruleset: no empty
@@ -231,44 +219,9 @@ fn status_tells_when_the_timer_is_gone() {
     assert_same_state(&before, &full_state(&t.b), "after rollback");
 }
 
-/// The apply under way, killed or stopped: released on drop.
-struct Running<'a> {
-    child: Option<Child>,
-    wrappers: &'a Wrappers,
-}
-
-impl Running<'_> {
-    fn pid(&self) -> u32 {
-        self.child.as_ref().unwrap().id()
-    }
-
-    fn finish(mut self, timeout: Duration) -> std::process::Output {
-        let mut child = self.child.take().unwrap();
-        let done = poll_until(timeout, Duration::from_millis(50), || {
-            matches!(child.try_wait(), Ok(Some(_)))
-        });
-        if !done {
-            let _ = child.kill();
-        }
-        let out = child.wait_with_output().expect("wait for apply");
-        assert!(done, "{}", show("apply did not finish", &out));
-        out
-    }
-}
-
-impl Drop for Running<'_> {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            self.wrappers.release(Duration::from_millis(200));
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
 /// Start `apply gateway.toml` on B with the wrappers blocking mutating call
 /// `k`; returns once it is blocked there.
-fn blocked_apply<'a>(t: &Topology, w: &'a Wrappers, k: usize) -> Running<'a> {
+fn blocked_apply<'a>(t: &Topology, w: &'a Wrappers, k: usize) -> Blocked<'a> {
     w.arm_block();
     let mut cmd = dscproute_command(
         &t.b,
@@ -277,10 +230,7 @@ fn blocked_apply<'a>(t: &Topology, w: &'a Wrappers, k: usize) -> Running<'a> {
         &["apply", "--profile", &profile("gateway.toml"), "--yes"],
     );
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let run = Running {
-        child: Some(cmd.spawn().expect("start apply")),
-        wrappers: w,
-    };
+    let run = Blocked::new(cmd.spawn().expect("start apply"), w);
     assert!(
         poll_until(Duration::from_secs(20), Duration::from_millis(20), || w
             .reached()),

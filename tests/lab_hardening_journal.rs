@@ -15,25 +15,13 @@ mod common;
 
 use common::topology::{
     Mode, Topology, Wrappers, apply_ok, assert_same_state, dscproute, dscproute_expect,
-    dscproute_with, profile, rollback_ok, show, snapshot, stderr, stdout,
+    dscproute_with, profile, rollback_ok, show, snapshot, stderr, stdout, topology,
 };
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const TOOLS: &[&str] = &[
-    "iptables",
-    "ip6tables",
-    "iptables-save",
-    "ip6tables-save",
-    "nft",
-    "sysctl",
-    "mount",
-    "umount",
-];
-
 fn lab(name: &str) -> Option<Topology> {
-    let lab = common::lab(name, TOOLS)?;
-    Some(Topology::build(&lab))
+    topology(name, &["mount", "umount"])
 }
 
 fn write_profile(t: &Topology, name: &str, text: &str) -> String {

@@ -12,28 +12,16 @@ mod common;
 
 use common::topology::{
     GID, OTHER_GID, TARGET4, Topology, apply_ok, assert_reaches, dscproute, json, profile, show,
-    snapshot, stderr, stdout,
+    snapshot, stderr, stdout, topology,
 };
 use serde_json::Value;
-
-const TOOLS: &[&str] = &[
-    "iptables",
-    "ip6tables",
-    "iptables-save",
-    "ip6tables-save",
-    "nft",
-    "sysctl",
-    "curl",
-    "setpriv",
-];
 
 /// What the foreign rule looks like once iptables-save prints it.
 const FOREIGN_SAVED: &str =
     "iptables -t mangle -A PREROUTING -i lan0 -j MARK --set-xmark 0x100/0xffffffff";
 
 fn lab(name: &str) -> Option<Topology> {
-    let lab = common::lab(name, TOOLS)?;
-    Some(Topology::build(&lab))
+    topology(name, &["curl", "setpriv"])
 }
 
 fn add_foreign_mark(t: &Topology) {

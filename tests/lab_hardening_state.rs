@@ -12,27 +12,17 @@
 mod common;
 
 use common::topology::{
-    Mode, Topology, Wrappers, assert_same_state, dscproute_command, dscproute_expect, poll_until,
-    profile, rollback_ok, show, snapshot, stderr, stdout,
+    Blocked, Mode, Topology, Wrappers, assert_same_state, dscproute_command, dscproute_expect,
+    poll_until, profile, rollback_ok, show, snapshot, stderr, stdout, topology,
 };
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::Duration;
 
-const TOOLS: &[&str] = &[
-    "iptables",
-    "ip6tables",
-    "iptables-save",
-    "ip6tables-save",
-    "nft",
-    "sysctl",
-];
-
 fn lab(name: &str) -> Option<Topology> {
-    let lab = common::lab(name, TOOLS)?;
-    Some(Topology::build(&lab))
+    topology(name, &[])
 }
 
 fn mode(p: &Path) -> u32 {
@@ -311,12 +301,9 @@ fn the_lock_covers_the_network_namespace_whatever_the_state_dir() {
         &["apply", "--profile", &marker, "--yes"],
     );
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let first = Blocked {
-        child: Some(cmd.spawn().expect("start the first apply")),
-        wrappers: &w,
-    };
+    let first = Blocked::new(cmd.spawn().expect("start the first apply"), &w);
     // `ip netns exec` and `env` exec in place: this is dscproute's pid.
-    let first_pid = first.child.as_ref().unwrap().id();
+    let first_pid = first.pid();
     assert!(
         poll_until(Duration::from_secs(20), Duration::from_millis(20), || w
             .reached()),
@@ -371,36 +358,4 @@ fn the_lock_covers_the_network_namespace_whatever_the_state_dir() {
     );
     rollback_ok(&t.a, &t.state(&t.a));
     assert_same_state(&before_a, &snapshot(&t.a), "A after rollback");
-}
-
-/// The blocked apply: released and killed on drop, so a failing test never
-/// leaves it (or its wrapper) waiting.
-struct Blocked<'a> {
-    child: Option<Child>,
-    wrappers: &'a Wrappers,
-}
-
-impl Blocked<'_> {
-    fn finish(mut self, timeout: Duration) -> Output {
-        let mut child = self.child.take().unwrap();
-        let done = poll_until(timeout, Duration::from_millis(50), || {
-            matches!(child.try_wait(), Ok(Some(_)))
-        });
-        if !done {
-            let _ = child.kill();
-        }
-        let out = child.wait_with_output().expect("wait for the first apply");
-        assert!(done, "{}", show("the first apply did not finish", &out));
-        out
-    }
-}
-
-impl Drop for Blocked<'_> {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            self.wrappers.release(Duration::from_millis(200));
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
 }

@@ -1109,3 +1109,70 @@ exec "$real" "$@"
         ok
     }
 }
+
+/// What every apply/rollback lab needs on the host.
+pub const FIREWALL_TOOLS: &[&str] = &[
+    "iptables",
+    "ip6tables",
+    "iptables-save",
+    "ip6tables-save",
+    "nft",
+    "sysctl",
+];
+
+/// The lab topology, or `None` after a visible skip (see `common::lab`):
+/// needs the firewall tools and `extra`.
+pub fn topology(name: &str, extra: &[&str]) -> Option<Topology> {
+    let tools: Vec<&str> = FIREWALL_TOOLS.iter().chain(extra).copied().collect();
+    let lab = super::lab(name, &tools)?;
+    Some(Topology::build(&lab))
+}
+
+/// A dscproute process held at a mutating call by the wrappers: released and
+/// killed on drop, so a failing test never leaves it (or its wrapper)
+/// waiting.
+pub struct Blocked<'a> {
+    child: Option<std::process::Child>,
+    wrappers: &'a Wrappers,
+}
+
+impl<'a> Blocked<'a> {
+    pub fn new(child: std::process::Child, wrappers: &'a Wrappers) -> Blocked<'a> {
+        Blocked {
+            child: Some(child),
+            wrappers,
+        }
+    }
+
+    /// `ip netns exec` and `env` exec in place: this is dscproute's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("still running").id()
+    }
+
+    /// Wait for it to end by itself (once released), killing it after
+    /// `timeout`; its output either way.
+    pub fn finish(mut self, timeout: Duration) -> Output {
+        let mut child = self.child.take().expect("still running");
+        let done = poll_until(timeout, Duration::from_millis(50), || {
+            matches!(child.try_wait(), Ok(Some(_)))
+        });
+        if !done {
+            let _ = child.kill();
+        }
+        let out = child
+            .wait_with_output()
+            .expect("wait for the blocked process");
+        assert!(done, "{}", show("the blocked process did not finish", &out));
+        out
+    }
+}
+
+impl Drop for Blocked<'_> {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            self.wrappers.release(Duration::from_millis(200));
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
