@@ -514,6 +514,18 @@ impl Engine<'_> {
         j.steps[i].error = Some(failure.to_string());
         // Best effort: the journal written once undo is over is what counts.
         let _ = j.record(&self.state, i, false);
+        self.undo_failed(j, i, failure, events)
+    }
+
+    /// Report step `i`'s failure, undo everything that may have taken
+    /// effect and close the transaction as failed.
+    fn undo_failed(
+        &self,
+        mut j: Journal,
+        i: usize,
+        failure: Failure,
+        events: &mut dyn FnMut(Event),
+    ) -> Result<ApplyOutcome, EngineError> {
         events(Event::Failed {
             index: i,
             failure: failure.clone(),

@@ -6,7 +6,7 @@
 //! line's step is the failed one, the steps before it are done (and undone
 //! like any other) and the steps after it did not run.
 
-use super::{ApplyOutcome, Engine, EngineError, Event, TxnState};
+use super::{ApplyOutcome, Engine, EngineError, Event};
 use crate::apply::executor::{Executor, Failure, IpBatchFailure};
 use crate::apply::journal::{Journal, StepStatus, WriteError};
 use crate::backend::{Family, iproute};
@@ -202,22 +202,12 @@ impl Engine<'_> {
     /// takes back whichever of them took effect and tolerates the others.
     pub(super) fn fail_unknown(
         &self,
-        mut j: Journal,
+        j: Journal,
         index: usize,
         failure: Failure,
         events: &mut dyn FnMut(Event),
     ) -> Result<ApplyOutcome, EngineError> {
-        events(Event::Failed {
-            index,
-            failure: failure.clone(),
-        });
-        let clean = self.undo_all(&mut j, events)?;
-        j.state = TxnState::Failed;
-        self.finish(&mut j, clean);
-        Ok(ApplyOutcome::Failed {
-            journal: j,
-            failure,
-        })
+        self.undo_failed(j, index, failure, events)
     }
 
     /// Steps journaled Running that never started: Failed, "not run".
