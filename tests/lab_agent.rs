@@ -26,6 +26,13 @@
 //! again with the same name gets its routes and its loose rp_filter back
 //! within 1 s of its addresses.
 //!
+//! And the boot race: the agent started before the VPN interface exists
+//! puts the kill switch and the marking in place at once, so the group's
+//! traffic is refused (IPv4 and IPv6) and not one packet with its DSCP
+//! leaves by the direct uplink while it waits; wg0 created: its routes
+//! within 1 s and the group reaches "vpn"; SIGTERM exits 0; rollback
+//! restores B as it was before the agent started.
+//!
 //! The agent is killed on every exit path (a guard), so no process is left
 //! behind. Root only; skips visibly otherwise.
 
@@ -466,6 +473,124 @@ fn strip_link_local(snap: &str) -> String {
         .filter(|l| !(l.starts_with("local fe80::") && l.contains(" dev wg0 ")))
         .map(|l| format!("{l}\n"))
         .collect()
+}
+
+/// The boot race: systemd starts the agent before the VPN, so wg0 does not
+/// exist yet. What does not need wg0 (the kill switch, the lookup rules,
+/// the marking chains and jumps, forwarding, the table name) goes in place
+/// at once: the group's traffic is refused, IPv4 and IPv6, and none of it
+/// leaves by the direct uplink. wg0 comes up: its routes within 1 s.
+#[test]
+fn an_agent_started_before_the_vpn_holds_the_kill_switch_until_it_comes() {
+    let Some(t) = lab("an_agent_started_before_the_vpn_holds_the_kill_switch_until_it_comes")
+    else {
+        return;
+    };
+    apply_ok(&t.a, &t.state(&t.a), "marker.toml");
+    // Deleting one end of the veth deletes both: no VPN yet.
+    t.b.exec_ok(&["ip", "link", "del", "wg0"]);
+    let state = t.state(&t.b);
+    let before = snapshot(&t.b);
+
+    let uplink_pcap = t.path("uplink-boot.pcap");
+    let uplink = t.b.capture("up0", &uplink_pcap, "ip or ip6");
+    let mut agent = Agent::start(&t, &state, &[]);
+    let line = agent.wait_line(
+        "kill switch in place, waiting for wg0",
+        Duration::from_secs(20),
+    );
+    assert!(line.starts_with("applied "), "{line}");
+    agent.wait_line("VPN interface wg0 does not exist", Duration::from_secs(5));
+    for fam in ["-4", "-6"] {
+        let rules = stdout(&t.b.exec(&["ip", fam, "rule"]));
+        assert!(
+            rules.lines().any(|l| l.starts_with("10001:")
+                && l.contains(" fwmark ")
+                && l.contains(" unreachable")),
+            "{fam}: no kill switch while waiting:\n{rules}"
+        );
+    }
+    // Refused by B at once (curl 7: could not connect, ICMP unreachable),
+    // not lost on the way (28: timed out).
+    for addr in [TARGET4, TARGET6] {
+        let refused = curl_from_ports(&t.a, GID, GROUP_PORTS, addr, "/", &["--max-time", "3"]);
+        assert_eq!(
+            refused.status.code(),
+            Some(7),
+            "{}",
+            show(&format!("group -> {addr} while waiting"), &refused)
+        );
+    }
+    group_blocked(&t, &t.path("isp-boot.pcap"), "before wg0 exists");
+
+    // Kept while waiting too: a kill switch removed by hand is back at once.
+    t.b.exec_ok(&["ip", "-4", "rule", "del", "pref", "10001"]);
+    let held = time_until(
+        "kill switch deleted while waiting",
+        Duration::from_secs(1),
+        || stdout(&t.b.exec(&["ip", "-4", "rule"])).contains("10001:"),
+    );
+    let line = agent.wait_line("did IPv4 kill switch pref 10001", Duration::from_secs(1));
+    assert!(
+        line.starts_with("kill switch in place, waiting for wg0"),
+        "{line}"
+    );
+    group_blocked(&t, &t.path("isp-boot-again.pcap"), "kill switch put back");
+
+    // The VPN comes up as a client brings it: link, then its addresses.
+    common::veth(&t.b, "wg0", &t.vpn, "eth0");
+    t.vpn.addr("eth0", "10.8.0.1/24");
+    t.vpn.addr("eth0", "fd00::1/64");
+    t.b.addr("wg0", "10.8.0.2/24");
+    t.b.addr("wg0", "fd00::2/64");
+    let took = time_until("wg0 came up", Duration::from_secs(1), || routes_back(&t));
+    agent.wait_line("repaired", Duration::from_secs(1));
+    group_reaches(&t, "vpn");
+    assert_reaches(&t.a, OTHER_GID, TARGET4, "isp");
+    assert_reaches(&t.a, OTHER_GID, TARGET6, "isp");
+    eprintln!(
+        "boot: kill switch back in {} ms while waiting; wg0's routes {} ms after its addresses",
+        held.as_millis(),
+        took.as_millis()
+    );
+
+    let (st, _) = agent.term(Duration::from_secs(5));
+    assert_eq!(st.code(), Some(0), "agent exit after SIGTERM");
+    uplink.stop();
+    assert!(
+        count(&uplink_pcap, "tcp") > 0,
+        "the uplink capture saw the others' traffic"
+    );
+    assert_eq!(
+        count(
+            &uplink_pcap,
+            &format!("(ip and {DSCP7_V4}) or (ip6 and {DSCP7_V6})")
+        ),
+        0,
+        "packets with the group's DSCP left by the direct uplink"
+    );
+
+    dscproute_expect(&t.b, &state, &["rollback", "--yes"], 0);
+    assert!(
+        !stdout(&t.b.exec(&["ip", "route", "show", "table", "100"])).contains("default"),
+        "rollback left the route through wg0"
+    );
+    // Known gap (issue 13, "one setup, one rollback", in progress on the
+    // journal): the route's transaction archived the one applied while
+    // waiting, so `rollback --yes` undoes only the routes. Once one journal
+    // carries the whole setup, drop the next two lines: one rollback must
+    // then restore B alone.
+    dscproute_expect(&t.b, &state, &["rollback", "--all", "--yes"], 0);
+    // The VPN goes away again (not ours to remove): B as before the agent.
+    t.b.exec_ok(&["ip", "link", "del", "wg0"]);
+    let by_hand = restore_sysctls(&t, sysctls(&before), sysctls(&snapshot(&t.b)));
+    eprintln!("sysctls left by rollback and restored by hand: {by_hand:?}");
+    common::topology::assert_same_state(
+        &routes_sorted(&before),
+        &routes_sorted(&snapshot(&t.b)),
+        "after the agent at boot and rollback",
+    );
+    t.assert_host_etc_untouched();
 }
 
 /// Bad input (no root or lab needed): a profile that does not parse and an

@@ -15,6 +15,15 @@ pub enum Check {
     Waiting(WaitReason),
     /// These pieces are missing (one label each, for the report line).
     Missing(Vec<String>),
+    /// The VPN is unusable, and these pieces that do not need it are
+    /// missing (at boot: all but the routes through the VPN): they are put
+    /// in place now, so that the kill switch holds while the agent waits.
+    MissingWhileWaiting {
+        reason: WaitReason,
+        missing: Vec<String>,
+        /// The profile has a kill switch (it is among what goes in place).
+        kill_switch: bool,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,6 +53,17 @@ pub trait Converge {
     /// returned; an implementation may re-probe) and says what it did, one
     /// label per step.
     fn repair(&mut self, missing: &[String]) -> Result<Vec<String>, ConvergeError>;
+}
+
+impl WaitReason {
+    /// The VPN interface waited for.
+    pub fn interface(&self) -> &str {
+        match self {
+            WaitReason::InterfaceMissing(i)
+            | WaitReason::InterfaceDown(i)
+            | WaitReason::NoNextHop(i) => i,
+        }
+    }
 }
 
 impl fmt::Display for WaitReason {

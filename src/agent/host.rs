@@ -17,14 +17,20 @@ impl Converge for HostConverge<'_> {
     fn check(&mut self) -> Result<Check, ConvergeError> {
         let found = converge::check(&self.host, &self.profile)
             .map_err(|e| ConvergeError::Transient(e.to_string()))?;
+        let reason = |w| match w {
+            Wait::InterfaceMissing(i) => WaitReason::InterfaceMissing(i),
+            Wait::InterfaceDown(i) => WaitReason::InterfaceDown(i),
+            Wait::NoNextHop(i) => WaitReason::NoNextHop(i),
+        };
         Ok(match found {
             Found::Whole => Check::Whole,
             Found::Missing(m) => Check::Missing(m),
-            Found::Waiting(w) => Check::Waiting(match w {
-                Wait::InterfaceMissing(i) => WaitReason::InterfaceMissing(i),
-                Wait::InterfaceDown(i) => WaitReason::InterfaceDown(i),
-                Wait::NoNextHop(i) => WaitReason::NoNextHop(i),
-            }),
+            Found::Waiting { wait, missing } if missing.is_empty() => Check::Waiting(reason(wait)),
+            Found::Waiting { wait, missing } => Check::MissingWhileWaiting {
+                reason: reason(wait),
+                missing,
+                kill_switch: self.profile.gateway.as_ref().is_some_and(|g| g.kill_switch),
+            },
         })
     }
 
@@ -34,6 +40,7 @@ impl Converge for HostConverge<'_> {
             source: &self.source,
             confirm_secs: None,
             previewed: None,
+            vpn_may_wait: true,
         };
         converge::repair(&self.host, &req).map_err(|e| match e {
             // Root does not come back by waiting.

@@ -5,8 +5,10 @@
 //!   something is missing, one repair;
 //! - every `drift_period` without a check, a check too: netfilter changes
 //!   come with no rtnetlink event;
-//! - while the VPN is unusable, it reports "waiting" once and repairs
-//!   nothing; the next relevant event (the link back) triggers the repair;
+//! - while the VPN is unusable, it puts in place what does not need it (the
+//!   kill switch, the marking: a boot that starts the agent before the VPN)
+//!   and reports "waiting" once; the next relevant event (the link back)
+//!   triggers the repair of the rest;
 //! - after a failed repair, events wait `retry_after` for the next try, so
 //!   a repair that keeps failing cannot loop on its own events.
 //!
@@ -81,6 +83,15 @@ pub enum Report {
         took: Duration,
         retry_in: Duration,
     },
+    /// What does not need the VPN was put in place while it is unusable.
+    Held {
+        trigger: Trigger,
+        reason: WaitReason,
+        missing: Vec<String>,
+        did: Vec<String>,
+        took: Duration,
+        kill_switch: bool,
+    },
     /// Reported once per distinct reason.
     Waiting {
         trigger: Trigger,
@@ -98,7 +109,7 @@ pub struct Stats {
     pub checks: u64,
     pub repairs: u64,
     pub failed_repairs: u64,
-    /// The last `Repaired` or `RepairFailed`.
+    /// The last `Repaired`, `Held` or `RepairFailed`.
     pub last_repair: Option<Report>,
 }
 
@@ -266,41 +277,17 @@ impl<S: EventSource, C: Converge, K: Clock> Supervisor<S, C, K> {
                 }
                 self.phase = Phase::Waiting(reason);
             }
-            Ok(Check::Missing(missing)) => match self.converge.repair(&missing) {
-                Ok(did) => {
-                    let end = self.clock.now();
-                    let line = Report::Repaired {
-                        trigger,
-                        missing,
-                        did,
-                        took: end - started,
-                        since_event: first_at.map(|f| end - f),
-                    };
-                    report(&line);
-                    self.stats.repairs += 1;
-                    self.stats.last_repair = Some(line);
-                    self.not_before = None;
-                    self.phase = Phase::Whole;
-                }
-                Err(ConvergeError::Transient(error)) => {
-                    let end = self.clock.now();
-                    let line = Report::RepairFailed {
-                        trigger,
-                        missing,
-                        error: error.clone(),
-                        took: end - started,
-                        retry_in: self.timing.retry_after,
-                    };
-                    if self.phase != Phase::Failing(error.clone()) {
-                        report(&line);
-                    }
-                    self.stats.failed_repairs += 1;
-                    self.stats.last_repair = Some(line);
-                    self.not_before = Some(end + self.timing.retry_after);
-                    self.phase = Phase::Failing(error);
-                }
-                Err(ConvergeError::Fatal(e)) => return ControlFlow::Break(Exit::Fatal(e)),
-            },
+            Ok(Check::Missing(missing)) => {
+                self.repair(trigger, missing, None, started, first_at, report)?
+            }
+            Ok(Check::MissingWhileWaiting {
+                reason,
+                missing,
+                kill_switch,
+            }) => {
+                let waiting = Some((reason, kill_switch));
+                self.repair(trigger, missing, waiting, started, first_at, report)?
+            }
             Err(ConvergeError::Transient(error)) => {
                 if self.phase != Phase::Failing(error.clone()) {
                     report(&Report::CheckFailed {
@@ -313,6 +300,71 @@ impl<S: EventSource, C: Converge, K: Clock> Supervisor<S, C, K> {
             Err(ConvergeError::Fatal(e)) => return ControlFlow::Break(Exit::Fatal(e)),
         }
         self.next_check = self.clock.now() + self.timing.drift_period;
+        ControlFlow::Continue(())
+    }
+
+    /// Runs the repair of `missing` and reports it; `waiting`: the VPN is
+    /// unusable (its reason, and whether the profile has a kill switch).
+    fn repair(
+        &mut self,
+        trigger: Trigger,
+        missing: Vec<String>,
+        waiting: Option<(WaitReason, bool)>,
+        started: Instant,
+        first_at: Option<Instant>,
+        report: &mut dyn FnMut(&Report),
+    ) -> ControlFlow<Exit> {
+        match self.converge.repair(&missing) {
+            Ok(did) => {
+                let end = self.clock.now();
+                let took = end - started;
+                let line = match waiting {
+                    None => {
+                        self.phase = Phase::Whole;
+                        Report::Repaired {
+                            trigger,
+                            missing,
+                            did,
+                            took,
+                            since_event: first_at.map(|f| end - f),
+                        }
+                    }
+                    Some((reason, kill_switch)) => {
+                        self.phase = Phase::Waiting(reason.clone());
+                        Report::Held {
+                            trigger,
+                            reason,
+                            missing,
+                            did,
+                            took,
+                            kill_switch,
+                        }
+                    }
+                };
+                report(&line);
+                self.stats.repairs += 1;
+                self.stats.last_repair = Some(line);
+                self.not_before = None;
+            }
+            Err(ConvergeError::Transient(error)) => {
+                let end = self.clock.now();
+                let line = Report::RepairFailed {
+                    trigger,
+                    missing,
+                    error: error.clone(),
+                    took: end - started,
+                    retry_in: self.timing.retry_after,
+                };
+                if self.phase != Phase::Failing(error.clone()) {
+                    report(&line);
+                }
+                self.stats.failed_repairs += 1;
+                self.stats.last_repair = Some(line);
+                self.not_before = Some(end + self.timing.retry_after);
+                self.phase = Phase::Failing(error);
+            }
+            Err(ConvergeError::Fatal(e)) => return ControlFlow::Break(Exit::Fatal(e)),
+        }
         ControlFlow::Continue(())
     }
 }
@@ -370,6 +422,28 @@ impl fmt::Display for Report {
                 missing.join(", "),
                 human(*retry_in)
             ),
+            Report::Held {
+                trigger,
+                reason,
+                did,
+                took,
+                kill_switch,
+                ..
+            } => {
+                let what = if *kill_switch {
+                    "kill switch in place"
+                } else {
+                    "in place without the VPN"
+                };
+                let dev = reason.interface();
+                write!(
+                    f,
+                    "{what}, waiting for {dev} ({reason}): after {trigger} in {}, did {}. The \
+                     routes through {dev} follow when it is back",
+                    human(*took),
+                    did.join("; ")
+                )
+            }
             Report::Waiting { trigger, reason } => write!(
                 f,
                 "waiting after {trigger}: {reason}; repairing when it is back"

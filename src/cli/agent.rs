@@ -125,7 +125,7 @@ pub fn run(state: StateDir, args: &AgentArgs) -> i32 {
         |r| {
             let line = r.to_string();
             say(&line);
-            if matches!(r, Report::Repaired { .. }) {
+            if matches!(r, Report::Repaired { .. } | Report::Held { .. }) {
                 record.repairs += 1;
                 record.last_repair = Some(LastRepair {
                     at_unix: now_unix(),
@@ -150,50 +150,67 @@ pub fn run(state: StateDir, args: &AgentArgs) -> i32 {
 }
 
 /// The first convergence, answered as `apply --yes` would: `Some(status)`
-/// when the agent must not go on.
+/// when the agent must not go on. While the VPN is unusable (a boot that
+/// starts the agent first), what does not need it goes in place now.
 fn start(host: &Host, profile: &Profile, source: &str) -> Option<i32> {
-    match converge::check(host, profile) {
+    let waiting = match converge::check(host, profile) {
         Ok(Found::Whole) => {
             say("in place: this host already matches the profile");
-            None
+            return None;
         }
-        // The supervisor says why, and repairs when the VPN is back.
-        Ok(Found::Waiting(_)) => None,
-        Ok(Found::Missing(_)) => {
-            let req = Request {
-                profile,
-                source,
-                confirm_secs: None,
-                previewed: None,
-            };
-            let mut progress = |p: Progress| match p {
-                Progress::Recovered(r) => output::eprint_line(&format!("dscproute: {r}")),
-                Progress::Recovering(e) | Progress::Step(e) => {
-                    if let Some(line) = event_line(&e) {
-                        say(&line);
-                    }
-                }
-            };
-            match op::apply(host, &req, &mut progress) {
-                Ok(Applied::NothingToDo) => None,
-                Ok(Applied::Changed(j)) => {
-                    say(&format!(
-                        "applied {} steps (transaction {})",
-                        j.steps.len(),
-                        j.id
-                    ));
-                    None
-                }
-                Err(ApplyError::Refused(errors)) => {
-                    for e in &errors {
-                        output::eprint_line(&format!("dscproute: {e}"));
-                    }
-                    Some(exit::REFUSED)
-                }
-                Err(e) => Some(fail(code(e.kind()), &e.to_string())),
+        // All that can be is in place: the supervisor says what it waits for.
+        Ok(Found::Waiting { missing, .. }) if missing.is_empty() => return None,
+        Ok(Found::Waiting { .. }) => true,
+        Ok(Found::Missing(_)) => false,
+        Err(e) => return Some(fail(exit::REFUSED, &e.to_string())),
+    };
+    let req = Request {
+        profile,
+        source,
+        confirm_secs: None,
+        previewed: None,
+        vpn_may_wait: true,
+    };
+    let mut progress = |p: Progress| match p {
+        Progress::Recovered(r) => output::eprint_line(&format!("dscproute: {r}")),
+        Progress::Recovering(e) | Progress::Step(e) => {
+            if let Some(line) = event_line(&e) {
+                say(&line);
             }
         }
-        Err(e) => Some(fail(exit::REFUSED, &e.to_string())),
+    };
+    match op::apply(host, &req, &mut progress) {
+        Ok(Applied::NothingToDo) => None,
+        Ok(Applied::Changed(j)) => {
+            let meanwhile = match (&profile.gateway, waiting) {
+                (Some(g), true) => {
+                    let what = if g.kill_switch {
+                        "kill switch in place"
+                    } else {
+                        "in place without the VPN"
+                    };
+                    format!(
+                        " without the VPN: {what}, waiting for {}; the routes through it follow \
+                         when it is back",
+                        g.interface
+                    )
+                }
+                _ => String::new(),
+            };
+            say(&format!(
+                "applied {} steps (transaction {}){meanwhile}",
+                j.steps.len(),
+                j.id
+            ));
+            None
+        }
+        Err(ApplyError::Refused(errors)) => {
+            for e in &errors {
+                output::eprint_line(&format!("dscproute: {e}"));
+            }
+            Some(exit::REFUSED)
+        }
+        Err(e) => Some(fail(code(e.kind()), &e.to_string())),
     }
 }
 

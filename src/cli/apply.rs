@@ -75,6 +75,7 @@ pub fn run(state: StateDir, args: &ApplyArgs) -> i32 {
         source: &source,
         confirm_secs: args.confirm,
         previewed: None,
+        vpn_may_wait: false,
     };
     let mut progress = progress(args.json);
     let result = match op::prepare(&host, &req, &mut progress) {

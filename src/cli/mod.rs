@@ -70,7 +70,9 @@ pub enum Command {
     Apply(apply::ApplyArgs),
     /// Keep a profile in place: apply it if needed, then repair what VPN
     /// reconnects and firewall reloads undo, until SIGTERM or SIGINT (which
-    /// leave the setup in place; `rollback` removes it). Needs root.
+    /// leave the setup in place; `rollback` removes it). While the VPN is
+    /// unusable (at boot), all that does not need it is in place, the kill
+    /// switch too. Needs root.
     Agent(agent::AgentArgs),
     /// Undo the last applied, unconfirmed or interrupted transaction exactly.
     Rollback(rollback::RollbackArgs),

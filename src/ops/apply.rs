@@ -28,6 +28,10 @@ pub struct Request<'a> {
     /// The commands the admin saw (the TUI's preview, maybe minutes old):
     /// nothing runs when the fresh plan's differ.
     pub previewed: Option<&'a [String]>,
+    /// The agent: when the fresh read finds the VPN unusable
+    /// (`converge::vpn_wait`), apply what does not need it
+    /// (`PlanOptions::without_vpn`) instead of refusing for its absence.
+    pub vpn_may_wait: bool,
 }
 
 /// What happens on the way, for progress lines and the TUI's step list.
@@ -169,8 +173,12 @@ pub fn prepare(
     engine.check_clear()?;
     // Planned under the lock from a fresh read: what runs is what is there.
     let facts = (host.probe)();
-    let mut plan = plan::plan(req.profile, &facts, PlanOptions::default())
-        .map_err(|e| ApplyError::Refused(e.problems))?;
+    let opts = PlanOptions {
+        without_vpn: req.vpn_may_wait && super::converge::vpn_wait(req.profile, &facts).is_some(),
+        ..PlanOptions::default()
+    };
+    let mut plan =
+        plan::plan(req.profile, &facts, opts).map_err(|e| ApplyError::Refused(e.problems))?;
     plan.errors
         .extend(ready::blockers(req.profile, &facts, &plan));
     if !plan.is_applicable() {

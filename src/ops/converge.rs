@@ -2,11 +2,14 @@
 //! plans the profile read-only, and says whether the VPN is usable and what
 //! is missing; `repair` runs only the missing steps, as `apply --yes` does
 //! (same lock, journal and engine: it re-probes and re-plans under the lock).
+//! While the VPN is unusable both plan without it (`PlanOptions::without_vpn`):
+//! the kill switch and the marking go in place at once (a boot that starts
+//! the agent before the VPN), the routes through the VPN when it is back.
 
 use super::Host;
 use super::apply::{self, Applied, ApplyError, Request};
-use crate::backend::Op;
 use crate::backend::op::{ChainRule, NfCmd};
+use crate::backend::{Op, PolicyAction, PolicyRule};
 use crate::plan::{self, Plan, PlanOptions};
 use crate::probe::HostFacts;
 use crate::profile::Profile;
@@ -27,7 +30,12 @@ pub enum Wait {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Found {
     Whole,
-    Waiting(Wait),
+    /// The VPN is unusable; `missing` is what does not need it and is not
+    /// in place yet (empty: all of that is), one label per step.
+    Waiting {
+        wait: Wait,
+        missing: Vec<String>,
+    },
     /// One label per pending step of the plan.
     Missing(Vec<String>),
 }
@@ -39,21 +47,23 @@ pub struct CheckError(pub Vec<String>);
 /// Read-only: probe, plan, classify.
 pub fn check(host: &Host, profile: &Profile) -> Result<Found, CheckError> {
     let facts = (host.probe)();
-    if let Some(wait) = vpn_wait(profile, &facts) {
-        return Ok(Found::Waiting(wait));
-    }
-    let plan =
-        plan::plan(profile, &facts, PlanOptions::default()).map_err(|e| CheckError(e.problems))?;
-    Ok(classify(&plan))
+    let wait = vpn_wait(profile, &facts);
+    let opts = PlanOptions {
+        without_vpn: wait.is_some(),
+        ..PlanOptions::default()
+    };
+    let plan = plan::plan(profile, &facts, opts).map_err(|e| CheckError(e.problems))?;
+    Ok(classify(&plan, wait))
 }
 
-/// Pending steps are what is missing; none: whole.
-pub fn classify(plan: &Plan) -> Found {
+/// Pending steps are what is missing; none: whole (or waiting, with all
+/// that can be in place meanwhile).
+pub fn classify(plan: &Plan, wait: Option<Wait>) -> Found {
     let missing: Vec<String> = plan.pending().map(|s| label(&s.apply)).collect();
-    if missing.is_empty() {
-        Found::Whole
-    } else {
-        Found::Missing(missing)
+    match wait {
+        Some(wait) => Found::Waiting { wait, missing },
+        None if missing.is_empty() => Found::Whole,
+        None => Found::Missing(missing),
     }
 }
 
@@ -87,7 +97,8 @@ pub fn vpn_wait(profile: &Profile, facts: &HostFacts) -> Option<Wait> {
 }
 
 /// Apply the profile's missing steps now, without asking; what ran, one
-/// label per step (empty when the host was whole by then).
+/// label per step (empty when the host was whole by then). With
+/// `req.vpn_may_wait`, only what does not need the VPN while it is unusable.
 pub fn repair(host: &Host, req: &Request) -> Result<Vec<String>, ApplyError> {
     match apply::apply(host, req, &mut |_| {})? {
         Applied::NothingToDo => Ok(vec![]),
@@ -133,6 +144,15 @@ pub fn label(op: &Op) -> String {
             }
             _ => format!("{} {} rule in {chain}", family.name(), table.name()),
         },
+        Op::PolicyRule {
+            family,
+            add: true,
+            rule:
+                rule @ PolicyRule {
+                    action: PolicyAction::Unreachable,
+                    ..
+                },
+        } => format!("{} kill switch pref {}", family.name(), rule.pref),
         Op::PolicyRule {
             family,
             add: true,

@@ -77,6 +77,7 @@ fn request<'a>(p: &'a Profile, confirm_secs: Option<u64>) -> apply::Request<'a> 
         source: "client.toml",
         confirm_secs,
         previewed: None,
+        vpn_may_wait: false,
     }
 }
 
@@ -229,6 +230,7 @@ fn apply_refuses_without_root_or_when_the_host_changed_since_the_preview() {
     let previewed = vec!["iptables -w -t mangle -N DSCPROUTE-MARK".to_string()];
     let req = apply::Request {
         previewed: Some(&previewed),
+        vpn_may_wait: false,
         ..request(&p, None)
     };
     let r = run_apply(&s, &runner, &req);

@@ -154,6 +154,11 @@ pub struct PlanError {
 pub struct PlanOptions {
     /// Planning a script for another host: a group unknown here is passed by name.
     pub for_script: bool,
+    /// Plan only what does not need the gateway's VPN interface: no route
+    /// through it, no sysctl of its own, and its absence is no problem. The
+    /// agent applies this while the VPN is unusable, so the kill switch and
+    /// the marking are in place before the VPN comes up (a boot race).
+    pub without_vpn: bool,
 }
 
 /// Build the plan. Host problems become `Plan::errors`; only values that
@@ -272,6 +277,11 @@ pub fn plan(profile: &Profile, facts: &HostFacts, opts: PlanOptions) -> Result<P
         }
     }
     problems.extend(ctx.unwritable());
+    if let (true, Some(g)) = (opts.without_vpn, &profile.gateway) {
+        // Planned and then left out, so that the routes we want still count
+        // as wanted: a route of ours is never removed as stale while waiting.
+        out.retain(|s| !needs_interface(&s.apply, &g.interface));
+    }
 
     name_file_after_old_rules(&mut out);
     positions::pin_removals(&mut out, facts);
@@ -330,6 +340,21 @@ pub fn plan(profile: &Profile, facts: &HostFacts, opts: PlanOptions) -> Result<P
         notes,
         summary,
     })
+}
+
+/// Steps that cannot run while the VPN interface is missing, down or
+/// without its next hop: our table's routes through it, and its own sysctls.
+fn needs_interface(op: &Op, dev: &str) -> bool {
+    match op {
+        Op::Route {
+            add: true, route, ..
+        } => route.dev == dev,
+        Op::Sysctl {
+            key: crate::backend::SysctlKey::RpFilter(d),
+            ..
+        } => d == dev,
+        _ => false,
+    }
 }
 
 /// A changed table name is written after the old policy rules are removed:

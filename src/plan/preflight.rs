@@ -89,6 +89,10 @@ fn gateway(
     problems: &mut Vec<String>,
     warnings: &mut Vec<String>,
 ) {
+    if opts.without_vpn {
+        // Nothing planned needs the interface (`PlanOptions::without_vpn`).
+        return;
+    }
     let Some(link) = facts.link(&g.interface) else {
         if opts.for_script || facts.links.is_empty() {
             warnings.push(format!(

@@ -39,7 +39,15 @@ fn plan_of(profile_name: &str, facts_name: &str) -> Plan {
 }
 
 fn for_script(p: &Profile, f: &HostFacts) -> Plan {
-    plan(p, f, PlanOptions { for_script: true }).unwrap()
+    plan(
+        p,
+        f,
+        PlanOptions {
+            for_script: true,
+            ..PlanOptions::default()
+        },
+    )
+    .unwrap()
 }
 
 /// Every step's apply, one a line, for failure messages.
@@ -2422,5 +2430,90 @@ fn scripts_save_sysctl_values_where_they_run() {
     assert!(
         !s.contains("net.ipv4.ip_forward=0"),
         "no planning-host value in the undo:\n{s}"
+    );
+}
+
+// ------------------------------------------------------- without the VPN
+
+fn without_vpn(p: &Profile, f: &HostFacts) -> Plan {
+    let opts = PlanOptions {
+        without_vpn: true,
+        ..PlanOptions::default()
+    };
+    plan(p, f, opts).unwrap_or_else(|e| panic!("plan refused: {e}"))
+}
+
+/// Does a step's command need wg0 to exist and be up?
+fn through_wg0(s: &Step) -> bool {
+    let cmd = s.apply.display();
+    (cmd.contains(" route add ") && cmd.contains("dev wg0")) || cmd.contains("conf.wg0.")
+}
+
+/// A fresh boot: wg0 is not there yet. A plain plan refuses; without the
+/// VPN it is applicable and holds everything but the routes through wg0
+/// and wg0's rp_filter: table name, forwarding, both lookup rules, the kill
+/// switch for both families, our chains, their rules and every jump.
+#[test]
+fn without_the_vpn_everything_but_its_routes_and_sysctls_is_planned() {
+    let prof = profile("gateway.toml");
+    let mut f = facts("gateway-clean.json");
+    // As in a hardened host, so that a plan with wg0 would loosen it.
+    f.sysctls
+        .insert("net.ipv4.conf.all.rp_filter".into(), "1".into());
+    let whole = plan_with(&prof, &f);
+    assert!(whole.steps.iter().any(through_wg0), "{}", listing(&whole));
+    f.links.retain(|l| l.name != "wg0");
+    assert_has(&plan_with(&prof, &f).errors, "interface wg0 does not exist");
+
+    let p = without_vpn(&prof, &f);
+    assert!(p.is_applicable(), "{:#?}", p.errors);
+    assert!(!p.steps.iter().any(through_wg0), "{}", listing(&p));
+    let kept: Vec<String> = whole
+        .steps
+        .iter()
+        .filter(|s| !through_wg0(s))
+        .map(|s| s.apply.display())
+        .collect();
+    let got: Vec<String> = p.steps.iter().map(|s| s.apply.display()).collect();
+    assert_eq!(got, kept, "the same steps in the same order, less wg0's");
+    for fam in ["-4", "-6"] {
+        for rule in [
+            "pref 9999 fwmark 0x3/0xff lookup main suppress_prefixlength 0",
+            "pref 10000 fwmark 0x3/0xff lookup 100",
+            "pref 10001 fwmark 0x3/0xff unreachable",
+        ] {
+            let cmd = format!("ip {fam} rule add {rule} proto 213");
+            assert_eq!(step(&p, &cmd).state, StepState::Add, "{cmd}");
+        }
+    }
+    assert!(
+        has(&p, "sysctl -q -w net.ipv4.ip_forward=1"),
+        "{}",
+        listing(&p)
+    );
+    let jumps = p
+        .steps
+        .iter()
+        .filter(|s| s.apply.display().contains("-j DSCPROUTE"))
+        .count();
+    assert_eq!(jumps, 6, "{}", listing(&p));
+}
+
+/// wg0 down (routes of ours still listed, as in the instant before the
+/// kernel drops them): planning without the VPN must not take our wanted
+/// routes for leftovers and remove them.
+#[test]
+fn without_the_vpn_our_routes_are_never_stale() {
+    let prof = profile("gateway.toml");
+    let mut f = facts("gateway-applied.json");
+    let wg0 = f.links.iter_mut().find(|l| l.name == "wg0").unwrap();
+    wg0.flags.retain(|x| x != "UP" && x != "LOWER_UP");
+    wg0.state = "DOWN".into();
+    let p = without_vpn(&prof, &f);
+    assert!(p.is_noop(), "{}", listing(&p));
+    assert!(
+        !p.steps.iter().any(|s| matches!(s.apply, Op::Route { .. })),
+        "{}",
+        listing(&p)
     );
 }

@@ -314,6 +314,7 @@ fn run_effect(app: &mut App, effect: Effect, tx: &Sender<Msg>, state: &StateDir)
                     // The plan is made again from a fresh read, under the
                     // lock: the preview may be minutes old.
                     previewed: Some(&previewed),
+                    vpn_may_wait: false,
                 };
                 let progress_tx = tx.clone();
                 let mut progress = move |p| {

@@ -46,6 +46,8 @@ struct World {
     vpn_up: bool,
     route: bool,
     rule: bool,
+    /// The kill switch: needs no VPN, so it is repaired while waiting.
+    kill_switch: bool,
     fail_repairs: bool,
     stop: bool,
     /// When each check and each repair attempt ran (since start).
@@ -60,6 +62,7 @@ impl World {
             vpn_up: true,
             route: true,
             rule: true,
+            kill_switch: true,
             fail_repairs: false,
             stop: false,
             checks: Vec::new(),
@@ -129,16 +132,33 @@ impl Converge for FakeHost {
     fn check(&mut self) -> Result<Check, ConvergeError> {
         let mut w = self.world.borrow_mut();
         w.checks.push(self.clock.elapsed());
-        Ok(if !w.vpn_exists {
-            Check::Waiting(WaitReason::InterfaceMissing("wg0".into()))
+        let waiting = if !w.vpn_exists {
+            Some(WaitReason::InterfaceMissing("wg0".into()))
         } else if !w.vpn_up {
-            Check::Waiting(WaitReason::InterfaceDown("wg0".into()))
+            Some(WaitReason::InterfaceDown("wg0".into()))
         } else {
-            let missing: Vec<String> = [(w.route, "route"), (w.rule, "rule")]
-                .iter()
-                .filter(|(present, _)| !present)
-                .map(|(_, what)| what.to_string())
-                .collect();
+            None
+        };
+        Ok(if let Some(reason) = waiting {
+            if w.kill_switch {
+                Check::Waiting(reason)
+            } else {
+                Check::MissingWhileWaiting {
+                    reason,
+                    missing: vec!["kill switch".into()],
+                    kill_switch: true,
+                }
+            }
+        } else {
+            let missing: Vec<String> = [
+                (w.route, "route"),
+                (w.rule, "rule"),
+                (w.kill_switch, "kill switch"),
+            ]
+            .iter()
+            .filter(|(present, _)| !present)
+            .map(|(_, what)| what.to_string())
+            .collect();
             if missing.is_empty() {
                 Check::Whole
             } else {
@@ -154,7 +174,11 @@ impl Converge for FakeHost {
         if w.fail_repairs {
             return Err(ConvergeError::Transient("iptables: resource busy".into()));
         }
-        (w.route, w.rule) = (true, true);
+        // What needs the VPN only when it is usable, as the real planner.
+        if w.vpn_exists && w.vpn_up {
+            (w.route, w.rule) = (true, true);
+        }
+        w.kill_switch = true;
         Ok(missing.iter().map(|m| format!("added {m}")).collect())
     }
 }
@@ -253,6 +277,7 @@ fn kinds(reports: &[Report]) -> Vec<&'static str> {
         .iter()
         .map(|r| match r {
             Report::Repaired { .. } => "repaired",
+            Report::Held { .. } => "held",
             Report::RepairFailed { .. } => "failed",
             Report::Waiting { .. } => "waiting",
             Report::Whole { .. } => "whole",
@@ -543,4 +568,70 @@ fn a_fatal_error_ends_the_loop() {
         sup.run(|| false, |_| {}),
         Exit::Fatal("profile gone".into())
     );
+}
+
+/// A boot: the agent starts before the VPN, nothing is in place. The kill
+/// switch goes in at once (reported once, as what was put in place while
+/// waiting); checks during the wait change nothing; the route follows the
+/// link within the debounce.
+#[test]
+fn a_boot_before_the_vpn_puts_the_kill_switch_in_place_then_waits() {
+    let start = World {
+        vpn_exists: false,
+        route: false,
+        rule: false,
+        kill_switch: false,
+        ..World::whole()
+    };
+    let script = vec![deliver(
+        secs(12),
+        Event::LinkUp {
+            index: 7,
+            name: "wg0".into(),
+        },
+        |w| w.vpn_exists = true,
+    )];
+    let out = run(start, script, secs(14));
+    assert_eq!(
+        kinds(&out.reports),
+        ["held", "repaired"],
+        "{:?}",
+        out.reports
+    );
+    assert_eq!(out.world.repairs[0], Duration::ZERO, "at start, not later");
+    assert_eq!(
+        out.reports[0].to_string(),
+        "kill switch in place, waiting for wg0 (VPN interface wg0 does not exist): after start \
+         in 20 ms, did added kill switch. The routes through wg0 follow when it is back"
+    );
+    assert_eq!(out.world.repairs.len(), 2, "{:?}", out.world.repairs);
+    let at = out.world.repairs[1];
+    assert!(
+        at > secs(12) && at <= secs(12) + Timing::default().debounce,
+        "route repair at {at:?}"
+    );
+    assert!(out.world.route && out.world.rule && out.world.kill_switch);
+    assert_eq!(out.stats.repairs, 2);
+}
+
+/// While waiting, the kill switch is kept too: a firewall reload or a hand
+/// that removes it during the outage is repaired on the next check.
+#[test]
+fn a_kill_switch_lost_while_waiting_is_put_back_on_the_drift_check() {
+    let script = vec![
+        deliver(secs(1), wg0(false), |w| {
+            (w.vpn_up, w.route) = (false, false)
+        }),
+        silent(secs(3), |w| w.kill_switch = false),
+    ];
+    let out = run(World::whole(), script, secs(8));
+    assert_eq!(
+        kinds(&out.reports),
+        ["waiting", "held"],
+        "{:?}",
+        out.reports
+    );
+    let at = out.world.repairs[0];
+    assert!(at > secs(3) && at <= secs(7), "repaired at {at:?}");
+    assert!(out.world.kill_switch && !out.world.route);
 }
