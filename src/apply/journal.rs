@@ -476,7 +476,7 @@ impl Journal {
         let rebooted = self.boot_id.is_some() && self.boot_id.as_deref() != boot_now;
         let mut setup = Vec::new();
         for js in self.setup.iter().chain(&self.steps) {
-            if js.in_effect() && !(rebooted && !js.step.apply.is_persistent()) {
+            if js.in_effect() && (!rebooted || js.step.apply.is_persistent()) {
                 fold(&mut setup, js.clone());
             }
         }
