@@ -9,7 +9,8 @@ use crate::backend::op::NfCmd;
 
 /// Add a step that is in effect to a setup:
 /// - a sysctl or the table-name file already in the setup keeps its first
-///   saved value (what the host had before dscproute): nothing to add;
+///   saved value (what the host had before dscproute) and takes the later
+///   step's value (what is ours now, which its undo and drift check);
 /// - a step identical to one in the setup (a route re-added after its link
 ///   went down) adds nothing: the earlier one's undo removes it;
 /// - a removal known to have happened cancels what it removes when the
@@ -22,10 +23,16 @@ pub(super) fn fold(setup: &mut Vec<JournalStep>, js: JournalStep) {
         (Op::WriteTableNames { .. }, Op::WriteTableNames { .. }) => true,
         _ => false,
     };
-    if setup.iter().any(same_target)
-        || setup
-            .iter()
-            .any(|a| a.step.apply == js.step.apply && a.step.undo == js.step.undo)
+    if let Some(a) = setup.iter_mut().find(|a| same_target(a)) {
+        // The value before dscproute stays; what is ours now is the later.
+        if js.status == StepStatus::Done {
+            a.step = js.step;
+        }
+        return;
+    }
+    if setup
+        .iter()
+        .any(|a| a.step.apply == js.step.apply && a.step.undo == js.step.undo)
     {
         return;
     }

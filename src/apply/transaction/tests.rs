@@ -1078,3 +1078,24 @@ fn rolling_back_the_last_transaction_leaves_the_setup_before_it() {
     assert!(matches!(out, RollbackOutcome::RolledBack(_)));
     assert_eq!(calls(&r)[3..], ["a -1"]);
 }
+
+#[test]
+fn an_interrupted_last_transaction_is_undone_with_the_setup_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = ok(FakeRunner::new(), &["a 1", "b 2", "b -2", "a -1"]);
+    let e = engine(&r, &dir);
+    let lock = e.lock().unwrap();
+    e.apply(&lock, &plan(vec![step("a 1", "a -1")]), "p", None, &mut |_| {})
+        .unwrap();
+    e.apply(&lock, &plan(vec![step("b 2", "b -2")]), "p", None, &mut |_| {})
+        .unwrap();
+    // The process died while `b` ran: on record as interrupted.
+    let mut j = Journal::load(&e.state).unwrap().unwrap();
+    j.state = TxnState::Running;
+    j.steps[0].status = StepStatus::Running;
+    j.save(&e.state).unwrap();
+    assert!(matches!(e.check_clear(), Err(EngineError::Interrupted(_))));
+    let out = e.rollback(&lock, Scope::Setup, &mut |_| {}).unwrap();
+    assert!(matches!(out, RollbackOutcome::RolledBack(_)));
+    assert_eq!(calls(&r)[2..], ["b -2", "a -1"]);
+}

@@ -287,3 +287,11 @@ fn merging_puts_the_setup_first_so_it_is_undone_last() {
     assert!(j.setup.is_empty());
     assert_eq!(applies(&j.steps), [route("wg0", true), rule(100, true)]);
 }
+
+#[test]
+fn a_later_sysctl_value_is_ours_now_but_the_first_saved_stays() {
+    let setup = folded(vec![vec![sysctl(1, "0")], vec![sysctl(2, "1")]]);
+    assert_eq!(setup.len(), 1);
+    assert!(matches!(setup[0].step.apply, Op::Sysctl { value: 2, .. }));
+    assert!(matches!(&setup[0].saved, Some(Saved::Sysctl { old, .. }) if old == "0"));
+}
