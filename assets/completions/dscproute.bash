@@ -699,7 +699,7 @@ _dscproute() {
             return 0
             ;;
         dscproute__subcmd__rollback)
-            opts="-y -h --yes --all --json --state-dir --help"
+            opts="-y -h --yes --all --last --json --state-dir --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

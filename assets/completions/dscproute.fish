@@ -67,6 +67,7 @@ complete -c dscproute -n "__fish_dscproute_using_subcommand agent" -s h -l help 
 complete -c dscproute -n "__fish_dscproute_using_subcommand rollback" -l state-dir -d 'Where the journal and lock live [env: DSCPROUTE_STATE_DIR] [default: /var/lib/dscproute]' -r -F
 complete -c dscproute -n "__fish_dscproute_using_subcommand rollback" -s y -l yes -d 'Do not ask; required when stdin is not a terminal'
 complete -c dscproute -n "__fish_dscproute_using_subcommand rollback" -l all -d 'Also remove everything dscproute owns, found by its tags, even without a journal'
+complete -c dscproute -n "__fish_dscproute_using_subcommand rollback" -l last -d 'Undo only the last transaction (an apply, a repair): what earlier ones left in place stays. Without it, the whole setup is undone'
 complete -c dscproute -n "__fish_dscproute_using_subcommand rollback" -l json -d 'Print one JSON result object instead of text'
 complete -c dscproute -n "__fish_dscproute_using_subcommand rollback" -s h -l help -d 'Print help'
 complete -c dscproute -n "__fish_dscproute_using_subcommand confirm" -l state-dir -d 'Where the journal and lock live [env: DSCPROUTE_STATE_DIR] [default: /var/lib/dscproute]' -r -F

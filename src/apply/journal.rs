@@ -13,6 +13,7 @@ use crate::backend::op::clip;
 use crate::backend::{Effect, Op};
 use crate::plan::{Role, Step, StepState, ValueChange};
 use crate::safe_fs::{append_no_follow, read_no_follow, write_durably};
+use fold::fold;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::io::Write;
 use std::path::PathBuf;
@@ -147,6 +148,12 @@ pub struct Journal {
     #[serde(default)]
     pub boot_id: Option<String>,
     pub steps: Vec<JournalStep>,
+    /// What earlier transactions of the same setup changed and left in
+    /// place (applies, repairs, profile edits), folded oldest first: the
+    /// rollback of the setup undoes `steps`, then these, newest first, so
+    /// one rollback returns the host to before dscproute first changed it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub setup: Vec<JournalStep>,
     /// Set when the engine could not bring the journal on disk up to date
     /// (a full disk…) and went on from memory: what to tell the admin.
     #[serde(skip)]
@@ -304,6 +311,7 @@ mod legacy {
                 timer_pid: self.timer_pid,
                 boot_id: self.boot_id,
                 steps,
+                setup: Vec::new(),
                 unsaved: None,
             })
         }
@@ -329,6 +337,7 @@ impl Journal {
             timer_pid: None,
             boot_id: boot_id(),
             unsaved: None,
+            setup: Vec::new(),
             steps: steps
                 .into_iter()
                 .map(|step| JournalStep {
@@ -443,21 +452,61 @@ impl Journal {
         }
     }
 
-    /// Steps that may have changed the host and so need undoing.
-    pub fn needs_undo(&self) -> bool {
-        self.steps.iter().any(|s| {
-            matches!(
-                s.status,
-                StepStatus::Running | StepStatus::Done | StepStatus::UndoFailed
-            )
-        })
-    }
-
     pub fn seconds_left(&self) -> Option<i64> {
         self.confirm_deadline_unix
             .map(|d| d as i64 - now_unix() as i64)
     }
+
+    /// Steps of this transaction that may have changed the host and so
+    /// need undoing.
+    pub fn needs_undo(&self) -> bool {
+        self.steps.iter().any(JournalStep::in_effect)
+    }
+
+    /// Anything of the whole setup (this transaction or an earlier one)
+    /// that may still be in place.
+    pub fn setup_needs_undo(&self) -> bool {
+        self.needs_undo() || self.setup.iter().any(JournalStep::in_effect)
+    }
+
+    /// The setup the next transaction inherits: the earlier setup and what
+    /// this transaction left in place, folded (see `fold`). Across a reboot
+    /// only what outlives one (files) is carried: the rest went with it.
+    pub fn carried(&self, boot_now: Option<&str>) -> Vec<JournalStep> {
+        let rebooted = self.boot_id.is_some() && self.boot_id.as_deref() != boot_now;
+        let mut setup = Vec::new();
+        for js in self.setup.iter().chain(&self.steps) {
+            if js.in_effect() && (!rebooted || js.step.apply.is_persistent()) {
+                fold(&mut setup, js.clone());
+            }
+        }
+        setup
+    }
+
+    /// For the rollback of the whole setup: the earlier transactions' steps
+    /// become the first steps of this one, so that undoing it (newest
+    /// first) undoes everything, and its step log indexes stay valid.
+    pub fn merge_setup(&mut self) {
+        if self.setup.is_empty() {
+            return;
+        }
+        let mut all = std::mem::take(&mut self.setup);
+        all.append(&mut self.steps);
+        self.steps = all;
+    }
 }
+
+impl JournalStep {
+    /// May have changed the host, so needs undoing.
+    pub fn in_effect(&self) -> bool {
+        matches!(
+            self.status,
+            StepStatus::Running | StepStatus::Done | StepStatus::UndoFailed
+        )
+    }
+}
+
+mod fold;
 
 #[cfg(test)]
 mod tests {

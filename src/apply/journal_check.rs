@@ -16,6 +16,9 @@ pub fn check(j: &Journal) -> Result<(), String> {
     for (i, js) in j.steps.iter().enumerate() {
         check_step(js).map_err(|e| format!("step {} {e}", i + 1))?;
     }
+    for (i, js) in j.setup.iter().enumerate() {
+        check_step(js).map_err(|e| format!("setup step {} {e}", i + 1))?;
+    }
     Ok(())
 }
 

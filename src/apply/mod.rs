@@ -2,6 +2,7 @@
 //! timer and the lock. Everything that changes the host lives here.
 
 pub mod agent_record;
+pub mod baseline;
 pub mod drift;
 pub mod executor;
 pub mod gone;
@@ -18,5 +19,5 @@ pub mod trust;
 pub use journal::{Journal, LoadError, StepStatus, TxnState, Unreadable, WriteError};
 pub use state_dir::StateDir;
 pub use transaction::{
-    ApplyOutcome, Engine, EngineError, Event, NothingToRollBack, Recovered, RollbackOutcome,
+    ApplyOutcome, Engine, EngineError, Event, NothingToRollBack, Recovered, RollbackOutcome, Scope,
 };

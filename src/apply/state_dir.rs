@@ -88,6 +88,11 @@ impl StateDir {
         self.root.join("current.json")
     }
 
+    /// The sysctl values from before dscproute (`baseline`).
+    pub fn sysctls(&self) -> PathBuf {
+        self.root.join("sysctls.json")
+    }
+
     /// Step progress appended since `current.json` was last written.
     pub fn step_log(&self) -> PathBuf {
         self.root.join("current.log")

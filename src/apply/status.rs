@@ -85,6 +85,9 @@ pub struct TxnSummary {
     pub steps_done: usize,
     pub steps_total: usize,
     pub seconds_left: Option<i64>,
+    /// Changes of the whole setup (this transaction and what earlier ones
+    /// left in place) that `rollback` would undo.
+    pub setup_changes: usize,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -97,6 +100,11 @@ pub struct SysctlChange {
 pub fn gather(journal: Option<&Journal>, facts: &HostFacts, runner: &dyn Runner) -> Status {
     let mut s = Status::default();
     if let Some(j) = journal {
+        // The setup as it stands: what earlier transactions left in place
+        // folded with this one's steps (the same boot: nothing dropped).
+        let mut whole = j.clone();
+        whole.steps = j.carried(j.boot_id.as_deref());
+        whole.setup.clear();
         s.transaction = Some(TxnSummary {
             id: j.id.clone(),
             state: j.state,
@@ -111,6 +119,7 @@ pub fn gather(journal: Option<&Journal>, facts: &HostFacts, runner: &dyn Runner)
             steps_total: j.steps.len(),
             seconds_left: (j.state == TxnState::PendingConfirm)
                 .then(|| j.seconds_left().unwrap_or(0)),
+            setup_changes: whole.steps.iter().filter(|s| s.in_effect()).count(),
         });
         s.advice = match j.state {
             TxnState::Running => Some(
@@ -124,37 +133,35 @@ pub fn gather(journal: Option<&Journal>, facts: &HostFacts, runner: &dyn Runner)
                 s.timer = Some(t);
                 Some(advice)
             }
-            _ if j.steps.iter().any(|s| s.status == StepStatus::UndoFailed) => Some(
+            _ if whole.steps.iter().any(|s| s.status == StepStatus::UndoFailed) => Some(
                 "Some undo steps failed: run `dscproute rollback --all` to remove what is left."
                     .into(),
             ),
             _ => None,
         };
-        if matches!(j.state, TxnState::Applied | TxnState::PendingConfirm) {
-            s.drift = drift::find(j, facts, std::path::Path::new("/"));
+        // An interrupted transaction's steps may or may not be in place.
+        if j.state != TxnState::Running {
+            s.drift = drift::find(&whole, facts, std::path::Path::new("/"));
             if !s.drift.is_empty() && s.advice.is_none() {
                 s.advice = Some(format!(
-                    "What transaction {} put in place is missing or changed (below): run \
+                    "What the setup put in place is missing or changed (below): run \
                      `dscproute apply --profile {}` to put it back, or `dscproute rollback` to \
                      remove the rest.",
-                    j.id,
                     crate::plan::sh_quote(&j.profile)
                 ));
             }
         }
-        if matches!(
-            j.state,
-            TxnState::Applied | TxnState::PendingConfirm | TxnState::Running
-        ) {
-            for st in &j.steps {
-                if let (StepStatus::Done, Some(Saved::Sysctl { key, old })) = (st.status, &st.saved)
-                {
-                    s.sysctls.push(SysctlChange {
-                        key: key.clone(),
-                        before: old.clone(),
-                        now: facts.sysctl(key).map(str::to_string),
-                    });
-                }
+        // The first value on record per key is the one from before
+        // dscproute; undone steps restored theirs already.
+        for st in &whole.steps {
+            if let (StepStatus::Done, Some(Saved::Sysctl { key, old })) = (st.status, &st.saved)
+                && !s.sysctls.iter().any(|c| &c.key == key)
+            {
+                s.sysctls.push(SysctlChange {
+                    key: key.clone(),
+                    before: old.clone(),
+                    now: facts.sysctl(key).map(str::to_string),
+                });
             }
         }
     }
@@ -322,6 +329,15 @@ pub fn render(s: &Status) -> String {
                 "Last transaction {} from {}: {} ({} of {} steps done)",
                 t.id, t.profile, t.state_text, t.steps_done, t.steps_total
             );
+            let earlier = t.setup_changes.saturating_sub(t.steps_done);
+            if earlier > 0 {
+                let _ = writeln!(
+                    o,
+                    "The setup holds {} changes ({earlier} from earlier transactions); \
+                     `dscproute rollback` undoes them all.",
+                    t.setup_changes
+                );
+            }
         }
         None if s.journal_error.is_some() => {
             let _ = writeln!(o, "The journal of the last transaction is unreadable.");

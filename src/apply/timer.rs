@@ -17,7 +17,7 @@
 use super::journal::{Journal, TxnState, now_unix};
 use super::lock::Lock;
 use super::state_dir::StateDir;
-use super::transaction::{Engine, Event, RollbackOutcome};
+use super::transaction::{Engine, Event, RollbackOutcome, Scope};
 use crate::runner::{Runner, SystemRunner, signals};
 use std::io::Write;
 use std::os::unix::process::CommandExt;
@@ -353,7 +353,7 @@ pub fn run(state: StateDir, txn: &str, deadline: u64, foreground: bool) -> i32 {
         Cause::Deadline => "not confirmed in time".to_string(),
         Cause::Signal(sig, _) => format!("timer got {}", signals::name(sig)),
     };
-    match engine.rollback(&lock, &mut events) {
+    match engine.rollback(&lock, Scope::Last, &mut events) {
         Ok(RollbackOutcome::RolledBack(_)) => {
             log(&state, &format!("{txn} {why}: rolled back"));
             0

@@ -1,6 +1,7 @@
 //! Apply a plan as one transaction, undo it, or keep it. On the first failing
 //! step the completed steps are undone in reverse: the host ends as it began.
 
+use super::baseline;
 use super::executor::{BatchFailure, Executor, Failure};
 use super::journal::JournalStep;
 use super::journal::{Journal, LoadError, StepStatus, TxnState, WriteError, now_unix};
@@ -131,6 +132,19 @@ pub enum ApplyOutcome {
         journal: Journal,
         failure: Failure,
     },
+}
+
+/// What a rollback undoes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Scope {
+    /// The whole setup: the last transaction and what earlier ones (applies,
+    /// repairs, profile edits) left in place, back to before dscproute first
+    /// changed the host.
+    #[default]
+    Setup,
+    /// Only the last transaction (a change not confirmed in time, or
+    /// stopped): the setup from before it stays.
+    Last,
 }
 
 pub enum RollbackOutcome {
@@ -306,6 +320,7 @@ impl Engine<'_> {
             })?;
         }
         if let Some(old) = Journal::load(&self.state)? {
+            j.setup = old.carried(j.boot_id.as_deref());
             old.archive(&self.state)?;
         }
         j.save(&self.state)?;
@@ -390,6 +405,7 @@ impl Engine<'_> {
             j.state = TxnState::Running;
             return self.not_journaled(j, e, events);
         }
+        baseline::note(&self.state, &j);
         Ok(ApplyOutcome::Applied(j))
     }
 
@@ -698,26 +714,39 @@ impl Engine<'_> {
         clean
     }
 
-    /// Undo the last transaction (applied, unconfirmed or interrupted).
+    /// Undo the whole setup, or with `Scope::Last` only the last
+    /// transaction (applied, unconfirmed or interrupted).
     pub fn rollback(
         &self,
         _lock: &Lock,
+        scope: Scope,
         events: &mut dyn FnMut(Event),
     ) -> Result<RollbackOutcome, EngineError> {
         let Some(mut j) = Journal::load(&self.state)? else {
             return Ok(RollbackOutcome::Nothing(NothingToRollBack::NoTransaction));
         };
-        if matches!(j.state, TxnState::RolledBack | TxnState::Failed) && !j.needs_undo() {
+        let pending = match scope {
+            Scope::Setup => j.setup_needs_undo(),
+            Scope::Last => j.needs_undo(),
+        };
+        if matches!(j.state, TxnState::RolledBack | TxnState::Failed) && !pending {
             return Ok(RollbackOutcome::Nothing(if j.state == TxnState::Failed {
                 NothingToRollBack::FailedAndUndone(j.id)
             } else {
                 NothingToRollBack::AlreadyRolledBack(j.id)
             }));
         }
+        if scope == Scope::Setup && !j.setup.is_empty() {
+            // On disk before any undo, so the step log's indexes (and a
+            // rollback resumed after a crash) refer to the merged steps.
+            j.merge_setup();
+            j.save(&self.state)?;
+        }
         let clean = self.undo_all(&mut j, events)?;
         j.state = TxnState::RolledBack;
         j.timer_pid = None;
         let stale = self.finish(&mut j, clean);
+        baseline::note(&self.state, &j);
         Ok(if clean && !stale {
             RollbackOutcome::RolledBack(j)
         } else {

@@ -466,7 +466,7 @@ impl SysctlKey {
         }
     }
 
-    fn check(&self, value: u8) -> Result<(), String> {
+    pub fn check(&self, value: u8) -> Result<(), String> {
         if let SysctlKey::RpFilter(dev) = self {
             check_iface(dev)?;
         }

@@ -2,6 +2,7 @@
 
 use super::apply::event_line;
 use super::{ask, code, exit, fail, print_json};
+use crate::apply::Scope;
 use crate::apply::{Event, StateDir};
 use crate::ops::Host;
 use crate::ops::rollback::{self as op, Report, Request, Target};
@@ -17,6 +18,10 @@ pub struct RollbackArgs {
     /// without a journal.
     #[arg(long)]
     pub all: bool,
+    /// Undo only the last transaction (an apply, a repair): what earlier
+    /// ones left in place stays. Without it, the whole setup is undone.
+    #[arg(long, conflicts_with = "all")]
+    pub last: bool,
     /// Print one JSON result object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -24,17 +29,36 @@ pub struct RollbackArgs {
 
 pub fn run(state: StateDir, args: &RollbackArgs) -> i32 {
     let host = Host::system(state, true);
-    let ready = match op::prepare(&host, Request { all: args.all }) {
+    let req = Request {
+        all: args.all,
+        last: args.last,
+    };
+    let ready = match op::prepare(&host, req) {
         Ok(r) => r,
         Err(e) => return fail(code(e.kind()), &e.to_string()),
     };
     if !args.yes
         && let Some(target) = ready.target()
     {
-        let what = match target {
-            Target::Everything => "everything dscproute owns on this host".to_string(),
-            Target::Transaction { id, steps } => format!("transaction {id} ({steps} steps)"),
+        let (what, undo) = match target {
+            Target::Everything { undo } => {
+                ("everything dscproute owns on this host".to_string(), undo)
+            }
+            Target::Journal {
+                id,
+                scope: Scope::Last,
+                undo,
+            } => (format!("transaction {id} ({} changes)", undo.len()), undo),
+            Target::Journal { undo, .. } => {
+                (format!("the whole setup ({} changes)", undo.len()), undo)
+            }
         };
+        if !undo.is_empty() {
+            output::print("This undoes, in this order:\n");
+            for line in &undo {
+                output::print(&format!("  {line}\n"));
+            }
+        }
         match ask(&format!("Roll back {what}?")) {
             Some(true) => {}
             Some(false) => return fail(exit::FAILED, "rollback cancelled: nothing was changed"),

@@ -10,7 +10,7 @@ use crate::apply::StepStatus;
 use crate::apply::executor::Failure;
 use crate::apply::lock::Lock;
 use crate::apply::transaction::ArmTimer;
-use crate::apply::{ApplyOutcome, EngineError, Event, Journal, Recovered, RollbackOutcome};
+use crate::apply::{ApplyOutcome, EngineError, Event, Journal, Recovered, RollbackOutcome, Scope};
 use crate::doctor::ready;
 use crate::plan::{self, Plan, PlanOptions};
 use crate::profile::Profile;
@@ -230,13 +230,14 @@ impl Ready {
                 None => Ok(Applied::Changed(journal)),
                 Some(sig) => {
                     signals::finish_undo();
-                    let (clean, undo_error) = match engine.rollback(&self.lock, &mut events) {
-                        Ok(RollbackOutcome::RolledBack(_) | RollbackOutcome::Nothing(_)) => {
-                            (true, None)
-                        }
-                        Ok(RollbackOutcome::Partial(_)) => (false, None),
-                        Err(e) => (false, Some(e)),
-                    };
+                    let (clean, undo_error) =
+                        match engine.rollback(&self.lock, Scope::Last, &mut events) {
+                            Ok(RollbackOutcome::RolledBack(_) | RollbackOutcome::Nothing(_)) => {
+                                (true, None)
+                            }
+                            Ok(RollbackOutcome::Partial(_)) => (false, None),
+                            Err(e) => (false, Some(e)),
+                        };
                     Err(ApplyError::Stopped {
                         signal: signals::name(sig),
                         journal: Box::new(journal),

@@ -1,13 +1,18 @@
-//! Roll back the last transaction exactly, and with `all` also remove
-//! everything dscproute owns, found by its tags, even without a readable
-//! journal (which is then set aside). `prepare` says what would be rolled
-//! back, for a front that asks; `Ready::run` does it; `rollback` is both.
+//! Roll back the whole setup exactly (every transaction that left something
+//! in place: applies, repairs, profile edits), or with `last` only the last
+//! transaction; with `all` also remove everything dscproute owns, found by
+//! its tags, even without a readable journal (which is then set aside), and
+//! restore the sysctls on record. `prepare` says what would be undone, for a
+//! front that asks; `Ready::run` does it; `rollback` is both.
 
 use super::{Host, JournalError, Kind, engine_kind};
+use crate::apply::baseline;
 use crate::apply::executor::{Executor, Failure};
+use crate::apply::journal::{JournalStep, Saved};
 use crate::apply::lock::Lock;
 use crate::apply::{
-    EngineError, Event, Journal, LoadError, NothingToRollBack, RollbackOutcome, StepStatus, sweep,
+    EngineError, Event, Journal, LoadError, NothingToRollBack, RollbackOutcome, Scope, StepStatus,
+    sweep,
 };
 use crate::ownership::RT_TABLES_DROPIN;
 use crate::runner::signals::{self, OnStop};
@@ -19,17 +24,29 @@ use thiserror::Error;
 pub struct Request {
     /// Also remove everything dscproute owns, found by its tags.
     pub all: bool,
+    /// Only the last transaction; the setup from before it stays.
+    pub last: bool,
+}
+
+impl Request {
+    fn scope(&self) -> Scope {
+        if self.last { Scope::Last } else { Scope::Setup }
+    }
 }
 
 /// What a rollback is about to undo, for the front's question.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Target {
-    Transaction {
+    /// The journal's changes (the whole setup, or with `last` the last
+    /// transaction): one line per undo, in the order they run.
+    Journal {
         id: String,
-        steps: usize,
+        scope: Scope,
+        undo: Vec<String>,
     },
-    /// Everything dscproute owns on this host (`all`).
-    Everything,
+    /// Everything dscproute owns on this host (`all`), after the journal's
+    /// changes when it is readable.
+    Everything { undo: Vec<String> },
 }
 
 /// Ready to roll back (under the lock, unless there is nothing at all).
@@ -39,6 +56,7 @@ pub struct Ready {
     /// An error only with `all`, which goes on by the tags alone.
     journal: Result<Option<Journal>, LoadError>,
     all: bool,
+    scope: Scope,
 }
 
 #[derive(Debug, Error)]
@@ -91,6 +109,9 @@ pub struct Swept {
 #[derive(Debug)]
 pub struct RolledBack {
     pub undo: Undo,
+    /// Changes earlier transactions had left in place, undone with the
+    /// last one (the rollback of the whole setup).
+    pub earlier: usize,
     /// With `all`.
     pub swept: Option<Swept>,
     /// A stop signal that came meanwhile (the rollback was finished first).
@@ -107,6 +128,7 @@ pub fn prepare(host: &Host, req: Request) -> Result<Ready, RollbackError> {
             lock: None,
             journal: Ok(None),
             all: false,
+            scope: req.scope(),
         });
     }
     let lock = host.engine().lock()?;
@@ -119,6 +141,7 @@ pub fn prepare(host: &Host, req: Request) -> Result<Ready, RollbackError> {
         lock: Some(lock),
         journal,
         all: req.all,
+        scope: req.scope(),
     })
 }
 
@@ -126,11 +149,16 @@ impl Ready {
     /// What the front should ask about; `None` when there is nothing to
     /// undo (the rollback then only says so).
     pub fn target(&self) -> Option<Target> {
+        let undo = match &self.journal {
+            Ok(Some(j)) => undo_lines(j, self.scope),
+            _ => Vec::new(),
+        };
         match &self.journal {
-            _ if self.all => Some(Target::Everything),
-            Ok(Some(j)) if j.needs_undo() => Some(Target::Transaction {
+            _ if self.all => Some(Target::Everything { undo }),
+            Ok(Some(j)) if !undo.is_empty() => Some(Target::Journal {
                 id: j.id.clone(),
-                steps: j.steps.len(),
+                scope: self.scope,
+                undo,
             }),
             _ => None,
         }
@@ -144,6 +172,7 @@ impl Ready {
         let Some(lock) = &self.lock else {
             return Ok(RolledBack {
                 undo: Undo::Nothing(NothingToRollBack::NoTransaction),
+                earlier: 0,
                 swept: None,
                 signal: None,
             });
@@ -152,8 +181,12 @@ impl Ready {
         if host.catch_signals {
             signals::guard(OnStop::Finish);
         }
+        let earlier = match (&self.journal, self.scope) {
+            (Ok(Some(j)), Scope::Setup) => j.setup.iter().filter(|s| s.in_effect()).count(),
+            _ => 0,
+        };
         let undo = match self.journal {
-            Ok(_) => match host.engine().rollback(lock, progress)? {
+            Ok(_) => match host.engine().rollback(lock, self.scope, progress)? {
                 RollbackOutcome::Nothing(n) => Undo::Nothing(n),
                 RollbackOutcome::RolledBack(j) => {
                     (host.timer.disarm)(&j.id);
@@ -172,13 +205,40 @@ impl Ready {
         let swept = self.all.then(|| sweep_tags(host));
         Ok(RolledBack {
             undo,
+            earlier,
             swept,
             signal: signals::received().map(signals::name),
         })
     }
 }
 
-/// Remove what carries our tags, whatever the journal says.
+/// What undoing the journal does, one line per step in the order it runs
+/// (newest first), for the question before it.
+fn undo_lines(j: &Journal, scope: Scope) -> Vec<String> {
+    let setup: &[JournalStep] = match scope {
+        Scope::Setup => &j.setup,
+        Scope::Last => &[],
+    };
+    setup
+        .iter()
+        .chain(&j.steps)
+        .rev()
+        .filter(|js| js.in_effect())
+        .map(|js| match &js.saved {
+            Some(Saved::Sysctl { key, old }) => format!("restore {key} = {old}"),
+            Some(Saved::File {
+                path, old_contents, ..
+            }) => match old_contents {
+                Some(_) => format!("restore {path}"),
+                None => format!("remove {path}"),
+            },
+            _ => js.step.undo.display(),
+        })
+        .collect()
+}
+
+/// Remove what carries our tags, whatever the journal says, and put back
+/// the sysctls on record that the journal's undo did not (it was unreadable).
 fn sweep_tags(host: &Host) -> Swept {
     let facts = (host.probe)();
     let dropin = host
@@ -190,10 +250,31 @@ fn sweep_tags(host: &Host) -> Swept {
         runner: host.runner,
         root: host.root.clone(),
     };
-    Swept {
+    let mut swept = Swept {
         removals: effects.iter().map(|e| e.display()).collect(),
         failures: sweep::run(&ex, &effects),
+    };
+    match baseline::load(&host.state) {
+        Ok(entries) => {
+            for r in baseline::restore(&ex, &host.state, &entries) {
+                match r {
+                    Ok(line) => swept.removals.push(line),
+                    Err(f) => {
+                        swept.removals.push(f.command.clone());
+                        swept.failures.push(f);
+                    }
+                }
+            }
+        }
+        Err(why) => {
+            swept.removals.push("restore the sysctls on record".into());
+            swept.failures.push(Failure {
+                command: "restore the sysctls on record".into(),
+                stderr: why,
+            });
+        }
     }
+    swept
 }
 
 /// Prepare and run, for a front that does not ask.
@@ -237,6 +318,13 @@ impl RolledBack {
     pub fn message(&self) -> String {
         let mut m = match &self.undo {
             Undo::Nothing(n) => n.to_string(),
+            Undo::RolledBack(j) if self.earlier > 0 => format!(
+                "Rolled back transaction {} and the {} changes earlier transactions of this \
+                 setup had left in place: the host is as before dscproute changed it.{}",
+                j.id,
+                self.earlier,
+                already_gone_note(j)
+            ),
             Undo::RolledBack(j) => {
                 format!("Rolled back transaction {}.{}", j.id, already_gone_note(j))
             }

@@ -256,13 +256,13 @@ fn rollback_undoes_the_last_transaction_and_reports_it() {
             rollback::prepare(h, rollback::Request::default())
         })
         .unwrap();
-    assert_eq!(
-        ready.target(),
-        Some(rollback::Target::Transaction {
-            id: j.id.clone(),
-            steps: 8
-        })
-    );
+    let Some(rollback::Target::Journal { id, scope, undo }) = ready.target() else {
+        panic!("no journal to roll back")
+    };
+    assert_eq!((id, scope), (j.id.clone(), crate::apply::Scope::Setup));
+    // One line per change, newest first: the first step's undo comes last.
+    assert_eq!(undo.len(), 8, "{undo:?}");
+    assert_eq!(undo.last(), Some(&j.steps[0].step.undo.display()));
     let done = s.with(&runner, |h| ready.run(h, &mut |_| {})).unwrap();
     assert!(done.ok() && done.changed());
     insta::assert_json_snapshot!("rollback_rolled_back", rollback::Report::of(&done), {

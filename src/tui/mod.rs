@@ -347,7 +347,11 @@ fn run_effect(app: &mut App, effect: Effect, tx: &Sender<Msg>, state: &StateDir)
                 let _ = tx.send(Msg::Settled(r));
             });
         }
-        Effect::Rollback => {
+        Effect::Rollback | Effect::RollbackLast => {
+            let req = ops::rollback::Request {
+                all: false,
+                last: effect == Effect::RollbackLast,
+            };
             let (tx, state) = (tx.clone(), state.clone());
             spawn_change(move || {
                 let progress_tx = tx.clone();
@@ -355,7 +359,7 @@ fn run_effect(app: &mut App, effect: Effect, tx: &Sender<Msg>, state: &StateDir)
                     let _ = progress_tx.send(Msg::Apply(ev));
                 };
                 let host = Host::system(state, false);
-                let r = match ops::rollback::rollback(&host, Default::default(), &mut progress) {
+                let r = match ops::rollback::rollback(&host, req, &mut progress) {
                     Ok(done) if done.ok() => Ok(done.message()),
                     Ok(done) => Err(format!(
                         "Rolled back {} partly: see the status screen.",

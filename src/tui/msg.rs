@@ -45,7 +45,11 @@ pub enum Effect {
         confirm_secs: Option<u64>,
     },
     Confirm,
+    /// Roll back the whole setup (the status screen's `r`).
     Rollback,
+    /// Roll back only the change awaiting confirmation: the setup from
+    /// before it stays (the countdown's answer).
+    RollbackLast,
     RefreshStatus,
     SaveProfile(PathBuf),
     ExportScript(PathBuf),

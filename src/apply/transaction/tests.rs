@@ -166,7 +166,7 @@ fn failure_undoes_completed_steps_in_reverse() {
         [StepStatus::Undone, StepStatus::Undone, StepStatus::Failed]
     );
     // Nothing left to roll back.
-    let out = e.rollback(&lock, &mut |_| {}).unwrap();
+    let out = e.rollback(&lock, Scope::Setup, &mut |_| {}).unwrap();
     assert!(matches!(
         out,
         RollbackOutcome::Nothing(NothingToRollBack::FailedAndUndone(_))
@@ -184,10 +184,10 @@ fn rollback_undoes_once_then_is_a_noop() {
     let lock = e.lock().unwrap();
     e.apply(&lock, &three(), "p.toml", None, &mut |_| {})
         .unwrap();
-    let out = e.rollback(&lock, &mut |_| {}).unwrap();
+    let out = e.rollback(&lock, Scope::Setup, &mut |_| {}).unwrap();
     assert!(matches!(out, RollbackOutcome::RolledBack(_)));
     assert_eq!(calls(&r)[3..], ["c -3", "b -2", "a -1"]);
-    let out = e.rollback(&lock, &mut |_| {}).unwrap();
+    let out = e.rollback(&lock, Scope::Setup, &mut |_| {}).unwrap();
     assert!(matches!(
         out,
         RollbackOutcome::Nothing(NothingToRollBack::AlreadyRolledBack(_))
@@ -208,7 +208,7 @@ fn interrupted_transaction_blocks_apply_and_rolls_back_running_steps() {
     j.save(&e.state).unwrap();
     assert!(matches!(e.check_clear(), Err(EngineError::Interrupted(_))));
     let lock = e.lock().unwrap();
-    let out = e.rollback(&lock, &mut |_| {}).unwrap();
+    let out = e.rollback(&lock, Scope::Setup, &mut |_| {}).unwrap();
     assert!(matches!(out, RollbackOutcome::RolledBack(_)));
     assert_eq!(calls(&r), ["b -2", "a -1"]);
     assert!(e.check_clear().is_ok());
@@ -231,7 +231,7 @@ fn undo_of_a_step_that_never_ran_is_tolerated() {
     j.save(&e.state).unwrap();
     let lock = e.lock().unwrap();
     assert!(matches!(
-        e.rollback(&lock, &mut |_| {}).unwrap(),
+        e.rollback(&lock, Scope::Setup, &mut |_| {}).unwrap(),
         RollbackOutcome::RolledBack(_)
     ));
 }
@@ -248,7 +248,7 @@ fn failed_undo_of_a_done_step_is_reported() {
     let lock = e.lock().unwrap();
     e.apply(&lock, &three(), "p.toml", None, &mut |_| {})
         .unwrap();
-    let RollbackOutcome::Partial(j) = e.rollback(&lock, &mut |_| {}).unwrap() else {
+    let RollbackOutcome::Partial(j) = e.rollback(&lock, Scope::Setup, &mut |_| {}).unwrap() else {
         panic!("expected partial")
     };
     assert_eq!(j.steps[1].status, StepStatus::UndoFailed);
@@ -481,7 +481,7 @@ fn consecutive_iptables_steps_of_one_table_run_as_one_restore() {
         state: StateDir::resolve(Some(e.state.path())),
     };
     assert!(matches!(
-        e2.rollback(&lock, &mut |_| {}).unwrap(),
+        e2.rollback(&lock, Scope::Setup, &mut |_| {}).unwrap(),
         RollbackOutcome::RolledBack(_)
     ));
     assert_eq!(
@@ -661,7 +661,7 @@ fn a_refused_undo_batch_falls_back_to_one_by_one_with_the_usual_tolerance() {
     let lock = e.lock().unwrap();
     let mut undoing = 0;
     let out = e
-        .rollback(&lock, &mut |ev| {
+        .rollback(&lock, Scope::Setup, &mut |ev| {
             undoing += usize::from(matches!(ev, Event::Undoing { .. }))
         })
         .unwrap();
@@ -720,7 +720,7 @@ fn a_refused_undo_batch_of_done_steps_reports_the_ones_that_fail_alone() {
     e.state.ensure().unwrap();
     j.save(&e.state).unwrap();
     let lock = e.lock().unwrap();
-    let RollbackOutcome::Partial(j) = e.rollback(&lock, &mut |_| {}).unwrap() else {
+    let RollbackOutcome::Partial(j) = e.rollback(&lock, Scope::Setup, &mut |_| {}).unwrap() else {
         panic!("expected partial")
     };
     let st: Vec<_> = j.steps.iter().map(|s| s.status).collect();
@@ -831,7 +831,8 @@ fn rollback_goes_on_from_memory_when_the_journal_cannot_be_written() {
     e.apply(&lock, &three(), "p.toml", None, &mut |_| {})
         .unwrap();
     break_log(&e.state);
-    let RollbackOutcome::RolledBack(j) = e.rollback(&lock, &mut |_| {}).unwrap() else {
+    let RollbackOutcome::RolledBack(j) = e.rollback(&lock, Scope::Setup, &mut |_| {}).unwrap()
+    else {
         panic!("not rolled back")
     };
     assert_eq!(calls(&r)[3..], ["c -3", "b -2", "a -1"], "every undo ran");
@@ -839,7 +840,7 @@ fn rollback_goes_on_from_memory_when_the_journal_cannot_be_written() {
     assert!(note.contains("could not be updated"), "{note}");
     // The outdated journal (still "applied") is out of the way.
     assert!(Journal::load(&e.state).unwrap().is_none());
-    let out = e.rollback(&lock, &mut |_| {}).unwrap();
+    let out = e.rollback(&lock, Scope::Setup, &mut |_| {}).unwrap();
     assert!(matches!(out, RollbackOutcome::Nothing(_)));
     assert_eq!(r.calls().len(), 6, "nothing replayed");
 }
@@ -877,7 +878,7 @@ fn a_version_1_journal_is_rolled_back() {
     assert_eq!(back.version, 2);
     assert_eq!(back.steps, j.steps);
     let lock = e.lock().unwrap();
-    let out = e.rollback(&lock, &mut |_| {}).unwrap();
+    let out = e.rollback(&lock, Scope::Setup, &mut |_| {}).unwrap();
     assert!(matches!(out, RollbackOutcome::RolledBack(_)));
     assert_eq!(calls(&r), ["c -3", "b -2", "a -1"]);
     // Written back in the current format.
@@ -897,7 +898,7 @@ fn refused_rollback(journal: &str) -> String {
     e.state.ensure().unwrap();
     std::fs::write(e.state.current(), journal).unwrap();
     let lock = e.lock().unwrap();
-    let m = match e.rollback(&lock, &mut |_| {}) {
+    let m = match e.rollback(&lock, Scope::Setup, &mut |_| {}) {
         Err(e @ EngineError::Journal(LoadError::Refused(_))) => {
             assert!(!e.is_failure(), "not now: nothing of it runs");
             e.to_string()
@@ -962,4 +963,139 @@ fn a_plan_step_the_journal_would_refuse_is_not_applied() {
     }
     assert!(r.calls().is_empty());
     assert!(Journal::load(&e.state).unwrap().is_none(), "no journal");
+}
+
+#[test]
+fn one_rollback_undoes_every_transaction_of_the_setup_newest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = ok(
+        FakeRunner::new(),
+        &[
+            "a 1",
+            "b 2",
+            "c 3",
+            "c -3",
+            "b -2",
+            "a -1",
+            "ip rule add 1",
+            "ip rule del 1",
+            "ip -4 -force -batch -",
+        ],
+    );
+    let e = engine(&r, &dir);
+    let lock = e.lock().unwrap();
+    e.apply(
+        &lock,
+        &plan(vec![step("a 1", "a -1"), step("b 2", "b -2")]),
+        "p",
+        None,
+        &mut |_| {},
+    )
+    .unwrap();
+    // A repair, then an edited profile that replaces `c` by the IPv6 rule.
+    e.apply(
+        &lock,
+        &plan(vec![step("c 3", "c -3")]),
+        "p",
+        None,
+        &mut |_| {},
+    )
+    .unwrap();
+    e.apply(
+        &lock,
+        &plan(vec![
+            step("c -3", "c 3"),
+            step("ip rule add 1", "ip rule del 1"),
+        ]),
+        "p",
+        None,
+        &mut |_| {},
+    )
+    .unwrap();
+    let j = Journal::load(&e.state).unwrap().unwrap();
+    // The repair folded into the setup; the edit is the last transaction.
+    let setup: Vec<_> = j.setup.iter().map(|s| s.step.apply.clone()).collect();
+    assert_eq!(setup, [op("a 1"), op("b 2"), op("c 3")]);
+    // Once folded, the edit's removal of `c` cancels the repair's `c`.
+    let standing: Vec<_> = j
+        .carried(j.boot_id.as_deref())
+        .into_iter()
+        .map(|s| s.step.apply)
+        .collect();
+    assert_eq!(standing, [op("a 1"), op("b 2"), op("ip rule add 1")]);
+    let before = r.calls().len();
+    let out = e.rollback(&lock, Scope::Setup, &mut |_| {}).unwrap();
+    assert!(matches!(out, RollbackOutcome::RolledBack(_)));
+    // `c 3` (undoing the edit's removal) and `c -3` go as one IPv4 batch.
+    assert_eq!(
+        calls(&r)[before..],
+        ["ip rule del 1", "ip -4 -force -batch -", "b -2", "a -1"],
+        "the last transaction first, then the setup before it"
+    );
+    let j = Journal::load(&e.state).unwrap().unwrap();
+    assert!(!j.setup_needs_undo());
+    // A new apply starts a new setup.
+    e.apply(
+        &lock,
+        &plan(vec![step("a 1", "a -1")]),
+        "p",
+        None,
+        &mut |_| {},
+    )
+    .unwrap();
+    assert!(Journal::load(&e.state).unwrap().unwrap().setup.is_empty());
+}
+
+#[test]
+fn rolling_back_the_last_transaction_leaves_the_setup_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = ok(FakeRunner::new(), &["a 1", "b 2", "b -2", "a -1"]);
+    let e = engine(&r, &dir);
+    let lock = e.lock().unwrap();
+    e.apply(
+        &lock,
+        &plan(vec![step("a 1", "a -1")]),
+        "p",
+        None,
+        &mut |_| {},
+    )
+    .unwrap();
+    e.apply(
+        &lock,
+        &plan(vec![step("b 2", "b -2")]),
+        "p",
+        None,
+        &mut |_| {},
+    )
+    .unwrap();
+    e.rollback(&lock, Scope::Last, &mut |_| {}).unwrap();
+    assert_eq!(calls(&r)[2..], ["b -2"]);
+    let j = Journal::load(&e.state).unwrap().unwrap();
+    assert_eq!(j.state, TxnState::RolledBack);
+    assert!(j.setup_needs_undo(), "the first apply is still in place");
+    // The setup's rollback still finds it, and the next apply carries it.
+    let out = e.rollback(&lock, Scope::Setup, &mut |_| {}).unwrap();
+    assert!(matches!(out, RollbackOutcome::RolledBack(_)));
+    assert_eq!(calls(&r)[3..], ["a -1"]);
+}
+
+#[test]
+fn an_interrupted_last_transaction_is_undone_with_the_setup_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = ok(FakeRunner::new(), &["a 1", "b 2", "b -2", "a -1"]);
+    let e = engine(&r, &dir);
+    let lock = e.lock().unwrap();
+    e.apply(&lock, &plan(vec![step("a 1", "a -1")]), "p", None, &mut |_| {})
+        .unwrap();
+    e.apply(&lock, &plan(vec![step("b 2", "b -2")]), "p", None, &mut |_| {})
+        .unwrap();
+    // The process died while `b` ran: on record as interrupted.
+    let mut j = Journal::load(&e.state).unwrap().unwrap();
+    j.state = TxnState::Running;
+    j.steps[0].status = StepStatus::Running;
+    j.save(&e.state).unwrap();
+    assert!(matches!(e.check_clear(), Err(EngineError::Interrupted(_))));
+    let out = e.rollback(&lock, Scope::Setup, &mut |_| {}).unwrap();
+    assert!(matches!(out, RollbackOutcome::RolledBack(_)));
+    assert_eq!(calls(&r)[2..], ["b -2", "a -1"]);
 }

@@ -134,7 +134,7 @@ pub fn tick(cx: &mut Shared) -> Vec<Effect> {
             if cx.now_unix >= deadline + TIMER_GRACE_SECS {
                 cx.txn.decide(Decision::Rollback);
                 cx.notice = Some("The confirm timer has not acted: rolling back from here.".into());
-                return vec![Effect::Rollback];
+                return vec![Effect::RollbackLast];
             }
             vec![Effect::RefreshStatus]
         }
@@ -168,7 +168,7 @@ pub fn confirm_key(cx: &mut Shared, key: KeyEvent) -> Vec<Effect> {
         None => {
             cx.notice = None;
             cx.txn.decide(Decision::Rollback);
-            vec![Effect::Rollback]
+            vec![Effect::RollbackLast]
         }
     }
 }
@@ -632,6 +632,7 @@ mod tests {
                 steps_done: 0,
                 steps_total: 8,
                 seconds_left: None,
+                setup_changes: 0,
             }),
             advice: advice.map(str::to_string),
             ..Status::default()
@@ -719,7 +720,7 @@ mod tests {
         ] {
             let mut a = counting_down();
             let e = update(&mut a, Msg::Key(key));
-            assert_eq!(e, [Effect::Rollback], "{key:?}");
+            assert_eq!(e, [Effect::RollbackLast], "{key:?}");
             assert!(!a.quit && !a.help);
             assert!(screen(&a, 80, 24).contains("Rolling back…"));
         }
@@ -775,7 +776,7 @@ mod tests {
         assert_eq!(tick(&mut b, NOW + 65), [Effect::RefreshStatus]);
         assert_eq!(
             tick(&mut b, NOW + 60 + TIMER_GRACE_SECS),
-            [Effect::Rollback]
+            [Effect::RollbackLast]
         );
         assert!(b.busy());
         update(

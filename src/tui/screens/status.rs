@@ -234,11 +234,16 @@ fn pending_confirm(cx: &Shared) -> bool {
 
 fn question(cx: &Shared) -> String {
     match cx.report.as_ref().and_then(|s| s.transaction.as_ref()) {
+        Some(x) if x.setup_changes > x.steps_done => format!(
+            "Roll back the whole setup ({} changes, the last transaction {} {})? The host \
+             returns to how it was before dscproute changed it.",
+            x.setup_changes, x.id, x.state_text
+        ),
         Some(x) => format!(
             "Roll back transaction {} ({}, {} step(s))? The host returns to how it was before it.",
             x.id, x.state_text, x.steps_done
         ),
-        None => "Roll back the last transaction?".into(),
+        None => "Roll back the setup?".into(),
     }
 }
 
@@ -559,6 +564,7 @@ mod tests {
                 steps_done: 30,
                 steps_total: 30,
                 seconds_left: (state == TxnState::PendingConfirm).then_some(42),
+                setup_changes: 30,
             }),
             advice: (state == TxnState::PendingConfirm).then(|| {
                 "This change is rolled back in 42 s unless you run `dscproute confirm`.".into()

@@ -160,7 +160,7 @@ fn rules_and_routes_run_as_one_ip_batch_per_family_and_undo_likewise() {
     );
     assert_eq!(on_disk[1], [Done, Running, Done, Done, Running, Pending]);
 
-    let out = e.rollback(&lock, &mut |_| {}).unwrap();
+    let out = e.rollback(&lock, Scope::Setup, &mut |_| {}).unwrap();
     let RollbackOutcome::RolledBack(j) = out else {
         panic!("not rolled back")
     };
@@ -235,7 +235,7 @@ fn a_batch_failing_at_a_line_keeps_the_lines_before_it_and_undoes_them() {
     );
     assert_eq!(failed, [3, 1, 4, 2], "the failed line reports last");
     assert_eq!(calls(&r), ["ip -4 -batch -", undo_route.as_str()]);
-    let rb = e.rollback(&lock, &mut |_| {}).unwrap();
+    let rb = e.rollback(&lock, Scope::Setup, &mut |_| {}).unwrap();
     assert!(matches!(
         rb,
         RollbackOutcome::Nothing(NothingToRollBack::FailedAndUndone(_))
@@ -313,7 +313,7 @@ fn an_undo_batch_retries_its_failed_lines_one_by_one() {
     let lock = e.lock().unwrap();
     let mut undoing = Vec::new();
     let RollbackOutcome::Partial(j) = e
-        .rollback(&lock, &mut |ev| {
+        .rollback(&lock, Scope::Setup, &mut |ev| {
             if let Event::Undoing { index, .. } = ev {
                 undoing.push(index)
             }
