@@ -16,11 +16,9 @@
 //! - `status --json` names the agent and counts its repairs;
 //! - SIGTERM: exit 0 within 5 s, the setup stays, status says no agent; a
 //!   restarted agent finds it whole and changes nothing;
-//! - then `rollback --yes` and `rollback --all --yes` restore B's firewall,
-//!   rules, routes and table names exactly as before the agent started;
-//!   the sysctls the first transaction changed are put back by hand (its
-//!   journal was archived by the repairs' transactions: "one setup, one
-//!   rollback" is the next step of issue 13), then B is identical.
+//! - then one `rollback --yes` undoes the first apply and every repair:
+//!   B's firewall, rules, routes, table names and sysctls are exactly as
+//!   before the agent started.
 //!
 //! And on a hardened gateway (strict rp_filter): wg0 deleted and created
 //! again with the same name gets its routes and its loose rp_filter back
@@ -210,32 +208,6 @@ fn routes_sorted(snap: &str) -> String {
     out
 }
 
-/// The `key = value` lines of a snapshot's sysctls section.
-fn sysctls(snap: &str) -> Vec<(String, String)> {
-    let section = snap.split("== sysctls\n").nth(1).unwrap_or_default();
-    section
-        .lines()
-        .filter_map(|l| l.split_once(" = "))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
-/// Writes back the `before` values that differ now; returns their keys.
-fn restore_sysctls(
-    t: &Topology,
-    before: Vec<(String, String)>,
-    now: Vec<(String, String)>,
-) -> Vec<String> {
-    let mut changed = vec![];
-    for ((key, old), (_, new)) in before.iter().zip(&now) {
-        if old != new {
-            t.b.sysctl_w(&[&format!("{key}={old}")]);
-            changed.push(key.clone());
-        }
-    }
-    changed
-}
-
 #[test]
 fn the_agent_keeps_the_gateway_whole_and_leaves_it_on_sigterm() {
     let Some(t) = lab("the_agent_keeps_the_gateway_whole_and_leaves_it_on_sigterm") else {
@@ -377,19 +349,18 @@ fn the_agent_keeps_the_gateway_whole_and_leaves_it_on_sigterm() {
         "packets with the group's DSCP left by the direct uplink"
     );
 
-    // Removing the setup is an explicit act.
-    dscproute_expect(&t.b, &state, &["rollback", "--yes"], 0);
-    dscproute_expect(&t.b, &state, &["rollback", "--all", "--yes"], 0);
-    // Known gap (issue 13, "one setup, one rollback"): the repairs' own
-    // transactions archived the first one, whose old sysctl values only it
-    // knew. Put those back by hand; everything else must be identical (the
-    // IPv6 anycast routes come and go with forwarding, hence after).
-    let changed = restore_sysctls(&t, sysctls(&before), sysctls(&snapshot(&t.b)));
-    eprintln!("sysctls left by rollback and restored by hand: {changed:?}");
+    // Removing the setup is an explicit act: one rollback undoes the first
+    // apply and every repair since, sysctls included.
+    let out = dscproute_expect(&t.b, &state, &["rollback", "--yes"], 0);
+    assert!(
+        stdout(&out).contains("earlier transactions of this setup"),
+        "{}",
+        show("rollback", &out)
+    );
     common::topology::assert_same_state(
         &routes_sorted(&before),
         &routes_sorted(&snapshot(&t.b)),
-        "after the agent, rollback, rollback --all and the sysctls by hand",
+        "after the agent and one rollback",
     );
     t.assert_host_etc_untouched();
 }
@@ -451,19 +422,16 @@ fn a_recreated_vpn_interface_gets_its_routes_and_loose_rp_filter_back() {
 
     let (st, _) = agent.term(Duration::from_secs(5));
     assert_eq!(st.code(), Some(0));
-    // The last transaction is that repair: its rollback puts the new wg0
-    // back at 1, and --all removes the rest.
+    // One rollback: the new wg0 back at the strict 1, and everything else.
     dscproute_expect(&t.b, &state, &["rollback", "--yes"], 0);
     assert_eq!(
         t.b.sysctl("net.ipv4.conf.wg0.rp_filter").as_deref(),
         Some("1")
     );
-    dscproute_expect(&t.b, &state, &["rollback", "--all", "--yes"], 0);
-    restore_sysctls(&t, sysctls(&before), sysctls(&snapshot(&t.b)));
     common::topology::assert_same_state(
         &routes_sorted(&strip_link_local(&before)),
         &routes_sorted(&strip_link_local(&snapshot(&t.b))),
-        "after the agent, rollback, rollback --all and the sysctls by hand",
+        "after the agent and one rollback",
     );
 }
 
@@ -575,16 +543,9 @@ fn an_agent_started_before_the_vpn_holds_the_kill_switch_until_it_comes() {
         !stdout(&t.b.exec(&["ip", "route", "show", "table", "100"])).contains("default"),
         "rollback left the route through wg0"
     );
-    // Known gap (issue 13, "one setup, one rollback", in progress on the
-    // journal): the route's transaction archived the one applied while
-    // waiting, so `rollback --yes` undoes only the routes. Once one journal
-    // carries the whole setup, drop the next two lines: one rollback must
-    // then restore B alone.
-    dscproute_expect(&t.b, &state, &["rollback", "--all", "--yes"], 0);
-    // The VPN goes away again (not ours to remove): B as before the agent.
+    // The VPN goes away again (not ours to remove): B as before the agent,
+    // from that one rollback.
     t.b.exec_ok(&["ip", "link", "del", "wg0"]);
-    let by_hand = restore_sysctls(&t, sysctls(&before), sysctls(&snapshot(&t.b)));
-    eprintln!("sysctls left by rollback and restored by hand: {by_hand:?}");
     common::topology::assert_same_state(
         &routes_sorted(&before),
         &routes_sorted(&snapshot(&t.b)),

@@ -1085,10 +1085,22 @@ fn an_interrupted_last_transaction_is_undone_with_the_setup_before_it() {
     let r = ok(FakeRunner::new(), &["a 1", "b 2", "b -2", "a -1"]);
     let e = engine(&r, &dir);
     let lock = e.lock().unwrap();
-    e.apply(&lock, &plan(vec![step("a 1", "a -1")]), "p", None, &mut |_| {})
-        .unwrap();
-    e.apply(&lock, &plan(vec![step("b 2", "b -2")]), "p", None, &mut |_| {})
-        .unwrap();
+    e.apply(
+        &lock,
+        &plan(vec![step("a 1", "a -1")]),
+        "p",
+        None,
+        &mut |_| {},
+    )
+    .unwrap();
+    e.apply(
+        &lock,
+        &plan(vec![step("b 2", "b -2")]),
+        "p",
+        None,
+        &mut |_| {},
+    )
+    .unwrap();
     // The process died while `b` ran: on record as interrupted.
     let mut j = Journal::load(&e.state).unwrap().unwrap();
     j.state = TxnState::Running;
