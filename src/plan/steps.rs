@@ -27,8 +27,9 @@ pub struct Ctx<'a> {
     facts: &'a HostFacts,
     v4: Option<Ruleset>,
     v6: Option<Ruleset>,
-    made_rules: RefCell<Vec<PolicyRule>>,
-    made_routes: RefCell<Vec<DefaultRoute>>,
+    /// Per family: an IPv4 rule is never the IPv6 one of the same numbers.
+    made_rules: RefCell<Vec<(Family, PolicyRule)>>,
+    made_routes: RefCell<Vec<(Family, DefaultRoute)>>,
     /// (family, table, chain, rule text) of every iptables rule generated.
     made_ipt: RefCell<Vec<(Family, Table, String, String)>>,
     made_chains: RefCell<Vec<(Family, Table, String)>>,
@@ -215,7 +216,7 @@ impl<'a> Ctx<'a> {
             .facts_rules(f)
             .iter()
             .any(|r| self.rule_matches(r, &rule));
-        self.made_rules.borrow_mut().push(rule);
+        self.made_rules.borrow_mut().push((f, rule));
         Step {
             role,
             state: Self::state(Some(present)),
@@ -275,7 +276,7 @@ impl<'a> Ctx<'a> {
             .facts_routes(f)
             .iter()
             .any(|r| self.route_matches(r, &route));
-        self.made_routes.borrow_mut().push(route.clone());
+        self.made_routes.borrow_mut().push((f, route.clone()));
         Step {
             role,
             state: Self::state(Some(present)),
@@ -577,7 +578,9 @@ impl<'a> Ctx<'a> {
         for f in Family::BOTH {
             for r in self.facts_rules(f) {
                 if !is_our_proto(r.protocol.as_deref())
-                    || made_rules.iter().any(|m| self.rule_matches(r, m))
+                    || made_rules
+                        .iter()
+                        .any(|(mf, m)| *mf == f && self.rule_matches(r, m))
                 {
                     continue;
                 }
@@ -604,7 +607,9 @@ impl<'a> Ctx<'a> {
             }
             for r in self.facts_routes(f) {
                 if !is_our_proto(r.protocol.as_deref())
-                    || made_routes.iter().any(|m| self.route_matches(r, m))
+                    || made_routes
+                        .iter()
+                        .any(|(mf, m)| *mf == f && self.route_matches(r, m))
                 {
                     continue;
                 }

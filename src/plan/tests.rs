@@ -2288,6 +2288,29 @@ fn stale_policy_rules_and_routes_are_removed() {
     );
 }
 
+/// Without the kill switch and without via6, only IPv6 keeps its
+/// `unreachable` rule: the IPv4 one of an earlier setup goes, though an
+/// IPv6 rule with the same priority and mark stays.
+#[test]
+fn a_leftover_rule_of_one_family_is_not_kept_by_the_other_s() {
+    let p = plan_with(
+        &inline(
+            "[gateway]\ndscp = 7\ninterface = \"wg0\"\nvia = \"10.8.0.1\"\nmark = 3\n\
+             table = \"vpn\"\ntable_id = 100\npriority = 10000\nkill_switch = false\n",
+        ),
+        &facts("gateway-applied.json"),
+    );
+    assert!(p.errors.is_empty(), "{:#?}", p.errors);
+    let v4 = "ip -4 rule del pref 10001 fwmark 0x3/0xff unreachable proto 213";
+    assert_eq!(step(&p, v4).state, StepState::Change);
+    assert!(
+        !p.steps
+            .iter()
+            .any(|s| s.apply.display() == v4.replace("-4", "-6")),
+        "the IPv6 block stays"
+    );
+}
+
 /// A rule someone put inside a chain of ours is not ours to remove and put
 /// back (the journal would refuse to run it): the plan says so and apply
 /// refuses, instead of journaling a command dscproute never writes.
