@@ -224,8 +224,15 @@ fn persist_installs_the_profile_and_enables_the_packaged_unit_and_unpersist_undo
     );
     let out = stdout(&o);
     assert!(out.contains("Persisted gw"), "{out}");
-    assert!(out.contains("dscproute@gw.service enabled"), "{out}");
-    assert!(out.contains("while wg0 is missing"), "{out}");
+    assert!(
+        out.contains("dscproute@gw.service enabled: it runs `dscproute agent`"),
+        "{out}"
+    );
+    assert!(out.contains("leaves the setup in place"), "{out}");
+    assert!(
+        out.contains("`dscproute rollback --yes` then removes the setup"),
+        "{out}"
+    );
     assert!(stderr(&o).is_empty(), "{}", stderr(&o));
 
     // Again: nothing to do, and it says so (the Ansible role reads this).
@@ -240,7 +247,8 @@ fn persist_installs_the_profile_and_enables_the_packaged_unit_and_unpersist_undo
     let o = s.unpersist("gw");
     assert_exit(&o, 0);
     assert!(
-        stdout(&o).contains("disabled dscproute@gw.service"),
+        stdout(&o).contains("disabled dscproute@gw.service")
+            && stdout(&o).contains("The setup stays in place until `dscproute rollback --yes`"),
         "{}",
         stdout(&o)
     );
@@ -283,7 +291,7 @@ fn without_a_packaged_unit_persist_installs_its_own_template_and_unpersist_remov
     assert!(unit.starts_with(systemd::OWN_TEMPLATE_MARK));
     // In an image, the unit runs the packaged path, not this test binary.
     assert!(
-        unit.contains("ExecStart=/usr/bin/dscproute apply --profile /etc/dscproute/%i.toml --yes")
+        unit.contains("\nExecStart=/usr/bin/dscproute agent --profile /etc/dscproute/%i.toml\n")
     );
     assert!(
         stdout(&o).contains("no packaged dscproute@.service was found"),
@@ -366,10 +374,10 @@ fn without_systemd_persist_installs_the_profile_and_prints_an_init_script() {
     let out = stdout(&o);
     assert!(out.contains("does not run systemd"), "{out}");
     assert!(
-        out.contains("/usr/bin/dscproute apply --profile /etc/dscproute/gw.toml --yes"),
+        out.contains("\n    /usr/bin/dscproute agent --profile /etc/dscproute/gw.toml\n"),
         "{out}"
     );
-    assert!(out.contains("/usr/bin/dscproute rollback --yes"), "{out}");
+    assert!(!out.contains("dscproute rollback --yes <"), "{out}");
     assert!(out.contains("/etc/init.d/dscproute-gw"), "{out}");
 
     // The printed script is valid sh.
@@ -379,12 +387,7 @@ fn without_systemd_persist_installs_the_profile_and_prints_an_init_script() {
         .expect("a script in the output");
     assert_eq!(
         script,
-        init_script::script(
-            "gw",
-            "/etc/dscproute/gw.toml",
-            Some("wg0"),
-            "/usr/bin/dscproute"
-        )
+        init_script::script("gw", "/etc/dscproute/gw.toml", None, "/usr/bin/dscproute")
     );
     let check = Command::new("sh")
         .args(["-n", "-c", &script])
@@ -395,7 +398,7 @@ fn without_systemd_persist_installs_the_profile_and_prints_an_init_script() {
     let o = s.unpersist("gw");
     assert_exit(&o, 0);
     assert!(
-        stdout(&o).contains("update-rc.d -f dscproute-gw remove"),
+        stdout(&o).contains("/etc/init.d/dscproute-gw stop && update-rc.d -f dscproute-gw remove"),
         "{}",
         stdout(&o)
     );
@@ -600,12 +603,12 @@ fn with_systemd_running_persist_uses_systemctl() {
     let unit = "dscproute@gw.service";
     let fake = FakeRunner::new()
         .on(&["systemctl", "is-enabled", unit], enabled(false))
-        .on(&["systemctl", "enable", unit], Output::ok(""));
+        .on(&["systemctl", "enable", "--now", unit], Output::ok(""));
     let done = persist::persist(
         &layout,
         "gw",
         GATEWAY.as_bytes(),
-        Some("wg0"),
+        None,
         &Boot::Systemctl(&fake),
         "/usr/bin/dscproute",
     )
@@ -623,7 +626,7 @@ fn with_systemd_running_persist_uses_systemctl() {
         fake.calls(),
         [
             argv(&["systemctl", "is-enabled", unit]),
-            argv(&["systemctl", "enable", unit])
+            argv(&["systemctl", "enable", "--now", unit])
         ]
     );
     assert!(
@@ -637,7 +640,7 @@ fn with_systemd_running_persist_uses_systemctl() {
         &layout,
         "gw",
         GATEWAY.as_bytes(),
-        Some("wg0"),
+        None,
         &Boot::Systemctl(&fake),
         "/usr/bin/dscproute",
     )
@@ -645,14 +648,56 @@ fn with_systemd_running_persist_uses_systemctl() {
     assert!(!done.changed());
     assert_eq!(fake.calls().len(), 1);
 
+    // Enabled already, but a changed profile: a running agent restarts on it.
+    let edited = format!("# edited\n{GATEWAY}");
     let fake = FakeRunner::new()
         .on(&["systemctl", "is-enabled", unit], enabled(true))
-        .on(&["systemctl", "disable", unit], Output::ok(""));
+        .on(&["systemctl", "try-restart", unit], Output::ok(""));
+    let done = persist::persist(
+        &layout,
+        "gw",
+        edited.as_bytes(),
+        None,
+        &Boot::Systemctl(&fake),
+        "/usr/bin/dscproute",
+    )
+    .unwrap();
+    assert!(done.changed());
+    assert_eq!(
+        fake.calls().last().unwrap(),
+        &argv(&["systemctl", "try-restart", unit])
+    );
+
+    // The unit's agent uses the default state directory: another is refused
+    // before anything is written or run.
+    let fake = FakeRunner::new();
+    let err = persist::persist(
+        &layout,
+        "gw",
+        GATEWAY.as_bytes(),
+        Some("/srv/state"),
+        &Boot::Systemctl(&fake),
+        "/usr/bin/dscproute",
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, PersistError::Usage(m) if m.contains("--state-dir /srv/state")),
+        "{err:?}"
+    );
+    assert!(fake.calls().is_empty());
+    assert_eq!(
+        std::fs::read_to_string(layout.profile("gw")).unwrap(),
+        edited
+    );
+
+    let fake = FakeRunner::new()
+        .on(&["systemctl", "is-enabled", unit], enabled(true))
+        .on(&["systemctl", "disable", "--now", unit], Output::ok(""));
     let done = persist::unpersist(&layout, "gw", &Boot::Systemctl(&fake)).unwrap();
     assert!(done.disabled && done.removed_profile.is_some() && done.removed_template.is_none());
     assert_eq!(
         fake.calls().last().unwrap(),
-        &argv(&["systemctl", "disable", unit])
+        &argv(&["systemctl", "disable", "--now", unit])
     );
 }
 
@@ -665,14 +710,14 @@ fn a_failed_systemctl_enable_leaves_nothing_behind() {
     let fake = FakeRunner::new()
         .on(&["systemctl", "is-enabled", unit], enabled(false))
         .on(
-            &["systemctl", "enable", unit],
+            &["systemctl", "enable", "--now", unit],
             Output::failed(1, "Failed to enable unit: boom\n"),
         );
     let err = persist::persist(
         &layout,
         "gw",
         GATEWAY.as_bytes(),
-        Some("wg0"),
+        None,
         &Boot::Systemctl(&fake),
         "/usr/local/bin/dscproute",
     )
@@ -680,7 +725,7 @@ fn a_failed_systemctl_enable_leaves_nothing_behind() {
     assert_eq!(
         err,
         PersistError::Failed(format!(
-            "systemctl enable {unit} failed: Failed to enable unit: boom"
+            "systemctl enable --now {unit} failed: Failed to enable unit: boom"
         ))
     );
     assert!(
@@ -696,7 +741,10 @@ fn a_failed_systemctl_enable_leaves_nothing_behind() {
     std::fs::write(s.in_root("/etc/dscproute/gw.toml"), old).unwrap();
     let fake = FakeRunner::new()
         .on(&["systemctl", "is-enabled", unit], enabled(false))
-        .on(&["systemctl", "enable", unit], Output::failed(1, "no\n"));
+        .on(
+            &["systemctl", "enable", "--now", unit],
+            Output::failed(1, "no\n"),
+        );
     persist::persist(
         &layout,
         "gw",
@@ -720,12 +768,12 @@ fn unpersist_reloads_systemd_after_removing_its_own_template() {
     let unit = "dscproute@gw.service";
     let fake = FakeRunner::new()
         .on(&["systemctl", "is-enabled", unit], enabled(false))
-        .on(&["systemctl", "enable", unit], Output::ok(""));
+        .on(&["systemctl", "enable", "--now", unit], Output::ok(""));
     let done = persist::persist(
         &layout,
         "gw",
         GATEWAY.as_bytes(),
-        Some("wg0"),
+        None,
         &Boot::Systemctl(&fake),
         "/usr/local/bin/dscproute",
     )
@@ -736,13 +784,13 @@ fn unpersist_reloads_systemd_after_removing_its_own_template() {
     );
     let text = std::fs::read_to_string(&own).unwrap();
     assert!(
-        text.contains("ExecStart=/usr/local/bin/dscproute apply"),
+        text.contains("ExecStart=/usr/local/bin/dscproute agent --profile"),
         "{text}"
     );
 
     let fake = FakeRunner::new()
         .on(&["systemctl", "is-enabled", unit], enabled(true))
-        .on(&["systemctl", "disable", unit], Output::ok(""))
+        .on(&["systemctl", "disable", "--now", unit], Output::ok(""))
         .on(&["systemctl", "daemon-reload"], Output::ok(""));
     let done = persist::unpersist(&layout, "gw", &Boot::Systemctl(&fake)).unwrap();
     assert_eq!(done.removed_template, Some(own));
@@ -765,19 +813,29 @@ fn the_unit_template_says_what_the_design_needs() {
         "the binary embeds the shipped template"
     );
     for line in [
-        "Wants=network-online.target",
-        "After=network-online.target",
+        "After=network-pre.target",
         "StartLimitIntervalSec=0",
-        "Type=oneshot",
-        "RemainAfterExit=yes",
+        "Type=simple",
         "StateDirectory=dscproute",
-        "ExecStart=/usr/bin/dscproute apply --profile /etc/dscproute/%i.toml --yes",
-        "ExecStop=/usr/bin/dscproute rollback --yes",
+        "StateDirectoryMode=0700",
+        "ExecStart=/usr/bin/dscproute agent --profile /etc/dscproute/%i.toml",
         "Restart=on-failure",
+        "RestartSec=5s",
         "RestartPreventExitStatus=2",
+        "KillSignal=SIGTERM",
+        "KillMode=mixed",
+        "NoNewPrivileges=yes",
         "WantedBy=multi-user.target",
     ] {
         assert!(unit.lines().any(|l| l == line), "missing {line:?}");
+    }
+    // Nothing waits for the VPN, and stopping removes nothing (fail closed).
+    let settings: Vec<&str> = unit.lines().filter(|l| !l.starts_with('#')).collect();
+    for absent in ["network-online", "ExecStop", "rollback"] {
+        assert!(
+            !settings.iter().any(|l| l.contains(absent)),
+            "{absent:?} in the unit"
+        );
     }
 }
 
@@ -805,7 +863,7 @@ fn the_unit_template_verifies() {
         assert!(stderr(&o).trim().is_empty(), "{unit}: {}", stderr(&o));
     }
     // And verify does catch a bad setting (it really checks).
-    let bad = text.replace("Restart=on-failure", "Restart=always");
+    let bad = text.replace(&format!("ExecStart={BIN}"), "ExecStart=target/dscproute");
     std::fs::write(dir.path().join("dscproute@bad.service"), bad).unwrap();
     let o = Command::new("systemd-analyze")
         .args(["verify", "--man=no", "dscproute@bad.service"])
@@ -917,4 +975,216 @@ fn on_this_host_persist_needs_root() {
     let o = as_user(&["unpersist", "gw"]);
     assert_exit(&o, 4);
     assert!(stderr(&o).contains("needs root"), "{}", stderr(&o));
+}
+
+/// The unit's ExecStart, split as systemd splits it (the template holds no
+/// quotes or escapes: `exec_start_is_exactly_the_agent_invocation` in
+/// src/persist/systemd.rs), is an `agent` command line this binary accepts,
+/// with the persisted profile and the default state directory.
+#[test]
+fn the_units_exec_start_is_an_agent_command_line() {
+    use clap::Parser;
+    use dscproute::cli::{Cli, Command as Sub};
+    let line = systemd::UNIT_TEMPLATE
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .unwrap();
+    let argv: Vec<String> = line
+        .split_whitespace()
+        .map(|a| a.replace("%i", "gw"))
+        .collect();
+    assert_eq!(argv[0], persist::PACKAGED_EXE);
+    let cli = Cli::try_parse_from(&argv).unwrap();
+    assert_eq!(cli.state_dir, None);
+    match cli.command {
+        Some(Sub::Agent(a)) => {
+            assert_eq!(a.profile, Path::new("/etc/dscproute/gw.toml"));
+            assert_eq!(a.drift_check, 5);
+        }
+        other => panic!("not the agent: {other:?}"),
+    }
+}
+
+/// The printed init script, run for real with a stand-in agent: `start`
+/// runs it in the background with a pidfile, `status` sees it, `stop` sends
+/// SIGTERM (which the stand-in records) and waits for it to exit.
+#[test]
+fn the_init_script_starts_and_stops_the_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let fake = d.join("dscproute");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\necho \"$@\" >{args}\ntrap 'echo TERM >{term}; exit 0' TERM\n\
+             while :; do sleep 0.1 & wait $!; done\n",
+            args = d.join("args").display(),
+            term = d.join("term").display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let pidfile = d.join("agent.pid");
+    let script = init_script::script(
+        "gw",
+        "/etc/dscproute/gw.toml",
+        Some("/var/lib/my state"),
+        fake.to_str().unwrap(),
+    )
+    .replace(
+        "PIDFILE=/run/dscproute-gw.pid",
+        &format!("PIDFILE={}", pidfile.display()),
+    )
+    .replace(
+        "LOG=/var/log/dscproute-gw.log",
+        &format!("LOG={}", d.join("log").display()),
+    );
+    let path = d.join("dscproute-gw");
+    std::fs::write(&path, script).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let run = |arg: &str| Command::new(&path).arg(arg).output().unwrap();
+
+    assert_exit(&run("start"), 0);
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // Whatever happens below, the stand-in does not outlive the test.
+    struct Reap(i32);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            // SAFETY: kill has no memory preconditions.
+            unsafe { libc::kill(self.0, libc::SIGKILL) };
+        }
+    }
+    let _reap = Reap(pid);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !d.join("args").exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        std::fs::read_to_string(d.join("args")).unwrap(),
+        "agent --profile /etc/dscproute/gw.toml --state-dir /var/lib/my state\n"
+    );
+    let o = run("status");
+    assert_exit(&o, 0);
+    assert!(
+        stdout(&o).contains(&format!("running (pid {pid})")),
+        "{}",
+        stdout(&o)
+    );
+    // A second start does not start a second agent.
+    assert_exit(&run("start"), 0);
+    assert_eq!(
+        std::fs::read_to_string(&pidfile).unwrap().trim(),
+        pid.to_string()
+    );
+
+    assert_exit(&run("stop"), 0);
+    assert_eq!(std::fs::read_to_string(d.join("term")).unwrap(), "TERM\n");
+    assert!(!pidfile.exists());
+    let o = run("status");
+    assert_exit(&o, 3);
+    assert!(stdout(&o).contains("not running"), "{}", stdout(&o));
+}
+
+/// The unit's command as systemd runs it (`NoNewPrivileges=yes`, SIGTERM to
+/// the agent alone), in a namespace, with the persisted profile's path
+/// swapped for a scratch one and the state directory through the
+/// environment (the unit's default is the host's): the agent applies the
+/// profile, exits 0 on SIGTERM within 5 s and leaves the setup in place;
+/// `rollback --yes` removes it.
+#[test]
+fn the_units_command_runs_the_agent_under_no_new_privs_and_stops_cleanly() {
+    let Some(lab) = common::lab(
+        "the_units_command_runs_the_agent_under_no_new_privs_and_stops_cleanly",
+        &["iptables", "ip6tables", "iptables-save", "setpriv"],
+    ) else {
+        return;
+    };
+    let ns = lab.netns();
+    let s = Scene::new();
+    let p = s.profile("client.toml", CLIENT);
+    let line = systemd::UNIT_TEMPLATE
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .unwrap();
+    let argv: Vec<String> = line
+        .split_whitespace()
+        .map(|a| match a {
+            persist::PACKAGED_EXE => BIN.to_string(),
+            "/etc/dscproute/%i.toml" => p.display().to_string(),
+            other => other.to_string(),
+        })
+        .collect();
+    assert_eq!(argv[1], "agent");
+    let mut full = vec!["setpriv", "--no-new-privs"];
+    full.extend(argv.iter().map(String::as_str));
+    let out_file = s.path("agent.out");
+    let mut agent = ns
+        .command(&full)
+        .env("DSCPROUTE_STATE_DIR", s.state())
+        .stdout(std::fs::File::create(&out_file).unwrap())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap();
+    struct Reap<'a>(&'a mut std::process::Child);
+    impl Drop for Reap<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let agent = Reap(&mut agent);
+    let chains = || {
+        let o = ns.exec_ok(&["iptables-save", "-t", "mangle"]);
+        stdout(&o).contains(":DSCPROUTE-MARK")
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&out_file)
+        .unwrap_or_default()
+        .contains("applied ")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the agent did not apply: {}",
+            std::fs::read_to_string(&out_file).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(chains());
+    // `ip netns exec` and setpriv exec the agent: this pid is the agent's.
+    let pid = agent.0.id();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert!(status.contains("NoNewPrivs:\t1"), "{status}");
+
+    // SAFETY: kill has no memory preconditions.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGTERM) }, 0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let code = loop {
+        if let Some(st) = agent.0.try_wait().unwrap() {
+            break st.code();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no exit 5 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(code, Some(0));
+    let out = std::fs::read_to_string(&out_file).unwrap();
+    assert!(out.contains("the setup stays in place"), "{out}");
+    assert!(chains(), "stopping the agent removes nothing");
+    drop(agent);
+
+    let o = ns.exec(&[
+        BIN,
+        "--state-dir",
+        s.state().to_str().unwrap(),
+        "rollback",
+        "--yes",
+    ]);
+    assert_exit(&o, 0);
+    assert!(!chains());
 }

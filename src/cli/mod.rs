@@ -93,10 +93,11 @@ pub enum Command {
     Doctor(doctor::DoctorArgs),
     /// Live per-DSCP view of the traffic on an interface (needs root).
     Watch(watch::WatchArgs),
-    /// Install a kept profile to apply at boot (systemd unit dscproute@NAME):
-    /// only after an apply that was confirmed (or made without --confirm).
+    /// Keep a kept profile up, from boot on: install it and enable the
+    /// systemd unit dscproute@NAME, which runs `agent` on it. Only after an
+    /// apply that was confirmed (or made without --confirm).
     Persist(persist::PersistArgs),
-    /// Remove a persisted profile and disable its unit (the running setup
+    /// Stop and disable the unit and remove the persisted profile (the setup
     /// stays; `rollback` removes it).
     Unpersist(persist::UnpersistArgs),
     /// Print the man page (roff) generated from this command line.

@@ -41,7 +41,7 @@ the state directory, when \fB\-\-state\-dir\fR is not given
 the state directory: \fIcurrent.json\fR (the journal of the last transaction), \fIhistory/\fR, \fIlock\fR, \fItimer.log\fR
 .TP
 \fI/etc/dscproute/NAME.toml\fR
-a profile installed by \fBdscproute persist\fR; \fBdscproute@NAME.service\fR applies it at boot and rolls it back when stopped
+a profile installed by \fBdscproute persist\fR; \fBdscproute@NAME.service\fR runs \fBdscproute agent\fR on it from boot on (stopping it leaves the setup in place)
 .TP
 \fI/usr/lib/systemd/system/dscproute@.service\fR
 the unit template

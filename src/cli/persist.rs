@@ -1,78 +1,15 @@
-//! `dscproute persist` / `unpersist`: make a kept setup come back at boot.
+//! `dscproute persist` / `unpersist`: keep a kept setup up with the agent,
+//! from boot on.
 
 use super::{exit, fail};
 use crate::apply::{Journal, StateDir};
 use crate::output;
-use crate::persist::{
-    self, Boot, BootOutcome, Layout, PACKAGED_EXE, PersistError, confirmed, systemd,
-};
-use crate::plan::{self, PlanOptions};
-use crate::probe;
+use crate::persist::kept::{self, Request};
+use crate::persist::target::Target;
+use crate::persist::{self, BootOutcome, PersistError, confirmed, systemd};
 use crate::profile::Profile;
-use crate::runner::{SystemRunner, find_program};
 use clap::Args;
-use std::path::{Path, PathBuf};
-
-/// The root to install under, and whether it is this running host's.
-struct Target {
-    layout: Layout,
-    host: bool,
-}
-
-impl Target {
-    fn resolve(root: &Path) -> Result<Target, String> {
-        let canonical = root.canonicalize().map_err(|e| {
-            format!(
-                "--root {}: {e}: give an existing directory (/ for this host)",
-                root.display()
-            )
-        })?;
-        if !canonical.is_dir() {
-            return Err(format!("--root {}: not a directory", root.display()));
-        }
-        Ok(Target {
-            host: canonical == Path::new("/"),
-            layout: Layout::new(&canonical),
-        })
-    }
-
-    /// How the unit gets enabled. On this host: `systemctl` when systemd is
-    /// running (sd_booted: /run/systemd/system exists), else a recipe for the
-    /// init system. Under another root (an image): the symlinks `systemctl
-    /// --root` writes when the image has systemd's unit directories, else the
-    /// recipe.
-    fn boot(&self) -> Boot<'static> {
-        if self.host {
-            if Path::new("/run/systemd/system").is_dir() && find_program("systemctl").is_some() {
-                return Boot::Systemctl(&SystemRunner);
-            }
-            return Boot::Manual;
-        }
-        let has_systemd = [
-            "/etc/systemd/system",
-            "/usr/lib/systemd/system",
-            "/lib/systemd/system",
-        ]
-        .iter()
-        .any(|d| self.layout.under(d).is_dir());
-        if has_systemd {
-            Boot::Files
-        } else {
-            Boot::Manual
-        }
-    }
-
-    /// The binary a unit or script we write runs: this one on this host,
-    /// the packaged path in an image.
-    fn exe(&self) -> String {
-        if self.host
-            && let Ok(p) = std::env::current_exe().and_then(|p| p.canonicalize())
-        {
-            return p.display().to_string();
-        }
-        PACKAGED_EXE.to_string()
-    }
-}
+use std::path::PathBuf;
 
 fn code(e: &PersistError) -> i32 {
     match e {
@@ -153,29 +90,18 @@ pub fn persist_cmd(state: &StateDir, args: &PersistArgs) -> i32 {
             return fail(super::code(crate::ops::JournalError(e).kind()), &message);
         }
     };
-    let mut in_place = || {
-        let facts = probe::probe_system();
-        plan::plan(&profile, &facts, PlanOptions::default())
-            .is_ok_and(|p| p.is_applicable() && p.is_noop())
+    let req = Request {
+        profile: &profile,
+        text: &text,
+        path: profile_path,
+        name: &name,
+        state_dir: state.path(),
     };
-    let evidence = match confirmed::check(journal.as_ref(), profile_path, &text, &mut in_place) {
-        Ok(e) => e,
-        Err(e) => return fail(exit::BLOCKED, &format!("not persisting: {e}")),
-    };
-    let interface = profile.gateway.as_ref().map(|g| g.interface.as_str());
-    let boot = target.boot();
-    let done = match persist::persist(
-        &target.layout,
-        &name,
-        &text,
-        interface,
-        &boot,
-        &target.exe(),
-    ) {
+    let (done, evidence) = match kept::persist_kept(&target, journal.as_ref(), &req) {
         Ok(d) => d,
         Err(e) => return fail(code(&e), &e.to_string()),
     };
-    output::print(&persist_report(&target, &done, &evidence, interface));
+    output::print(&persist_report(&target, &done, &evidence));
     exit::OK
 }
 
@@ -183,7 +109,6 @@ fn persist_report(
     target: &Target,
     done: &persist::Persisted,
     evidence: &confirmed::Evidence,
-    interface: Option<&str>,
 ) -> String {
     let profile = &done.profile.display();
     let name = &done.name;
@@ -196,14 +121,16 @@ fn persist_report(
             template_installed,
             ..
         } => {
-            let waits = interface.map_or(String::new(), |i| {
-                format!(" (retrying every 10 s while {i} is missing)")
-            });
+            let now = if target.host {
+                "enabled and started"
+            } else {
+                "enabled"
+            };
             let mut o = format!(
                 "Persisted {name}, the setup of transaction {} (applied and kept):\n  \
                  profile   {profile} (mode 0644)\n  \
-                 unit      {unit} enabled: at boot, once the network is online, it applies the \
-                 profile{waits}; stopping it rolls the setup back\n",
+                 unit      {unit} {now}: it runs `dscproute agent` on the profile, which keeps \
+                 the setup in place (and waits for the VPN interface when it is missing)\n",
                 evidence.transaction()
             );
             if let Some(t) = template_installed {
@@ -215,7 +142,9 @@ fn persist_report(
                 ));
             }
             o.push_str(&format!(
-                "The running setup is unchanged. `dscproute unpersist {name}` undoes this.\n"
+                "`systemctl stop {unit}` stops the agent and leaves the setup in place. \
+                 `dscproute unpersist {name}` undoes this (and stops the agent); `dscproute \
+                 rollback --yes` then removes the setup.\n"
             ));
             o
         }
@@ -265,7 +194,12 @@ fn unpersist_report(target: &Target, done: &persist::Unpersisted) -> String {
     }
     let mut parts: Vec<String> = Vec::new();
     if done.disabled {
-        parts.push(format!("disabled {unit}"));
+        let how = if target.host {
+            "stopped and disabled"
+        } else {
+            "disabled"
+        };
+        parts.push(format!("{how} {unit}"));
     }
     if let Some(p) = &done.removed_profile {
         parts.push(format!("removed {}", p.display()));
@@ -274,8 +208,7 @@ fn unpersist_report(target: &Target, done: &persist::Unpersisted) -> String {
         parts.push(format!("removed {} (installed by persist)", p.display()));
     }
     let mut o = format!(
-        "Unpersisted {name}: {}. The running setup stays until `dscproute rollback` (or the next \
-         boot).\n",
+        "Unpersisted {name}: {}. The setup stays in place until `dscproute rollback --yes`.\n",
         parts.join(", ")
     );
     if let Some(m) = &done.manual {

@@ -1,6 +1,7 @@
-//! Make a setup survive a reboot: `persist` installs a profile as
-//! `/etc/dscproute/NAME.toml` and enables `dscproute@NAME.service`, which
-//! applies it at boot and rolls it back when stopped; `unpersist` undoes both.
+//! Keep a setup up, across reboots too: `persist` installs a profile as
+//! `/etc/dscproute/NAME.toml` and enables and starts `dscproute@NAME.service`,
+//! which runs `dscproute agent` on it; stopping the agent leaves the setup in
+//! place (`dscproute rollback` removes it). `unpersist` undoes `persist`.
 //!
 //! Everything is written under a root directory (`/` on a real host; an image
 //! or a test's temporary directory otherwise), so tests never touch the
@@ -13,7 +14,9 @@
 
 pub mod confirmed;
 pub mod init_script;
+pub mod kept;
 pub mod systemd;
+pub mod target;
 
 use crate::runner::Runner;
 use crate::safe_fs;
@@ -190,17 +193,28 @@ pub enum BootOutcome {
 /// Install `text` (the profile's bytes, comments kept) as NAME and enable
 /// its unit. The caller has validated the profile and checked that it was
 /// applied and kept. Only one profile is persisted per host: dscproute keeps
-/// one journal, so two boot units would roll back each other's setup.
-/// `exe` is the binary a unit installed from our embedded template runs.
+/// one journal, so two agents would fight over one setup.
+/// `exe` is the binary a unit installed from our embedded template runs;
+/// `state_dir` the agent's `--state-dir` when it is not the default, which
+/// only the init script can pass (the unit's agent uses /var/lib/dscproute).
 pub fn persist(
     layout: &Layout,
     name: &str,
     text: &[u8],
-    interface: Option<&str>,
+    state_dir: Option<&str>,
     boot: &Boot,
     exe: &str,
 ) -> Result<Persisted, PersistError> {
     validate_name(name).map_err(PersistError::Usage)?;
+    if let (Some(dir), Boot::Files | Boot::Systemctl(_)) = (state_dir, boot) {
+        return Err(PersistError::Usage(format!(
+            "--state-dir {dir}: the unit's agent keeps its journal in {}, so a setup applied \
+             with another state directory cannot be persisted: apply and persist without \
+             --state-dir (and DSCPROUTE_STATE_DIR), or run `dscproute agent --state-dir {dir}` \
+             from your own unit",
+            crate::apply::state_dir::DEFAULT
+        )));
+    }
     if let Some(other) = layout.persisted_names().into_iter().find(|n| n != name) {
         return Err(PersistError::NotNow(format!(
             "profile {other:?} is already persisted ({}): dscproute keeps one setup per host \
@@ -230,11 +244,13 @@ pub fn persist(
         Boot::Manual => Ok(BootOutcome::Manual(init_script::recipe(
             name,
             &Layout::target_profile(name),
-            interface,
+            state_dir,
             exe,
         ))),
-        Boot::Files => systemd::enable(layout, name, None, exe),
-        Boot::Systemctl(runner) => systemd::enable(layout, name, Some(*runner), exe),
+        Boot::Files => systemd::enable(layout, name, None, exe, profile_changed),
+        Boot::Systemctl(runner) => {
+            systemd::enable(layout, name, Some(*runner), exe, profile_changed)
+        }
     };
     match outcome {
         Ok(boot) => Ok(Persisted {
@@ -292,8 +308,8 @@ impl Unpersisted {
     }
 }
 
-/// Disable NAME's unit and remove its profile. The running setup stays as it
-/// is (`dscproute rollback` removes it); only the next boot changes.
+/// Stop and disable NAME's unit and remove its profile. The setup stays as
+/// it is (`dscproute rollback` removes it); only the agent stops.
 /// Unpersisting a name that is not persisted changes nothing.
 pub fn unpersist(layout: &Layout, name: &str, boot: &Boot) -> Result<Unpersisted, PersistError> {
     validate_name(name).map_err(PersistError::Usage)?;

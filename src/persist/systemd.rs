@@ -95,18 +95,35 @@ fn systemctl(runner: &dyn Runner, args: &[&str]) -> Result<crate::runner::Output
         .map_err(|e| PersistError::Failed(format!("cannot run {}: {e}", argv.join(" "))))
 }
 
+/// `systemctl ARGS`, failing with its stderr when it does.
+fn run_ok(runner: &dyn Runner, args: &[&str]) -> Result<(), PersistError> {
+    let out = systemctl(runner, args)?;
+    if out.success() {
+        return Ok(());
+    }
+    Err(PersistError::Failed(format!(
+        "systemctl {} failed: {}",
+        args.join(" "),
+        out.stderr.trim()
+    )))
+}
+
 fn is_enabled(runner: &dyn Runner, unit: &str) -> Result<bool, PersistError> {
     let out = systemctl(runner, &["is-enabled", unit])?;
     Ok(out.success() && out.stdout.trim() == "enabled")
 }
 
-/// Enable `dscproute@NAME.service` (the profile is already in place): with
-/// `systemctl` through `runner`, or, without one, by writing the symlinks.
+/// Enable and start `dscproute@NAME.service` (the profile is already in
+/// place): with `systemctl` through `runner`, or, without one, by writing
+/// the symlinks (an image: nothing runs there now). An instance enabled
+/// already is restarted, if it runs, when `profile_changed`: its agent
+/// read the old profile.
 pub fn enable(
     layout: &Layout,
     name: &str,
     runner: Option<&dyn Runner>,
     exe: &str,
+    profile_changed: bool,
 ) -> Result<BootOutcome, PersistError> {
     let unit = unit_name(name);
     let (template, installed) = ensure_template(layout, exe)?;
@@ -119,15 +136,12 @@ pub fn enable(
     let newly = match runner {
         Some(runner) => {
             if is_enabled(runner, &unit).map_err(undo_template)? {
+                if profile_changed {
+                    run_ok(runner, &["try-restart", &unit])?;
+                }
                 false
             } else {
-                let out = systemctl(runner, &["enable", &unit]).map_err(undo_template)?;
-                if !out.success() {
-                    return Err(undo_template(PersistError::Failed(format!(
-                        "systemctl enable {unit} failed: {}",
-                        out.stderr.trim()
-                    ))));
-                }
+                run_ok(runner, &["enable", "--now", &unit]).map_err(undo_template)?;
                 true
             }
         }
@@ -196,8 +210,9 @@ fn install_links(layout: &Layout, unit: &str) -> Vec<PathBuf> {
     links
 }
 
-/// Disable `dscproute@NAME.service` (with `systemctl` through `runner`, or
-/// by removing the symlinks); returns whether it was enabled.
+/// Stop and disable `dscproute@NAME.service` (with `systemctl` through
+/// `runner`, or by removing the symlinks); returns whether it was enabled.
+/// Stopping the agent leaves the setup in place.
 pub fn disable(
     layout: &Layout,
     name: &str,
@@ -210,13 +225,7 @@ pub fn disable(
             if !linked && !is_enabled(runner, &unit)? {
                 return Ok(false);
             }
-            let out = systemctl(runner, &["disable", &unit])?;
-            if !out.success() {
-                return Err(PersistError::Failed(format!(
-                    "systemctl disable {unit} failed: {}",
-                    out.stderr.trim()
-                )));
-            }
+            run_ok(runner, &["disable", "--now", &unit])?;
             Ok(true)
         }
         None => {
@@ -290,14 +299,85 @@ mod tests {
         assert_eq!(wanted_by(UNIT_TEMPLATE), ["multi-user.target"]);
     }
 
+    /// The `ExecStart=` lines of a unit's `[Service]` section, split the way
+    /// systemd splits them; None when an argument holds anything systemd
+    /// would read as more than a plain word (quotes, escapes, `$`, `;`,
+    /// specifiers other than %i).
+    fn exec_start(unit: &str) -> Option<Vec<Vec<String>>> {
+        let mut in_service = false;
+        let mut out = Vec::new();
+        for line in unit.lines().map(str::trim) {
+            if line.starts_with('[') {
+                in_service = line == "[Service]";
+            } else if in_service && let Some(v) = line.strip_prefix("ExecStart=") {
+                let argv: Vec<String> = v.split_whitespace().map(str::to_string).collect();
+                let plain = |a: &String| {
+                    let rest = a.replace("%i", "");
+                    rest.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "/._+-=".contains(c))
+                };
+                if !argv.iter().all(plain) {
+                    return None;
+                }
+                out.push(argv);
+            }
+        }
+        Some(out)
+    }
+
     #[test]
-    fn own_template_runs_the_given_binary_and_refuses_unsafe_paths() {
+    fn exec_start_is_exactly_the_agent_invocation() {
+        for exe in [
+            PACKAGED_EXE,
+            "/usr/local/bin/dscproute",
+            "/opt/dscproute-1.2_x+y/bin/dscproute",
+        ] {
+            let unit = own_template(exe).unwrap();
+            assert_eq!(
+                exec_start(&unit).unwrap(),
+                [super::super::init_script::agent_argv(
+                    exe,
+                    &Layout::target_profile("%i"),
+                    None
+                )],
+                "{unit}"
+            );
+        }
+        // The shipped template is the same with the packaged binary.
+        assert_eq!(
+            exec_start(UNIT_TEMPLATE).unwrap(),
+            [vec![
+                "/usr/bin/dscproute",
+                "agent",
+                "--profile",
+                "/etc/dscproute/%i.toml"
+            ]]
+        );
+        // What systemd would split or expand is refused before it is written.
+        for bad in [
+            "/opt/my tools/dscproute",
+            "/opt/it's/dscproute",
+            "/opt/$HOME/dscproute",
+            "/opt/a%n/dscproute",
+            "/opt/a\\x20/dscproute",
+            "/opt/a;b/dscproute",
+            "relative/dscproute",
+        ] {
+            assert!(own_template(bad).is_err(), "{bad}");
+        }
+        assert_eq!(exec_start("[Service]\nExecStart=/x \"a b\"\n"), None);
+    }
+
+    #[test]
+    fn own_template_runs_the_given_binary_and_stops_without_removing() {
         let t = own_template("/usr/local/bin/dscproute").unwrap();
         assert!(t.starts_with(OWN_TEMPLATE_MARK));
-        assert!(t.contains("ExecStart=/usr/local/bin/dscproute apply"));
-        assert!(t.contains("ExecStop=/usr/local/bin/dscproute rollback --yes"));
+        assert!(t.contains("ExecStart=/usr/local/bin/dscproute agent"));
+        assert!(
+            !t.contains("ExecStop"),
+            "stopping leaves the setup in place"
+        );
+        assert!(!t.contains("rollback --yes\n"), "{t}");
         assert!(!t.contains(PACKAGED_EXE));
-        assert!(own_template("/opt/my tools/dscproute").is_err());
-        assert!(own_template("relative/dscproute").is_err());
     }
 }

@@ -37,7 +37,7 @@ fn screen_hints(app: &App) -> Vec<Hint> {
         ScreenId::Mark => screens::mark::hints(),
         ScreenId::Gateway => screens::gateway::hints(&app.gateway),
         ScreenId::Preview => screens::preview::hints(&app.preview, cx),
-        ScreenId::Apply => screens::apply::hints(cx),
+        ScreenId::Apply => screens::apply::hints(&app.apply, cx),
         ScreenId::Status => screens::status::hints(&app.status, cx),
         ScreenId::Learn => screens::learn::hints(&app.learn),
     }
@@ -172,6 +172,11 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "Enter / any other key",
         "Apply: the confirm countdown",
         "keep the change / roll it back",
+    ),
+    (
+        "`p`",
+        "Apply: a kept change (Preview in a dry run)",
+        "persist: the agent keeps it up from boot on",
     ),
 ];
 

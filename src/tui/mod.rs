@@ -7,6 +7,7 @@ pub mod app;
 pub mod draft;
 pub mod frame;
 pub mod hangup;
+pub mod keep_up;
 pub mod msg;
 pub mod screens;
 pub mod shared;
@@ -368,6 +369,21 @@ fn run_effect(app: &mut App, effect: Effect, tx: &Sender<Msg>, state: &StateDir)
                     Err(e) => Err(e.to_string()),
                 };
                 let _ = tx.send(Msg::Settled(r));
+            });
+        }
+        Effect::Persist => {
+            let profile = match app.draft_profile() {
+                Ok(p) => p,
+                Err(e) => {
+                    let _ = tx.send(Msg::Persisted(Err(e)));
+                    return;
+                }
+            };
+            let (tx, state, path) = (tx.clone(), state.clone(), app.profile_path.clone());
+            // It writes /etc and runs systemctl: finished before the TUI leaves.
+            spawn_change(move || {
+                let r = keep_up::persist_here(&state, &profile, path.as_deref());
+                let _ = tx.send(Msg::Persisted(r));
             });
         }
         Effect::RefreshStatus => {

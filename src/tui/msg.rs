@@ -27,6 +27,18 @@ pub enum Msg {
     Status(Box<Status>),
     /// A watch table (once a second) or the watch's error.
     Watch(Result<String, String>),
+    /// `persist` of the kept setup finished (or was refused: one line).
+    Persisted(Result<KeptUp, String>),
+}
+
+/// What `persist` installed for the agent to keep the setup up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptUp {
+    pub name: String,
+    /// The persisted profile, as the host sees it.
+    pub profile: String,
+    /// The unit enabled and started; None where systemd does not run.
+    pub unit: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +63,8 @@ pub enum Effect {
     /// before it stays (the countdown's answer).
     RollbackLast,
     RefreshStatus,
+    /// Persist the kept setup: the agent keeps it up, from boot on.
+    Persist,
     SaveProfile(PathBuf),
     ExportScript(PathBuf),
     /// Start watching this interface (selected DSCP), or stop (None).

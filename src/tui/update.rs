@@ -50,6 +50,10 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             screens::status::on_watch(&mut app.status, r);
             Vec::new()
         }
+        Msg::Persisted(r) => {
+            screens::apply::on_persisted(&mut app.apply, r);
+            Vec::new()
+        }
     }
 }
 

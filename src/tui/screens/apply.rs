@@ -4,12 +4,13 @@
 //! other key rolls it back. When the time runs out the detached confirm
 //! timer rolls it back by itself (it also does if this terminal dies); the
 //! screen watches the journal until it has, and rolls back from here only if
-//! the timer has not acted a few seconds after the deadline.
+//! the timer has not acted a few seconds after the deadline. Once the change
+//! is kept, `p` persists it so the agent keeps it up, from boot on.
 
 use super::{Handled, Hint};
 use crate::apply::Event;
 use crate::apply::journal::TxnState;
-use crate::tui::msg::{ApplyResult, Effect};
+use crate::tui::msg::{ApplyResult, Effect, KeptUp};
 use crate::tui::shared::{ScreenId, Shared};
 use crate::tui::theme::Theme;
 use crate::tui::txn::{CONFIRM_SECS, Decision, Outcome, StepProgress, Txn};
@@ -30,11 +31,76 @@ pub const TIMER_GRACE_SECS: u64 = 10;
 /// Most stderr lines shown under the list.
 const STDERR_LINES: usize = 6;
 
-/// This screen's own state: where the step list is scrolled (the steps and
-/// the transaction are shared).
+/// This screen's own state: where the step list is scrolled, and the offer
+/// to keep the kept change up with the agent (the steps and the transaction
+/// are shared).
 #[derive(Debug, Default)]
 pub struct ApplyState {
     pub scroll: Scroll,
+    pub keep_up: KeepUp,
+}
+
+/// `p` after a kept apply: persist the setup for the agent.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub enum KeepUp {
+    /// Offered (when the change was kept), not asked for.
+    #[default]
+    Offered,
+    Running,
+    Done(Result<KeptUp, String>),
+}
+
+/// Applied and kept in this session: what the agent may keep up.
+fn kept(cx: &Shared) -> bool {
+    matches!(
+        cx.txn,
+        Txn::Settled {
+            decision: Decision::Keep,
+            outcome: Ok(_),
+            ..
+        } | Txn::Finished(Outcome::Applied { .. })
+    )
+}
+
+/// The persist worker finished.
+pub fn on_persisted(s: &mut ApplyState, r: Result<KeptUp, String>) {
+    s.keep_up = KeepUp::Done(r);
+}
+
+/// The offer, the work under way, or what was installed and how to undo it.
+fn keep_up_lines(s: &ApplyState, cx: &Shared, width: u16) -> Vec<Line<'static>> {
+    let t = &cx.theme;
+    match &s.keep_up {
+        KeepUp::Offered => prose(
+            "p keeps it up with the agent, from boot on (dscproute persist): it repairs what \
+             VPN reconnects and firewall reloads undo.",
+            1,
+            width,
+            t.title(),
+        ),
+        KeepUp::Running => prose("Persisting the setup for the agent…", 1, width, t.title()),
+        KeepUp::Done(Ok(k)) => {
+            let text = match &k.unit {
+                Some(unit) => format!(
+                    "✓ Persisted {name}: {unit} runs the agent on {profile}, now and at every \
+                     boot. `systemctl stop {unit}` stops it and leaves the setup in place. To \
+                     remove the setup: `sudo dscproute unpersist {name}`, then `sudo dscproute \
+                     rollback --yes`.",
+                    name = k.name,
+                    profile = k.profile
+                ),
+                None => format!(
+                    "✓ Installed {profile}. This host does not run systemd: `sudo dscproute \
+                     persist --profile {profile}` prints the init script that runs the agent. \
+                     Stopping the agent leaves the setup in place; `sudo dscproute rollback \
+                     --yes` then removes it.",
+                    profile = k.profile
+                ),
+            };
+            prose(&text, 1, width, t.ok())
+        }
+        KeepUp::Done(Err(e)) => prose(&format!("✗ Not persisted: {e}"), 1, width, t.error()),
+    }
 }
 
 fn symbol(p: StepProgress) -> (&'static str, &'static str) {
@@ -186,6 +252,14 @@ pub fn key(s: &mut ApplyState, cx: &mut Shared, key: KeyEvent) -> Handled {
     }
     match key.code {
         KeyCode::Esc => cx.go(ScreenId::Preview),
+        KeyCode::Char('p') if kept(cx) && s.keep_up != KeepUp::Running => {
+            if matches!(s.keep_up, KeepUp::Done(Ok(_))) {
+                cx.notice = Some("Already persisted: the agent keeps it up.".into());
+            } else {
+                s.keep_up = KeepUp::Running;
+                return Handled::Yes(vec![Effect::Persist]);
+            }
+        }
         _ => return Handled::No,
     }
     Handled::done()
@@ -290,7 +364,7 @@ fn countdown(cx: &Shared, deadline: u64, width: u16) -> Vec<Line<'static>> {
 }
 
 /// Everything under the list: failure and stderr, the countdown, the outcome.
-fn panel_lines(cx: &Shared, width: u16) -> Vec<Line<'static>> {
+fn panel_lines(state: &ApplyState, cx: &Shared, width: u16) -> Vec<Line<'static>> {
     let t = &cx.theme;
     let s = &cx.steps;
     let mut o = Vec::new();
@@ -361,6 +435,9 @@ fn panel_lines(cx: &Shared, width: u16) -> Vec<Line<'static>> {
                 "S shows what is in place; Esc returns to the preview."
             };
             o.extend(prose(next, 1, width, t.dim()));
+            if *decision == Decision::Keep {
+                o.extend(keep_up_lines(state, cx, width));
+            }
         }
         Txn::Settled {
             outcome: Err(e), ..
@@ -380,15 +457,18 @@ fn panel_lines(cx: &Shared, width: u16) -> Vec<Line<'static>> {
             width,
             t.ok(),
         )),
-        Txn::Finished(Outcome::Applied { transaction }) => o.extend(prose(
-            &format!(
-                "✓ Applied as transaction {transaction}. No confirm timer: the change stays. S \
-                 shows it with live counters; r there rolls it back."
-            ),
-            1,
-            width,
-            t.ok(),
-        )),
+        Txn::Finished(Outcome::Applied { transaction }) => {
+            o.extend(prose(
+                &format!(
+                    "✓ Applied as transaction {transaction}. No confirm timer: the change stays. \
+                     S shows it with live counters; r there rolls it back."
+                ),
+                1,
+                width,
+                t.ok(),
+            ));
+            o.extend(keep_up_lines(state, cx, width));
+        }
         Txn::Finished(Outcome::Failed(e)) => {
             let any = s.progress.iter().any(|p| *p != StepProgress::Pending);
             if any {
@@ -417,7 +497,7 @@ fn list_height(total: usize, height: u16, head: u16, panel: usize) -> u16 {
 pub fn render(state: &ApplyState, cx: &Shared, f: &mut Frame, area: Rect) {
     let t = &cx.theme;
     let s = &cx.steps;
-    let panel = panel_lines(cx, area.width);
+    let panel = panel_lines(state, cx, area.width);
     let panel_h = if panel.is_empty() {
         0
     } else {
@@ -521,7 +601,7 @@ pub fn render(state: &ApplyState, cx: &Shared, f: &mut Frame, area: Rect) {
     }
 }
 
-pub fn hints(cx: &Shared) -> Vec<Hint> {
+pub fn hints(s: &ApplyState, cx: &Shared) -> Vec<Hint> {
     if cx.waiting_for_confirm() {
         return match cx.txn.decision() {
             None => vec![
@@ -534,12 +614,12 @@ pub fn hints(cx: &Shared) -> Vec<Hint> {
     if cx.busy() {
         return Vec::new();
     }
-    vec![
-        ("↑↓", "scroll"),
-        ("S", "status"),
-        ("Esc", "preview"),
-        ("q", "quit"),
-    ]
+    let mut v = vec![("↑↓", "scroll")];
+    if kept(cx) && !matches!(s.keep_up, KeepUp::Running | KeepUp::Done(Ok(_))) {
+        v.push(("p", "keep up (agent)"));
+    }
+    v.extend([("S", "status"), ("Esc", "preview"), ("q", "quit")]);
+    v
 }
 
 #[cfg(test)]
@@ -708,6 +788,122 @@ mod tests {
         press(&mut a, KeyCode::Char('a'));
         assert!(!a.preview.confirming_apply);
         assert!(a.notice.as_deref().unwrap().contains("host changed"));
+    }
+
+    /// Counted down, Enter, kept.
+    fn kept_app() -> App {
+        let mut a = counting_down();
+        assert_eq!(press(&mut a, KeyCode::Enter), [Effect::Confirm]);
+        update(
+            &mut a,
+            Msg::Settled(Ok("Kept transaction 20270115-080000-1234.".into())),
+        );
+        a
+    }
+
+    #[test]
+    fn kept_offers_the_agent_and_p_persists() {
+        // Not before the change is kept: p is no key during the countdown
+        // (it rolls back, as any other key), nor after a rollback.
+        let mut a = counting_down();
+        assert_eq!(press(&mut a, KeyCode::Char('p')), [Effect::Rollback]);
+        update(&mut a, Msg::Settled(Ok("Rolled back.".into())));
+        assert!(press(&mut a, KeyCode::Char('p')).is_empty());
+        assert!(
+            !screen(&a, 80, 24).contains("keep"),
+            "{}",
+            screen(&a, 80, 24)
+        );
+
+        let mut a = kept_app();
+        let s = screen(&a, 80, 24);
+        assert!(s.contains("p keeps it up with the agent"), "{s}");
+        assert!(s.contains("p keep up (agent)"), "{s}");
+        insta::assert_snapshot!("apply_kept_offer_80x24", s);
+        insta::assert_snapshot!("apply_kept_offer_120x40", screen(&a, 120, 40));
+
+        assert_eq!(press(&mut a, KeyCode::Char('p')), [Effect::Persist]);
+        assert_eq!(a.apply.keep_up, KeepUp::Running);
+        // Once is enough while it runs.
+        assert!(press(&mut a, KeyCode::Char('p')).is_empty());
+        assert!(screen(&a, 80, 24).contains("Persisting the setup for the agent"));
+
+        update(
+            &mut a,
+            Msg::Persisted(Ok(KeptUp {
+                name: "client".into(),
+                profile: "/etc/dscproute/client.toml".into(),
+                unit: Some("dscproute@client.service".into()),
+            })),
+        );
+        let s = screen(&a, 80, 24);
+        // The panel's words, wrapping aside.
+        let flat = s.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            flat.contains("✓ Persisted client: dscproute@client.service"),
+            "{s}"
+        );
+        assert!(
+            flat.contains("`systemctl stop dscproute@client.service`"),
+            "{s}"
+        );
+        assert!(
+            flat.contains(
+                "`sudo dscproute unpersist client`, then `sudo dscproute rollback --yes`"
+            ),
+            "{s}"
+        );
+        assert!(!s.contains("p keep up"), "{s}");
+        insta::assert_snapshot!("apply_kept_persisted_80x24", s);
+        insta::assert_snapshot!("apply_kept_persisted_120x40", screen(&a, 120, 40));
+        assert!(press(&mut a, KeyCode::Char('p')).is_empty());
+        assert!(a.notice.as_deref().unwrap().contains("Already persisted"));
+    }
+
+    #[test]
+    fn persisting_without_systemd_or_refused() {
+        let mut a = kept_app();
+        press(&mut a, KeyCode::Char('p'));
+        update(
+            &mut a,
+            Msg::Persisted(Ok(KeptUp {
+                name: "client".into(),
+                profile: "/etc/dscproute/client.toml".into(),
+                unit: None,
+            })),
+        );
+        let s = screen(&a, 120, 40);
+        let flat = s.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(flat.contains("This host does not run systemd"), "{s}");
+        assert!(
+            flat.contains("`sudo dscproute persist --profile /etc/dscproute/client.toml`"),
+            "{s}"
+        );
+
+        let mut b = kept_app();
+        press(&mut b, KeyCode::Char('p'));
+        update(
+            &mut b,
+            Msg::Persisted(Err(
+                "not persisting: profile \"gw\" is already persisted".into()
+            )),
+        );
+        let s = screen(&b, 80, 24);
+        let flat = s.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            flat.contains("✗ Not persisted: not persisting: profile"),
+            "{s}"
+        );
+        // Refused: p may try again (after `unpersist`, say).
+        assert!(s.contains("p keep up (agent)"), "{s}");
+        assert_eq!(press(&mut b, KeyCode::Char('p')), [Effect::Persist]);
+
+        // Applied without the confirm timer is kept too.
+        let mut c = applying();
+        all_done(&mut c);
+        update(&mut c, done(None));
+        assert!(screen(&c, 80, 24).contains("p keeps it up with the agent"));
+        assert_eq!(press(&mut c, KeyCode::Char('p')), [Effect::Persist]);
     }
 
     #[test]

@@ -47,6 +47,8 @@ pub struct PreviewState {
     /// Asking "apply now?" with the confirm timer on or off.
     pub confirming_apply: bool,
     pub confirm_timer: bool,
+    /// Dry run, `p`: the commands that keep the setup up with the agent.
+    pub keep_up_shown: bool,
 }
 
 impl Default for PreviewState {
@@ -58,6 +60,7 @@ impl Default for PreviewState {
             prompt: None,
             confirming_apply: false,
             confirm_timer: true,
+            keep_up_shown: false,
         }
     }
 }
@@ -264,6 +267,14 @@ fn bar_lines(p: &PreviewState, cx: &Shared, width: u16) -> Vec<Line<'static>> {
         return o;
     }
     if let Some(why) = cx.dry_reason() {
+        if p.keep_up_shown {
+            return prose(
+                &crate::tui::keep_up::commands(cx.profile_path.as_deref()),
+                1,
+                width,
+                t.warning(),
+            );
+        }
         return prose(
             &format!(
                 "Dry run ({why}): nothing is applied from here. w saves the profile: run `sudo \
@@ -393,6 +404,8 @@ pub fn key(s: &mut PreviewState, cx: &mut Shared, key: KeyEvent) -> Handled {
         KeyCode::Right | KeyCode::Char('l') => s.pan = (s.pan + PAN_STEP).min(max_pan),
         KeyCode::Char('w') => open_prompt(s, cx, PromptKind::SaveProfile),
         KeyCode::Char('e') => open_prompt(s, cx, PromptKind::ExportScript),
+        // Nothing is applied from a dry run: say what root would run.
+        KeyCode::Char('p') if cx.dry_run.is_some() => s.keep_up_shown = !s.keep_up_shown,
         KeyCode::Char('a') => match refusal(cx) {
             Some(why) => cx.notice = Some(why),
             None => {
@@ -404,7 +417,9 @@ pub fn key(s: &mut PreviewState, cx: &mut Shared, key: KeyEvent) -> Handled {
         // applying always takes `a` and a confirmation.
         KeyCode::Enter => {
             cx.notice = Some(if cx.dry_run.is_some() {
-                "Last step (dry run): w saves the profile, e exports a script.".into()
+                "Last step (dry run): w saves the profile, e exports a script, p shows how to \
+                 keep it up with the agent."
+                    .into()
             } else {
                 "Last step: a applies (you confirm once more), w saves, e exports a script.".into()
             });
@@ -538,6 +553,36 @@ mod tests {
         press(&mut a, KeyCode::Enter);
         assert_eq!(a.screen, ScreenId::Preview);
         a
+    }
+
+    #[test]
+    fn dry_run_p_shows_how_to_keep_it_up_with_the_agent() {
+        let mut a = client_preview();
+        let before = screen(&a, 80, 24);
+        assert!(press(&mut a, KeyCode::Char('p')).is_empty());
+        let s = screen(&a, 80, 24);
+        let flat = s.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            flat.contains("`sudo dscproute persist --profile FILE`"),
+            "{s}"
+        );
+        assert!(flat.contains("(w saves the profile)"), "{s}");
+        insta::assert_snapshot!("preview_dry_keep_up_80x24", s);
+        a.profile_path = Some("/root/torrent.toml".into());
+        let s = screen(&a, 120, 40);
+        let flat = s.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            flat.contains("`sudo dscproute apply --profile /root/torrent.toml --yes`"),
+            "{s}"
+        );
+        insta::assert_snapshot!("preview_dry_keep_up_120x40", s);
+        // p again hides it; with root, p is no key here.
+        press(&mut a, KeyCode::Char('p'));
+        a.profile_path = None;
+        assert_eq!(screen(&a, 80, 24), before);
+        a.dry_run = None;
+        press(&mut a, KeyCode::Char('p'));
+        assert!(!screen(&a, 80, 24).contains("persist --profile"));
     }
 
     #[test]
