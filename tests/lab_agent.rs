@@ -40,7 +40,7 @@ use common::topology::{
     DSCP7_V4, DSCP7_V6, GID, GROUP_PORTS, OTHER_GID, OTHER_PORTS, SPARE_PORTS, TARGET4, TARGET6,
     Topology, apply_ok, assert_reaches, count, curl_from_ports, dscproute_command,
     dscproute_expect, fetch_short, from_ports, poll_until, profile, show, snapshot, status_json,
-    stdout, topology,
+    stderr, stdout, topology,
 };
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -314,6 +314,15 @@ fn the_agent_keeps_the_gateway_whole_and_leaves_it_on_sigterm() {
     assert!(text.contains("Agent running"), "{text}");
 
     // SIGTERM: exit 0 within 5 s, the setup stays in place.
+    // A rollback while the agent runs would be undone by it: refused.
+    let held = snapshot(&t.b);
+    let out = dscproute_expect(&t.b, &state, &["rollback", "--yes"], 4);
+    assert!(
+        stderr(&out).contains("stop it first"),
+        "{}",
+        show("rollback under the agent", &out)
+    );
+    assert_eq!(snapshot(&t.b), held, "a refused rollback changed the host");
     let (st_exit, took) = agent.term(Duration::from_secs(5));
     assert_eq!(st_exit.code(), Some(0), "agent exit after SIGTERM");
     eprintln!("SIGTERM -> exit in {} ms", took.as_millis());

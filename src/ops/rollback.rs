@@ -6,6 +6,7 @@
 //! front that asks; `Ready::run` does it; `rollback` is both.
 
 use super::{Host, JournalError, Kind, engine_kind};
+use crate::apply::agent_record::AgentRecord;
 use crate::apply::baseline;
 use crate::apply::executor::{Executor, Failure};
 use crate::apply::journal::{JournalStep, Saved};
@@ -63,6 +64,13 @@ pub struct Ready {
 pub enum RollbackError {
     #[error("rollback changes the host and needs root: run it as root")]
     NeedsRoot,
+    /// It would put back what the rollback removes.
+    #[error(
+        "an agent (pid {pid}) keeps {profile} in place and would put back what rollback \
+         removes: stop it first (`systemctl stop dscproute@NAME`, or `kill {pid}`: the setup \
+         stays), then roll back"
+    )]
+    AgentRunning { pid: u32, profile: String },
     #[error(transparent)]
     Engine(#[from] EngineError),
     #[error(transparent)]
@@ -72,7 +80,7 @@ pub enum RollbackError {
 impl RollbackError {
     pub fn kind(&self) -> Kind {
         match self {
-            RollbackError::NeedsRoot => Kind::NotNow,
+            RollbackError::NeedsRoot | RollbackError::AgentRunning { .. } => Kind::NotNow,
             RollbackError::Engine(e) => engine_kind(e),
             RollbackError::Journal(e) => e.kind(),
         }
@@ -121,6 +129,12 @@ pub struct RolledBack {
 pub fn prepare(host: &Host, req: Request) -> Result<Ready, RollbackError> {
     if !host.is_root {
         return Err(RollbackError::NeedsRoot);
+    }
+    if let Some(a) = AgentRecord::running(&host.state) {
+        return Err(RollbackError::AgentRunning {
+            pid: a.pid,
+            profile: a.profile,
+        });
     }
     // Nothing on record and nothing to sweep: say so without creating state.
     if !req.all && matches!(Journal::load(&host.state), Ok(None)) {
