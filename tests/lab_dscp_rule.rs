@@ -367,3 +367,37 @@ fn dscp_rule_with_both_roles_reroutes_local_traffic_by_its_dscp() {
     assert_same_state(&before, &snapshot(&t.b), "B after rollback");
     t.assert_host_etc_untouched();
 }
+
+/// B switches from the mark to dscp-rule and back on a live setup: each
+/// apply removes what the other mode left (read from the real `ip rule`
+/// and iptables-save output), so the way back ends exactly where the mark
+/// setup was, and the group reaches vpn in each mode. Rolling back the last
+/// switch restores the dscp-rule setup exactly.
+#[test]
+fn switching_between_mark_and_dscp_rule_leaves_nothing_of_the_other() {
+    let name = "switching_between_mark_and_dscp_rule_leaves_nothing_of_the_other";
+    let Some(t) = lab(name) else {
+        return;
+    };
+    let state = t.state(&t.b);
+    apply_ok(&t.a, &t.state(&t.a), "marker.toml");
+    apply_ok(&t.b, &state, "gateway.toml");
+    let by_mark = snapshot(&t.b);
+    assert_reaches_spare(&t, TARGET4, "vpn");
+
+    apply_ok(&t.b, &state, PROFILE);
+    let by_dscp = snapshot(&t.b);
+    assert_no_mark_on_b(&t);
+    assert_reaches_spare(&t, TARGET4, "vpn");
+    assert_reaches_spare(&t, TARGET6, "vpn");
+    assert_reaches(&t.a, OTHER_GID, TARGET4, "isp");
+
+    apply_ok(&t.b, &state, "gateway.toml");
+    assert_same_state(&by_mark, &snapshot(&t.b), "B back on the mark");
+    assert_reaches_spare(&t, TARGET4, "vpn");
+
+    rollback_ok(&t.b, &state);
+    assert_same_state(&by_dscp, &snapshot(&t.b), "B after undoing the switch back");
+    assert_reaches_spare(&t, TARGET4, "vpn");
+    t.assert_host_etc_untouched();
+}
