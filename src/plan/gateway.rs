@@ -30,13 +30,17 @@ pub fn steps(
     };
     let dscp = g.dscp.value();
     // The mark path needs a mark; `ip rule dscp` routes on the DSCP itself.
-    let (selector, marked) = match (g.match_mode, r.mark, r.mask) {
-        (MatchMode::DscpRule, ..) => (Selector::Dscp(dscp), format!("DSCP {dscp}")),
-        (MatchMode::Mark, Some(value), Some(mask)) => (
-            Selector::Mark(MarkMask { value, mask }),
-            "marked".to_string(),
-        ),
+    let (selector, sel) = match (g.match_mode, r.mark, r.mask) {
+        (MatchMode::DscpRule, ..) => (Selector::Dscp(dscp), Some(dscp)),
+        (MatchMode::Mark, Some(value), Some(mask)) => {
+            (Selector::Mark(MarkMask { value, mask }), None)
+        }
         (MatchMode::Mark, ..) => return Vec::new(),
+    };
+    // How the reasons name our traffic: "marked IPv4", or "IPv4 with DSCP 7".
+    let ours = |what: &str| match sel {
+        None => format!("marked {what}"),
+        Some(d) => format!("{what} with DSCP {d}"),
     };
     let gw = Role::Gateway;
     let dev = g.interface.as_str();
@@ -123,7 +127,8 @@ pub fn steps(
             table,
         },
         format!(
-            "table {table_label}: the default route for marked IPv4 goes through the VPN on {dev}"
+            "table {table_label}: the default route for {} goes through the VPN on {dev}",
+            ours("IPv4")
         ),
     ));
     if let Some(via6) = g.via6 {
@@ -135,7 +140,10 @@ pub fn steps(
                 dev: dev.into(),
                 table,
             },
-            format!("table {table_label}: the default route for marked IPv6 goes through the VPN"),
+            format!(
+                "table {table_label}: the default route for {} goes through the VPN",
+                ours("IPv6")
+            ),
         ));
     }
 
@@ -155,8 +163,9 @@ pub fn steps(
                 action: PolicyAction::LookupMain,
             },
             format!(
-                "{fam}: {marked} packets to the LAN stay local: main-table routes more specific \
-                 than a default route win over the VPN"
+                "{fam}: {} to the LAN stay local: main-table routes more specific than a \
+                 default route win over the VPN",
+                ours("packets")
             ),
         ));
         let how = match g.match_mode {
@@ -174,23 +183,29 @@ pub fn steps(
                 selector,
                 action: PolicyAction::Lookup(table),
             },
-            format!("{fam}: {marked} packets look up table {table_label}{how}"),
+            format!(
+                "{fam}: {} look up table {table_label}{how}",
+                ours("packets")
+            ),
         ));
         let blocked_v6 = f == Family::V6 && g.via6.is_none();
         if g.kill_switch || blocked_v6 {
             let why = if blocked_v6 && !g.kill_switch {
                 format!(
-                    "IPv6: the profile has no IPv6 path (via6), so {marked} IPv6 is blocked \
-                     rather than leaked through the main uplink"
+                    "IPv6: the profile has no IPv6 path (via6), so {} is blocked rather than \
+                     leaked through the main uplink",
+                    ours("IPv6")
                 )
             } else if blocked_v6 {
                 format!(
-                    "IPv6: no IPv6 path (via6): {marked} IPv6 is blocked here rather than leaked"
+                    "IPv6: no IPv6 path (via6): {} is blocked here rather than leaked",
+                    ours("IPv6")
                 )
             } else {
                 format!(
-                    "{fam}: kill switch: if the VPN route is gone, {marked} packets are refused \
-                     instead of falling through to the main uplink"
+                    "{fam}: kill switch: if the VPN route is gone, {} are refused instead of \
+                     falling through to the main uplink",
+                    ours("packets")
                 )
             };
             policy.push(ctx.ip_rule(
@@ -215,8 +230,9 @@ pub fn steps(
             "IPv4"
         };
         warnings.push(format!(
-            "kill_switch = false: when the VPN goes down, {marked} {families} falls back to the \
-             main uplink and leaves by your ISP."
+            "kill_switch = false: when the VPN goes down, {} falls back to the main uplink \
+             and leaves by your ISP.",
+            ours(families)
         ));
     }
 
