@@ -29,6 +29,13 @@ pub fn check(
     if g.match_mode != MatchMode::DscpRule {
         return;
     }
+    if g.mark.is_some() || g.mask.is_some() {
+        warnings.push(
+            "gateway.mark and gateway.mask route nothing with match = \"dscp-rule\" (no mark on \
+             the routing path); on a host that is also the client they only tag its connections"
+                .into(),
+        );
+    }
     let (kmaj, kmin) = MIN_KERNEL;
     let (imaj, imin) = MIN_IPROUTE2;
     match facts.iproute2_version.as_deref() {
@@ -141,6 +148,22 @@ mod tests {
         assert_eq!(
             run(&gw("mark"), &facts("5.10.0", "5.10.0")),
             (vec![], vec![])
+        );
+    }
+
+    #[test]
+    fn a_mark_in_dscp_rule_mode_is_pointed_out() {
+        let text = "[gateway]\ndscp = 7\ninterface = \"wg0\"\nmark = 3\nmatch = \"dscp-rule\"\n";
+        let g = crate::profile::Profile::parse(text, "t")
+            .unwrap()
+            .gateway
+            .unwrap();
+        let (p, w) = run(&g, &facts("6.18.44", "6.15.0"));
+        assert!(p.is_empty());
+        assert_eq!(w.len(), 1);
+        assert!(
+            w[0].starts_with("gateway.mark and gateway.mask route nothing"),
+            "{w:?}"
         );
     }
 
