@@ -341,6 +341,27 @@ mod plan_tests {
     }
 
     #[test]
+    fn a_rule_of_ours_shown_without_its_dscp_is_an_error_not_a_guess() {
+        // What iproute2 6.1 lists for `pref 10000 dscp 7 lookup 100 proto 213`.
+        let mut f = facts("gateway-clean.json", "6.15.0");
+        f.rules_v6.push(Rule {
+            priority: 20000,
+            src: Some("all".into()),
+            table: Some("100".into()),
+            protocol: Some("213".into()),
+            ..Rule::default()
+        });
+        let p = plan_of(&f);
+        assert!(
+            p.errors.iter().any(|e| e.starts_with(
+                "IPv6 policy rule 20000 carries dscproute's protocol but this ip shows no selector"
+            ) && e.contains("`ip -6 rule del pref 20000 proto 213`")),
+            "{:?}",
+            p.errors
+        );
+    }
+
+    #[test]
     fn switching_from_the_mark_removes_the_mark_setup() {
         let p = plan_of(&facts("gateway-applied.json", "6.15.0"));
         let removals: Vec<String> = p
