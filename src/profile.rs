@@ -81,6 +81,29 @@ pub enum RpFilterPolicy {
     Keep,
 }
 
+/// How a gateway recognises the group's packets for routing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub enum MatchMode {
+    /// The DSCP becomes a firewall mark (mangle PREROUTING) and `ip rule
+    /// fwmark` routes on it: works on any kernel.
+    #[default]
+    #[serde(rename = "mark")]
+    Mark,
+    /// `ip rule dscp N` routes on the DSCP itself (Linux ≥ 6.12, iproute2 ≥
+    /// 6.13): no firewall mark on the routing path.
+    #[serde(rename = "dscp-rule")]
+    DscpRule,
+}
+
+impl MatchMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            MatchMode::Mark => "mark",
+            MatchMode::DscpRule => "dscp-rule",
+        }
+    }
+}
+
 /// Host B: packets carrying `dscp` are routed through `interface`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Gateway {
@@ -97,6 +120,9 @@ pub struct Gateway {
     pub masquerade: bool,
     pub scrub_dscp: bool,
     pub rp_filter: RpFilterPolicy,
+    /// `match`: firewall mark (default) or `ip rule dscp`.
+    #[serde(rename = "match")]
+    pub match_mode: MatchMode,
 }
 
 impl Profile {
@@ -202,6 +228,9 @@ impl Profile {
                 RpFilterPolicy::Keep => "keep",
             };
             o.push_str(&format!("rp_filter = \"{rp}\"\n"));
+            if g.match_mode != MatchMode::Mark {
+                o.push_str(&format!("match = \"{}\"\n", g.match_mode.name()));
+            }
         }
         o
     }
@@ -287,6 +316,8 @@ struct RawGateway {
     masquerade: Option<bool>,
     scrub_dscp: Option<bool>,
     rp_filter: Option<Spanned<String>>,
+    #[serde(rename = "match")]
+    match_mode: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Clone)]
@@ -462,7 +493,25 @@ impl Validator<'_> {
                 }
             },
         };
+        let match_mode = match &g.match_mode {
+            None => MatchMode::Mark,
+            Some(m) => match m.get_ref().as_str() {
+                "mark" => MatchMode::Mark,
+                "dscp-rule" => MatchMode::DscpRule,
+                _ => {
+                    return self.err(
+                        m,
+                        "gateway.match",
+                        "unknown mode: use \"mark\" (a firewall mark routes the DSCP; any \
+                         kernel) or \"dscp-rule\" (`ip rule dscp`, Linux ≥ 6.12 and iproute2 ≥ \
+                         6.13)"
+                            .into(),
+                    );
+                }
+            },
+        };
         Ok(Gateway {
+            match_mode,
             dscp,
             interface,
             via,

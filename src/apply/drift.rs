@@ -142,8 +142,7 @@ fn policy_rule(
     let present = rules.iter().any(|r| {
         r.priority == rule.pref
             && is_our_proto(r.protocol.as_deref())
-            && r.fwmark == Some(rule.mark.value)
-            && r.fwmask.unwrap_or(u32::MAX) == rule.mark.mask
+            && crate::plan::selects(r, rule.selector)
             && match rule.action {
                 PolicyAction::LookupMain => looks_up(r, 254) && r.suppress_prefixlength == Some(0),
                 PolicyAction::Lookup(id) => looks_up(r, id) && r.suppress_prefixlength.is_none(),

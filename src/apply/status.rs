@@ -180,8 +180,13 @@ pub fn gather(journal: Option<&Journal>, facts: &HostFacts, runner: &dyn Runner)
                 .fwmark
                 .map(|m| format!("fwmark {m:#x}/{:#x} ", r.fwmask.unwrap_or(u32::MAX)))
                 .unwrap_or_default();
+            let dscp = r
+                .dscp
+                .as_deref()
+                .map(|d| format!("dscp {d} "))
+                .unwrap_or_default();
             s.rules
-                .push(format!("ip {fam}rule {}: {mark}{target}", r.priority));
+                .push(format!("ip {fam}rule {}: {mark}{dscp}{target}", r.priority));
         }
     }
     for (fam, routes) in [("", &facts.routes_v4), ("-6 ", &facts.routes_v6)] {

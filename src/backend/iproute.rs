@@ -2,7 +2,9 @@
 //! carries our protocol number, so `rollback --all` finds it again.
 
 use super::Effect;
-use super::op::{DefaultRoute, Family, MarkMask, Op, PolicyAction, PolicyRule, clip, digits};
+use super::op::{
+    DefaultRoute, Family, MarkMask, Op, PolicyAction, PolicyRule, Selector, clip, digits,
+};
 use crate::ownership::RT_PROTO;
 use std::net::IpAddr;
 
@@ -21,14 +23,19 @@ fn verb(add: bool) -> &'static str {
     if add { "add" } else { "del" }
 }
 
-/// `pref N fwmark 0xV/0xM lookup …|unreachable`: the rule as a person
-/// reads it, without our protocol.
+/// `pref N fwmark 0xV/0xM|dscp N lookup …|unreachable`: the rule as a
+/// person reads it, without our protocol.
 pub fn rule_text(rule: &PolicyRule) -> String {
     rule_words(rule).join(" ")
 }
 
 fn rule_words(rule: &PolicyRule) -> Vec<String> {
-    let mut v = words(&["pref", &rule.pref.to_string(), "fwmark", &rule.mark.text()]);
+    let mut v = words(&["pref", &rule.pref.to_string()]);
+    match rule.selector {
+        Selector::Mark(m) => v.extend(words(&["fwmark", &m.text()])),
+        // Decimal: iproute2 reads a bare dscp number as decimal (6-bit).
+        Selector::Dscp(d) => v.extend(words(&["dscp", &d.to_string()])),
+    }
     match rule.action {
         PolicyAction::LookupMain => {
             v.extend(words(&["lookup", "main", "suppress_prefixlength", "0"]))
@@ -121,10 +128,18 @@ pub fn parse_argv(w: &[&str]) -> Result<Op, String> {
             v,
             "pref",
             pref,
-            "fwmark",
-            mark,
+            sel @ ("fwmark" | "dscp"),
+            value,
             ref rest @ ..,
         ] => {
+            let selector = match sel {
+                "fwmark" => Selector::Mark(MarkMask::parse(value)?),
+                _ => Selector::Dscp(
+                    digits(value)
+                        .and_then(|d| u8::try_from(d).ok())
+                        .ok_or_else(|| format!("dscp {} is not a DSCP 0–63", clip(value)))?,
+                ),
+            };
             let family = parse_family(fam)?;
             let add = parse_verb(v)?;
             let action = match rest {
@@ -147,7 +162,7 @@ pub fn parse_argv(w: &[&str]) -> Result<Op, String> {
                 rule: PolicyRule {
                     pref: digits(pref)
                         .ok_or_else(|| format!("priority {} is out of range", clip(pref)))?,
-                    mark: MarkMask::parse(mark)?,
+                    selector,
                     action,
                 },
             })
@@ -281,6 +296,56 @@ mod tests {
             },
         };
         assert_eq!(batch_line(&hash), None);
+    }
+
+    #[test]
+    fn a_dscp_rule_renders_parses_and_batches() {
+        let rule = PolicyRule {
+            pref: 10001,
+            selector: Selector::Dscp(7),
+            action: PolicyAction::Unreachable,
+        };
+        let argv = rule_argv(Family::V6, true, &rule);
+        assert_eq!(
+            argv.join(" "),
+            "ip -6 rule add pref 10001 dscp 7 unreachable proto 213"
+        );
+        let words: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let op = parse_argv(&words).unwrap();
+        assert_eq!(
+            op,
+            Op::PolicyRule {
+                family: Family::V6,
+                add: true,
+                rule
+            }
+        );
+        assert_eq!(
+            batch_line(&op),
+            Some((
+                Family::V6,
+                "rule add pref 10001 dscp 7 unreachable proto 213".into()
+            ))
+        );
+        assert_eq!(rule_text(&rule), "pref 10001 dscp 7 unreachable");
+        // Out of range, or not decimal: not a rule dscproute writes.
+        for bad in ["64", "0x07", "ef", ""] {
+            let cmd = [
+                "ip",
+                "-4",
+                "rule",
+                "add",
+                "pref",
+                "1",
+                "dscp",
+                bad,
+                "unreachable",
+                "proto",
+                "213",
+            ];
+            let parsed = parse_argv(&cmd).and_then(|op| op.check().map(|()| op));
+            assert!(parsed.is_err(), "{bad}: {parsed:?}");
+        }
     }
 
     #[test]

@@ -232,6 +232,7 @@ fn our_rule_words(rule: &OurRule) -> Vec<String> {
         OurRule::Masquerade { mark } => {
             words(&["-m", "mark", "--mark", &mark.text(), "-j", "MASQUERADE"])
         }
+        OurRule::MasqueradeAll => words(&["-j", "MASQUERADE"]),
     }
 }
 
@@ -362,6 +363,7 @@ fn our_rule(w: &[&str]) -> Result<OurRule, String> {
         ["-m", "mark", "--mark", m, "-j", "MASQUERADE"] => OurRule::Masquerade {
             mark: MarkMask::parse(m)?,
         },
+        ["-j", "MASQUERADE"] => OurRule::MasqueradeAll,
         _ => return Err("not a rule dscproute writes".into()),
     })
 }

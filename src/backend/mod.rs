@@ -22,7 +22,7 @@ pub mod system;
 pub use effect::Effect;
 pub use op::{
     ChainRule, DefaultRoute, Family, MarkMask, NfCmd, Op, OurRule, PolicyAction, PolicyRule,
-    SysctlKey, Table,
+    Selector, SysctlKey, Table,
 };
 
 /// What `op` runs as.

@@ -217,6 +217,10 @@ pub enum OurRule {
     ScrubDscp { dscp: u8 },
     /// Gateway: source NAT for marked packets.
     Masquerade { mark: MarkMask },
+    /// Gateway in `match = "dscp-rule"` mode: source NAT for everything
+    /// leaving the VPN interface (the jump names it). There is no mark to
+    /// match, and the DSCP is already scrubbed when nat POSTROUTING runs.
+    MasqueradeAll,
 }
 
 impl OurRule {
@@ -244,8 +248,9 @@ impl OurRule {
                 mark.check()?;
             }
             OurRule::ScrubDscp { dscp } => check_dscp(*dscp)?,
+            OurRule::MasqueradeAll => {}
         }
-        let nat = matches!(self, OurRule::Masquerade { .. });
+        let nat = matches!(self, OurRule::Masquerade { .. } | OurRule::MasqueradeAll);
         if nat != (table == Table::Nat) {
             return Err(format!("not a rule dscproute writes in {}", table.name()));
         }
@@ -362,10 +367,35 @@ pub enum PolicyAction {
     Unreachable,
 }
 
+/// What a policy rule of ours selects: packets carrying our firewall mark
+/// (`match = "mark"`), or the DSCP itself (`match = "dscp-rule"`, `ip rule
+/// … dscp N`, Linux ≥ 6.12 and iproute2 ≥ 6.13), with no mark at all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Selector {
+    Mark(MarkMask),
+    Dscp(u8),
+}
+
+impl Selector {
+    pub fn is_mark(self) -> bool {
+        matches!(self, Selector::Mark(_))
+    }
+
+    fn check(self) -> Result<(), String> {
+        match self {
+            Selector::Mark(m) => m.check(),
+            Selector::Dscp(d) => check_dscp(d),
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PolicyRule {
     pub pref: u32,
-    pub mark: MarkMask,
+    /// Flattened: a journal keeps `"mark": {…}` as before, or `"dscp": N`.
+    #[serde(flatten)]
+    pub selector: Selector,
     pub action: PolicyAction,
 }
 
@@ -375,7 +405,7 @@ impl PolicyRule {
         if !(1..=32765).contains(&self.pref) {
             return Err(format!("priority {} is out of range", self.pref));
         }
-        self.mark.check()?;
+        self.selector.check()?;
         match self.action {
             PolicyAction::Lookup(t) => check_table_id(t),
             PolicyAction::LookupMain | PolicyAction::Unreachable => Ok(()),

@@ -74,7 +74,12 @@ fn facts_text(f: &HostFacts) -> String {
             (_, _, Some(a)) => a.clone(),
             _ => String::new(),
         };
-        let _ = writeln!(o, "  {:>6}: {what}", r.priority);
+        let dscp = r
+            .dscp
+            .as_deref()
+            .map(|d| format!("dscp {d} "))
+            .unwrap_or_default();
+        let _ = writeln!(o, "  {:>6}: {dscp}{what}", r.priority);
     }
     let _ = writeln!(
         o,

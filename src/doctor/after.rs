@@ -11,7 +11,7 @@ use crate::backend::Op;
 use crate::ownership::{CHAIN_MARK, CHAIN_ROUTE};
 use crate::plan::{Plan, Step, StepState};
 use crate::probe::{CountedRule, HostFacts, Link};
-use crate::profile::Gateway;
+use crate::profile::{Gateway, MatchMode};
 use crate::runner::Runner;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -34,13 +34,32 @@ pub fn checks(i: &Inputs, plan: &Plan, runner: &dyn Runner) -> Vec<Check> {
     }
     out.extend(mark_path::check(i, plan));
     if let Some(g) = &i.profile.gateway {
-        let (Some(mark), Some(table)) = (plan.resolved.mark, plan.resolved.table_id) else {
+        let Some(table) = plan.resolved.table_id else {
             return out;
+        };
+        // What selects our packets: the mark, or (match = "dscp-rule") the
+        // DS byte, which `ip route get … tos` hands to the `dscp` rules.
+        let (mark, sel, rule_sel) = match (g.match_mode, plan.resolved.mark) {
+            (MatchMode::DscpRule, _) => {
+                let d = g.dscp.value();
+                (0, format!("tos {:#04x}", d << 2), format!("dscp {d}"))
+            }
+            (MatchMode::Mark, Some(m)) => (
+                m,
+                format!("mark {m:#x}"),
+                format!(
+                    "fwmark {m:#x}/{:#x}",
+                    plan.resolved.mask.unwrap_or(u32::MAX)
+                ),
+            ),
+            (MatchMode::Mark, None) => return out,
         };
         let ctx = GwCtx {
             i,
             g,
             mark,
+            sel,
+            rule_sel,
             table,
             table_label: match &plan.resolved.table_name {
                 Some(n) => format!("{table} ({n})"),
@@ -146,7 +165,13 @@ fn counters(i: &Inputs) -> Option<Check> {
     let (before, after) = i.counters.as_ref()?;
     let secs = i.wire.map_or(0.0, |w| w.seconds);
     let mut parts = Vec::new();
-    if i.is_gateway() {
+    // In dscp-rule mode only policy rules route, and they count nothing.
+    if i.is_gateway()
+        && i.profile
+            .gateway
+            .as_ref()
+            .is_some_and(|g| g.match_mode == MatchMode::Mark)
+    {
         parts.push((CHAIN_ROUTE, "--set-xmark", "marked for the VPN"));
     }
     if i.is_marker() {
@@ -249,7 +274,12 @@ fn group(i: &Inputs, plan: &Plan) -> Check {
 struct GwCtx<'a> {
     i: &'a Inputs<'a>,
     g: &'a Gateway,
+    /// 0 when routing goes by DSCP.
     mark: u32,
+    /// `mark 0x3` or `tos 0x1c`: the words `ip route get` takes.
+    sel: String,
+    /// `fwmark 0x3/0xff` or `dscp 7`: what our policy rules select.
+    rule_sel: String,
     table: u32,
     table_label: String,
     lans: Vec<Lan>,
@@ -397,7 +427,7 @@ fn v(items: &[&str]) -> Vec<String> {
 
 /// The kernel's answers for a marked packet.
 struct Lookups {
-    mark_hex: String,
+    sel_text: String,
     /// `ip route get TARGET4 mark M` (the gateway's own packets).
     local4: (String, Answer),
     /// `ip route get TARGET4 from CLIENT iif LAN mark M`, per LAN.
@@ -409,32 +439,35 @@ struct Lookups {
 
 impl Lookups {
     fn ask(c: &GwCtx, runner: &dyn Runner) -> Lookups {
-        let mark_hex = format!("{:#x}", c.mark);
+        let sel_text = c.sel.clone();
+        let sel: Vec<&str> = c.sel.split(' ').collect();
         let get = |args: Vec<String>| {
             let shown = format!("ip route get {}", args[2..].join(" "));
             (shown, route_get(runner, &args))
         };
-        let local4 = get(v(&["route", "get", TARGET4, "mark", &mark_hex]));
+        let local4 = get(v(&[&["route", "get", TARGET4][..], &sel].concat()));
         let mut forwarded4 = Vec::new();
         let mut lan_local = Vec::new();
         for lan in &c.lans {
             let Some(client) = lan.client4 else { continue };
             let client = client.to_string();
             forwarded4.push(get(v(&[
-                "route", "get", TARGET4, "from", &client, "iif", &lan.name, "mark", &mark_hex,
-            ])));
-            let (shown, answer) = get(v(&["route", "get", &client, "mark", &mark_hex]));
+                &["route", "get", TARGET4, "from", &client, "iif", &lan.name][..],
+                &sel,
+            ]
+            .concat())));
+            let (shown, answer) = get(v(&[&["route", "get", &client][..], &sel].concat()));
             lan_local.push((shown, lan.name.clone(), answer));
         }
         let (s6, a6) = {
-            let args = v(&["-6", "route", "get", TARGET6, "mark", &mark_hex]);
+            let args = v(&[&["-6", "route", "get", TARGET6][..], &sel].concat());
             (
-                format!("ip -6 route get {TARGET6} mark {mark_hex}"),
+                format!("ip -6 route get {TARGET6} {sel_text}"),
                 route_get(runner, &args),
             )
         };
         Lookups {
-            mark_hex,
+            sel_text,
             local4,
             forwarded4,
             lan_local,
@@ -598,8 +631,8 @@ fn route_lookup(c: &GwCtx, l: &Lookups) -> Check {
         Check::pass(
             "route-lookup",
             format!(
-                "a packet with mark {} goes through {dev}: {}",
-                l.mark_hex,
+                "a packet with {} goes through {dev}: {}",
+                l.sel_text,
                 good.join("; ")
             ),
             looked,
@@ -608,8 +641,8 @@ fn route_lookup(c: &GwCtx, l: &Lookups) -> Check {
         Check::fail(
             "route-lookup",
             format!(
-                "a packet with mark {} does not take the VPN path: {}",
-                l.mark_hex,
+                "a packet with {} does not take the VPN path: {}",
+                l.sel_text,
                 problems.join("; ")
             ),
             looked,
@@ -679,8 +712,8 @@ fn kill_switch(c: &GwCtx, l: &Lookups, plan: &Plan) -> Check {
             looked,
             format!(
                 "test it for real in a quiet moment: `ip link set {dev} down`, then `ip route \
-                 get {TARGET4} mark {}` must say unreachable",
-                l.mark_hex
+                 get {TARGET4} {}` must say unreachable",
+                l.sel_text
             ),
         );
     }
@@ -721,11 +754,10 @@ fn kill_switch(c: &GwCtx, l: &Lookups, plan: &Plan) -> Check {
     Check::fail(
         "kill-switch",
         format!(
-            "{detail}. The unreachable rule at priority {} (fwmark {}/{:#x}) is missing or \
-             something before it catches the packets",
+            "{detail}. The unreachable rule at priority {} ({}) is missing or something \
+             before it catches the packets",
             pref + 1,
-            l.mark_hex,
-            plan.resolved.mask.unwrap_or(u32::MAX)
+            c.rule_sel,
         ),
         looked,
         format!(

@@ -133,8 +133,11 @@ fn selector_matches(r: &Rule, f: &Flow, v6: bool) -> bool {
     let tos_ok = r.tos.as_deref().is_none_or(|t| {
         u8::from_str_radix(t.trim_start_matches("0x"), 16).is_ok_and(|b| b == f.tos)
     });
+    // A `dscp` selector we cannot read (a local rt_dsfield name) matches nothing.
+    let dscp_ok = r.dscp.is_none() || r.dscp_value() == Some(f.tos >> 2);
     let ok = mark_ok
         && tos_ok
+        && dscp_ok
         && prefix_matches(r.src.as_deref(), f.src, v6)
         && prefix_matches(r.dst.as_deref(), Some(f.dst), v6)
         && r.iif.as_deref().is_none_or(|i| i == f.iif)

@@ -6,7 +6,7 @@ use super::mark_writers::{Hook, describe, overwrites};
 use super::marks::other_mark_uses;
 use crate::ownership::is_our_proto;
 use crate::probe::HostFacts;
-use crate::profile::Gateway;
+use crate::profile::{Gateway, MatchMode};
 
 pub fn check(
     g: &Gateway,
@@ -21,10 +21,11 @@ pub fn check(
     let mut overwriters = Vec::new();
     // Forwarded packets are marked on prerouting; on a host that is also
     // the client, its own packets on output.
-    let hooks: &[Hook] = if also_marker {
-        &[Hook::Prerouting, Hook::Output]
-    } else {
-        &[Hook::Prerouting]
+    // `ip rule dscp` puts no mark on the routing path: nothing to collide with.
+    let hooks: &[Hook] = match (g.match_mode, also_marker) {
+        (MatchMode::DscpRule, _) => &[],
+        (MatchMode::Mark, true) => &[Hook::Prerouting, Hook::Output],
+        (MatchMode::Mark, false) => &[Hook::Prerouting],
     };
     for hook in hooks {
         let (fatal, restores) = overwrites(facts, *hook, c.mask);
@@ -42,7 +43,11 @@ pub fn check(
             ));
         }
     }
-    for u in other_mark_uses(facts) {
+    let mark_uses = match g.match_mode {
+        MatchMode::Mark => other_mark_uses(facts),
+        MatchMode::DscpRule => Vec::new(),
+    };
+    for u in mark_uses {
         let overwrites = overwriters
             .iter()
             .any(|(rule, _)| u.what.starts_with(rule.as_str()));
@@ -132,6 +137,13 @@ fn dscp_in_use(dscp: u8, facts: &HostFacts, warnings: &mut Vec<String>) {
     }
     for (fam, rules) in [("", &facts.rules_v4), ("-6 ", &facts.rules_v6)] {
         for r in rules {
+            if r.dscp_value() == Some(dscp) && !is_our_proto(r.protocol.as_deref()) {
+                warnings.push(format!(
+                    "ip {fam}rule {} already selects dscp {dscp}: it sees our packets before or \
+                     after our rules, depending on priority",
+                    r.priority
+                ));
+            }
             if r.tos.as_deref().is_some_and(|t| {
                 t == byte || t.trim_start_matches("0x") == format!("{:x}", dscp << 2)
             }) {

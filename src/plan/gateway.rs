@@ -10,11 +10,12 @@ use super::choose::is_our_dropin;
 use super::steps::{Ctx, Hook};
 use super::{Resolved, Role, Step, StepState, ValueChange};
 use crate::backend::{
-    DefaultRoute, Family, MarkMask, Op, OurRule, PolicyAction, PolicyRule, SysctlKey, Table,
+    DefaultRoute, Family, MarkMask, Op, OurRule, PolicyAction, PolicyRule, Selector, SysctlKey,
+    Table,
 };
 use crate::ownership::{CHAIN_NAT, CHAIN_ROUTE, CHAIN_SCRUB};
 use crate::probe::{HostFacts, conf_key};
-use crate::profile::{Gateway, RpFilterPolicy};
+use crate::profile::{Gateway, MatchMode, RpFilterPolicy};
 use std::net::IpAddr;
 
 pub fn steps(
@@ -24,16 +25,25 @@ pub fn steps(
     ctx: &Ctx,
     warnings: &mut Vec<String>,
 ) -> Vec<Step> {
-    let (Some(mark), Some(mask), Some(table), Some(pref)) =
-        (r.mark, r.mask, r.table_id, r.priority)
-    else {
+    let (Some(table), Some(pref)) = (r.table_id, r.priority) else {
         return Vec::new();
+    };
+    let dscp = g.dscp.value();
+    // The mark path needs a mark; `ip rule dscp` routes on the DSCP itself.
+    let (selector, sel) = match (g.match_mode, r.mark, r.mask) {
+        (MatchMode::DscpRule, ..) => (Selector::Dscp(dscp), Some(dscp)),
+        (MatchMode::Mark, Some(value), Some(mask)) => {
+            (Selector::Mark(MarkMask { value, mask }), None)
+        }
+        (MatchMode::Mark, ..) => return Vec::new(),
+    };
+    // How the reasons name our traffic: "marked IPv4", or "IPv4 with DSCP 7".
+    let ours = |what: &str| match sel {
+        None => format!("marked {what}"),
+        Some(d) => format!("{what} with DSCP {d}"),
     };
     let gw = Role::Gateway;
     let dev = g.interface.as_str();
-    let dscp = g.dscp.value();
-    let markmask = format!("{mark:#x}/{mask:#x}");
-    let mm = MarkMask { value: mark, mask };
     let table_label = match &r.table_name {
         Some(n) => format!("{table} ({n})"),
         None => table.to_string(),
@@ -117,7 +127,8 @@ pub fn steps(
             table,
         },
         format!(
-            "table {table_label}: the default route for marked IPv4 goes through the VPN on {dev}"
+            "table {table_label}: the default route for {} goes through the VPN on {dev}",
+            ours("IPv4")
         ),
     ));
     if let Some(via6) = g.via6 {
@@ -129,62 +140,88 @@ pub fn steps(
                 dev: dev.into(),
                 table,
             },
-            format!("table {table_label}: the default route for marked IPv6 goes through the VPN"),
+            format!(
+                "table {table_label}: the default route for {} goes through the VPN",
+                ours("IPv6")
+            ),
         ));
     }
 
     // Policy rules, for both families; written top to bottom as the kernel reads them.
+    // With the mark they come before the netfilter steps (nothing is marked
+    // before its path exists); with `ip rule dscp` they are what starts the
+    // routing, so they come last, once masquerade and scrub are in place.
+    let mut policy = Vec::new();
     for f in Family::BOTH {
         let fam = f.name();
-        out.push(ctx.ip_rule(
+        policy.push(ctx.ip_rule(
             gw,
             f,
             PolicyRule {
                 pref: pref - 1,
-                mark: mm,
+                selector,
                 action: PolicyAction::LookupMain,
             },
             format!(
-                "{fam}: marked packets to the LAN stay local: main-table routes more specific \
-                 than a default route win over the VPN"
+                "{fam}: {} to the LAN stay local: main-table routes more specific than a \
+                 default route win over the VPN",
+                ours("packets")
             ),
         ));
-        out.push(ctx.ip_rule(
+        let how = match g.match_mode {
+            MatchMode::Mark => "",
+            MatchMode::DscpRule => {
+                " (`ip rule dscp`, match = \"dscp-rule\": routed on the DSCP itself, no \
+                 firewall mark on the routing path)"
+            }
+        };
+        policy.push(ctx.ip_rule(
             gw,
             f,
             PolicyRule {
                 pref,
-                mark: mm,
+                selector,
                 action: PolicyAction::Lookup(table),
             },
-            format!("{fam}: marked packets look up table {table_label}"),
+            format!(
+                "{fam}: {} look up table {table_label}{how}",
+                ours("packets")
+            ),
         ));
         let blocked_v6 = f == Family::V6 && g.via6.is_none();
         if g.kill_switch || blocked_v6 {
             let why = if blocked_v6 && !g.kill_switch {
-                "IPv6: the profile has no IPv6 path (via6), so marked IPv6 is blocked rather than \
-                 leaked through the main uplink"
-                    .to_string()
+                format!(
+                    "IPv6: the profile has no IPv6 path (via6), so {} is blocked rather than \
+                     leaked through the main uplink",
+                    ours("IPv6")
+                )
             } else if blocked_v6 {
-                "IPv6: no IPv6 path (via6): marked IPv6 is blocked here rather than leaked"
-                    .to_string()
+                format!(
+                    "IPv6: no IPv6 path (via6): {} is blocked here rather than leaked",
+                    ours("IPv6")
+                )
             } else {
                 format!(
-                    "{fam}: kill switch: if the VPN route is gone, marked packets are refused \
-                     instead of falling through to the main uplink"
+                    "{fam}: kill switch: if the VPN route is gone, {} are refused instead of \
+                     falling through to the main uplink",
+                    ours("packets")
                 )
             };
-            out.push(ctx.ip_rule(
+            policy.push(ctx.ip_rule(
                 gw,
                 f,
                 PolicyRule {
                     pref: pref + 1,
-                    mark: mm,
+                    selector,
                     action: PolicyAction::Unreachable,
                 },
                 why,
             ));
         }
+    }
+    if g.match_mode == MatchMode::Mark {
+        out.append(&mut policy);
     }
     if !g.kill_switch {
         let families = if g.via6.is_some() {
@@ -193,8 +230,9 @@ pub fn steps(
             "IPv4"
         };
         warnings.push(format!(
-            "kill_switch = false: when the VPN goes down, marked {families} falls back to the \
-             main uplink and leaves by your ISP."
+            "kill_switch = false: when the VPN goes down, {} falls back to the main uplink \
+             and leaves by your ISP.",
+            ours(families)
         ));
     }
 
@@ -202,49 +240,9 @@ pub fn steps(
     for f in Family::BOTH {
         let fam = f.name();
         let routed = f == Family::V4 || g.via6.is_some();
-        out.push(ctx.chain(
-            gw,
-            f,
-            Table::Mangle,
-            CHAIN_ROUTE,
-            format!("{fam}: our own chain for the marking rule"),
-        ));
-        out.push(ctx.rule(
-            gw,
-            f,
-            Table::Mangle,
-            CHAIN_ROUTE,
-            OurRule::RestoreMark { mask },
-            format!(
-                "{fam}: packets of a connection already marked get the mark back, even without \
-                 the DSCP (a program's last ACK or FIN is sent after its socket closed, with no \
-                 owner to match): the whole connection stays on the VPN"
-            ),
-        ));
-        out.push(ctx.rule(
-            gw,
-            f,
-            Table::Mangle,
-            CHAIN_ROUTE,
-            OurRule::DscpMark {
-                not_in: dev.into(),
-                dscp,
-                mark: mm,
-            },
-            format!(
-                "{fam}: forwarded packets carrying DSCP {dscp} get mark {markmask} (value/mask \
-                 form leaves other bits alone); mangle, because nat sees only a connection's \
-                 first packet"
-            ),
-        ));
-        out.push(ctx.rule(
-            gw,
-            f,
-            Table::Mangle,
-            CHAIN_ROUTE,
-            OurRule::SaveMark { mark: mm },
-            format!("{fam}: remember the mark on the connection (conntrack), in our bits only"),
-        ));
+        if let Selector::Mark(mm) = selector {
+            marking(ctx, f, dev, dscp, mm, &mut out);
+        }
         if g.scrub_dscp && routed {
             out.push(ctx.chain(
                 gw,
@@ -270,14 +268,24 @@ pub fn steps(
                 CHAIN_NAT,
                 format!("{fam}: our own chain for source NAT"),
             ));
-            out.push(ctx.rule(
-                gw,
-                f,
-                Table::Nat,
-                CHAIN_NAT,
-                OurRule::Masquerade { mark: mm },
-                format!("{fam}: marked packets leave {dev} with its address, so replies come back through the VPN"),
-            ));
+            let (rule, why) = match selector {
+                Selector::Mark(mm) => (
+                    OurRule::Masquerade { mark: mm },
+                    format!(
+                        "{fam}: marked packets leave {dev} with its address, so replies come back through the VPN"
+                    ),
+                ),
+                // nat POSTROUTING runs after the mangle scrub: the DSCP is gone by then.
+                Selector::Dscp(_) => (
+                    OurRule::MasqueradeAll,
+                    format!(
+                        "{fam}: packets leaving {dev} take its address, so replies come back \
+                         through the VPN; with no mark, the interface is what tells them apart \
+                         (the DSCP is already scrubbed when source NAT runs)"
+                    ),
+                ),
+            };
+            out.push(ctx.rule(gw, f, Table::Nat, CHAIN_NAT, rule, why));
         }
     }
     for f in Family::BOTH {
@@ -301,15 +309,68 @@ pub fn steps(
                 format!("{fam}: link the scrub on {dev}"),
             ));
         }
-        out.push(ctx.jump(
-            gw,
-            f,
-            Hook(Table::Mangle, "PREROUTING", None),
-            CHAIN_ROUTE,
-            format!("{fam}: link the marking chain last: from here on, DSCP {dscp} is routed through {dev}"),
-        ));
+        if selector.is_mark() {
+            out.push(ctx.jump(
+                gw,
+                f,
+                Hook(Table::Mangle, "PREROUTING", None),
+                CHAIN_ROUTE,
+                format!("{fam}: link the marking chain last: from here on, DSCP {dscp} is routed through {dev}"),
+            ));
+        }
     }
+    out.append(&mut policy);
     out
+}
+
+/// The mark path: DSCP -> firewall mark in mangle PREROUTING, kept on the
+/// connection so its last packets (no DSCP left to read) follow it.
+fn marking(ctx: &Ctx, f: Family, dev: &str, dscp: u8, mm: MarkMask, out: &mut Vec<Step>) {
+    let (gw, fam, mask) = (Role::Gateway, f.name(), mm.mask);
+    let markmask = mm.text();
+    out.push(ctx.chain(
+        gw,
+        f,
+        Table::Mangle,
+        CHAIN_ROUTE,
+        format!("{fam}: our own chain for the marking rule"),
+    ));
+    out.push(ctx.rule(
+        gw,
+        f,
+        Table::Mangle,
+        CHAIN_ROUTE,
+        OurRule::RestoreMark { mask },
+        format!(
+            "{fam}: packets of a connection already marked get the mark back, even without \
+             the DSCP (a program's last ACK or FIN is sent after its socket closed, with no \
+             owner to match): the whole connection stays on the VPN"
+        ),
+    ));
+    out.push(ctx.rule(
+        gw,
+        f,
+        Table::Mangle,
+        CHAIN_ROUTE,
+        OurRule::DscpMark {
+            not_in: dev.into(),
+            dscp,
+            mark: mm,
+        },
+        format!(
+            "{fam}: forwarded packets carrying DSCP {dscp} get mark {markmask} (value/mask \
+             form leaves other bits alone); mangle, because nat sees only a connection's \
+             first packet"
+        ),
+    ));
+    out.push(ctx.rule(
+        gw,
+        f,
+        Table::Mangle,
+        CHAIN_ROUTE,
+        OurRule::SaveMark { mark: mm },
+        format!("{fam}: remember the mark on the connection (conntrack), in our bits only"),
+    ));
 }
 
 /// Replies from the VPN arrive unmarked on the VPN interface; strict

@@ -6,6 +6,7 @@
 
 mod choose;
 mod conflicts;
+mod dscp_rule;
 mod gateway;
 pub mod mark_writers;
 mod marker;
@@ -20,10 +21,11 @@ mod steps;
 pub use preflight::on_link;
 pub use render::{render_text, signal_path};
 pub use script::{render_script, sh_quote};
+pub use steps::selects;
 
 use crate::backend::Op;
 use crate::probe::HostFacts;
-use crate::profile::{self, Profile};
+use crate::profile::{self, MatchMode, Profile};
 use serde::{Deserialize, Serialize, Serializer};
 use thiserror::Error;
 
@@ -201,16 +203,23 @@ pub fn plan(profile: &Profile, facts: &HostFacts, opts: PlanOptions) -> Result<P
         }
     }
     if let Some(g) = &profile.gateway {
+        dscp_rule::check(g, facts, &mut problems, &mut warnings);
+        notes.extend(dscp_rule::note(g));
         resolved.interface = Some(g.interface.clone());
         match choose::resolve(g, facts) {
             Ok(c) => {
-                resolved.mark = Some(c.mark);
-                resolved.mask = Some(c.mask);
+                // `ip rule dscp` needs no mark: only a client here tags its
+                // connections (a conntrack mark, off the routing path).
+                let needs_mark = g.match_mode == MatchMode::Mark || profile.marker.is_some();
+                if needs_mark {
+                    resolved.mark = Some(c.mark);
+                    resolved.mask = Some(c.mask);
+                }
                 resolved.table_id = Some(c.table_id);
                 resolved.table_name = c.table_name.clone();
                 resolved.priority = Some(c.priority);
                 let mut chosen = Vec::new();
-                if c.mark_chosen {
+                if c.mark_chosen && needs_mark {
                     chosen.push(format!("mark {:#x}/{:#x}", c.mark, c.mask));
                 }
                 if c.priority_chosen {
@@ -243,10 +252,14 @@ pub fn plan(profile: &Profile, facts: &HostFacts, opts: PlanOptions) -> Result<P
     }
     if let Some(m) = &profile.marker {
         roles.push(Role::Marker);
+        // Local packets need the routing mark only when routing goes by mark.
         out.extend(marker::steps(
             m,
             &resolved,
-            profile.gateway.is_some(),
+            profile
+                .gateway
+                .as_ref()
+                .is_some_and(|g| g.match_mode == MatchMode::Mark),
             opts.for_script,
             &ctx,
         ));

@@ -6,7 +6,7 @@ use super::{Role, Step, StepState, ValueChange};
 use crate::backend::iptables::{read_rule, rule_text};
 use crate::backend::{
     ChainRule, DefaultRoute, Family, MarkMask, NfCmd, Op, OurRule, PolicyAction, PolicyRule,
-    SysctlKey, Table,
+    Selector, SysctlKey, Table,
 };
 use crate::ownership::{CHAIN_PREFIX, COMMENT, is_our_proto};
 use crate::probe::{HostFacts, IptablesBackend, Route, Rule};
@@ -263,11 +263,7 @@ impl<'a> Ctx<'a> {
             PolicyAction::Lookup(id) => self.looks_up(r, id) && r.suppress_prefixlength.is_none(),
             PolicyAction::Unreachable => r.action.as_deref() == Some("unreachable"),
         };
-        r.priority == rule.pref
-            && !r.not
-            && r.fwmark == Some(rule.mark.value)
-            && r.fwmask.unwrap_or(u32::MAX) == rule.mark.mask
-            && action_ok
+        r.priority == rule.pref && !r.not && selects(r, rule.selector) && action_ok
     }
 
     /// The default route of our table.
@@ -585,6 +581,21 @@ impl<'a> Ctx<'a> {
                     continue;
                 }
                 let Some(rule) = policy_rule_of(self.facts, r) else {
+                    // iproute2 < 6.13 lists a `dscp` rule with no selector at
+                    // all: it reads as "from all", which is not what it does.
+                    if r.fwmark.is_none() && r.dscp.is_none() {
+                        self.unwritable.borrow_mut().push(format!(
+                            "{} policy rule {} carries dscproute's protocol but this ip shows no \
+                             selector on it (a `dscp` rule read by iproute2 older than 6.13?): \
+                             remove it with `ip {}rule del pref {} proto {}` or install a newer \
+                             iproute2, and plan again",
+                            f.name(),
+                            r.priority,
+                            if f == Family::V6 { "-6 " } else { "" },
+                            r.priority,
+                            crate::ownership::RT_PROTO
+                        ));
+                    }
                     continue;
                 };
                 out.push(Step {
@@ -671,14 +682,34 @@ fn policy_rule_of(facts: &HostFacts, r: &Rule) -> Option<PolicyRule> {
         }
         _ => return None,
     };
-    let mask = r.fwmask.unwrap_or(u32::MAX);
-    let mark = r.fwmark?;
-    if mask == 0 || mark & !mask != 0 || !(1..=32765).contains(&r.priority) {
+    if !(1..=32765).contains(&r.priority) {
         return None;
     }
+    let selector = match (r.fwmark, &r.dscp) {
+        (Some(mark), None) => {
+            let mask = r.fwmask.unwrap_or(u32::MAX);
+            if mask == 0 || mark & !mask != 0 {
+                return None;
+            }
+            Selector::Mark(MarkMask { value: mark, mask })
+        }
+        (None, Some(_)) => Selector::Dscp(r.dscp_value()?),
+        _ => return None,
+    };
     Some(PolicyRule {
         pref: r.priority,
-        mark: MarkMask { value: mark, mask },
+        selector,
         action,
     })
+}
+
+/// Does the rule `ip rule` printed select exactly what `selector` does
+/// (and nothing else: a mark rule with a dscp too is not ours)?
+pub fn selects(r: &Rule, selector: Selector) -> bool {
+    match selector {
+        Selector::Mark(m) => {
+            r.dscp.is_none() && r.fwmark == Some(m.value) && r.fwmask.unwrap_or(u32::MAX) == m.mask
+        }
+        Selector::Dscp(d) => r.fwmark.is_none() && r.dscp_value() == Some(d),
+    }
 }

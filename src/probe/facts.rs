@@ -167,6 +167,26 @@ pub struct Rule {
     /// `tos`/`dsfield` selector as printed: the whole byte in hex ("0x1c"), or
     /// its rt_dsfield name when it has one ("EF" for 0xb8).
     pub tos: Option<String>,
+    /// `dscp` selector (iproute2 ≥ 6.13) as printed: the 6-bit value in
+    /// decimal ("7"), or the rt_dsfield name of its byte ("EF" for 46);
+    /// see `Rule::dscp_value`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dscp: Option<String>,
+    /// `dscp_mask` (iproute2 ≥ 6.15 with a kernel ≥ 6.15): 0x3f is exact.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dscp_mask: Option<u8>,
+}
+
+impl Rule {
+    /// The exact DSCP this rule selects, when it selects one we can read:
+    /// a decimal number or a name from iproute2's stock rt_dsfield (a
+    /// locally added name, or a partial mask, reads as None).
+    pub fn dscp_value(&self) -> Option<u8> {
+        if self.dscp_mask.is_some_and(|m| m != 0x3f) {
+            return None;
+        }
+        super::rules::dscp_of(self.dscp.as_deref()?)
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

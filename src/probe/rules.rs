@@ -18,6 +18,9 @@ struct RawRule {
     dst: Option<String>,
     dstlen: Option<u8>,
     tos: Option<String>,
+    /// A string either way: decimal, or an rt_dsfield name.
+    dscp: Option<serde_json::Value>,
+    dscp_mask: Option<String>,
     /// Hex strings; the mask is left out when it is 0xffffffff.
     fwmark: Option<String>,
     fwmask: Option<String>,
@@ -86,7 +89,53 @@ fn rule(r: RawRule) -> Result<Rule, ParseError> {
         iif: r.iif,
         oif: r.oif,
         tos: r.tos,
+        dscp: r
+            .dscp
+            .map(|d| d.as_str().map_or(d.to_string(), String::from)),
+        dscp_mask: r
+            .dscp_mask
+            .as_deref()
+            .map(|m| hex_u32("dscp_mask", m))
+            .transpose()?
+            .map(|m| m as u8),
     })
+}
+
+/// iproute2's stock rt_dsfield names (whole byte), which `ip rule` prints
+/// for a `dscp` selector whose byte (dscp << 2) has one.
+const DSFIELD_NAMES: &[(&str, u8)] = &[
+    ("default", 0x00),
+    ("AF11", 0x28),
+    ("AF12", 0x30),
+    ("AF13", 0x38),
+    ("AF21", 0x48),
+    ("AF22", 0x50),
+    ("AF23", 0x58),
+    ("AF31", 0x68),
+    ("AF32", 0x70),
+    ("AF33", 0x78),
+    ("AF41", 0x88),
+    ("AF42", 0x90),
+    ("AF43", 0x98),
+    ("CS1", 0x20),
+    ("CS2", 0x40),
+    ("CS3", 0x60),
+    ("CS4", 0x80),
+    ("CS5", 0xa0),
+    ("CS6", 0xc0),
+    ("CS7", 0xe0),
+    ("EF", 0xb8),
+];
+
+/// A `dscp` selector as `ip rule` prints it: decimal, or a stock name.
+pub fn dscp_of(printed: &str) -> Option<u8> {
+    if let Ok(n) = printed.parse::<u8>() {
+        return (n <= 63).then_some(n);
+    }
+    DSFIELD_NAMES
+        .iter()
+        .find(|(name, _)| *name == printed)
+        .map(|(_, byte)| byte >> 2)
 }
 
 fn prefix(addr: String, len: Option<u8>) -> String {
@@ -202,6 +251,26 @@ mod tests {
         assert_eq!(rules[3].src.as_deref(), Some("0/8"));
         assert_eq!((rules[3].fwmark, rules[3].fwmask), (Some(0), Some(0xff)));
         assert_eq!(rules[4].suppress_prefixlength, Some(0));
+    }
+
+    #[test]
+    fn dscp_selectors_as_iproute2_6_15_prints_them() {
+        // Recorded from `ip -j rule show` (iproute2 6.15, Linux 6.18).
+        let rules = parse_rules(
+            r#"[{"priority":100,"src":"all","table":"100","protocol":"213","dscp":"7","dscp_mask":"0x3f"},
+                {"priority":101,"src":"all","action":"unreachable","protocol":"213","dscp":"EF","dscp_mask":"0x3f"},
+                {"priority":102,"src":"all","table":"100","dscp":"16","dscp_mask":"0x30"},
+                {"priority":103,"src":"all","table":"100","dscp":"7"},
+                {"priority":104,"src":"all","table":"100","dscp":"MINE"}]"#,
+        )
+        .unwrap();
+        let values: Vec<Option<u8>> = rules.iter().map(Rule::dscp_value).collect();
+        // A partial mask or a locally added name is not a selector we write.
+        assert_eq!(values, [Some(7), Some(46), None, Some(7), None]);
+        assert_eq!(rules[1].action.as_deref(), Some("unreachable"));
+        assert_eq!(rules[2].dscp_mask, Some(0x30));
+        assert_eq!(dscp_of("CS1"), Some(8));
+        assert_eq!(dscp_of("64"), None);
     }
 
     #[test]

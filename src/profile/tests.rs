@@ -326,3 +326,25 @@ fn huge_values_are_clipped_in_errors() {
         assert!(!e.contains(&"y".repeat(41)), "{e}");
     }
 }
+
+#[test]
+fn match_mode_defaults_to_the_mark_and_round_trips() {
+    let base = "[gateway]\ndscp = 7\ninterface = \"wg0\"\n";
+    assert_eq!(
+        parse(base).unwrap().gateway.unwrap().match_mode,
+        MatchMode::Mark
+    );
+    let p = parse(&format!("{base}match = \"dscp-rule\"\n")).unwrap();
+    assert_eq!(p.gateway.as_ref().unwrap().match_mode, MatchMode::DscpRule);
+    assert!(p.to_toml().contains("match = \"dscp-rule\"\n"));
+    assert_eq!(parse(&p.to_toml()).unwrap(), p);
+    // The default is not written, so existing profiles read back unchanged.
+    assert!(!parse(base).unwrap().to_toml().contains("match"));
+    let e = err(&format!("{base}match = \"dscp\"\n"));
+    assert_eq!(
+        e,
+        "p.toml:4: gateway.match = \"dscp\": unknown mode: use \"mark\" (a firewall mark routes \
+         the DSCP; any kernel) or \"dscp-rule\" (`ip rule dscp`, Linux ≥ 6.12 and iproute2 ≥ \
+         6.13)"
+    );
+}

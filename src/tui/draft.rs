@@ -4,7 +4,7 @@
 //! by the screen that asks for it; every screen may read the draft.
 
 use crate::probe::{Group, HostFacts, Link};
-use crate::profile::{GroupRef, Profile, RpFilterPolicy, TableRef};
+use crate::profile::{GroupRef, MatchMode, Profile, RpFilterPolicy, TableRef};
 use crate::tos::Dscp;
 use tui_input::Input;
 
@@ -172,6 +172,8 @@ pub struct GatewayDraft {
     pub masquerade: bool,
     pub scrub_dscp: bool,
     pub rp_loose: bool,
+    /// `match` of a preloaded profile, kept as it was (no screen edits it yet).
+    pub match_mode: MatchMode,
 }
 
 impl Default for GatewayDraft {
@@ -185,6 +187,7 @@ impl Default for GatewayDraft {
             masquerade: true,
             scrub_dscp: true,
             rp_loose: true,
+            match_mode: MatchMode::Mark,
         }
     }
 }
@@ -287,6 +290,7 @@ impl Draft {
             gw.masquerade = g.masquerade;
             gw.scrub_dscp = g.scrub_dscp;
             gw.rp_loose = g.rp_filter == RpFilterPolicy::Loose;
+            gw.match_mode = g.match_mode;
             let m = &mut d.mark;
             m.mark = Input::new(g.mark.map(|v| format!("{v:#x}")).unwrap_or_default());
             m.mask = Input::new(g.mask.map(|v| format!("{v:#x}")).unwrap_or_default());
@@ -348,6 +352,9 @@ impl Draft {
             o.push_str(&format!("scrub_dscp = {}\n", g.scrub_dscp));
             let rp = if g.rp_loose { "loose" } else { "keep" };
             o.push_str(&format!("rp_filter = \"{rp}\"\n"));
+            if g.match_mode != MatchMode::Mark {
+                o.push_str(&format!("match = \"{}\"\n", g.match_mode.name()));
+            }
         }
         o
     }

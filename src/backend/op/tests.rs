@@ -187,7 +187,7 @@ fn check_refuses_what_dscproute_does_not_write() {
                 add: true,
                 rule: PolicyRule {
                     pref: 1,
-                    mark: MarkMask { value: 2, mask: 1 },
+                    selector: Selector::Mark(MarkMask { value: 2, mask: 1 }),
                     action: PolicyAction::Unreachable,
                 },
             },
@@ -283,4 +283,38 @@ fn operations_round_trip_through_serde() {
     let stored = r#"{"op":"netfilter","family":"v4","table":"mangle","cmd":{"delete":
         {"chain":"DSCPROUTE-ROUTE","rule":{"foreign":{"text":"-j ACCEPT","why":""}}}}}"#;
     assert!(serde_json::from_str::<Op>(stored).is_err());
+}
+
+#[test]
+fn a_policy_rule_keeps_its_journal_shape_and_checks_the_dscp() {
+    // Journals written before the dscp selector carry `"mark": {…}`.
+    let old = r#"{"pref":10000,"mark":{"value":3,"mask":255},"action":{"lookup":100}}"#;
+    let rule: PolicyRule = serde_json::from_str(old).unwrap();
+    assert_eq!(
+        rule.selector,
+        Selector::Mark(MarkMask {
+            value: 3,
+            mask: 255
+        })
+    );
+    assert_eq!(serde_json::to_string(&rule).unwrap(), old);
+    let dscp = PolicyRule {
+        pref: 10001,
+        selector: Selector::Dscp(7),
+        action: PolicyAction::Unreachable,
+    };
+    let text = serde_json::to_string(&dscp).unwrap();
+    assert_eq!(text, r#"{"pref":10001,"dscp":7,"action":"unreachable"}"#);
+    assert_eq!(serde_json::from_str::<PolicyRule>(&text).unwrap(), dscp);
+    let op = |d| Op::PolicyRule {
+        family: Family::V4,
+        add: true,
+        rule: PolicyRule {
+            selector: Selector::Dscp(d),
+            ..dscp
+        },
+    };
+    assert!(op(63).check().is_ok());
+    let e = op(64).check().unwrap_err();
+    assert!(e.contains("not a DSCP 0x00–0x3f"), "{e}");
 }

@@ -19,8 +19,14 @@ pub fn check(i: &Inputs, plan: &Plan) -> Option<Check> {
     }
     let (mark, mask) = (plan.resolved.mark?, plan.resolved.mask?);
     let dscp = i.dscp();
+    // `match = "dscp-rule"` routes on the DSCP: no mark of ours to lose.
+    let routes_by_mark = i.is_gateway()
+        && i.profile
+            .gateway
+            .as_ref()
+            .is_some_and(|g| g.match_mode == crate::profile::MatchMode::Mark);
     let mut hooks = Vec::new();
-    if i.is_gateway() {
+    if routes_by_mark {
         hooks.push(Hook::Prerouting);
     }
     if i.is_marker() {
@@ -44,7 +50,7 @@ pub fn check(i: &Inputs, plan: &Plan) -> Option<Check> {
         }
         // A client's own mark is a connection tag, not a route: only a host
         // that routes by the mark can lose it to another rule.
-        if !i.is_gateway() {
+        if !routes_by_mark {
             continue;
         }
         let (fatal, restores) = overwrites(f, hook, mask);

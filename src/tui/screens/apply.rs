@@ -806,7 +806,7 @@ mod tests {
         // Not before the change is kept: p is no key during the countdown
         // (it rolls back, as any other key), nor after a rollback.
         let mut a = counting_down();
-        assert_eq!(press(&mut a, KeyCode::Char('p')), [Effect::Rollback]);
+        assert_eq!(press(&mut a, KeyCode::Char('p')), [Effect::RollbackLast]);
         update(&mut a, Msg::Settled(Ok("Rolled back.".into())));
         assert!(press(&mut a, KeyCode::Char('p')).is_empty());
         assert!(
