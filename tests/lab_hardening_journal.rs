@@ -15,7 +15,7 @@ mod common;
 
 use common::topology::{
     Mode, Topology, Wrappers, apply_ok, assert_same_state, dscproute, dscproute_expect,
-    dscproute_with, profile, rollback_ok, show, snapshot, stderr, stdout, topology,
+    dscproute_with, profile, rollback_last_ok, show, snapshot, stderr, stdout, topology,
 };
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -305,8 +305,8 @@ fn section<'s>(snap: &'s str, title: &str) -> &'s str {
 }
 
 /// Over the state `before` (an earlier apply), apply `profile`: first
-/// counting its mutating calls (it must succeed) and rolling back, which
-/// must restore `before` exactly; then failing its last mutating call, and
+/// counting its mutating calls (it must succeed) and rolling back that
+/// transaction alone (`--last`), which must restore `before` exactly; then failing its last mutating call, and
 /// then each call in `also_fail`: every time, the engine's undo must restore
 /// `before` exactly, iptables rule order included.
 fn fail_over(t: &Topology, w: &Wrappers, profile: &str, before: &str, also_fail: &[usize]) {
@@ -317,7 +317,7 @@ fn fail_over(t: &Topology, w: &Wrappers, profile: &str, before: &str, also_fail:
     let n = w.calls().len();
     // Two at least: rules and routes go as one `ip -batch` per family.
     assert!(n >= 2, "too few calls: {:?}", w.calls());
-    rollback_ok(&t.b, &state);
+    rollback_last_ok(&t.b, &state);
     assert_same_state(before, &snapshot(&t.b), "rollback of the counting apply");
     let mut ks = vec![n];
     ks.extend_from_slice(also_fail);
@@ -413,6 +413,6 @@ fn changing_the_table_of_an_applied_profile_works_and_fails_cleanly() {
         rules.contains("lookup vpn proto 213") && !rules.contains("dscproute"),
         "{rules}"
     );
-    rollback_ok(&t.b, &state);
+    rollback_last_ok(&t.b, &state);
     assert_same_state(&before, &snapshot(&t.b), "rollback of the table change");
 }

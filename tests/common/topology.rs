@@ -626,6 +626,18 @@ pub fn rollback_ok(host: &Host, state: &Path) -> Output {
     out
 }
 
+/// `rollback --last --yes`: undo only the last transaction, keeping the
+/// setup from before it.
+pub fn rollback_last_ok(host: &Host, state: &Path) -> Output {
+    let out = dscproute_expect(host, state, &["rollback", "--last", "--yes"], 0);
+    assert!(
+        stdout(&out).contains("Rolled back transaction"),
+        "{}",
+        show(&format!("rollback --last in {}", host.name()), &out)
+    );
+    out
+}
+
 pub fn json(out: &Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", show("output", out)))

@@ -1,8 +1,8 @@
 use super::super::{Journal, JournalStep, Saved, StepStatus};
 use crate::backend::Op;
 use crate::backend::op::{
-    ChainRule, DefaultRoute, Family, MarkMask, NfCmd, OurRule, PolicyAction, PolicyRule, SysctlKey,
-    Table,
+    ChainRule, DefaultRoute, Family, MarkMask, NfCmd, OurRule, PolicyAction, PolicyRule, Selector,
+    SysctlKey, Table,
 };
 use crate::plan::{Role, Step, StepState};
 
@@ -44,10 +44,10 @@ fn rule(pref: u32, add: bool) -> Op {
         add,
         rule: PolicyRule {
             pref,
-            mark: MarkMask {
+            selector: Selector::Mark(MarkMask {
                 value: 0x10,
                 mask: 0xff,
-            },
+            }),
             action: PolicyAction::Lookup(100),
         },
     }
