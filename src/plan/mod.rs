@@ -10,6 +10,7 @@ mod gateway;
 pub mod mark_writers;
 mod marker;
 mod marks;
+mod nft;
 mod positions;
 mod preflight;
 mod render;
@@ -272,6 +273,23 @@ pub fn plan(profile: &Profile, facts: &HostFacts, opts: PlanOptions) -> Result<P
         }
     }
     problems.extend(ctx.unwritable());
+
+    let (backend, why) = nft::choose(profile, facts);
+    if profile.backend != profile::Backend::default() {
+        notes.push(format!("Netfilter backend: {} ({why}).", backend.name()));
+    }
+    if backend == profile::Backend::Nft {
+        if !facts.has_tool("nft") {
+            problems.push(
+                "backend nft: no nft binary on this host; install nftables or set backend = \"iptables\""
+                    .into(),
+            );
+        }
+        let want = nft::desired(profile, &resolved);
+        nft::convert(&mut out, want, facts, &mut problems);
+    } else {
+        nft::remove_table(&mut out, facts, &mut warnings);
+    }
 
     name_file_after_old_rules(&mut out);
     positions::pin_removals(&mut out, facts);
