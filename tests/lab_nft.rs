@@ -8,13 +8,16 @@
 mod common;
 
 use common::topology::{
-    GID, Host, OTHER_GID, TARGET4, TARGET6, Topology, assert_reaches, assert_same_state,
-    dscproute_expect, fetch_short, profile, show, snapshot, stdout, topology,
+    DSCP7_V4, DSCP7_V6, GID, GROUP_PORTS, Host, LAN2_4, LAN2_6, OTHER_GID, TARGET4, TARGET6,
+    TUNNEL_B4, TUNNEL_B6, Topology, assert_reaches, assert_same_state, dscproute_expect,
+    fetch_short, from_ports, poll_until, profile, show, snapshot, status_json, stdout, topology,
 };
+use std::net::IpAddr;
 use std::path::Path;
+use std::time::Duration;
 
 fn lab(name: &str) -> Option<Topology> {
-    topology(name, &["curl", "setpriv", "nft"])
+    topology(name, &["curl", "setpriv", "nft", "tcpdump", "ss"])
 }
 
 fn ruleset(host: &Host) -> String {
@@ -169,4 +172,200 @@ fn switching_from_iptables_to_nft_removes_our_chains() {
     }
     assert_reaches(&t.a, GID, TARGET4, "vpn");
     assert_reaches(&t.a, OTHER_GID, TARGET4, "isp");
+}
+
+/// Client and gateway on one host (B): its own packets are marked in our
+/// `type route` output chain (local packets never pass prerouting) and
+/// re-routed; masquerade gives them the tunnel address; the LAN stays local.
+#[test]
+fn nft_backend_both_roles_on_one_host() {
+    let Some(t) = lab("nft_backend_both_roles_on_one_host") else {
+        return;
+    };
+    let (rs, snap) = (ruleset(&t.b), snapshot(&t.b));
+    apply_nft(&t.b, &t.state(&t.b), "both.toml");
+    assert_reaches(&t.b, GID, TARGET4, "vpn");
+    assert_reaches(&t.b, GID, TARGET6, "vpn");
+    assert_reaches(&t.b, OTHER_GID, TARGET4, "isp");
+    assert_reaches(&t.b, OTHER_GID, TARGET6, "isp");
+    assert_reaches(&t.b, GID, LAN2_4, "lan2");
+    assert_reaches(&t.b, GID, LAN2_6, "lan2");
+    let mut peers: Vec<IpAddr> = t.servers.vpn.hits().iter().map(|h| h.ip()).collect();
+    peers.sort();
+    let tunnel: Vec<IpAddr> = [TUNNEL_B4, TUNNEL_B6]
+        .iter()
+        .map(|a| a.parse().unwrap())
+        .collect();
+    assert_eq!(peers, tunnel, "vpn's view: masqueraded to the tunnel");
+    rollback(&t.b, &t.state(&t.b));
+    assert_eq!(ruleset(&t.b), rs);
+    assert_same_state(&snap, &snapshot(&t.b), "B after rollback");
+}
+
+/// The connection marks carry the whole connection: a program's last ACK
+/// or FIN (sent after its socket closed, no owner to match) still leaves A
+/// with DSCP 7 and never reaches the ISP.
+#[test]
+fn nft_backend_keeps_the_end_of_a_group_connection_off_the_isp() {
+    let Some(t) = lab("nft_backend_keeps_the_end_of_a_group_connection_off_the_isp") else {
+        return;
+    };
+    apply_nft(&t.a, &t.state(&t.a), "marker.toml");
+    apply_nft(&t.b, &t.state(&t.b), "gateway.toml");
+    let lan0 = t.path("b-lan0.pcap");
+    let uplink = t.path("isp-eth0.pcap");
+    let group_tcp = format!("tcp portrange {}-{}", GROUP_PORTS.0, GROUP_PORTS.1);
+    let cap_lan0 = t.b.capture("lan0", &lan0, &group_tcp);
+    let mut cap_uplink = t.isp.capture("eth0", &uplink, "tcp port 8080");
+    assert_reaches(&t.a, GID, TARGET4, "vpn");
+    assert_reaches(&t.a, GID, TARGET6, "vpn");
+    let range = format!(
+        "( sport >= :{} and sport <= :{} )",
+        GROUP_PORTS.0, GROUP_PORTS.1
+    );
+    let mut tw = String::new();
+    let closed = poll_until(Duration::from_secs(10), Duration::from_millis(50), || {
+        tw = stdout(&t.a.exec_ok(&["ss", "-Htan", "state", "time-wait", &range]));
+        tw.lines().count() >= 2
+    });
+    assert!(closed, "the group's connections did not close:\n{tw}");
+    assert_reaches(&t.a, OTHER_GID, TARGET4, "isp");
+    assert_reaches(&t.a, OTHER_GID, TARGET6, "isp");
+    cap_uplink.wait_for_packets(2 * 6, Duration::from_secs(10));
+    cap_uplink.stop();
+    cap_lan0.stop();
+    let leaked = common::read_capture(
+        &uplink,
+        &format!(
+            "{} or host {TUNNEL_B4} or host {TUNNEL_B6}",
+            from_ports(GROUP_PORTS)
+        ),
+    );
+    let unmarked = common::read_capture(
+        &lan0,
+        &format!(
+            "{} and ((ip and not {DSCP7_V4}) or (ip6 and not {DSCP7_V6}))",
+            from_ports(GROUP_PORTS)
+        ),
+    );
+    let marked = common::read_capture(&lan0, "");
+    assert!(
+        !marked.is_empty(),
+        "no packet of the group seen on B's LAN side"
+    );
+    assert!(
+        leaked.is_empty() && unmarked.is_empty(),
+        "reached the ISP:\n{}\nleft A without DSCP 7:\n{}",
+        leaked.join("\n"),
+        unmarked.join("\n")
+    );
+}
+
+/// `status --json` shows our table's rules with counters that moved;
+/// `rollback --all` (no journal needed) deletes our table and leaves a
+/// foreign one alone.
+#[test]
+fn nft_backend_status_counts_and_rollback_all_sweeps_only_our_table() {
+    let Some(t) = lab("nft_backend_status_counts_and_rollback_all_sweeps_only_our_table") else {
+        return;
+    };
+    let foreign = t.path("other.nft");
+    std::fs::write(&foreign, FOREIGN).unwrap();
+    t.b.exec_ok(&["nft", "-f", foreign.to_str().unwrap()]);
+    let before = ruleset(&t.b);
+    apply_nft(&t.a, &t.state(&t.a), "marker.toml");
+    apply_nft(&t.b, &t.state(&t.b), "gateway.toml");
+    assert_reaches(&t.a, GID, TARGET4, "vpn");
+    assert_reaches(&t.a, GID, TARGET6, "vpn");
+    let status = status_json(&t.b, &t.state(&t.b));
+    let rules = status["netfilter"].as_array().expect("netfilter list");
+    let counted = |needle: &str| {
+        rules
+            .iter()
+            .filter(|r| {
+                r["family"] == "inet"
+                    && r["chain"] == "prerouting"
+                    && r["spec"].as_str().is_some_and(|s| s.contains(needle))
+            })
+            .map(|r| r["packets"].as_u64().unwrap())
+            .collect::<Vec<_>>()
+    };
+    for needle in ["ip dscp 0x07", "ip6 dscp 0x07"] {
+        let n = counted(needle);
+        assert!(n.len() == 1 && n[0] > 0, "{needle}: {n:?} in {status:#}");
+    }
+    let text = stdout(&dscproute_expect(&t.b, &t.state(&t.b), &["status"], 0));
+    assert!(text.contains("inet dscproute prerouting"), "{text}");
+
+    dscproute_expect(&t.b, &t.state(&t.b), &["rollback", "--all", "--yes"], 0);
+    assert_eq!(ruleset(&t.b), before, "rollback --all on B");
+}
+
+/// Back from nft to iptables: the table goes, the chains come, traffic
+/// still splits.
+#[test]
+fn switching_from_nft_to_iptables_removes_our_table() {
+    let Some(t) = lab("switching_from_nft_to_iptables_removes_our_table") else {
+        return;
+    };
+    apply_nft(&t.a, &t.state(&t.a), "marker.toml");
+    apply_nft(&t.b, &t.state(&t.b), "gateway.toml");
+    for (h, p) in [(&t.a, "marker.toml"), (&t.b, "gateway.toml")] {
+        let out = dscproute_expect(
+            h,
+            &t.state(h),
+            &[
+                "apply",
+                "--profile",
+                &profile(p),
+                "--yes",
+                "--backend",
+                "iptables",
+            ],
+            0,
+        );
+        assert!(stdout(&out).contains("Applied "), "{}", show("apply", &out));
+        assert!(iptables_has_ours(h));
+        assert!(
+            !ruleset(h).contains("table inet dscproute"),
+            "our table left in {}",
+            h.name()
+        );
+    }
+    assert_reaches(&t.a, GID, TARGET4, "vpn");
+    assert_reaches(&t.a, OTHER_GID, TARGET4, "isp");
+}
+
+/// `plan --script --backend nft` run by sh on a host without dscproute:
+/// the heredoc loads our table, traffic splits, `undo` removes it.
+#[test]
+fn the_nft_script_applies_and_undoes() {
+    let Some(t) = lab("the_nft_script_applies_and_undoes") else {
+        return;
+    };
+    let (rs, snap) = (ruleset(&t.b), snapshot(&t.b));
+    let out = dscproute_expect(
+        &t.b,
+        &t.state(&t.b),
+        &[
+            "plan",
+            "--profile",
+            &profile("gateway.toml"),
+            "--backend",
+            "nft",
+            "--script",
+        ],
+        0,
+    );
+    let script = t.path("gateway.sh");
+    std::fs::write(&script, &out.stdout).unwrap();
+    apply_nft(&t.a, &t.state(&t.a), "marker.toml");
+    let s = script.to_str().unwrap();
+    t.b.exec_ok(&["sh", s, "apply"]);
+    assert!(ruleset(&t.b).contains("table inet dscproute"));
+    assert_reaches(&t.a, GID, TARGET4, "vpn");
+    assert_reaches(&t.a, OTHER_GID, TARGET4, "isp");
+    t.b.exec_ok(&["sh", s, "undo"]);
+    assert_eq!(ruleset(&t.b), rs);
+    assert_same_state(&snap, &snapshot(&t.b), "B after the script's undo");
 }
