@@ -10,9 +10,12 @@ mod common;
 use common::topology::{
     DSCP7_V4, DSCP7_V6, GID, GROUP_PORTS, Host, LAN2_4, LAN2_6, OTHER_GID, TARGET4, TARGET6,
     TUNNEL_B4, TUNNEL_B6, Topology, assert_reaches, assert_same_state, dscproute_expect,
-    fetch_short, from_ports, poll_until, profile, show, snapshot, status_json, stdout, topology,
+    dscproute_with, fetch_short, from_ports, poll_until, profile, show, snapshot, status_json,
+    stderr, stdout, topology,
 };
 use std::net::IpAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::time::Duration;
 
@@ -368,4 +371,150 @@ fn the_nft_script_applies_and_undoes() {
     t.b.exec_ok(&["sh", s, "undo"]);
     assert_eq!(ruleset(&t.b), rs);
     assert_same_state(&snap, &snapshot(&t.b), "B after the script's undo");
+}
+
+/// An `nft` first on dscproute's PATH that, at the `nft -f -` transaction,
+/// fails (`fail`), kills dscproute before running it (`kill-before`) or
+/// right after it succeeded (`kill-after`); everything else passes through.
+fn nft_wrapper(t: &Topology) -> std::path::PathBuf {
+    let dir = t.path("nft-wrap");
+    std::fs::create_dir_all(&dir).unwrap();
+    let real = which::which("nft").expect("nft");
+    let script = format!(
+        r#"#!/bin/sh
+real='{}'
+if [ "$1 $2" = "-f -" ]; then
+  case "$NFT_WRAP" in
+    fail) cat > /dev/null; echo "lab wrapper: injected nft failure" >&2; exit 1 ;;
+    kill-before) kill -9 "$PPID"; exit 137 ;;
+    kill-after) "$real" "$@"; rc=$?; kill -9 "$PPID"; exit "$rc" ;;
+  esac
+fi
+exec "$real" "$@"
+"#,
+        real.display()
+    );
+    let path = dir.join("nft");
+    std::fs::write(&path, script).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+fn wrap_env(dir: &Path, mode: &str) -> Vec<(String, String)> {
+    let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/sbin:/usr/bin:/sbin:/bin".into());
+    vec![
+        ("PATH".into(), format!("{}:{path}", dir.display())),
+        ("NFT_WRAP".into(), mode.into()),
+    ]
+}
+
+/// The nft transaction fails: apply exits 1 naming it, the engine undoes
+/// the steps before it (sysctls, routes, policy rules), the host is as
+/// before and there is nothing left to roll back.
+#[test]
+fn a_failing_nft_transaction_is_undone_by_the_engine() {
+    let Some(t) = lab("a_failing_nft_transaction_is_undone_by_the_engine") else {
+        return;
+    };
+    let dir = nft_wrapper(&t);
+    let state = t.state(&t.b);
+    let (rs, snap) = (ruleset(&t.b), snapshot(&t.b));
+    let p = profile("gateway.toml");
+    let out = dscproute_with(
+        &t.b,
+        &state,
+        &wrap_env(&dir, "fail"),
+        &["apply", "--profile", &p, "--yes", "--backend", "nft"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", show("apply", &out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("nft -f -") && err.contains("injected nft failure"),
+        "{}",
+        show("apply", &out)
+    );
+    assert_eq!(ruleset(&t.b), rs);
+    assert_same_state(&snap, &snapshot(&t.b), "after the failed apply");
+    let rb = dscproute_expect(&t.b, &state, &["rollback", "--yes"], 0);
+    assert!(
+        stdout(&rb).contains("nothing to roll back"),
+        "{}",
+        show("rollback", &rb)
+    );
+}
+
+/// dscproute killed just before or just after the nft transaction: status
+/// says interrupted, and rollback restores the host exactly (deleting our
+/// table when it got in, finding nothing to delete when it did not).
+#[test]
+fn a_crash_around_the_nft_transaction_is_rolled_back_exactly() {
+    let Some(t) = lab("a_crash_around_the_nft_transaction_is_rolled_back_exactly") else {
+        return;
+    };
+    let dir = nft_wrapper(&t);
+    let state = t.state(&t.b);
+    let (rs, snap) = (ruleset(&t.b), snapshot(&t.b));
+    let p = profile("gateway.toml");
+    for mode in ["kill-before", "kill-after"] {
+        let out = dscproute_with(
+            &t.b,
+            &state,
+            &wrap_env(&dir, mode),
+            &["apply", "--profile", &p, "--yes", "--backend", "nft"],
+        );
+        assert_eq!(out.status.signal(), Some(9), "{}", show(mode, &out));
+        assert_eq!(
+            ruleset(&t.b).contains("table inet dscproute"),
+            mode == "kill-after",
+            "{mode}"
+        );
+        let status = dscproute_expect(&t.b, &state, &["status"], 0);
+        assert!(
+            stdout(&status).contains("interrupted"),
+            "{}",
+            show(mode, &status)
+        );
+        rollback(&t.b, &state);
+        assert_eq!(ruleset(&t.b), rs, "{mode}: nft list ruleset after rollback");
+        assert_same_state(&snap, &snapshot(&t.b), &format!("{mode}, after rollback"));
+    }
+}
+
+/// `apply --confirm 3 --backend nft` never confirmed: the detached timer
+/// rolls back on its own, our table included, and the host is as before.
+#[test]
+fn an_unconfirmed_nft_apply_is_rolled_back_by_the_timer() {
+    let Some(t) = lab("an_unconfirmed_nft_apply_is_rolled_back_by_the_timer") else {
+        return;
+    };
+    let (rs, snap) = (ruleset(&t.b), snapshot(&t.b));
+    let p = profile("gateway.toml");
+    let args = [
+        "apply",
+        "--profile",
+        &p,
+        "--yes",
+        "--confirm",
+        "3",
+        "--backend",
+        "nft",
+    ];
+    dscproute_expect(&t.b, &t.state(&t.b), &args, 0);
+    assert!(ruleset(&t.b).contains("table inet dscproute"));
+    let mut last = String::new();
+    let back = poll_until(Duration::from_secs(20), Duration::from_millis(200), || {
+        last = snapshot(&t.b);
+        last == snap && ruleset(&t.b) == rs
+    });
+    if !back {
+        assert_same_state(&snap, &last, "20 s after --confirm 3");
+        assert_eq!(ruleset(&t.b), rs, "20 s after --confirm 3");
+    }
+    // The timer logs its verdict after the last undo, then exits.
+    let log = t.state(&t.b).join("timer.log");
+    let done = poll_until(Duration::from_secs(10), Duration::from_millis(100), || {
+        std::fs::read_to_string(&log)
+            .is_ok_and(|l| l.contains("not confirmed in time: rolled back"))
+    });
+    assert!(done, "{:?}", std::fs::read_to_string(&log));
 }

@@ -162,8 +162,13 @@ impl NftRule {
 
     fn parts(&self) -> (String, String) {
         match self {
-            NftRule::SkgidConnmark { gid, mark } => {
+            // A name (a group not known where the plan was made) is quoted:
+            // nft resolves it when it loads the table.
+            NftRule::SkgidConnmark { gid, mark } if gid.bytes().all(|b| b.is_ascii_digit()) => {
                 (format!("meta skgid {gid}"), set_mark("ct", *mark))
+            }
+            NftRule::SkgidConnmark { gid, mark } => {
+                (format!("meta skgid \"{gid}\""), set_mark("ct", *mark))
             }
             NftRule::ConnmarkDscp { family, mark, dscp } => (
                 test_mark("ct", *mark),

@@ -16,6 +16,7 @@ pub fn checks(i: &Inputs, _runner: &dyn Runner) -> Vec<Check> {
         out.push(forwarding(i.facts, g.via6.is_some()));
         out.push(rp_filter(i, &g.interface, g.rp_filter));
         out.push(src_valid_mark(i.facts, &g.interface));
+        out.extend(super::firewalls::forward(i.facts, &g.interface));
     }
     out.push(backend(i));
     out.push(plan(i));

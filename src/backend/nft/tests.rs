@@ -229,3 +229,20 @@ fn a_journal_cannot_carry_nft_text() {
     assert_eq!(back, Op::NftTable { ruleset: both() });
     assert_eq!(back.check(), Ok(()));
 }
+
+/// A group by name (a plan for another host) is quoted, so names with `-`
+/// or `.` load; nft resolves it and prints the gid, which plans compare.
+#[test]
+fn a_group_name_is_quoted_and_reads_back() {
+    let r = NftRule::SkgidConnmark {
+        gid: "vpn-users".into(),
+        mark: mm(1, 0xff),
+    };
+    assert!(
+        r.text().starts_with("meta skgid \"vpn-users\" counter "),
+        "{}",
+        r.text()
+    );
+    let printed = r.text().replace(" counter ", " counter packets 0 bytes 0 ");
+    assert_eq!(parse::parse_rule(&printed).unwrap().0, r);
+}
