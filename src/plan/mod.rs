@@ -10,7 +10,7 @@ mod gateway;
 pub mod mark_writers;
 mod marker;
 mod marks;
-mod nft;
+pub mod nft;
 mod positions;
 mod preflight;
 mod render;

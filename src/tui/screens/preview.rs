@@ -155,6 +155,24 @@ fn plan_lines(cx: &Shared, plan: &Plan, width: u16, pan: usize) -> (Vec<Line<'st
                 Span::styled(clip(&text, pan, avail), cmd_style),
             ]));
             o.extend(prose(&step.reason, 6, width, t.dim()));
+            // Inside the one nft transaction: each rule and why.
+            if let crate::backend::Op::NftTable { ruleset } = &step.apply {
+                for (hook, rule) in ruleset.rules() {
+                    let text = format!("| {}", rule.text());
+                    max_pan =
+                        max_pan.max(text.chars().count().saturating_sub(avail.saturating_sub(4)));
+                    o.push(Line::from(vec![
+                        Span::raw("      "),
+                        Span::styled(clip(&text, pan, avail.saturating_sub(4)), t.command()),
+                    ]));
+                    o.extend(prose(
+                        &crate::plan::nft::why(hook, rule),
+                        10,
+                        width,
+                        t.dim(),
+                    ));
+                }
+            }
         }
     }
     let s = &plan.summary;
@@ -538,6 +556,24 @@ mod tests {
         press(&mut a, KeyCode::Enter);
         assert_eq!(a.screen, ScreenId::Preview);
         a
+    }
+
+    /// On the nft backend the one transaction shows each rule and why.
+    #[test]
+    fn the_nft_step_lists_its_rules() {
+        let profile = "backend = \"nft\"\n[marker]\ngroup = \"torrent\"\ndscp = 7\n";
+        let mut a = crate::tui::testing::app_with_profile("client.json", profile);
+        for _ in 0..3 {
+            press(&mut a, KeyCode::Enter);
+        }
+        assert_eq!(a.screen, ScreenId::Preview);
+        let s = screen(&a, 120, 40);
+        assert!(s.contains("nft -f - <<EOF"), "{s}");
+        assert!(s.contains("| meta skgid "), "{s}");
+        assert!(
+            s.contains("output: connections opened by sockets of group"),
+            "{s}"
+        );
     }
 
     #[test]
