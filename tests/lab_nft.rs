@@ -9,9 +9,9 @@ mod common;
 
 use common::topology::{
     DSCP7_V4, DSCP7_V6, GID, GROUP_PORTS, Host, LAN2_4, LAN2_6, OTHER_GID, TARGET4, TARGET6,
-    TUNNEL_B4, TUNNEL_B6, Topology, assert_reaches, assert_same_state, dscproute_expect,
-    dscproute_with, fetch_short, from_ports, poll_until, profile, show, snapshot, status_json,
-    stderr, stdout, topology,
+    TUNNEL_B4, TUNNEL_B6, Topology, assert_reaches, assert_same_state, dscproute_command,
+    dscproute_expect, dscproute_with, fetch_short, from_ports, poll_until, profile, show, snapshot,
+    status_json, stderr, stdout, topology,
 };
 use std::net::IpAddr;
 use std::os::unix::fs::PermissionsExt;
@@ -517,4 +517,70 @@ fn an_unconfirmed_nft_apply_is_rolled_back_by_the_timer() {
             .is_ok_and(|l| l.contains("not confirmed in time: rolled back"))
     });
     assert!(done, "{:?}", std::fs::read_to_string(&log));
+}
+
+/// The agent's child, killed and reaped however the test ends.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `agent --backend nft`: it applies our table, puts it back when someone
+/// deletes it (no rtnetlink event: the drift check), and on SIGTERM exits 0
+/// leaving it in place.
+#[test]
+fn the_agent_keeps_our_nft_table() {
+    let Some(t) = lab("the_agent_keeps_our_nft_table") else {
+        return;
+    };
+    apply_nft(&t.a, &t.state(&t.a), "marker.toml");
+    let p = profile("gateway.toml");
+    let args = [
+        "agent",
+        "--profile",
+        &p,
+        "--backend",
+        "nft",
+        "--drift-check",
+        "1",
+    ];
+    let child = dscproute_command(&t.b, &t.state(&t.b), &[], &args)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start the agent");
+    let mut agent = Reaped(child);
+    let has_table = || ruleset(&t.b).contains("table inet dscproute");
+    assert!(
+        poll_until(
+            Duration::from_secs(20),
+            Duration::from_millis(100),
+            has_table
+        ),
+        "the agent did not apply"
+    );
+    assert_reaches(&t.a, GID, TARGET4, "vpn");
+    assert!(!iptables_has_ours(&t.b));
+    t.b.exec_ok(&["nft", "delete", "table", "inet", "dscproute"]);
+    assert!(
+        poll_until(
+            Duration::from_secs(10),
+            Duration::from_millis(100),
+            has_table
+        ),
+        "the agent did not put our table back"
+    );
+    assert_reaches(&t.a, GID, TARGET4, "vpn");
+    // SAFETY: a signal to our own child, not reaped yet.
+    unsafe { libc::kill(agent.0.id() as libc::pid_t, libc::SIGTERM) };
+    let mut status = None;
+    poll_until(Duration::from_secs(10), Duration::from_millis(20), || {
+        status = agent.0.try_wait().expect("wait");
+        status.is_some()
+    });
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "agent exit");
+    assert!(has_table(), "SIGTERM leaves the setup in place");
 }
