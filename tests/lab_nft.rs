@@ -9,7 +9,7 @@ mod common;
 
 use common::topology::{
     DSCP7_V4, DSCP7_V6, GID, GROUP_PORTS, Host, LAN2_4, LAN2_6, OTHER_GID, TARGET4, TARGET6,
-    TUNNEL_B4, TUNNEL_B6, Topology, assert_reaches, assert_same_state, dscproute_command,
+    TUNNEL_B4, TUNNEL_B6, Topology, assert_reaches, assert_same_state, count, dscproute_command,
     dscproute_expect, dscproute_with, fetch_short, from_ports, poll_until, profile, show, snapshot,
     status_json, stderr, stdout, topology,
 };
@@ -93,6 +93,8 @@ fn nft_backend_splits_the_group_and_rolls_back_exactly() {
         "the foreign table changed"
     );
 
+    let tunnel = t.path("vpn-eth0.pcap");
+    let mut cap_tunnel = t.vpn.capture("eth0", &tunnel, "tcp port 8080");
     for (gid, addr, want) in [
         (GID, TARGET4, "vpn"),
         (OTHER_GID, TARGET4, "isp"),
@@ -100,6 +102,18 @@ fn nft_backend_splits_the_group_and_rolls_back_exactly() {
         (OTHER_GID, TARGET6, "isp"),
     ] {
         assert_reaches(&t.a, gid, addr, want);
+    }
+    cap_tunnel.wait_for_packets(2 * 6, Duration::from_secs(10));
+    cap_tunnel.stop();
+    // At the VPN host the group's packets arrive with the DSCP scrubbed to 0.
+    for (fam, dscp7) in [("ip", DSCP7_V4), ("ip6", DSCP7_V6)] {
+        let towards = format!("{fam} and tcp dst port 8080");
+        assert!(count(&tunnel, &towards) > 0, "{fam}: nothing reached vpn");
+        assert_eq!(
+            count(&tunnel, &format!("{towards} and {dscp7}")),
+            0,
+            "{fam}: DSCP 7 reached the VPN host (scrub)"
+        );
     }
 
     // The table read back equals the one wanted: nothing to do.
