@@ -125,6 +125,14 @@ impl NftRule {
     }
 
     fn check(&self) -> Result<(), String> {
+        if let NftRule::DscpMark { not_in: dev, .. }
+        | NftRule::ScrubDscp { out: dev, .. }
+        | NftRule::Masquerade { out: dev, .. } = self
+            && dev.ends_with('*')
+        {
+            // nft reads a trailing `*` in an interface name as a wildcard.
+            return Err(format!("{} is not an interface name for nft", clip(dev)));
+        }
         match self {
             NftRule::SkgidConnmark { gid, mark } => {
                 check_group_arg(gid)?;

@@ -201,6 +201,14 @@ fn op_check_refuses_foreign_content() {
                 mark: mm(0x100, 0xff),
             }
         }),
+        // nft's interface wildcard.
+        smuggle(&|t| {
+            t.chains[2].rules[0] = NftRule::ScrubDscp {
+                family: Family::V4,
+                out: "wg*".into(),
+                dscp: 7,
+            }
+        }),
         // A rule in a chain it does not belong in.
         smuggle(&|t| {
             let r = t.chains[0].rules[0].clone();
