@@ -598,3 +598,51 @@ fn the_agent_keeps_our_nft_table() {
     assert_eq!(status.and_then(|s| s.code()), Some(0), "agent exit");
     assert!(has_table(), "SIGTERM leaves the setup in place");
 }
+
+/// `doctor --backend nft` on a gateway set up with nft: the table is seen
+/// as applied, no check fails, and the counters it samples are the table's.
+#[test]
+fn doctor_checks_an_nft_gateway() {
+    let Some(t) = lab("doctor_checks_an_nft_gateway") else {
+        return;
+    };
+    apply_nft(&t.a, &t.state(&t.a), "marker.toml");
+    apply_nft(&t.b, &t.state(&t.b), "gateway.toml");
+    assert_reaches(&t.a, GID, TARGET4, "vpn");
+    let p = profile("gateway.toml");
+    let out = common::topology::dscproute_with(
+        &t.b,
+        &t.state(&t.b),
+        &[],
+        &["doctor", "--profile", &p, "--backend", "nft", "--json"],
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("doctor --json");
+    let checks = v["checks"].as_array().expect("checks");
+    let status = |name: &str| {
+        checks
+            .iter()
+            .find(|c| c["name"] == name)
+            .map(|c| c["status"].as_str().unwrap().to_string())
+    };
+    let failed: Vec<_> = checks.iter().filter(|c| c["status"] == "fail").collect();
+    assert!(failed.is_empty(), "{failed:#?}");
+    assert_eq!(status("applied").as_deref(), Some("pass"), "{v:#}");
+    let tools = checks.iter().find(|c| c["name"] == "tools").expect("tools");
+    assert!(
+        tools["detail"].as_str().unwrap().contains("nft"),
+        "{tools:#}"
+    );
+    // Our own table is not "another nftables user of marks".
+    assert_eq!(status("nftables").as_deref(), Some("pass"), "{v:#}");
+    let counters = checks
+        .iter()
+        .find(|c| c["name"] == "counters")
+        .expect("counters");
+    assert!(
+        counters["looked_at"]
+            .as_str()
+            .unwrap()
+            .contains("nft list table inet dscproute"),
+        "{counters:#}"
+    );
+}

@@ -279,7 +279,7 @@ _dscproute() {
             return 0
             ;;
         dscproute__subcmd__doctor)
-            opts="-p -h --profile --json --state-dir --help"
+            opts="-p -h --profile --backend --json --state-dir --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -291,6 +291,10 @@ _dscproute() {
                     ;;
                 -p)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --backend)
+                    COMPREPLY=($(compgen -W "auto nft iptables" -- "${cur}"))
                     return 0
                     ;;
                 --state-dir)

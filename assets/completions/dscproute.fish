@@ -90,6 +90,9 @@ complete -c dscproute -n "__fish_dscproute_using_subcommand tui" -s h -l help -d
 complete -c dscproute -n "__fish_dscproute_using_subcommand learn" -l state-dir -d 'Where the journal and lock live [env: DSCPROUTE_STATE_DIR] [default: /var/lib/dscproute]' -r -F
 complete -c dscproute -n "__fish_dscproute_using_subcommand learn" -s h -l help -d 'Print help'
 complete -c dscproute -n "__fish_dscproute_using_subcommand doctor" -s p -l profile -d 'The profile (TOML) whose setup to check' -r -F
+complete -c dscproute -n "__fish_dscproute_using_subcommand doctor" -l backend -d 'Netfilter backend, overriding the profile\'s `backend` key' -r -f -a "auto\t''
+nft\t''
+iptables\t''"
 complete -c dscproute -n "__fish_dscproute_using_subcommand doctor" -l state-dir -d 'Where the journal and lock live [env: DSCPROUTE_STATE_DIR] [default: /var/lib/dscproute]' -r -F
 complete -c dscproute -n "__fish_dscproute_using_subcommand doctor" -l json -d 'Print the report as one JSON object'
 complete -c dscproute -n "__fish_dscproute_using_subcommand doctor" -s h -l help -d 'Print help'

@@ -159,7 +159,8 @@ pub fn gather(journal: Option<&Journal>, facts: &HostFacts, runner: &dyn Runner)
         }
     }
     s.netfilter = read_counters(runner);
-    s.netfilter.extend(nft_counters(runner));
+    s.netfilter
+        .extend(crate::backend::nft::read_counters(runner));
     for (fam, rules) in [("", &facts.rules_v4), ("-6 ", &facts.rules_v6)] {
         for r in rules.iter().filter(|r| is_our_proto(r.protocol.as_deref())) {
             let target = match (&r.action, &r.table) {
@@ -201,31 +202,6 @@ pub fn gather(journal: Option<&Journal>, facts: &HostFacts, runner: &dyn Runner)
     }
     s.clean = s.netfilter.is_empty() && s.rules.is_empty() && s.routes.is_empty();
     s
-}
-
-/// The counters of our nftables table (nft backend), when it is there and ours.
-fn nft_counters(runner: &dyn Runner) -> Vec<CountedRule> {
-    use crate::backend::nft;
-    let Ok(out) = runner.run(&nft::list_argv()) else {
-        return Vec::new();
-    };
-    if !out.success() {
-        return Vec::new();
-    }
-    let Ok(Some((_, counters))) = nft::parse_table(&out.stdout) else {
-        return Vec::new();
-    };
-    counters
-        .into_iter()
-        .map(|c| CountedRule {
-            family: nft::FAMILY,
-            table: nft::TABLE.into(),
-            chain: c.hook.name().into(),
-            spec: c.rule.text(),
-            packets: c.packets,
-            bytes: c.bytes,
-        })
-        .collect()
 }
 
 /// The timer of a pending transaction, as it is now.

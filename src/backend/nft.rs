@@ -364,6 +364,32 @@ pub fn same_table(have: &NftRuleset, want: &NftRuleset, facts: &crate::probe::Ho
     h == *want
 }
 
+/// The counters of our table's rules, when it is there and ours (status,
+/// doctor); family `inet`, chain the base chain's name, spec the rule as we
+/// write it.
+pub fn read_counters(runner: &dyn crate::runner::Runner) -> Vec<crate::probe::CountedRule> {
+    let Ok(out) = runner.run(&list_argv()) else {
+        return Vec::new();
+    };
+    if !out.success() {
+        return Vec::new();
+    }
+    let Ok(Some((_, counters))) = parse_table(&out.stdout) else {
+        return Vec::new();
+    };
+    counters
+        .into_iter()
+        .map(|c| crate::probe::CountedRule {
+            family: FAMILY,
+            table: TABLE.into(),
+            chain: c.hook.name().into(),
+            spec: c.rule.text(),
+            packets: c.packets,
+            bytes: c.bytes,
+        })
+        .collect()
+}
+
 /// `nft -f -` replacing our table with `ruleset`.
 pub fn replace_argv() -> Vec<String> {
     ["nft", "-f", "-"].map(String::from).to_vec()
