@@ -411,6 +411,20 @@ pub fn key(s: &mut PreviewState, cx: &mut Shared, key: KeyEvent) -> Handled {
         KeyCode::Right | KeyCode::Char('l') => s.pan = (s.pan + PAN_STEP).min(max_pan),
         KeyCode::Char('w') => open_prompt(s, cx, PromptKind::SaveProfile),
         KeyCode::Char('e') => open_prompt(s, cx, PromptKind::ExportScript),
+        // The netfilter backend: iptables → nft → auto → iptables.
+        KeyCode::Char('b') => {
+            use crate::profile::Backend;
+            let next = match cx.draft().backend {
+                Backend::Iptables => Backend::Nft,
+                Backend::Nft => Backend::Auto,
+                Backend::Auto => Backend::Iptables,
+            };
+            cx.draft_mut().backend = next;
+            cx.notice = Some(format!(
+                "Netfilter backend: {} (b changes it).",
+                next.name()
+            ));
+        }
         KeyCode::Char('a') => match refusal(cx) {
             Some(why) => cx.notice = Some(why),
             None => {
@@ -556,6 +570,23 @@ mod tests {
         press(&mut a, KeyCode::Enter);
         assert_eq!(a.screen, ScreenId::Preview);
         a
+    }
+
+    /// `b` cycles the backend; the plan follows and the saved profile keeps it.
+    #[test]
+    fn b_switches_the_backend() {
+        let mut a = client_preview();
+        assert!(!screen(&a, 120, 40).contains("nft -f -"));
+        press(&mut a, KeyCode::Char('b'));
+        assert_eq!(a.draft().backend, crate::profile::Backend::Nft);
+        let s = screen(&a, 120, 40);
+        assert!(s.contains("nft -f - <<EOF"), "{s}");
+        assert!(a.draft_toml().starts_with("backend = \"nft\"\n"));
+        press(&mut a, KeyCode::Char('b'));
+        assert_eq!(a.draft().backend, crate::profile::Backend::Auto);
+        press(&mut a, KeyCode::Char('b'));
+        assert_eq!(a.draft().backend, crate::profile::Backend::Iptables);
+        assert!(!a.draft_toml().contains("backend"));
     }
 
     /// On the nft backend the one transaction shows each rule and why.
