@@ -646,3 +646,35 @@ fn doctor_checks_an_nft_gateway() {
         "{counters:#}"
     );
 }
+
+/// A profile change on nft is one step that replaces the table; rolling it
+/// back puts the previous table back exactly (read back from the kernel
+/// into the typed model, then written again).
+#[test]
+fn a_profile_change_replaces_the_table_and_rollback_restores_the_old_one() {
+    let Some(t) = lab("a_profile_change_replaces_the_table_and_rollback_restores_the_old_one")
+    else {
+        return;
+    };
+    let state = t.state(&t.b);
+    apply_nft(&t.b, &state, "gateway.toml");
+    let first = ruleset(&t.b);
+    assert!(first.contains("masquerade"), "{first}");
+    let p = profile("gateway-no-masquerade.toml");
+    let plan = dscproute_expect(
+        &t.b,
+        &state,
+        &["plan", "--profile", &p, "--backend", "nft"],
+        0,
+    );
+    assert!(
+        stdout(&plan).contains("~ nft -f - <<EOF"),
+        "{}",
+        show("plan of the change", &plan)
+    );
+    apply_nft(&t.b, &state, "gateway-no-masquerade.toml");
+    let second = ruleset(&t.b);
+    assert!(!second.contains("masquerade"), "{second}");
+    rollback(&t.b, &state);
+    assert_eq!(ruleset(&t.b), first, "rollback of the change");
+}
