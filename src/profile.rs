@@ -29,6 +29,43 @@ pub struct ProfileError {
 pub struct Profile {
     pub marker: Option<Marker>,
     pub gateway: Option<Gateway>,
+    /// Which netfilter backend writes our rules (`backend = …`). Absent:
+    /// iptables, as before the key existed, so a live setup never switches
+    /// by an upgrade alone.
+    pub backend: Backend,
+}
+
+/// `backend = "auto" | "nft" | "iptables"`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// nft when the nft binary and nf_tables work, else iptables; a host
+    /// whose setup is already in iptables stays there.
+    Auto,
+    /// One table of ours, `table inet dscproute`, in one nft transaction.
+    Nft,
+    /// Chains of ours (DSCPROUTE-*) in mangle and nat.
+    #[default]
+    Iptables,
+}
+
+impl Backend {
+    pub fn parse(s: &str) -> Option<Backend> {
+        match s {
+            "auto" => Some(Backend::Auto),
+            "nft" => Some(Backend::Nft),
+            "iptables" => Some(Backend::Iptables),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Auto => "auto",
+            Backend::Nft => "nft",
+            Backend::Iptables => "iptables",
+        }
+    }
 }
 
 /// Host A: packets of processes in `group` get `dscp`.
@@ -152,6 +189,19 @@ impl Profile {
             at(span, friendlier(&message))
         })?;
         let v = Validator { at: &at };
+        let backend = match &raw.backend {
+            None => Backend::default(),
+            Some(b) => match Backend::parse(b.get_ref()) {
+                Some(b) => b,
+                None => {
+                    return v.err(
+                        b,
+                        "backend",
+                        "accepted: \"auto\", \"nft\" or \"iptables\"".into(),
+                    );
+                }
+            },
+        };
         let marker = raw.marker.map(|m| v.marker(m)).transpose()?;
         let gateway = raw.gateway.map(|g| v.gateway(g)).transpose()?;
         if let (Some(m), Some(g)) = (&marker, &gateway)
@@ -176,12 +226,19 @@ impl Profile {
                     .into(),
             });
         }
-        Ok(Profile { marker, gateway })
+        Ok(Profile {
+            marker,
+            gateway,
+            backend,
+        })
     }
 
     /// The profile as TOML (what the TUI saves).
     pub fn to_toml(&self) -> String {
         let mut o = String::new();
+        if self.backend != Backend::default() {
+            o.push_str(&format!("backend = \"{}\"\n\n", self.backend.name()));
+        }
         if let Some(m) = &self.marker {
             o.push_str("[marker]\n");
             o.push_str(&format!("group = {}\n", toml_value_group(&m.group)));
@@ -288,6 +345,7 @@ fn friendlier(message: &str) -> String {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawProfile {
+    backend: Option<Spanned<String>>,
     marker: Option<RawMarker>,
     gateway: Option<RawGateway>,
 }

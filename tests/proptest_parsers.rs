@@ -298,9 +298,14 @@ fn assert_ours(e: &Effect) {
             matches!(
                 argv.first().map(String::as_str),
                 Some("iptables" | "ip6tables" | "ip" | "sysctl" | "groupadd" | "groupdel")
-            ),
+            ) || *argv == dscproute::backend::nft::delete_argv(),
             "accepted a foreign command: {argv:?}"
         ),
+        // Only ever our typed table, rendered.
+        Effect::RunInput { argv, input } => {
+            assert_eq!(*argv, dscproute::backend::nft::replace_argv());
+            assert!(input.starts_with("table inet dscproute\n"), "{input}");
+        }
         Effect::WriteFile { path, .. } | Effect::RemoveFile { path } => {
             assert_eq!(path, dscproute::ownership::RT_TABLES_DROPIN)
         }

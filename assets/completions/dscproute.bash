@@ -175,7 +175,7 @@ _dscproute() {
             return 0
             ;;
         dscproute__subcmd__agent)
-            opts="-p -h --profile --drift-check --state-dir --help"
+            opts="-p -h --profile --backend --drift-check --state-dir --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -187,6 +187,10 @@ _dscproute() {
                     ;;
                 -p)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --backend)
+                    COMPREPLY=($(compgen -W "auto nft iptables" -- "${cur}"))
                     return 0
                     ;;
                 --drift-check)
@@ -205,7 +209,7 @@ _dscproute() {
             return 0
             ;;
         dscproute__subcmd__apply)
-            opts="-p -y -h --profile --yes --confirm --json --state-dir --help"
+            opts="-p -y -h --profile --backend --yes --confirm --json --state-dir --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -217,6 +221,10 @@ _dscproute() {
                     ;;
                 -p)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --backend)
+                    COMPREPLY=($(compgen -W "auto nft iptables" -- "${cur}"))
                     return 0
                     ;;
                 --confirm)
@@ -271,7 +279,7 @@ _dscproute() {
             return 0
             ;;
         dscproute__subcmd__doctor)
-            opts="-p -h --profile --json --state-dir --help"
+            opts="-p -h --profile --backend --json --state-dir --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -283,6 +291,10 @@ _dscproute() {
                     ;;
                 -p)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --backend)
+                    COMPREPLY=($(compgen -W "auto nft iptables" -- "${cur}"))
                     return 0
                     ;;
                 --state-dir)
@@ -669,7 +681,7 @@ _dscproute() {
             return 0
             ;;
         dscproute__subcmd__plan)
-            opts="-p -h --profile --json --script --facts --state-dir --help"
+            opts="-p -h --profile --backend --json --script --facts --state-dir --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -681,6 +693,10 @@ _dscproute() {
                     ;;
                 -p)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --backend)
+                    COMPREPLY=($(compgen -W "auto nft iptables" -- "${cur}"))
                     return 0
                     ;;
                 --facts)

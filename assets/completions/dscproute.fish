@@ -49,18 +49,27 @@ complete -c dscproute -n "__fish_dscproute_using_subcommand explain" -l tos -d '
 complete -c dscproute -n "__fish_dscproute_using_subcommand explain" -l json -d 'Print one JSON object instead of text'
 complete -c dscproute -n "__fish_dscproute_using_subcommand explain" -s h -l help -d 'Print help'
 complete -c dscproute -n "__fish_dscproute_using_subcommand plan" -s p -l profile -d 'The profile (TOML) to plan' -r -F
+complete -c dscproute -n "__fish_dscproute_using_subcommand plan" -l backend -d 'Netfilter backend, overriding the profile\'s `backend` key' -r -f -a "auto\t''
+nft\t''
+iptables\t''"
 complete -c dscproute -n "__fish_dscproute_using_subcommand plan" -l facts -d 'Plan against host facts recorded with `dscproute facts --json` instead of probing this host' -r -F
 complete -c dscproute -n "__fish_dscproute_using_subcommand plan" -l state-dir -d 'Where the journal and lock live [env: DSCPROUTE_STATE_DIR] [default: /var/lib/dscproute]' -r -F
 complete -c dscproute -n "__fish_dscproute_using_subcommand plan" -l json -d 'Print the plan as JSON'
 complete -c dscproute -n "__fish_dscproute_using_subcommand plan" -l script -d 'Print a standalone POSIX sh script (apply and undo) for a host without dscproute'
 complete -c dscproute -n "__fish_dscproute_using_subcommand plan" -s h -l help -d 'Print help'
 complete -c dscproute -n "__fish_dscproute_using_subcommand apply" -s p -l profile -d 'The profile (TOML) to apply' -r -F
+complete -c dscproute -n "__fish_dscproute_using_subcommand apply" -l backend -d 'Netfilter backend, overriding the profile\'s `backend` key' -r -f -a "auto\t''
+nft\t''
+iptables\t''"
 complete -c dscproute -n "__fish_dscproute_using_subcommand apply" -l confirm -d 'Commit-confirmed: roll back after SECS seconds unless `dscproute confirm` runs first (survives SSH hang-up and the apply dying)' -r
 complete -c dscproute -n "__fish_dscproute_using_subcommand apply" -l state-dir -d 'Where the journal and lock live [env: DSCPROUTE_STATE_DIR] [default: /var/lib/dscproute]' -r -F
 complete -c dscproute -n "__fish_dscproute_using_subcommand apply" -s y -l yes -d 'Do not ask; required when stdin is not a terminal'
 complete -c dscproute -n "__fish_dscproute_using_subcommand apply" -l json -d 'Print one JSON result object instead of progress text'
 complete -c dscproute -n "__fish_dscproute_using_subcommand apply" -s h -l help -d 'Print help'
 complete -c dscproute -n "__fish_dscproute_using_subcommand agent" -s p -l profile -d 'The profile (TOML) to keep in place' -r -F
+complete -c dscproute -n "__fish_dscproute_using_subcommand agent" -l backend -d 'Netfilter backend, overriding the profile\'s `backend` key' -r -f -a "auto\t''
+nft\t''
+iptables\t''"
 complete -c dscproute -n "__fish_dscproute_using_subcommand agent" -l drift-check -d 'Seconds between checks for what the kernel announces no event for (our iptables chains and jumps)' -r
 complete -c dscproute -n "__fish_dscproute_using_subcommand agent" -l state-dir -d 'Where the journal and lock live [env: DSCPROUTE_STATE_DIR] [default: /var/lib/dscproute]' -r -F
 complete -c dscproute -n "__fish_dscproute_using_subcommand agent" -s h -l help -d 'Print help'
@@ -82,6 +91,9 @@ complete -c dscproute -n "__fish_dscproute_using_subcommand tui" -s h -l help -d
 complete -c dscproute -n "__fish_dscproute_using_subcommand learn" -l state-dir -d 'Where the journal and lock live [env: DSCPROUTE_STATE_DIR] [default: /var/lib/dscproute]' -r -F
 complete -c dscproute -n "__fish_dscproute_using_subcommand learn" -s h -l help -d 'Print help'
 complete -c dscproute -n "__fish_dscproute_using_subcommand doctor" -s p -l profile -d 'The profile (TOML) whose setup to check' -r -F
+complete -c dscproute -n "__fish_dscproute_using_subcommand doctor" -l backend -d 'Netfilter backend, overriding the profile\'s `backend` key' -r -f -a "auto\t''
+nft\t''
+iptables\t''"
 complete -c dscproute -n "__fish_dscproute_using_subcommand doctor" -l state-dir -d 'Where the journal and lock live [env: DSCPROUTE_STATE_DIR] [default: /var/lib/dscproute]' -r -F
 complete -c dscproute -n "__fish_dscproute_using_subcommand doctor" -l json -d 'Print the report as one JSON object'
 complete -c dscproute -n "__fish_dscproute_using_subcommand doctor" -s h -l help -d 'Print help'

@@ -73,6 +73,7 @@ pub fn find(journal: &Journal, facts: &HostFacts, root: &Path) -> Vec<Drift> {
                 route,
             } => default_route(*family, route, facts),
             Op::Sysctl { key, value } => sysctl(key, *value, facts, root),
+            Op::NftTable { ruleset } => nft_table(ruleset, facts),
             Op::WriteTableNames { .. } => match op.effect() {
                 Effect::WriteFile { path, contents } => {
                     match std::fs::read_to_string(root.join(path.trim_start_matches('/'))) {
@@ -94,6 +95,20 @@ pub fn find(journal: &Journal, facts: &HostFacts, root: &Path) -> Vec<Drift> {
         }
     }
     out
+}
+
+/// Our nftables table as applied; unknown when the ruleset could not be read.
+fn nft_table(
+    want: &crate::backend::nft::NftRuleset,
+    facts: &HostFacts,
+) -> Option<(DriftKind, String)> {
+    use crate::backend::nft;
+    let what = format!("nftables table {} {}", nft::FAMILY, nft::TABLE);
+    match nft::parse_table(facts.nft_ruleset.as_deref()?) {
+        Ok(None) => Some((DriftKind::Missing, what)),
+        Ok(Some((have, _))) if nft::same_table(&have, want, facts) => None,
+        _ => Some((DriftKind::Changed, what)),
+    }
 }
 
 /// A chain we created, a rule we appended or a jump we inserted; unknown

@@ -194,6 +194,7 @@ impl Executor<'_> {
                 self.run_effect(&op.effect())
             }
             Op::Seq { ops } => ops.iter().try_for_each(|o| self.run(o)),
+            Op::NftDelete => self.delete_our_nft_table(),
             _ => self.run_effect(&op.effect()),
         }
     }
@@ -202,6 +203,24 @@ impl Executor<'_> {
     pub fn run_effect(&self, effect: &Effect) -> Result<(), Failure> {
         match effect {
             Effect::Run { argv } => self.run_argv(argv),
+            Effect::RunInput { argv, input } => {
+                let command = effect.display();
+                match self.runner.run_with_stdin(argv, input) {
+                    Ok(out) if out.success() => Ok(()),
+                    Ok(out) => Err(Failure {
+                        command,
+                        stderr: if out.stderr.trim().is_empty() {
+                            format!("exit status {}", out.status)
+                        } else {
+                            out.stderr
+                        },
+                    }),
+                    Err(e) => Err(Failure {
+                        command,
+                        stderr: e.to_string(),
+                    }),
+                }
+            }
             Effect::WriteFile { path, contents } => {
                 let full = self.under_root(path);
                 let fail = |e: std::io::Error| Failure {
@@ -307,6 +326,30 @@ impl Executor<'_> {
             family.into(),
             table.into(),
         ])
+    }
+
+    /// Delete `table inet dscproute` only when it is there and ours (our
+    /// comment, only chains and rules dscproute writes): a table someone
+    /// else made under that name stays.
+    fn delete_our_nft_table(&self) -> Result<(), Failure> {
+        use crate::backend::nft;
+        let Ok(out) = self.runner.run(&nft::list_argv()) else {
+            return Err(Failure {
+                command: nft::list_argv().join(" "),
+                stderr: "nft could not be run".into(),
+            });
+        };
+        if !out.success() {
+            // No such table: nothing of ours to delete.
+            return Ok(());
+        }
+        if let Err(why) = nft::parse_table(&out.stdout) {
+            return Err(Failure {
+                command: nft::delete_argv().join(" "),
+                stderr: nft::not_ours(&why),
+            });
+        }
+        self.run_argv(&nft::delete_argv())
     }
 
     fn run_argv_output(&self, argv: &[String]) -> Result<String, Failure> {

@@ -166,6 +166,8 @@ pub fn gather(journal: Option<&Journal>, facts: &HostFacts, runner: &dyn Runner)
         }
     }
     s.netfilter = read_counters(runner);
+    s.netfilter
+        .extend(crate::backend::nft::read_counters(runner));
     for (fam, rules) in [("", &facts.rules_v4), ("-6 ", &facts.rules_v6)] {
         for r in rules.iter().filter(|r| is_our_proto(r.protocol.as_deref())) {
             let target = match (&r.action, &r.table) {

@@ -1,13 +1,14 @@
 //! `rollback --all`: remove everything dscproute owns, found by its tags
 //! (chains named DSCPROUTE-*, jumps tagged with our comment, rules and routes
 //! with our iproute2 protocol, our rt_tables drop-in), even with no journal
-//! or an unreadable one, which is set aside first. The iptables-nft tables
+//! or an unreadable one, which is set aside first; our nftables table
+//! `inet dscproute` when it holds only what we write. The iptables-nft tables
 //! we emptied are dropped while nothing else is in them.
 
 use super::executor::{Executor, Failure};
 use super::journal::now_unix;
 use super::state_dir::StateDir;
-use crate::backend::{Effect, Family, iproute, iptables, system};
+use crate::backend::{Effect, Family, iproute, iptables, nft, system};
 use crate::ownership::{CHAIN_PREFIX, COMMENT, is_our_proto};
 use crate::plan::ruleset::Ruleset;
 use crate::probe::{HostFacts, IptablesBackend};
@@ -70,6 +71,10 @@ pub fn removals(facts: &HostFacts, root_has_dropin: bool) -> Vec<Effect> {
         }
     }
     let mut out = unlink;
+    // Our nftables table (nft backend) goes whole, only when it is ours.
+    if let Some(Ok(Some(_))) = facts.nft_ruleset.as_deref().map(nft::parse_table) {
+        out.push(Effect::run(nft::delete_argv()));
+    }
     out.append(&mut flush);
     out.append(&mut delete);
     out.append(&mut drop);

@@ -10,6 +10,11 @@ pub enum Effect {
     Run {
         argv: Vec<String>,
     },
+    /// A program fed `input` on stdin (`nft -f -` with our whole table).
+    RunInput {
+        argv: Vec<String>,
+        input: String,
+    },
     /// Create (or replace) a file with these contents, creating parent dirs.
     WriteFile {
         path: String,
@@ -39,6 +44,9 @@ impl Effect {
     pub fn display(&self) -> String {
         match self {
             Effect::Run { argv } => argv.join(" "),
+            Effect::RunInput { argv, input } => {
+                format!("{} <<EOF ({} lines)", argv.join(" "), input.lines().count())
+            }
             Effect::WriteFile { path, contents } => {
                 format!("write {path}: {}", contents.trim_end().replace('\n', "; "))
             }

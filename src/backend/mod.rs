@@ -16,6 +16,7 @@
 mod effect;
 pub mod iproute;
 pub mod iptables;
+pub mod nft;
 pub mod op;
 pub mod system;
 
@@ -41,6 +42,11 @@ pub fn effect(op: &Op) -> Effect {
         Op::WriteTableNames { id, name } => system::write_table_names(*id, name),
         Op::RemoveTableNames => system::remove_table_names(),
         Op::DropEmptyTable { family, table } => iptables::drop_empty_table(*family, table.name()),
+        Op::NftTable { ruleset } => Effect::RunInput {
+            argv: nft::replace_argv(),
+            input: ruleset.script(),
+        },
+        Op::NftDelete => Effect::run(nft::delete_argv()),
         Op::Seq { ops } => Effect::Seq {
             effects: ops.iter().map(Op::effect).collect(),
         },
@@ -56,11 +62,14 @@ fn parse_effect(effect: &Effect) -> Result<Op, String> {
             match w.first() {
                 Some(&("iptables" | "ip6tables")) => iptables::parse_argv(&w),
                 Some(&"ip") => iproute::parse_argv(&w),
+                Some(&"nft") if *argv == nft::delete_argv() => Ok(Op::NftDelete),
                 Some(_) => system::parse_argv(&w),
                 None => Err("an empty command".into()),
             }
         }
         Effect::WriteFile { .. } | Effect::RemoveFile { .. } => system::parse_file(effect),
+        // Never read back from text: our nftables table is journaled typed.
+        Effect::RunInput { .. } => Err("not an operation dscproute journals as text".into()),
         Effect::DropEmptyTable { family, table } => iptables::parse_drop_empty_table(family, table),
         Effect::Seq { effects } => effects
             .iter()

@@ -129,7 +129,7 @@ impl MarkMask {
         format!("{:#x}/{:#x}", self.value, self.mask)
     }
 
-    fn check(self) -> Result<(), String> {
+    pub(super) fn check(self) -> Result<(), String> {
         if self.mask == 0 || self.value & !self.mask != 0 {
             return Err(format!(
                 "{} is not a mark/mask like 0x1/0xff",
@@ -147,14 +147,14 @@ fn check_mask(mask: u32) -> Result<(), String> {
     Ok(())
 }
 
-fn check_dscp(d: u8) -> Result<(), String> {
+pub(super) fn check_dscp(d: u8) -> Result<(), String> {
     if d > 63 {
         return Err(format!("{d:#04x} is not a DSCP 0x00–0x3f"));
     }
     Ok(())
 }
 
-fn check_iface(s: &str) -> Result<(), String> {
+pub(super) fn check_iface(s: &str) -> Result<(), String> {
     if valid_ifname(s) {
         Ok(())
     } else {
@@ -163,7 +163,7 @@ fn check_iface(s: &str) -> Result<(), String> {
 }
 
 /// `--gid-owner` takes a gid or a group name.
-fn check_group_arg(s: &str) -> Result<(), String> {
+pub(super) fn check_group_arg(s: &str) -> Result<(), String> {
     if (!s.is_empty() && s.len() <= 10 && s.bytes().all(|b| b.is_ascii_digit()))
         || valid_group_name(s)
     {
@@ -545,6 +545,13 @@ pub enum Op {
         family: Family,
         table: Table,
     },
+    /// Our nftables table (`table inet dscproute`), replaced whole in one
+    /// `nft -f` transaction. Typed: a journal never carries nft text.
+    NftTable {
+        ruleset: super::nft::NftRuleset,
+    },
+    /// Delete our nftables table; the executor first checks it is ours.
+    NftDelete,
     /// An undo that also tidies up; never nested.
     Seq {
         ops: Vec<Op>,
@@ -576,7 +583,8 @@ impl Op {
                     Err(format!("{} is not a table name", clip(name)))
                 }
             }
-            Op::RemoveTableNames | Op::DropEmptyTable { .. } => Ok(()),
+            Op::RemoveTableNames | Op::DropEmptyTable { .. } | Op::NftDelete => Ok(()),
+            Op::NftTable { ruleset } => ruleset.check(),
             Op::Seq { ops } => {
                 if !seq_allowed {
                     return Err("a sequence inside a sequence".into());
@@ -631,6 +639,8 @@ impl Op {
             | Op::PolicyRule { .. }
             | Op::Route { .. }
             | Op::Sysctl { .. }
+            | Op::NftTable { .. }
+            | Op::NftDelete
             | Op::DropEmptyTable { .. } => false,
         }
     }
@@ -642,6 +652,7 @@ impl Op {
                 matches!(cmd, NfCmd::Delete { .. } | NfCmd::DeleteChain { .. })
             }
             Op::PolicyRule { add, .. } | Op::Route { add, .. } => !add,
+            Op::NftDelete => true,
             _ => false,
         }
     }

@@ -29,6 +29,9 @@ pub struct AgentArgs {
     /// The profile (TOML) to keep in place.
     #[arg(long, short)]
     pub profile: PathBuf,
+    /// Netfilter backend, overriding the profile's `backend` key.
+    #[arg(long, value_parser = ["auto", "nft", "iptables"])]
+    pub backend: Option<String>,
     /// Seconds between checks for what the kernel announces no event for
     /// (our iptables chains and jumps).
     #[arg(long, value_name = "SECS", default_value_t = 5,
@@ -42,10 +45,17 @@ fn say(line: &str) {
 }
 
 pub fn run(state: StateDir, args: &AgentArgs) -> i32 {
-    let profile = match Profile::load(&args.profile) {
+    let mut profile = match Profile::load(&args.profile) {
         Ok(p) => p,
         Err(e) => return fail(exit::USAGE, &e.to_string()),
     };
+    if let Some(b) = args
+        .backend
+        .as_deref()
+        .and_then(crate::profile::Backend::parse)
+    {
+        profile.backend = b;
+    }
     let source = args.profile.display().to_string();
     let host = Host::system(state.clone(), false);
     if !host.is_root {

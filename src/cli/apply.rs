@@ -16,6 +16,9 @@ pub struct ApplyArgs {
     /// The profile (TOML) to apply.
     #[arg(long, short)]
     pub profile: PathBuf,
+    /// Netfilter backend, overriding the profile's `backend` key.
+    #[arg(long, value_parser = ["auto", "nft", "iptables"])]
+    pub backend: Option<String>,
     /// Do not ask; required when stdin is not a terminal.
     #[arg(long, short)]
     pub yes: bool,
@@ -64,10 +67,17 @@ fn progress(json: bool) -> impl FnMut(Progress) {
 }
 
 pub fn run(state: StateDir, args: &ApplyArgs) -> i32 {
-    let profile = match Profile::load(&args.profile) {
+    let mut profile = match Profile::load(&args.profile) {
         Ok(p) => p,
         Err(e) => return fail(exit::USAGE, &e.to_string()),
     };
+    if let Some(b) = args
+        .backend
+        .as_deref()
+        .and_then(crate::profile::Backend::parse)
+    {
+        profile.backend = b;
+    }
     let host = Host::system(state, true);
     let source = args.profile.display().to_string();
     let req = Request {

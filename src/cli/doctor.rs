@@ -15,16 +15,26 @@ pub struct DoctorArgs {
     /// The profile (TOML) whose setup to check.
     #[arg(long, short)]
     pub profile: PathBuf,
+    /// Netfilter backend, overriding the profile's `backend` key.
+    #[arg(long, value_parser = ["auto", "nft", "iptables"])]
+    pub backend: Option<String>,
     /// Print the report as one JSON object.
     #[arg(long)]
     pub json: bool,
 }
 
 pub fn run(state: StateDir, args: &DoctorArgs) -> i32 {
-    let profile = match Profile::load(&args.profile) {
+    let mut profile = match Profile::load(&args.profile) {
         Ok(p) => p,
         Err(e) => return fail(exit::USAGE, &e.to_string()),
     };
+    if let Some(b) = args
+        .backend
+        .as_deref()
+        .and_then(crate::profile::Backend::parse)
+    {
+        profile.backend = b;
+    }
     let source = args.profile.display().to_string();
     let req = ops::doctor::Request {
         profile: &profile,

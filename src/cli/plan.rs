@@ -31,6 +31,9 @@ pub struct PlanArgs {
     /// The profile (TOML) to plan.
     #[arg(long, short)]
     pub profile: PathBuf,
+    /// Netfilter backend, overriding the profile's `backend` key.
+    #[arg(long, value_parser = ["auto", "nft", "iptables"])]
+    pub backend: Option<String>,
     /// Print the plan as JSON.
     #[arg(long, conflicts_with = "script")]
     pub json: bool,
@@ -45,10 +48,17 @@ pub struct PlanArgs {
 }
 
 pub fn run(state: StateDir, args: &PlanArgs) -> i32 {
-    let profile = match Profile::load(&args.profile) {
+    let mut profile = match Profile::load(&args.profile) {
         Ok(p) => p,
         Err(e) => return fail(exit::USAGE, &e.to_string()),
     };
+    if let Some(b) = args
+        .backend
+        .as_deref()
+        .and_then(crate::profile::Backend::parse)
+    {
+        profile.backend = b;
+    }
     let facts = match &args.facts {
         Some(path) => match load_facts(Some(path)) {
             Ok(f) => Facts::Recorded(Box::new(f)),

@@ -7,7 +7,7 @@ mod mark_path;
 
 use super::fib::{self, Flow, Verdict};
 use super::{Check, Inputs, TARGET4, TARGET6};
-use crate::backend::Op;
+use crate::backend::{Op, nft};
 use crate::ownership::{CHAIN_MARK, CHAIN_ROUTE};
 use crate::plan::{Plan, Step, StepState};
 use crate::probe::{CountedRule, HostFacts, Link};
@@ -153,7 +153,8 @@ fn sum(rules: &[CountedRule], chain: &str, needle: &str) -> (u64, u64) {
         .iter()
         .filter(|r| r.chain == chain && r.spec.contains(needle))
         .fold((0, 0), |(a, b), r| {
-            if r.family == "IPv6" {
+            // One inet table holds both families; its IPv6 rules say `ip6`.
+            if r.family == "IPv6" || (r.family == nft::FAMILY && r.spec.contains("ip6 ")) {
                 (a, b + r.packets)
             } else {
                 (a + r.packets, b)
@@ -166,16 +167,26 @@ fn counters(i: &Inputs) -> Option<Check> {
     let secs = i.wire.map_or(0.0, |w| w.seconds);
     let mut parts = Vec::new();
     // In dscp-rule mode only policy rules route, and they count nothing.
+    // The nft backend's rules (table inet dscproute), when that is what counted.
+    let nft = before.iter().chain(after).any(|r| r.family == nft::FAMILY);
     if i.is_gateway()
         && i.profile
             .gateway
             .as_ref()
             .is_some_and(|g| g.match_mode == MatchMode::Mark)
     {
-        parts.push((CHAIN_ROUTE, "--set-xmark", "marked for the VPN"));
+        parts.push(if nft {
+            ("prerouting", "iifname != ", "marked for the VPN")
+        } else {
+            (CHAIN_ROUTE, "--set-xmark", "marked for the VPN")
+        });
     }
     if i.is_marker() {
-        parts.push((CHAIN_MARK, "--set-dscp", "given the DSCP"));
+        parts.push(if nft {
+            ("output", "dscp set", "given the DSCP")
+        } else {
+            (CHAIN_MARK, "--set-dscp", "given the DSCP")
+        });
     }
     let mut moved_any = false;
     let mut detail = Vec::new();
@@ -191,7 +202,11 @@ fn counters(i: &Inputs) -> Option<Check> {
             a4 + a6
         ));
     }
-    let looked = "iptables-save -c and ip6tables-save -c, before and after the sample";
+    let looked = if nft {
+        "nft list table inet dscproute, before and after the sample"
+    } else {
+        "iptables-save -c and ip6tables-save -c, before and after the sample"
+    };
     Some(if moved_any {
         Check::pass("counters", detail.join("; "), looked)
     } else {

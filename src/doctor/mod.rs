@@ -14,11 +14,13 @@
 //! - `after`: once applied: everything in place, counters moving, the VPN
 //!   route, route lookups, the kill switch, IPv6, the group;
 //! - `wire`: the DSCP really seen on the wire (reusing `watch`), the scrub;
+//! - `firewalls`: fw4 or firewalld filtering forwarding in their own table;
 //! - `host`: DNS (a resolver sending the group's queries unmarked);
 //! - `ready`: what stops `apply` (a kernel gap, rules it could not read).
 
 pub mod after;
 pub mod fib;
+pub mod firewalls;
 pub mod host;
 pub mod preflight;
 pub use preflight::kernel_gap;

@@ -16,6 +16,7 @@ pub fn checks(i: &Inputs, _runner: &dyn Runner) -> Vec<Check> {
         out.push(forwarding(i.facts, g.via6.is_some()));
         out.push(rp_filter(i, &g.interface, g.rp_filter));
         out.push(src_valid_mark(i.facts, &g.interface));
+        out.extend(super::firewalls::forward(i.facts, &g.interface));
     }
     out.push(backend(i));
     out.push(plan(i));
@@ -71,6 +72,15 @@ fn tools(i: &Inputs) -> Check {
     ];
     if i.is_gateway() {
         needed.push("sysctl");
+    }
+    // The nft backend's one transaction.
+    let nft_backend = i.plan.is_ok_and(|p| {
+        p.steps
+            .iter()
+            .any(|s| matches!(s.apply, crate::backend::Op::NftTable { .. }))
+    });
+    if nft_backend {
+        needed.push("nft");
     }
     let missing: Vec<&str> = needed.iter().copied().filter(|t| !f.has_tool(t)).collect();
     if !missing.is_empty() {
@@ -530,6 +540,9 @@ fn is_iptables_nft_table(family: &str, name: &str) -> bool {
 /// Native nftables rules (not iptables-nft's) that set a mark or a DSCP:
 /// invisible to iptables-save, so the plan cannot see them.
 pub fn foreign_nft_setters(ruleset: &str, marks: bool) -> Vec<String> {
+    use crate::backend::nft;
+    // Our own table (nft backend), when it holds only what we write.
+    let ours = matches!(nft::parse_table(ruleset), Ok(Some(_)));
     let mut out = Vec::new();
     let mut table: Option<(String, String)> = None;
     for line in ruleset.lines() {
@@ -545,7 +558,9 @@ pub fn foreign_nft_setters(ruleset: &str, marks: bool) -> Vec<String> {
         let Some((family, name)) = &table else {
             continue;
         };
-        if is_iptables_nft_table(family, name) {
+        if is_iptables_nft_table(family, name)
+            || (ours && family == nft::FAMILY && name == nft::TABLE)
+        {
             continue;
         }
         let sets_mark = marks && (t.contains("meta mark set") || t.contains("ct mark set"));

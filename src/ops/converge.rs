@@ -158,6 +158,10 @@ pub fn label(op: &Op) -> String {
             add: true,
             rule,
         } => format!("{} policy rule pref {}", family.name(), rule.pref),
+        Op::NftTable { ruleset } => format!(
+            "nft table inet dscproute ({} rules)",
+            ruleset.rules().count()
+        ),
         _ => op.display(),
     }
 }

@@ -36,6 +36,7 @@ fn our_counters(runner: &dyn Runner) -> Vec<CountedRule> {
             v.extend(counted_rules(family, &out.stdout));
         }
     }
+    v.extend(crate::backend::nft::read_counters(runner));
     v
 }
 

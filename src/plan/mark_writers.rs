@@ -129,7 +129,15 @@ pub fn writes_after_us(facts: &HostFacts, hook: Hook) -> Vec<MarkWrite> {
         iptables_writes(&tool, &Ruleset::parse(save), hook, is_current, &mut out);
     }
     if let Some(text) = &facts.nft_ruleset {
+        // Our own table (nft backend) writes our bits only.
+        let ours = matches!(crate::backend::nft::parse_table(text), Ok(Some(_)));
         for table in parse_nft_ruleset(text) {
+            if ours
+                && table.family == crate::backend::nft::FAMILY
+                && table.name == crate::backend::nft::TABLE
+            {
+                continue;
+            }
             if !legacy_backend && is_iptables_nft_table(&table) {
                 continue; // seen above, through iptables-save
             }

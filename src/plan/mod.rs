@@ -11,6 +11,7 @@ mod gateway;
 pub mod mark_writers;
 mod marker;
 mod marks;
+pub mod nft;
 mod positions;
 mod preflight;
 mod render;
@@ -294,6 +295,23 @@ pub fn plan(profile: &Profile, facts: &HostFacts, opts: PlanOptions) -> Result<P
         // Planned and then left out, so that the routes we want still count
         // as wanted: a route of ours is never removed as stale while waiting.
         out.retain(|s| !needs_interface(&s.apply, &g.interface));
+    }
+
+    let (backend, why) = nft::choose(profile, facts);
+    if profile.backend != profile::Backend::default() {
+        notes.push(format!("Netfilter backend: {} ({why}).", backend.name()));
+    }
+    if backend == profile::Backend::Nft {
+        if !facts.has_tool("nft") {
+            problems.push(
+                "backend nft: no nft binary on this host; install nftables or set backend = \"iptables\""
+                    .into(),
+            );
+        }
+        let want = nft::desired(profile, &resolved);
+        nft::convert(&mut out, want, facts, &mut problems);
+    } else {
+        nft::remove_table(&mut out, facts, &mut warnings);
     }
 
     name_file_after_old_rules(&mut out);

@@ -69,6 +69,15 @@ pub fn render_text(plan: &Plan, source: &str) -> String {
             for line in wrap(&step.reason, WIDTH - 6) {
                 let _ = writeln!(o, "      {line}");
             }
+            // Inside the one transaction: each rule and why.
+            if let crate::backend::Op::NftTable { ruleset } = &step.apply {
+                for (hook, rule) in ruleset.rules() {
+                    let _ = writeln!(o, "      | {}", rule.text());
+                    for line in wrap(&super::nft::why(hook, rule), WIDTH - 10) {
+                        let _ = writeln!(o, "          {line}");
+                    }
+                }
+            }
         }
     }
     let s = &plan.summary;

@@ -25,6 +25,16 @@ fn effect_sh(e: &Effect) -> String {
             .map(|a| sh_quote(a))
             .collect::<Vec<_>>()
             .join(" "),
+        // A quoted heredoc: the shell expands nothing inside it. Our input
+        // is rendered from typed values; no line of it is the marker.
+        Effect::RunInput { argv, input } => format!(
+            "{} <<'DSCPROUTE_NFT'\n{}DSCPROUTE_NFT",
+            argv.iter()
+                .map(|a| sh_quote(a))
+                .collect::<Vec<_>>()
+                .join(" "),
+            input
+        ),
         Effect::WriteFile { path, contents } => {
             let dir = path.rsplit_once('/').map_or(".", |(d, _)| d);
             format!(
@@ -43,6 +53,17 @@ fn effect_sh(e: &Effect) -> String {
             .map(effect_sh)
             .collect::<Vec<_>>()
             .join(" && "),
+    }
+}
+
+/// `NAME() { CMD; }`, or with the body on its own lines when it holds a
+/// heredoc (its end marker must stand alone on a line).
+fn function(name: &str, e: &Effect) -> String {
+    let body = effect_sh(e);
+    if body.contains('\n') {
+        format!("{name}() {{\n{body}\n}}")
+    } else {
+        format!("{name}() {{ {body}; }}")
     }
 }
 
@@ -117,8 +138,8 @@ drop_empty_table() {
                 );
             }
             _ => {
-                let _ = writeln!(o, "step_{n}() {{ {}; }}", effect_sh(&s.apply.effect()));
-                let _ = writeln!(o, "undo_{n}() {{ {}; }}", effect_sh(&s.undo.effect()));
+                let _ = writeln!(o, "{}", function(&format!("step_{n}"), &s.apply.effect()));
+                let _ = writeln!(o, "{}", function(&format!("undo_{n}"), &s.undo.effect()));
             }
         }
     }

@@ -242,6 +242,8 @@ pub struct Draft {
     pub dscp: Dscp,
     pub mark: MarkDraft,
     pub gateway: GatewayDraft,
+    /// The profile's netfilter backend, kept as loaded (no screen sets it yet).
+    pub backend: crate::profile::Backend,
 }
 
 impl Default for Draft {
@@ -252,6 +254,7 @@ impl Default for Draft {
             dscp: Dscp::new(7).expect("7 is a DSCP"),
             mark: MarkDraft::default(),
             gateway: GatewayDraft::default(),
+            backend: crate::profile::Backend::default(),
         }
     }
 }
@@ -269,6 +272,7 @@ impl Draft {
                 (None, Some(_)) => RoleChoice::Gateway,
                 _ => RoleChoice::Client,
             },
+            backend: p.backend,
             ..Draft::default()
         };
         if let Some(m) = &p.marker {
@@ -309,6 +313,9 @@ impl Draft {
     /// against `facts`).
     pub fn toml_text(&self, facts: Option<&HostFacts>) -> String {
         let mut o = String::new();
+        if self.backend != crate::profile::Backend::default() {
+            o.push_str(&format!("backend = \"{}\"\n", self.backend.name()));
+        }
         let dscp = self.dscp.value();
         if self.role.marker() {
             o.push_str("[marker]\n");
@@ -361,5 +368,25 @@ impl Draft {
 
     pub fn profile(&self, facts: Option<&HostFacts>) -> Result<Profile, String> {
         Profile::parse(&self.toml_text(facts), "wizard").map_err(|e| e.message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A profile loaded into the wizard and saved again keeps its backend.
+    #[test]
+    fn the_backend_survives_the_wizard() {
+        let text = "backend = \"nft\"\n[gateway]\ndscp = 7\ninterface = \"wg0\"\n";
+        let p = Profile::parse(text, "p.toml").unwrap();
+        let again = Draft::from_profile(&p).toml_text(None);
+        assert!(again.starts_with("backend = \"nft\"\n"), "{again}");
+        let plain = Profile::parse("[marker]\ngroup = 1\ndscp = 7\n", "q.toml").unwrap();
+        assert!(
+            !Draft::from_profile(&plain)
+                .toml_text(None)
+                .contains("backend")
+        );
     }
 }

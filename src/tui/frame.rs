@@ -152,9 +152,9 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "help, learn, status (in a field: typed)",
     ),
     (
-        "`w` `e` `a`",
+        "`w` `e` `a` `b`",
         "Preview",
-        "save the profile, export the script, apply",
+        "save profile, export script, apply, backend",
     ),
     ("`r` (`y`/`n`)", "Status", "roll back the last transaction"),
     ("`w`, `i`", "Status", "watch the DSCP live; next interface"),

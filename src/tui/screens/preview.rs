@@ -158,6 +158,24 @@ fn plan_lines(cx: &Shared, plan: &Plan, width: u16, pan: usize) -> (Vec<Line<'st
                 Span::styled(clip(&text, pan, avail), cmd_style),
             ]));
             o.extend(prose(&step.reason, 6, width, t.dim()));
+            // Inside the one nft transaction: each rule and why.
+            if let crate::backend::Op::NftTable { ruleset } = &step.apply {
+                for (hook, rule) in ruleset.rules() {
+                    let text = format!("| {}", rule.text());
+                    max_pan =
+                        max_pan.max(text.chars().count().saturating_sub(avail.saturating_sub(4)));
+                    o.push(Line::from(vec![
+                        Span::raw("      "),
+                        Span::styled(clip(&text, pan, avail.saturating_sub(4)), t.command()),
+                    ]));
+                    o.extend(prose(
+                        &crate::plan::nft::why(hook, rule),
+                        10,
+                        width,
+                        t.dim(),
+                    ));
+                }
+            }
         }
     }
     let s = &plan.summary;
@@ -406,6 +424,20 @@ pub fn key(s: &mut PreviewState, cx: &mut Shared, key: KeyEvent) -> Handled {
         KeyCode::Char('e') => open_prompt(s, cx, PromptKind::ExportScript),
         // Nothing is applied from a dry run: say what root would run.
         KeyCode::Char('p') if cx.dry_run.is_some() => s.keep_up_shown = !s.keep_up_shown,
+        // The netfilter backend: iptables → nft → auto → iptables.
+        KeyCode::Char('b') => {
+            use crate::profile::Backend;
+            let next = match cx.draft().backend {
+                Backend::Iptables => Backend::Nft,
+                Backend::Nft => Backend::Auto,
+                Backend::Auto => Backend::Iptables,
+            };
+            cx.draft_mut().backend = next;
+            cx.notice = Some(format!(
+                "Netfilter backend: {} (b changes it).",
+                next.name()
+            ));
+        }
         KeyCode::Char('a') => match refusal(cx) {
             Some(why) => cx.notice = Some(why),
             None => {
@@ -553,6 +585,41 @@ mod tests {
         press(&mut a, KeyCode::Enter);
         assert_eq!(a.screen, ScreenId::Preview);
         a
+    }
+
+    /// `b` cycles the backend; the plan follows and the saved profile keeps it.
+    #[test]
+    fn b_switches_the_backend() {
+        let mut a = client_preview();
+        assert!(!screen(&a, 120, 40).contains("nft -f -"));
+        press(&mut a, KeyCode::Char('b'));
+        assert_eq!(a.draft().backend, crate::profile::Backend::Nft);
+        let s = screen(&a, 120, 40);
+        assert!(s.contains("nft -f - <<EOF"), "{s}");
+        assert!(a.draft_toml().starts_with("backend = \"nft\"\n"));
+        press(&mut a, KeyCode::Char('b'));
+        assert_eq!(a.draft().backend, crate::profile::Backend::Auto);
+        press(&mut a, KeyCode::Char('b'));
+        assert_eq!(a.draft().backend, crate::profile::Backend::Iptables);
+        assert!(!a.draft_toml().contains("backend"));
+    }
+
+    /// On the nft backend the one transaction shows each rule and why.
+    #[test]
+    fn the_nft_step_lists_its_rules() {
+        let profile = "backend = \"nft\"\n[marker]\ngroup = \"torrent\"\ndscp = 7\n";
+        let mut a = crate::tui::testing::app_with_profile("client.json", profile);
+        for _ in 0..3 {
+            press(&mut a, KeyCode::Enter);
+        }
+        assert_eq!(a.screen, ScreenId::Preview);
+        let s = screen(&a, 120, 40);
+        assert!(s.contains("nft -f - <<EOF"), "{s}");
+        assert!(s.contains("| meta skgid "), "{s}");
+        assert!(
+            s.contains("output: connections opened by sockets of group"),
+            "{s}"
+        );
     }
 
     #[test]

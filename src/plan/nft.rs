@@ -1,0 +1,233 @@
+//! The nftables backend in a plan: the netfilter steps the iptables planner
+//! made become one step that replaces our table `inet dscproute` in one
+//! transaction; a leftover of the other backend is planned for removal.
+
+use super::{Resolved, Role, Step, StepState};
+use crate::backend::nft::{self, NftHook, NftRule, NftRuleset};
+use crate::backend::{Family, MarkMask, Op};
+use crate::probe::HostFacts;
+use crate::profile::{Backend, Profile};
+
+/// The profile's choice settled against the host, and why, for the preview.
+pub fn choose(profile: &Profile, facts: &HostFacts) -> (Backend, String) {
+    let ours_in_iptables = [&facts.iptables_save, &facts.ip6tables_save]
+        .iter()
+        .any(|s| s.as_deref().is_some_and(|t| t.contains(":DSCPROUTE-")));
+    match profile.backend {
+        Backend::Nft => (Backend::Nft, "backend = \"nft\" in the profile".into()),
+        Backend::Iptables => (Backend::Iptables, "backend = \"iptables\"".into()),
+        Backend::Auto if ours_in_iptables => (
+            Backend::Iptables,
+            "auto: this host's setup is already in iptables (DSCPROUTE-* chains), so auto keeps \
+             it there; set backend = \"nft\" to move it"
+                .into(),
+        ),
+        Backend::Auto if !facts.has_tool("nft") => {
+            (Backend::Iptables, "auto: no nft binary on this host".into())
+        }
+        Backend::Auto if facts.nft_ruleset.is_none() && facts.is_root => (
+            Backend::Iptables,
+            "auto: `nft list ruleset` did not work here (no nf_tables?)".into(),
+        ),
+        Backend::Auto => (
+            Backend::Nft,
+            "auto: the nft binary is installed and nf_tables answers".into(),
+        ),
+    }
+}
+
+/// Our table as the profile wants it.
+pub fn desired(profile: &Profile, r: &Resolved) -> NftRuleset {
+    let mut t = NftRuleset::default();
+    let (Some(value), Some(mask)) = (r.mark, r.mask) else {
+        return t;
+    };
+    let mark = MarkMask { value, mask };
+    if let Some(m) = &profile.marker {
+        let dscp = m.dscp.value();
+        t.push(
+            NftHook::Output,
+            NftRule::SkgidConnmark {
+                gid: r.group.clone().unwrap_or_default(),
+                mark,
+            },
+        );
+        for family in Family::BOTH {
+            t.push(
+                NftHook::Output,
+                NftRule::ConnmarkDscp { family, mark, dscp },
+            );
+        }
+        if profile.gateway.is_some() {
+            t.push(NftHook::Output, NftRule::ConnmarkMark { mark });
+        }
+    }
+    if let Some(g) = &profile.gateway {
+        let dscp = g.dscp.value();
+        let dev = g.interface.clone();
+        t.push(NftHook::Prerouting, NftRule::ConnmarkMark { mark });
+        for family in Family::BOTH {
+            t.push(
+                NftHook::Prerouting,
+                NftRule::DscpMark {
+                    family,
+                    not_in: dev.clone(),
+                    dscp,
+                    mark,
+                },
+            );
+        }
+        t.push(NftHook::Prerouting, NftRule::SaveMark { mark });
+        let routed: &[Family] = if g.via6.is_some() {
+            &Family::BOTH
+        } else {
+            &[Family::V4]
+        };
+        if g.scrub_dscp {
+            for &family in routed {
+                t.push(
+                    NftHook::Scrub,
+                    NftRule::ScrubDscp {
+                        family,
+                        out: dev.clone(),
+                        dscp,
+                    },
+                );
+            }
+        }
+        if g.masquerade {
+            let family = (g.via6.is_none()).then_some(Family::V4);
+            t.push(
+                NftHook::Nat,
+                NftRule::Masquerade {
+                    family,
+                    out: dev,
+                    mark,
+                },
+            );
+        }
+    }
+    t
+}
+
+/// Why each rule is there, one line each, for the preview.
+pub fn why(hook: NftHook, rule: &NftRule) -> String {
+    let what = match rule {
+        NftRule::SkgidConnmark { gid, .. } => {
+            format!("connections opened by sockets of group {gid} get our connection mark")
+        }
+        NftRule::ConnmarkDscp { family, dscp, .. } => format!(
+            "{}: every packet of those connections leaves with DSCP {dscp} (ECN kept)",
+            family.name()
+        ),
+        NftRule::ConnmarkMark { .. } if hook == NftHook::Output => {
+            "local packets of marked connections get the routing mark (they never pass \
+             prerouting)"
+                .into()
+        }
+        NftRule::ConnmarkMark { .. } => {
+            "packets of a marked connection get the mark back, even without the DSCP".into()
+        }
+        NftRule::DscpMark { family, dscp, .. } => format!(
+            "{}: forwarded packets carrying DSCP {dscp} get the routing mark (our bits only)",
+            family.name()
+        ),
+        NftRule::SaveMark { .. } => "remember the mark on the connection (conntrack)".into(),
+        NftRule::ScrubDscp { family, out, dscp } => format!(
+            "{}: reset DSCP {dscp} to 0 as packets leave on {out}",
+            family.name()
+        ),
+        NftRule::Masquerade { out, .. } => {
+            format!("marked packets leave {out} with its address, so replies come back")
+        }
+    };
+    format!("{}: {what}", hook.name())
+}
+
+/// Replace the netfilter steps of `steps` with our table's one step.
+pub fn convert(
+    steps: &mut Vec<Step>,
+    want: NftRuleset,
+    facts: &HostFacts,
+    problems: &mut Vec<String>,
+) {
+    let is_nf = |s: &Step| matches!(s.apply, Op::Netfilter { .. });
+    let role = steps
+        .iter()
+        .find(|s| is_nf(s))
+        .map_or(Role::Gateway, |s| s.role);
+    let (nf, mut out): (Vec<Step>, Vec<Step>) = std::mem::take(steps).into_iter().partition(is_nf);
+    // What the iptables backend has in place goes (jumps first, chains last);
+    // stale rules it found are already removals.
+    let (stale, in_place): (Vec<Step>, Vec<Step>) = nf
+        .into_iter()
+        .filter(|s| s.state != StepState::Add)
+        .partition(|s| s.state == StepState::Change);
+    let mut removals = stale;
+    for s in in_place.into_iter().rev() {
+        removals.push(Step {
+            role: s.role,
+            state: StepState::Change,
+            apply: s.undo,
+            undo: s.apply,
+            reason: "leftover of the iptables backend: goes now that our rules live in table \
+                     inet dscproute"
+                .into(),
+            change: None,
+        });
+    }
+    let (state, undo) = match facts.nft_ruleset.as_deref().map(nft::parse_table) {
+        None | Some(Ok(None)) => (StepState::Add, Op::NftDelete),
+        Some(Ok(Some((mut have, _)))) => {
+            nft::numeric_gids(&mut have, facts);
+            if have == want {
+                (StepState::InPlace, Op::NftTable { ruleset: have })
+            } else {
+                (StepState::Change, Op::NftTable { ruleset: have })
+            }
+        }
+        Some(Err(why)) => {
+            problems.push(nft::not_ours(&why));
+            (StepState::Add, Op::NftDelete)
+        }
+    };
+    let n = want.rules().count();
+    let reason = format!(
+        "one nft transaction replaces table inet dscproute ({n} rules, both families): no moment \
+         where half of it is in place; rollback deletes exactly this table"
+    );
+    out.push(Step {
+        role,
+        state,
+        apply: Op::NftTable { ruleset: want },
+        undo,
+        reason,
+        change: None,
+    });
+    out.extend(removals);
+    *steps = out;
+}
+
+/// On the iptables backend, our nftables table (from the other backend) goes.
+pub fn remove_table(steps: &mut Vec<Step>, facts: &HostFacts, warnings: &mut Vec<String>) {
+    match facts.nft_ruleset.as_deref().map(nft::parse_table) {
+        Some(Ok(Some((have, _)))) => {
+            let role = steps.first().map_or(Role::Gateway, |s| s.role);
+            steps.push(Step {
+                role,
+                state: StepState::Change,
+                apply: Op::NftDelete,
+                undo: Op::NftTable { ruleset: have },
+                reason: "leftover of the nft backend: table inet dscproute goes now that our \
+                         rules live in iptables"
+                    .into(),
+                change: None,
+            });
+        }
+        Some(Err(why)) => warnings.push(format!("{}; left alone", nft::not_ours(&why))),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests;
