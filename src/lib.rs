@@ -15,6 +15,7 @@ pub mod persist;
 pub mod plan;
 pub mod probe;
 pub mod profile;
+pub mod recipe;
 pub mod runner;
 pub mod safe_fs;
 pub mod text;

@@ -13,7 +13,7 @@ use common::topology::{
     GID, GROUP_PORTS, LAN2_4, OTHER_GID, OTHER_PORTS, SPARE_PORTS, TARGET4, TARGET6, TUNNEL_B4,
     TUNNEL_B6, Topology, UPLINK_B4, UPLINK_B6, apply_ok, assert_reaches, assert_same_state, count,
     curl, curl_from_ports, dscproute_expect, dscproute_with, fetch_short, from_ports, json,
-    profile, rollback_ok, rule_packets, show, snapshot, status_json, stderr, stdout, topology,
+    profile, rollback_last_ok, rollback_ok, rule_packets, show, snapshot, status_json, stderr, stdout, topology,
 };
 use std::net::IpAddr;
 use std::path::Path;
@@ -381,6 +381,7 @@ fn switching_between_mark_and_dscp_rule_leaves_nothing_of_the_other() {
     };
     let state = t.state(&t.b);
     apply_ok(&t.a, &t.state(&t.a), "marker.toml");
+    let before = snapshot(&t.b);
     apply_ok(&t.b, &state, "gateway.toml");
     let by_mark = snapshot(&t.b);
     assert_reaches_spare(&t, TARGET4, "vpn");
@@ -396,8 +397,11 @@ fn switching_between_mark_and_dscp_rule_leaves_nothing_of_the_other() {
     assert_same_state(&by_mark, &snapshot(&t.b), "B back on the mark");
     assert_reaches_spare(&t, TARGET4, "vpn");
 
-    rollback_ok(&t.b, &state);
+    rollback_last_ok(&t.b, &state);
     assert_same_state(&by_dscp, &snapshot(&t.b), "B after undoing the switch back");
     assert_reaches_spare(&t, TARGET4, "vpn");
+    // One rollback then removes the whole setup: three transactions.
+    rollback_ok(&t.b, &state);
+    assert_same_state(&before, &snapshot(&t.b), "B after the rollback of the setup");
     t.assert_host_etc_untouched();
 }

@@ -35,10 +35,10 @@ const LAYERS: &[(&str, &[&str])] = &[
     // (profile, facts) -> plan: pure.
     ("plan", &["plan"]),
     // What is done with a plan or to the host: effects, checks, capture,
-    // boot persistence, explanations.
+    // boot persistence, explanations, recipes for clients without dscproute.
     (
         "features",
-        &["apply", "doctor", "watch", "persist", "explain"],
+        &["apply", "doctor", "watch", "persist", "explain", "recipe"],
     ),
     // The use cases (apply, rollback, status, doctor…) over the features.
     ("use cases", &["ops"]),

@@ -25,6 +25,9 @@ _dscproute() {
             dscproute,apply)
                 cmd="dscproute__subcmd__apply"
                 ;;
+            dscproute,client-recipe)
+                cmd="dscproute__subcmd__client__subcmd__recipe"
+                ;;
             dscproute,completions)
                 cmd="dscproute__subcmd__completions"
                 ;;
@@ -79,6 +82,9 @@ _dscproute() {
             dscproute__subcmd__help,apply)
                 cmd="dscproute__subcmd__help__subcmd__apply"
                 ;;
+            dscproute__subcmd__help,client-recipe)
+                cmd="dscproute__subcmd__help__subcmd__client__subcmd__recipe"
+                ;;
             dscproute__subcmd__help,completions)
                 cmd="dscproute__subcmd__help__subcmd__completions"
                 ;;
@@ -131,7 +137,7 @@ _dscproute() {
 
     case "${cmd}" in
         dscproute)
-            opts="-h -V --state-dir --help --version explain plan apply agent rollback confirm status tui learn doctor watch persist unpersist man completions facts help"
+            opts="-h -V --state-dir --help --version explain plan apply agent rollback confirm status tui learn doctor watch persist unpersist client-recipe man completions facts help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -228,6 +234,48 @@ _dscproute() {
                     return 0
                     ;;
                 --confirm)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dscproute__subcmd__client__subcmd__recipe)
+            opts="-p -h --profile --for --app --src --facts --json --state-dir --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -p)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --for)
+                    COMPREPLY=($(compgen -W "linux-sh nftables windows openwrt" -- "${cur}"))
+                    return 0
+                    ;;
+                --app)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --src)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --facts)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -345,7 +393,7 @@ _dscproute() {
             return 0
             ;;
         dscproute__subcmd__help)
-            opts="explain plan apply agent rollback confirm status tui learn doctor watch persist unpersist man completions facts help"
+            opts="explain plan apply agent rollback confirm status tui learn doctor watch persist unpersist client-recipe man completions facts help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -387,6 +435,20 @@ _dscproute() {
             return 0
             ;;
         dscproute__subcmd__help__subcmd__apply)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dscproute__subcmd__help__subcmd__client__subcmd__recipe)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -11,6 +11,7 @@ mod facts;
 mod packaging;
 mod persist;
 mod plan;
+mod recipe;
 mod rollback;
 mod status;
 mod tui;
@@ -100,6 +101,11 @@ pub enum Command {
     /// Stop and disable the unit and remove the persisted profile (the setup
     /// stays; `rollback` removes it).
     Unpersist(persist::UnpersistArgs),
+    /// Print a self-contained recipe of a profile's client role for a host
+    /// that cannot run dscproute: a sh script (linux-sh), an nft -f file
+    /// (nftables), PowerShell (windows, --app) or an fw4 include (openwrt,
+    /// --src), each with its undo and how to check it on the gateway.
+    ClientRecipe(recipe::RecipeArgs),
     /// Print the man page (roff) generated from this command line.
     Man,
     /// Print shell completions.
@@ -151,6 +157,7 @@ pub fn run(cli: Cli) -> i32 {
         Some(Command::Watch(args)) => watch::run(&args),
         Some(Command::Persist(args)) => persist::persist_cmd(&state, &args),
         Some(Command::Unpersist(args)) => persist::unpersist_cmd(&args),
+        Some(Command::ClientRecipe(args)) => recipe::run(&args),
         Some(Command::Man) => packaging::man_cmd(),
         Some(Command::Completions(args)) => packaging::completions_cmd(args.shell),
     }
