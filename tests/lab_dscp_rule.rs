@@ -13,7 +13,8 @@ use common::topology::{
     GID, GROUP_PORTS, LAN2_4, OTHER_GID, OTHER_PORTS, SPARE_PORTS, TARGET4, TARGET6, TUNNEL_B4,
     TUNNEL_B6, Topology, UPLINK_B4, UPLINK_B6, apply_ok, assert_reaches, assert_same_state, count,
     curl, curl_from_ports, dscproute_expect, dscproute_with, fetch_short, from_ports, json,
-    profile, rollback_last_ok, rollback_ok, rule_packets, show, snapshot, status_json, stderr, stdout, topology,
+    profile, rollback_last_ok, rollback_ok, rule_packets, show, snapshot, status_json, stderr,
+    stdout, topology,
 };
 use std::net::IpAddr;
 use std::path::Path;
@@ -402,6 +403,72 @@ fn switching_between_mark_and_dscp_rule_leaves_nothing_of_the_other() {
     assert_reaches_spare(&t, TARGET4, "vpn");
     // One rollback then removes the whole setup: three transactions.
     rollback_ok(&t.b, &state);
-    assert_same_state(&before, &snapshot(&t.b), "B after the rollback of the setup");
+    assert_same_state(
+        &before,
+        &snapshot(&t.b),
+        "B after the rollback of the setup",
+    );
     t.assert_host_etc_untouched();
+}
+
+/// The same mode on the nftables backend: our table holds only the scrub
+/// and a masquerade by output interface (no mark anywhere), iptables holds
+/// nothing of ours; the group's traffic goes through the VPN, others
+/// direct; with the VPN routes gone the group is refused and not one of its
+/// packets reaches isp; rollback leaves B and its `nft list ruleset` as
+/// before.
+#[test]
+fn dscp_rule_on_the_nft_backend_splits_blocks_and_rolls_back() {
+    let name = "dscp_rule_on_the_nft_backend_splits_blocks_and_rolls_back";
+    let Some(t) = lab(name) else {
+        return;
+    };
+    let state = t.state(&t.b);
+    apply_ok(&t.a, &t.state(&t.a), "marker.toml");
+    let before = snapshot(&t.b);
+    let ruleset_before = stdout(&t.b.exec_ok(&["nft", "list", "ruleset"]));
+    apply_ok(&t.b, &state, "gateway-dscp-rule-nft.toml");
+    let table = stdout(&t.b.exec_ok(&["nft", "list", "table", "inet", "dscproute"]));
+    assert!(
+        table.contains("masquerade") && table.contains("dscp set"),
+        "{table}"
+    );
+    assert!(
+        !table.contains("mark"),
+        "no mark in dscp-rule mode:\n{table}"
+    );
+    for tool in ["iptables-save", "ip6tables-save"] {
+        let save = stdout(&t.b.exec_ok(&[tool]));
+        assert!(!save.contains("DSCPROUTE"), "{tool} on B:\n{save}");
+    }
+    assert_reaches_spare(&t, TARGET4, "vpn");
+    assert_reaches_spare(&t, TARGET6, "vpn");
+    assert_reaches(&t.a, OTHER_GID, TARGET4, "isp");
+    let again = dscproute_expect(
+        &t.b,
+        &state,
+        &["plan", "--profile", &profile("gateway-dscp-rule-nft.toml")],
+        0,
+    );
+    assert!(
+        stdout(&again).contains("0 to add, 0 to change"),
+        "{}",
+        show("second plan", &again)
+    );
+
+    t.b.exec_ok(&["ip", "-4", "route", "del", "default", "table", "100"]);
+    t.b.exec_ok(&["ip", "-6", "route", "del", "default", "table", "100"]);
+    assert_group_blocked(
+        &t,
+        &t.path("isp-nft-route-gone.pcap"),
+        "nft: VPN routes deleted",
+    );
+
+    rollback_ok(&t.b, &state);
+    assert_same_state(&before, &snapshot(&t.b), "B after rollback (nft)");
+    assert_eq!(
+        stdout(&t.b.exec_ok(&["nft", "list", "ruleset"])),
+        ruleset_before,
+        "nft ruleset after rollback"
+    );
 }

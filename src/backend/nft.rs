@@ -102,6 +102,10 @@ pub enum NftRule {
         out: String,
         mark: MarkMask,
     },
+    /// Gateway routing on the DSCP (`match = "dscp-rule"`): source NAT for
+    /// everything leaving on the VPN. By then the scrub has reset the DSCP
+    /// and there is no mark to match.
+    MasqueradeAll { family: Option<Family>, out: String },
 }
 
 impl NftRule {
@@ -112,7 +116,7 @@ impl NftRule {
             NftRule::DscpMark { .. } | NftRule::SaveMark { .. } => NftHook::Prerouting,
             NftRule::ConnmarkMark { .. } => NftHook::Prerouting,
             NftRule::ScrubDscp { .. } => NftHook::Scrub,
-            NftRule::Masquerade { .. } => NftHook::Nat,
+            NftRule::Masquerade { .. } | NftRule::MasqueradeAll { .. } => NftHook::Nat,
         }
     }
 
@@ -127,7 +131,8 @@ impl NftRule {
     fn check(&self) -> Result<(), String> {
         if let NftRule::DscpMark { not_in: dev, .. }
         | NftRule::ScrubDscp { out: dev, .. }
-        | NftRule::Masquerade { out: dev, .. } = self
+        | NftRule::Masquerade { out: dev, .. }
+        | NftRule::MasqueradeAll { out: dev, .. } = self
             && dev.ends_with('*')
         {
             // nft reads a trailing `*` in an interface name as a wildcard.
@@ -158,6 +163,7 @@ impl NftRule {
                 check_iface(out)?;
                 mark.check()
             }
+            NftRule::MasqueradeAll { out, .. } => check_iface(out),
         }
     }
 
@@ -205,17 +211,18 @@ impl NftRule {
                 ),
                 format!("{} dscp set 0x00", proto(*family)),
             ),
-            NftRule::Masquerade { family, out, mark } => {
-                let only = match family {
-                    Some(Family::V4) => " meta nfproto ipv4",
-                    Some(Family::V6) => " meta nfproto ipv6",
-                    None => "",
-                };
-                (
-                    format!("oifname \"{out}\"{only} {}", test_mark("meta", *mark)),
-                    "masquerade".into(),
-                )
-            }
+            NftRule::Masquerade { family, out, mark } => (
+                format!(
+                    "oifname \"{out}\"{} {}",
+                    only(*family),
+                    test_mark("meta", *mark)
+                ),
+                "masquerade".into(),
+            ),
+            NftRule::MasqueradeAll { family, out } => (
+                format!("oifname \"{out}\"{}", only(*family)),
+                "masquerade".into(),
+            ),
         }
     }
 }
@@ -420,3 +427,12 @@ pub fn not_ours(why: &str) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// ` meta nfproto …` for a rule of one family only.
+fn only(family: Option<Family>) -> &'static str {
+    match family {
+        Some(Family::V4) => " meta nfproto ipv4",
+        Some(Family::V6) => " meta nfproto ipv6",
+        None => "",
+    }
+}

@@ -6,7 +6,7 @@ use super::{Resolved, Role, Step, StepState};
 use crate::backend::nft::{self, NftHook, NftRule, NftRuleset};
 use crate::backend::{Family, MarkMask, Op};
 use crate::probe::HostFacts;
-use crate::profile::{Backend, Profile};
+use crate::profile::{Backend, MatchMode, Profile};
 
 /// The profile's choice settled against the host, and why, for the preview.
 pub fn choose(profile: &Profile, facts: &HostFacts) -> (Backend, String) {
@@ -39,11 +39,11 @@ pub fn choose(profile: &Profile, facts: &HostFacts) -> (Backend, String) {
 /// Our table as the profile wants it.
 pub fn desired(profile: &Profile, r: &Resolved) -> NftRuleset {
     let mut t = NftRuleset::default();
-    let (Some(value), Some(mask)) = (r.mark, r.mask) else {
-        return t;
+    let mark = match (r.mark, r.mask) {
+        (Some(value), Some(mask)) => Some(MarkMask { value, mask }),
+        _ => None,
     };
-    let mark = MarkMask { value, mask };
-    if let Some(m) = &profile.marker {
+    if let (Some(m), Some(mark)) = (&profile.marker, mark) {
         let dscp = m.dscp.value();
         t.push(
             NftHook::Output,
@@ -58,26 +58,35 @@ pub fn desired(profile: &Profile, r: &Resolved) -> NftRuleset {
                 NftRule::ConnmarkDscp { family, mark, dscp },
             );
         }
-        if profile.gateway.is_some() {
+        if profile
+            .gateway
+            .as_ref()
+            .is_some_and(|g| g.match_mode == MatchMode::Mark)
+        {
             t.push(NftHook::Output, NftRule::ConnmarkMark { mark });
         }
     }
     if let Some(g) = &profile.gateway {
         let dscp = g.dscp.value();
         let dev = g.interface.clone();
-        t.push(NftHook::Prerouting, NftRule::ConnmarkMark { mark });
-        for family in Family::BOTH {
-            t.push(
-                NftHook::Prerouting,
-                NftRule::DscpMark {
-                    family,
-                    not_in: dev.clone(),
-                    dscp,
-                    mark,
-                },
-            );
+        // Routing on the DSCP (`dscp-rule`): policy rules select it, so
+        // nothing here marks.
+        let mark = mark.filter(|_| g.match_mode == MatchMode::Mark);
+        if let Some(mark) = mark {
+            t.push(NftHook::Prerouting, NftRule::ConnmarkMark { mark });
+            for family in Family::BOTH {
+                t.push(
+                    NftHook::Prerouting,
+                    NftRule::DscpMark {
+                        family,
+                        not_in: dev.clone(),
+                        dscp,
+                        mark,
+                    },
+                );
+            }
+            t.push(NftHook::Prerouting, NftRule::SaveMark { mark });
         }
-        t.push(NftHook::Prerouting, NftRule::SaveMark { mark });
         let routed: &[Family] = if g.via6.is_some() {
             &Family::BOTH
         } else {
@@ -99,10 +108,16 @@ pub fn desired(profile: &Profile, r: &Resolved) -> NftRuleset {
             let family = (g.via6.is_none()).then_some(Family::V4);
             t.push(
                 NftHook::Nat,
-                NftRule::Masquerade {
-                    family,
-                    out: dev,
-                    mark,
+                match mark {
+                    Some(mark) => NftRule::Masquerade {
+                        family,
+                        out: dev,
+                        mark,
+                    },
+                    None if g.match_mode == MatchMode::DscpRule => {
+                        NftRule::MasqueradeAll { family, out: dev }
+                    }
+                    None => return t,
                 },
             );
         }
@@ -140,6 +155,10 @@ pub fn why(hook: NftHook, rule: &NftRule) -> String {
         NftRule::Masquerade { out, .. } => {
             format!("marked packets leave {out} with its address, so replies come back")
         }
+        NftRule::MasqueradeAll { out, .. } => format!(
+            "everything leaving {out} gets its address, so replies come back (routing on the \
+             DSCP leaves no mark to match, and the scrub has reset the DSCP by then)"
+        ),
     };
     format!("{}: {what}", hook.name())
 }

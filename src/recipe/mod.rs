@@ -217,9 +217,11 @@ pub fn client_recipe(
 /// The client role alone, planned for a host that is not this one (a
 /// group unknown here is passed by name). Host problems refuse.
 fn client_plan(m: &Marker, facts: &HostFacts) -> Result<crate::plan::Plan, RecipeError> {
+    // The shell recipe is iptables: a client without dscproute may lack nft.
     let client = Profile {
         marker: Some(m.clone()),
         gateway: None,
+        backend: crate::profile::Backend::Iptables,
     };
     let plan = crate::plan::plan(
         &client,

@@ -156,7 +156,7 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "Preview",
         "save profile, export script, apply, backend",
     ),
-    ("`r` (`y`/`n`)", "Status", "roll back the last transaction"),
+    ("`r` (`y`/`n`)", "Status", "roll back the whole setup"),
     ("`w`, `i`", "Status", "watch the DSCP live; next interface"),
     (
         "Ctrl-C",

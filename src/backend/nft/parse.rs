@@ -146,10 +146,17 @@ fn read(m: &[&str], s: &[&str]) -> Option<NftRule> {
                 ["meta", "nfproto", "ipv6", t @ ..] => (Some(Family::V6), t),
                 t => (None, t),
             };
-            NftRule::Masquerade {
-                family: fam,
-                out: quoted(dev)?,
-                mark: test_mark("meta", test)?,
+            if test.is_empty() {
+                NftRule::MasqueradeAll {
+                    family: fam,
+                    out: quoted(dev)?,
+                }
+            } else {
+                NftRule::Masquerade {
+                    family: fam,
+                    out: quoted(dev)?,
+                    mark: test_mark("meta", test)?,
+                }
             }
         }
         _ => return None,

@@ -227,3 +227,47 @@ fn the_profile_key_is_checked_and_kept() {
         Backend::Iptables
     );
 }
+
+/// Routing on the DSCP (`match = "dscp-rule"`) leaves nothing to mark: our
+/// table only scrubs and masquerades by output interface.
+#[test]
+fn dscp_rule_mode_keeps_scrub_and_masquerade_without_a_mark() {
+    use crate::backend::nft::{NftHook, NftRule};
+    use crate::plan::Resolved;
+    let text = "backend = \"nft\"\n[gateway]\ndscp = 7\ninterface = \"wg0\"\n\
+                via = \"10.8.0.1\"\nmatch = \"dscp-rule\"\n";
+    let p = Profile::parse(text, "g.toml").unwrap();
+    let t = super::desired(&p, &Resolved::default());
+    let rules: Vec<(NftHook, &NftRule)> = t
+        .chains
+        .iter()
+        .flat_map(|c| c.rules.iter().map(move |r| (c.hook, r)))
+        .collect();
+    assert_eq!(
+        rules,
+        [
+            (
+                NftHook::Scrub,
+                &NftRule::ScrubDscp {
+                    family: crate::backend::Family::V4,
+                    out: "wg0".into(),
+                    dscp: 7
+                }
+            ),
+            (
+                NftHook::Nat,
+                &NftRule::MasqueradeAll {
+                    family: Some(crate::backend::Family::V4),
+                    out: "wg0".into()
+                }
+            ),
+        ]
+    );
+    // It renders, and reads back as the same rule.
+    let text = t.table_text();
+    assert!(
+        text.contains("oifname \"wg0\" meta nfproto ipv4 counter masquerade"),
+        "{text}"
+    );
+    assert!(!text.contains("mark"), "{text}");
+}
