@@ -5,10 +5,13 @@
 # namespace and /etc/netns/NAME. RUNS runs of ROUNDS rounds each; each run
 # prints its means and ratios, then the spread of the ratios over the runs
 # (min–max, median) and the load average before and after: quote the spread,
-# never one run. Usage: sudo bench/apply-vs-sh.sh [ROUNDS] [RUNS]
+# never one run. The script is always the iptables backend's (one command
+# per step); BACKEND=nft times dscproute on its nftables backend against it.
+# Usage: sudo [BACKEND=iptables|nft] bench/apply-vs-sh.sh [ROUNDS] [RUNS]
 set -euo pipefail
 ROUNDS=${1:-20}
 RUNS=${2:-5}
+BACKEND=${BACKEND:-iptables}
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
 BIN=$PWD/target/release/dscproute
@@ -28,7 +31,7 @@ X=(ip netns exec "$NS")
 "${X[@]}" ip addr add 10.8.0.2/24 dev wg0
 "${X[@]}" ip -6 addr add fd00::2/64 dev wg0 nodad
 "${X[@]}" sysctl -q -w net.ipv4.conf.all.rp_filter=1
-cat > "$WORK/gw.toml" <<'T'
+cat > "$WORK/gw-iptables.toml" <<'T'
 [gateway]
 dscp = "7"
 interface = "wg0"
@@ -37,7 +40,8 @@ via6 = "fd00::1"
 table = "vpn"
 table_id = 100
 T
-"${X[@]}" "$BIN" plan --profile "$WORK/gw.toml" --script > "$WORK/plan.sh"
+{ echo "backend = \"$BACKEND\""; cat "$WORK/gw-iptables.toml"; } > "$WORK/gw.toml"
+"${X[@]}" "$BIN" plan --profile "$WORK/gw-iptables.toml" --script > "$WORK/plan.sh"
 steps=$(grep -c '^step_' "$WORK/plan.sh")
 
 now() { date +%s%N; }
@@ -48,8 +52,8 @@ spread() { # ratios, one a line: "min–max (median M)"
         m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
         printf "%.2f–%.2f× (median %.2f×)", v[1], v[NR], m }'
 }
-echo "gateway profile, $steps steps; $RUNS runs of $ROUNDS rounds, mean per run;" \
-    "$(nproc) cores, Linux $(uname -r), $(iptables --version)"
+echo "gateway profile, dscproute on $BACKEND against the iptables script's $steps steps; $RUNS runs of $ROUNDS rounds, mean per run;" \
+    "$(nproc) cores, Linux $(uname -r), $(iptables --version), $(nft --version)"
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 apply_ratios=(); rollback_ratios=()
 for run in $(seq "$RUNS"); do
