@@ -3,15 +3,18 @@
 //! rules of our one table `inet dscproute`, the kill switch holds, iptables
 //! shows nothing of ours, a foreign nft table with its own mark rules is left
 //! alone, rollback leaves `nft list ruleset` exactly as before, and a host
-//! moved from iptables to nft loses its DSCPROUTE chains. Needs root.
+//! moved from iptables to nft loses its DSCPROUTE chains. The scenarios of
+//! lab_apply.rs run here on nft too: strict rp_filter, idempotence, SIGKILL
+//! at each mutating call, a failure mid-way, a kept confirmation, the lock.
+//! Needs root.
 
 mod common;
 
 use common::topology::{
-    DSCP7_V4, DSCP7_V6, GID, GROUP_PORTS, Host, LAN2_4, LAN2_6, OTHER_GID, TARGET4, TARGET6,
-    TUNNEL_B4, TUNNEL_B6, Topology, assert_reaches, assert_same_state, count, dscproute_command,
-    dscproute_expect, dscproute_with, fetch_short, from_ports, poll_until, profile, show, snapshot,
-    status_json, stderr, stdout, topology,
+    Blocked, DSCP7_V4, DSCP7_V6, GID, GROUP_PORTS, Host, LAN2_4, LAN2_6, Mode, OTHER_GID, TARGET4,
+    TARGET6, TUNNEL_B4, TUNNEL_B6, Topology, Wrappers, assert_reaches, assert_same_state, count,
+    dscproute_command, dscproute_expect, dscproute_with, fetch_short, from_ports, poll_until,
+    profile, rollback_last_ok, show, snapshot, status_json, stderr, stdout, topology,
 };
 use std::net::IpAddr;
 use std::os::unix::fs::PermissionsExt;
@@ -675,6 +678,514 @@ fn a_profile_change_replaces_the_table_and_rollback_restores_the_old_one() {
     apply_nft(&t.b, &state, "gateway-no-masquerade.toml");
     let second = ruleset(&t.b);
     assert!(!second.contains("masquerade"), "{second}");
-    rollback(&t.b, &state);
+    // `--last`: a plain rollback undoes the whole setup, both applies.
+    rollback_last_ok(&t.b, &state);
     assert_eq!(ruleset(&t.b), first, "rollback of the change");
+}
+
+// ---------------------------------------------------------------------------
+// The scenarios of lab_apply.rs, on the nft backend: strict rp_filter,
+// idempotence, a crash at each mutating call, a failure mid-way, a kept
+// confirmation and the lock.
+
+/// Everything apply may touch: the snapshot of lab_apply plus the whole nft
+/// ruleset (without counters, with handles: a table deleted and loaded again
+/// shows new handles, so a silent rewrite is seen).
+fn state_of(host: &Host) -> String {
+    let nft = stdout(&host.exec_ok(&["nft", "-a", "-s", "list", "ruleset"]));
+    format!("{}== nft -a -s list ruleset\n{nft}", snapshot(host))
+}
+
+fn gateway_nft_args(p: &str) -> [&str; 6] {
+    ["apply", "--profile", p, "--yes", "--backend", "nft"]
+}
+
+/// B with all.rp_filter=1 and wg0.rp_filter=1: the nft apply loosens wg0
+/// alone (to 2), the group's IPv4 replies get through (B's reverse-path
+/// filter drops none), and rollback puts wg0 back to 1: the host and its
+/// ruleset as before.
+#[test]
+fn nft_backend_loosens_strict_rp_filter_on_the_vpn_interface_only() {
+    let Some(t) = lab("nft_backend_loosens_strict_rp_filter_on_the_vpn_interface_only") else {
+        return;
+    };
+    t.b.sysctl_w(&[
+        "net.ipv4.conf.all.rp_filter=1",
+        "net.ipv4.conf.wg0.rp_filter=1",
+    ]);
+    let (rs, before) = (ruleset(&t.b), state_of(&t.b));
+    let plan = dscproute_expect(
+        &t.b,
+        &t.state(&t.b),
+        &[
+            "plan",
+            "--profile",
+            &profile("gateway.toml"),
+            "--backend",
+            "nft",
+        ],
+        0,
+    );
+    assert!(
+        stdout(&plan).contains("~ sysctl -q -w net.ipv4.conf.wg0.rp_filter=2   (1 → 2)"),
+        "{}",
+        show("plan must loosen wg0", &plan)
+    );
+    apply_nft(&t.a, &t.state(&t.a), "marker.toml");
+    apply_nft(&t.b, &t.state(&t.b), "gateway.toml");
+    for (key, want) in [
+        ("net.ipv4.conf.all.rp_filter", "1"),
+        ("net.ipv4.conf.wg0.rp_filter", "2"),
+        ("net.ipv4.conf.lan0.rp_filter", "0"),
+        ("net.ipv4.conf.up0.rp_filter", "0"),
+    ] {
+        assert_eq!(t.b.sysctl(key).as_deref(), Some(want), "{key}");
+    }
+    let drops = t.b.netstat("TcpExt", "IPReversePathFilter");
+    assert_reaches(&t.a, GID, TARGET4, "vpn");
+    assert_reaches(&t.a, GID, TARGET6, "vpn");
+    assert_reaches(&t.a, OTHER_GID, TARGET4, "isp");
+    assert_eq!(
+        t.b.netstat("TcpExt", "IPReversePathFilter"),
+        drops,
+        "B's reverse-path filter dropped packets"
+    );
+    rollback(&t.b, &t.state(&t.b));
+    assert_eq!(
+        t.b.sysctl("net.ipv4.conf.wg0.rp_filter").as_deref(),
+        Some("1")
+    );
+    assert_eq!(ruleset(&t.b), rs, "nft list ruleset after rollback");
+    assert_same_state(&before, &state_of(&t.b), "B after rollback");
+}
+
+/// apply; apply again is a no-op (text and `--json`), the host and our
+/// table unchanged (same handles: not rewritten); rollback restores the host
+/// and the ruleset; a second rollback has nothing to do.
+fn nft_apply_twice_then_rollback(host: &Host, state: &Path, profile_name: &str) {
+    let p = profile(profile_name);
+    let (rs, before) = (ruleset(host), state_of(host));
+    let args = ["apply", "--profile", &p, "--yes", "--backend", "nft"];
+    let json = |out: &std::process::Output| -> serde_json::Value {
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", show("", out)))
+    };
+    let first = dscproute_expect(host, state, &[&args[..], &["--json"]].concat(), 0);
+    assert_eq!(json(&first)["changed"], true, "{}", show("apply", &first));
+    let applied = state_of(host);
+    assert!(
+        applied.contains("table inet dscproute"),
+        "{} after apply:\n{applied}",
+        host.name()
+    );
+    let again = dscproute_expect(host, state, &args, 0);
+    assert!(
+        stdout(&again).contains("Nothing to do"),
+        "{}",
+        show("second apply", &again)
+    );
+    let again = dscproute_expect(host, state, &[&args[..], &["--json"]].concat(), 0);
+    assert_eq!(
+        json(&again)["changed"],
+        false,
+        "{}",
+        show("apply --json", &again)
+    );
+    assert_same_state(&applied, &state_of(host), "a no-op apply changed the host");
+    let status = dscproute_expect(host, state, &["status"], 0);
+    assert!(
+        stdout(&status).contains(": applied ("),
+        "{}",
+        show("status", &status)
+    );
+    rollback(host, state);
+    assert_eq!(ruleset(host), rs, "{}: ruleset after rollback", host.name());
+    assert_same_state(&before, &state_of(host), "after rollback");
+    let second = dscproute_expect(host, state, &["rollback", "--yes"], 0);
+    assert!(
+        stdout(&second).contains("nothing to roll back"),
+        "{}",
+        show("second rollback", &second)
+    );
+    assert_same_state(&before, &state_of(host), "after a no-op rollback");
+}
+
+#[test]
+fn a_second_nft_apply_is_a_no_op_on_client_and_gateway() {
+    let Some(t) = lab("a_second_nft_apply_is_a_no_op_on_client_and_gateway") else {
+        return;
+    };
+    // Strict rp_filter: the wg0 sysctl is part of the round trip.
+    t.b.sysctl_w(&["net.ipv4.conf.all.rp_filter=1"]);
+    nft_apply_twice_then_rollback(&t.a, &t.state(&t.a), "marker.toml");
+    nft_apply_twice_then_rollback(&t.b, &t.state(&t.b), "gateway.toml");
+}
+
+/// B with strict rp_filter (all kinds of steps in the plan), the PATH
+/// wrappers (they wrap `nft` too), the state before, and the mutating calls
+/// of a full nft-backend gateway apply, counted on a real run that is then
+/// rolled back.
+fn nft_crash_lab(name: &str) -> Option<(Topology, Wrappers, String, Vec<String>)> {
+    let t = lab(name)?;
+    t.b.sysctl_w(&["net.ipv4.conf.all.rp_filter=1"]);
+    let before = state_of(&t.b);
+    let w = Wrappers::install(&t.path("wrap"));
+    let p = profile("gateway.toml");
+    let out = dscproute_with(
+        &t.b,
+        &t.state(&t.b),
+        &w.env(Mode::Count, 0),
+        &gateway_nft_args(&p),
+    );
+    assert!(out.status.success(), "{}", show("counting apply", &out));
+    let calls = w.calls();
+    // Counted on the lab's gateway profile: sysctls one by one, rules and
+    // routes in one `ip -batch` per family, all of netfilter in one `nft -f -`.
+    let kinds = |needle: &str| calls.iter().filter(|c| c.starts_with(needle)).count();
+    assert_eq!(
+        (
+            calls.len(),
+            kinds("sysctl "),
+            kinds("ip -4 -batch -"),
+            kinds("ip -6 -batch -"),
+            kinds("nft -f -"),
+        ),
+        (6, 3, 1, 1, 1),
+        "mutating calls:\n{}",
+        calls.join("\n")
+    );
+    let commands: Vec<String> = calls
+        .iter()
+        .enumerate()
+        .flat_map(|(i, c)| w.commands_of(i + 1, c))
+        .collect();
+    let applied = state_of(&t.b);
+    for c in &commands {
+        assert!(
+            effect_visible(c, &applied),
+            "the state does not show `{c}`:\n{applied}"
+        );
+    }
+    rollback(&t.b, &t.state(&t.b));
+    let after = state_of(&t.b);
+    assert_same_state(&before, &after, "after the counting run");
+    for c in &commands {
+        assert!(
+            !effect_visible(c, &after),
+            "`{c}` still shows after rollback"
+        );
+    }
+    Some((t, w, before, calls))
+}
+
+/// One `== title` section of a state.
+fn section<'s>(snap: &'s str, title: &str) -> &'s str {
+    let head = format!("== {title}\n");
+    let start = snap
+        .find(&head)
+        .unwrap_or_else(|| panic!("no section {title:?}"))
+        + head.len();
+    let rest = &snap[start..];
+    &rest[..rest.find("\n== ").map_or(rest.len(), |i| i + 1)]
+}
+
+/// Does the effect of a mutating command, as the wrappers log it, show in
+/// `state_of`? (sysctl value, route, policy rule, our nft table.)
+fn effect_visible(call: &str, snap: &str) -> bool {
+    let w: Vec<&str> = call.split_whitespace().collect();
+    let v6 = |fam: &str| fam == "-6";
+    match w.as_slice() {
+        ["sysctl", "-q", "-w", kv] => {
+            let (k, v) = kv.split_once('=').expect("key=value");
+            section(snap, "sysctls").contains(&format!("{k} = {v}\n"))
+        }
+        [
+            "ip",
+            fam,
+            "route",
+            "add",
+            "default",
+            "via",
+            via,
+            "dev",
+            dev,
+            ..,
+        ] => section(snap, if v6(fam) { "ip -6 route" } else { "ip route" })
+            .contains(&format!("default via {via} dev {dev} table vpn")),
+        ["ip", fam, "rule", "add", "pref", pref, "fwmark", mark, ..] => {
+            section(snap, if v6(fam) { "ip -6 rule" } else { "ip rule" })
+                .contains(&format!("{pref}:\tfrom all fwmark {mark}"))
+        }
+        ["nft", "-f", "-"] => {
+            section(snap, "nft -a -s list ruleset").contains("table inet dscproute")
+        }
+        _ => panic!("unexpected mutating call `{call}`"),
+    }
+}
+
+/// Kill dscproute at mutating call k of an nft apply (after or before the
+/// real command): the effect of call k is there exactly when it ran;
+/// status says interrupted, a new apply is refused, rollback restores the
+/// host and `nft list ruleset` exactly.
+fn nft_crash_and_recover(
+    t: &Topology,
+    w: &Wrappers,
+    before: &str,
+    calls: &[String],
+    mode: Mode,
+    k: usize,
+) {
+    let state = t.state(&t.b);
+    let p = profile("gateway.toml");
+    w.reset();
+    let out = dscproute_with(&t.b, &state, &w.env(mode, k), &gateway_nft_args(&p));
+    let ctx = format!("{mode:?} at mutating call {k} (`{}`)", calls[k - 1]);
+    assert_eq!(
+        out.status.signal(),
+        Some(9),
+        "{}",
+        show(&format!("{ctx}: apply must die"), &out)
+    );
+    assert_eq!(w.calls(), calls[..k], "{ctx}: the calls made");
+    if mode == Mode::KillAfter {
+        assert_eq!(
+            w.real_rc().as_deref(),
+            Some("0"),
+            "{ctx}: the real call failed"
+        );
+    }
+    let crashed = state_of(&t.b);
+    assert_ne!(crashed, before, "{ctx}: the crash left no change to undo");
+    for c in w.commands_of(k, &calls[k - 1]) {
+        assert_eq!(
+            effect_visible(&c, &crashed),
+            mode == Mode::KillAfter,
+            "{ctx}: effect of `{c}` in the state left by the crash:\n{crashed}"
+        );
+    }
+    let status = dscproute_expect(&t.b, &state, &["status"], 0);
+    assert!(
+        stdout(&status).contains("interrupted"),
+        "{}",
+        show(&ctx, &status)
+    );
+    assert_eq!(
+        status_json(&t.b, &state)["transaction"]["state"],
+        "running",
+        "{ctx}"
+    );
+    let again = dscproute_expect(&t.b, &state, &gateway_nft_args(&p), 4);
+    assert!(
+        stderr(&again).contains("interrupted"),
+        "{}",
+        show(&ctx, &again)
+    );
+    rollback(&t.b, &state);
+    assert_same_state(before, &state_of(&t.b), &format!("{ctx}, after rollback"));
+    t.assert_host_etc_untouched();
+}
+
+#[test]
+fn an_nft_apply_killed_after_each_mutating_call_is_rolled_back_exactly() {
+    let Some((t, w, before, calls)) =
+        nft_crash_lab("an_nft_apply_killed_after_each_mutating_call_is_rolled_back_exactly")
+    else {
+        return;
+    };
+    for k in 1..=calls.len() {
+        nft_crash_and_recover(&t, &w, &before, &calls, Mode::KillAfter, k);
+    }
+}
+
+#[test]
+fn an_nft_apply_killed_before_each_mutating_call_is_rolled_back_exactly() {
+    let Some((t, w, before, calls)) =
+        nft_crash_lab("an_nft_apply_killed_before_each_mutating_call_is_rolled_back_exactly")
+    else {
+        return;
+    };
+    for k in 1..=calls.len() {
+        nft_crash_and_recover(&t, &w, &before, &calls, Mode::KillBefore, k);
+    }
+}
+
+/// A failure mid-way through an nft apply: each mutating call failing in
+/// turn, and an `ip -batch` failing at its second line after the first took
+/// effect. Apply exits 1 naming the failed command, the engine undoes
+/// everything (our table included when it got in), the host and the ruleset
+/// are as before, and there is nothing left to roll back.
+#[test]
+fn a_failure_mid_way_through_an_nft_apply_is_undone_by_the_engine() {
+    let Some((t, w, before, calls)) =
+        nft_crash_lab("a_failure_mid_way_through_an_nft_apply_is_undone_by_the_engine")
+    else {
+        return;
+    };
+    let state = t.state(&t.b);
+    let p = profile("gateway.toml");
+    let batch = 1 + calls
+        .iter()
+        .position(|c| c == "ip -4 -batch -")
+        .expect("an ip -4 batch");
+    let mut cases: Vec<(usize, Option<usize>)> = (1..=calls.len()).map(|k| (k, None)).collect();
+    cases.push((batch, Some(2)));
+    for (k, line) in cases {
+        w.reset();
+        let env = match line {
+            Some(l) => w.env_line(Mode::Fail, k, l),
+            None => w.env(Mode::Fail, k),
+        };
+        let out = dscproute_with(&t.b, &state, &env, &gateway_nft_args(&p));
+        let ctx = format!(
+            "failure at line {line:?} of mutating call {k} (`{}`)",
+            calls[k - 1]
+        );
+        assert_eq!(out.status.code(), Some(1), "{}", show(&ctx, &out));
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!(
+                "lab wrapper: injected failure of mutating call {k}"
+            )) && err.contains("the completed steps were undone"),
+            "{}",
+            show(&ctx, &out)
+        );
+        if let Some(l) = line {
+            assert!(
+                err.contains(&format!("line {l} of `ip -4 -batch -`")),
+                "{}",
+                show(&ctx, &out)
+            );
+        }
+        assert_same_state(&before, &state_of(&t.b), &ctx);
+        let rb = dscproute_expect(&t.b, &state, &["rollback", "--yes"], 0);
+        assert!(
+            stdout(&rb).contains("nothing to roll back"),
+            "{}",
+            show(&ctx, &rb)
+        );
+    }
+}
+
+/// `apply --confirm 8 --backend nft`, then `confirm`: the timer leaves at
+/// once (its process is gone, no systemd backstop either), and past the
+/// deadline our table and the rest of the setup are still in place.
+#[test]
+fn a_confirmed_nft_apply_stays_after_the_deadline() {
+    let Some(t) = lab("a_confirmed_nft_apply_stays_after_the_deadline") else {
+        return;
+    };
+    let state = t.state(&t.b);
+    let p = profile("gateway.toml");
+    let args = [&gateway_nft_args(&p)[..], &["--confirm", "8", "--json"]].concat();
+    let out = dscproute_expect(&t.b, &state, &args, 0);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("apply --json");
+    assert_eq!(v["status"], "pending_confirm", "{v:#}");
+    let deadline = v["confirm_deadline_unix"].as_u64().expect("deadline");
+    let applied = state_of(&t.b);
+    assert!(applied.contains("table inet dscproute"), "{applied}");
+    let timer = status_json(&t.b, &state)["timer"].clone();
+    assert_eq!(timer["alive"], true, "{timer:#}");
+    let pid = timer["pid"].as_u64().expect("timer pid");
+    let is_timer = || {
+        std::fs::read(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|c| c.split(|b| *b == 0).any(|a| a == b"__confirm-timer"))
+    };
+    assert!(is_timer(), "pid {pid} is not the timer");
+
+    let out = dscproute_expect(&t.b, &state, &["confirm"], 0);
+    assert!(
+        stdout(&out).contains("Kept transaction"),
+        "{}",
+        show("confirm", &out)
+    );
+    let log = || std::fs::read_to_string(state.join("timer.log")).unwrap_or_default();
+    assert!(
+        poll_until(Duration::from_secs(10), Duration::from_millis(100), || {
+            !is_timer() && log().contains("is no longer pending: leaving")
+        }),
+        "the timer did not leave; its log:\n{}",
+        log()
+    );
+    let status = status_json(&t.b, &state);
+    assert!(status.get("timer").is_none(), "{status:#}");
+    // Past the deadline, nothing was rolled back.
+    let until = std::time::UNIX_EPOCH + Duration::from_secs(deadline + 1);
+    poll_until(Duration::from_secs(20), Duration::from_millis(200), || {
+        assert_same_state(&applied, &state_of(&t.b), "before the deadline passed");
+        std::time::SystemTime::now() >= until
+    });
+    assert!(std::time::SystemTime::now() >= until);
+    assert_same_state(&applied, &state_of(&t.b), "1 s after the deadline");
+    let status = dscproute_expect(&t.b, &state, &["status"], 0);
+    assert!(
+        stdout(&status).contains(": applied ("),
+        "{}",
+        show("status", &status)
+    );
+    assert!(!log().contains("rolled back"), "{}", log());
+}
+
+/// An nft apply held by the wrappers at its `nft -f -` call (sysctls, rules
+/// and routes in place): a second apply and a rollback are refused with exit
+/// 4 and change nothing; released, the first apply completes, and rollback
+/// restores the host.
+#[test]
+fn a_second_apply_or_rollback_is_refused_while_an_nft_apply_runs() {
+    let Some((t, w, before, calls)) =
+        nft_crash_lab("a_second_apply_or_rollback_is_refused_while_an_nft_apply_runs")
+    else {
+        return;
+    };
+    let state = t.state(&t.b);
+    let p = profile("gateway.toml");
+    let k = 1 + calls
+        .iter()
+        .position(|c| c == "nft -f -")
+        .expect("nft -f -");
+    w.reset();
+    w.arm_block();
+    let mut cmd = dscproute_command(&t.b, &state, &w.env(Mode::Block, k), &gateway_nft_args(&p));
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let first = Blocked::new(cmd.spawn().expect("start the first apply"), &w);
+    assert!(
+        poll_until(Duration::from_secs(20), Duration::from_millis(20), || w
+            .reached()),
+        "the first apply never reached its nft call"
+    );
+    let held = state_of(&t.b);
+    assert!(!held.contains("table inet dscproute"), "{held}");
+    assert_ne!(held, before, "nothing ran before the nft call");
+    let rb = ["rollback", "--yes"];
+    for args in [&gateway_nft_args(&p)[..], &rb] {
+        let out = dscproute_expect(&t.b, &state, args, 4);
+        assert!(
+            stderr(&out).contains("another dscproute apply or rollback is running"),
+            "{}",
+            show(&args.join(" "), &out)
+        );
+        assert_same_state(
+            &held,
+            &state_of(&t.b),
+            &format!("after `{}`", args.join(" ")),
+        );
+    }
+    let status = dscproute_expect(&t.b, &state, &["status"], 0);
+    assert!(
+        stdout(&status).contains("still running"),
+        "{}",
+        show("status", &status)
+    );
+    assert!(
+        w.release(Duration::from_secs(10)),
+        "could not release the first apply"
+    );
+    let out = first.finish(Duration::from_secs(30));
+    assert!(
+        out.status.success() && stdout(&out).contains("Applied "),
+        "{}",
+        show("the first apply", &out)
+    );
+    assert!(ruleset(&t.b).contains("table inet dscproute"));
+    rollback(&t.b, &state);
+    assert_same_state(&before, &state_of(&t.b), "after rollback");
 }

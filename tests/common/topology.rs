@@ -886,25 +886,26 @@ impl Mode {
     }
 }
 
-/// `ip`, `iptables`, `ip6tables`, `iptables-restore`, `ip6tables-restore`
-/// and `sysctl` wrappers (sh) in a directory put first on dscproute's PATH.
-/// They pass every call to the real binary and count the mutating ones (ip
-/// add/del/flush/replace/change; iptables -A/-I/-D/-N/-X/-F/-R/-P/-E/-Z;
-/// every restore and `ip -batch` call, one batch = one call; sysctl -w) in
-/// `count`, logging each to `calls` as dscproute spells it (`iptables -w -t
-/// mangle -N ...`, `iptables-restore -w --noflush`, `ip -4 -batch -`, its
-/// stdin kept in `stdin.N`). `Fail` makes an `ip -batch` run its lines
+/// `ip`, `iptables`, `ip6tables`, `iptables-restore`, `ip6tables-restore`,
+/// `nft` and `sysctl` wrappers (sh) in a directory put first on dscproute's
+/// PATH. They pass every call to the real binary and count the mutating ones
+/// (ip add/del/flush/replace/change; iptables -A/-I/-D/-N/-X/-F/-R/-P/-E/-Z;
+/// every restore, `ip -batch` and `nft -f` call, one batch = one call; nft
+/// add/delete/flush/...; sysctl -w) in `count`, logging each to `calls` as
+/// dscproute spells it (`iptables -w -t mangle -N ...`, `iptables-restore -w
+/// --noflush`, `ip -4 -batch -`, `nft -f -`, its stdin kept in `stdin.N`). `Fail` makes an `ip -batch` run its lines
 /// before line `DSCPR_WRAP_LINE` (default: its last) and fail there.
 pub struct Wrappers {
     pub dir: PathBuf,
 }
 
-const WRAPPED: [&str; 6] = [
+const WRAPPED: [&str; 7] = [
     "ip",
     "iptables",
     "ip6tables",
     "iptables-restore",
     "ip6tables-restore",
+    "nft",
     "sysctl",
 ];
 
@@ -926,6 +927,7 @@ for a in "$@"; do
   case "$me:$a" in
     ip:add|ip:del|ip:delete|ip:flush|ip:replace|ip:change|ip:-batch) mutating=1 ;;
     iptables:-[AIDNXFRPEZ]|ip6tables:-[AIDNXFRPEZ]) mutating=1 ;;
+    nft:-f|nft:add|nft:delete|nft:destroy|nft:flush|nft:create|nft:insert|nft:replace|nft:rename) mutating=1 ;;
     sysctl:-w) mutating=1 ;;
   esac
 done
@@ -935,7 +937,7 @@ if [ "$mutating" = 1 ] && [ -n "$d" ]; then
   echo "$n" > "$d/count"
   echo "$me $*" >> "$d/calls"
   batch=0
-  case "$me $*" in *-restore*|*-batch*) batch=1 ;; esac
+  case "$me $*" in *-restore*|*-batch*|"nft -f -") batch=1 ;; esac
   if [ "$batch" = 1 ]; then
     # The batch on stdin, kept for the test and fed to the real command.
     cat > "$d/stdin.$n"
