@@ -25,7 +25,15 @@ fn every_json_flag_has_a_help_line() {
     assert_eq!(
         with_json,
         [
-            "explain", "plan", "apply", "rollback", "status", "doctor", "watch", "facts"
+            "explain",
+            "plan",
+            "apply",
+            "rollback",
+            "status",
+            "doctor",
+            "watch",
+            "client-recipe",
+            "facts"
         ]
     );
 }
