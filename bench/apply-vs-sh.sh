@@ -21,7 +21,10 @@ cleanup() { ip netns del "$NS" 2>/dev/null || true; rm -rf "/etc/netns/$NS" "$WO
 trap cleanup EXIT
 
 mkdir -p "/etc/netns/$NS/iproute2/rt_tables.d"
-cp /etc/iproute2/rt_tables "/etc/netns/$NS/iproute2/"
+# iproute2 >= 6.13 keeps its defaults in /usr/share/iproute2.
+for f in /etc/iproute2/rt_tables /usr/share/iproute2/rt_tables; do
+    [ -f "$f" ] && { cp "$f" "/etc/netns/$NS/iproute2/"; break; }
+done
 ip netns add "$NS"
 X=(ip netns exec "$NS")
 "${X[@]}" ip link set lo up
