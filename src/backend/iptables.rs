@@ -97,7 +97,31 @@ fn cmd_words(cmd: &NfCmd) -> Vec<String> {
 
 /// A rule as iptables-save prints it (after `-A CHAIN `).
 pub fn rule_text(rule: &ChainRule) -> String {
-    rule_words(rule).join(" ")
+    save_words(rule).join(" ")
+}
+
+/// The words iptables-save prints: as the argv, but a cgroup path with a
+/// character outside `[A-Za-z0-9_-]` comes in double quotes
+/// (xtables_save_string; dscproute's paths never need escapes).
+fn save_words(rule: &ChainRule) -> Vec<String> {
+    let mut w = rule_words(rule);
+    if let ChainRule::Ours(OurRule::CgroupConnmark { .. }) = rule
+        && let Some(i) = w.iter().position(|a| a == "--path")
+        && let Some(p) = w.get_mut(i + 1)
+        && !p
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        *p = format!("\"{p}\"");
+    }
+    w
+}
+
+/// A cgroup path as read back: quoted by iptables-save or bare (argv).
+fn unquote(p: &str) -> &str {
+    p.strip_prefix('"')
+        .and_then(|q| q.strip_suffix('"'))
+        .unwrap_or(p)
 }
 
 fn rule_words(rule: &ChainRule) -> Vec<String> {
@@ -133,6 +157,26 @@ fn our_rule_words(rule: &OurRule) -> Vec<String> {
             "owner",
             "--gid-owner",
             gid,
+            "-j",
+            "CONNMARK",
+            "--set-xmark",
+            &mark.text(),
+        ]),
+        OurRule::UserConnmark { uid, mark } => words(&[
+            "-m",
+            "owner",
+            "--uid-owner",
+            uid,
+            "-j",
+            "CONNMARK",
+            "--set-xmark",
+            &mark.text(),
+        ]),
+        OurRule::CgroupConnmark { path, mark } => words(&[
+            "-m",
+            "cgroup",
+            "--path",
+            path,
             "-j",
             "CONNMARK",
             "--set-xmark",
@@ -260,6 +304,32 @@ fn our_rule(w: &[&str]) -> Result<OurRule, String> {
             m,
         ] => OurRule::OwnerConnmark {
             gid: g.into(),
+            mark: MarkMask::parse(m)?,
+        },
+        [
+            "-m",
+            "owner",
+            "--uid-owner",
+            u,
+            "-j",
+            "CONNMARK",
+            "--set-xmark",
+            m,
+        ] => OurRule::UserConnmark {
+            uid: u.into(),
+            mark: MarkMask::parse(m)?,
+        },
+        [
+            "-m",
+            "cgroup",
+            "--path",
+            p,
+            "-j",
+            "CONNMARK",
+            "--set-xmark",
+            m,
+        ] => OurRule::CgroupConnmark {
+            path: unquote(p).into(),
             mark: MarkMask::parse(m)?,
         },
         ["-m", "connmark", "--mark", m, "-j", "DSCP", "--set-dscp", d] => OurRule::ConnmarkDscp {
@@ -402,7 +472,7 @@ pub fn read_rule(table: Table, chain: &str, text: &str) -> ChainRule {
             };
             cmd.check(table)?;
             match cmd {
-                NfCmd::Append { rule, .. } if rule_words(&rule) == w => Ok(rule),
+                NfCmd::Append { rule, .. } if save_words(&rule) == w => Ok(rule),
                 _ => Err("not spelled the way dscproute writes it".into()),
             }
         });

@@ -190,7 +190,8 @@ fn group(i: &Inputs, plan: &Plan) -> Check {
         .profile
         .marker
         .as_ref()
-        .map(|m| m.group.to_string())
+        .and_then(|m| m.group())
+        .map(ToString::to_string)
         .unwrap_or_default();
     let Some(gid) = plan
         .resolved

@@ -92,6 +92,14 @@ impl Host<'static> {
 }
 
 impl Host<'_> {
+    /// The host's facts with what `profile`'s marker needs besides (a
+    /// user's uid, a unit's cgroup, whether a cgroup exists).
+    pub fn facts_for(&self, profile: &crate::profile::Profile) -> HostFacts {
+        let mut facts = (self.probe)();
+        crate::probe::resolve_marker(&mut facts, profile.marker.as_ref(), self.runner, &self.root);
+        facts
+    }
+
     fn engine(&self) -> Engine<'_> {
         Engine {
             runner: self.runner,
