@@ -10,6 +10,7 @@ pub mod apply;
 pub mod confirm;
 pub mod converge;
 pub mod doctor;
+pub mod exec;
 pub mod plan;
 pub mod rollback;
 pub mod status;
