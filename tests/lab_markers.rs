@@ -80,13 +80,16 @@ impl TestCgroup {
 impl Drop for TestCgroup {
     fn drop(&mut self) {
         // Its processes are children the test waited for: empty once they exited.
-        let gone = common::topology::poll_until(
-            Duration::from_secs(5),
-            Duration::from_millis(50),
-            || std::fs::remove_dir(&self.dir).is_ok() || !self.dir.exists(),
-        );
+        let gone =
+            common::topology::poll_until(Duration::from_secs(5), Duration::from_millis(50), || {
+                std::fs::remove_dir(&self.dir).is_ok() || !self.dir.exists()
+            });
         if !gone {
-            eprintln!("could not remove {} (still {:?})", self.dir.display(), self.members());
+            eprintln!(
+                "could not remove {} (still {:?})",
+                self.dir.display(),
+                self.members()
+            );
         }
     }
 }
@@ -101,7 +104,8 @@ fn dscproute_nsenter(ns: &Netns, state: &Path, env: &[(&str, String)], args: &[&
     for (k, v) in env {
         cmd.arg(format!("{k}={v}"));
     }
-    cmd.args([BIN, "--state-dir", state.to_str().unwrap()]).args(args);
+    cmd.args([BIN, "--state-dir", state.to_str().unwrap()])
+        .args(args);
     cmd.output().expect("run nsenter")
 }
 
@@ -138,7 +142,11 @@ fn fetch_as(ns: &Netns, uid: u32, addr: &str, ports: (u16, u16)) -> String {
     argv.extend(curl_argv(addr, ports));
     let refs: Vec<&str> = argv.iter().map(String::as_str).collect();
     let out = ns.exec(&refs);
-    assert!(out.status.success(), "{}", show(&format!("curl as {uid}"), &out));
+    assert!(
+        out.status.success(),
+        "{}",
+        show(&format!("curl as {uid}"), &out)
+    );
     stdout(&out)
 }
 
@@ -194,19 +202,43 @@ fn a_user_marker_sends_that_users_traffic_through_the_vpn() {
         return;
     };
     let (sa, sb) = (t.state(&t.a), t.state(&t.b));
-    let p = write_profile(&t, "user.toml", &format!("[marker]\nuser = {MARKED_UID}\ndscp = 7\n"));
+    let p = write_profile(
+        &t,
+        "user.toml",
+        &format!("[marker]\nuser = {MARKED_UID}\ndscp = 7\n"),
+    );
     apply_ok(&t.b, &sb, "gateway.toml");
     let before = snapshot(&t.a);
     let out = dscproute_expect(&t.a, &sa, &["apply", "--profile", &p, "--yes"], 0);
-    assert!(stdout(&out).contains("--uid-owner 4244"), "{}", show("apply", &out));
+    assert!(
+        stdout(&out).contains("--uid-owner 4244"),
+        "{}",
+        show("apply", &out)
+    );
     let again = dscproute_expect(&t.a, &sa, &["plan", "--profile", &p], 0);
-    assert!(stdout(&again).contains("Nothing to do"), "{}", show("plan again", &again));
+    assert!(
+        stdout(&again).contains("Nothing to do"),
+        "{}",
+        show("plan again", &again)
+    );
     for addr in [TARGET4, TARGET6] {
-        assert_eq!(fetch_as(&t.a, MARKED_UID, addr, GROUP_PORTS), "vpn", "uid {MARKED_UID} to {addr}");
-        assert_eq!(fetch_as(&t.a, OTHER_UID, addr, OTHER_PORTS), "isp", "uid {OTHER_UID} to {addr}");
+        assert_eq!(
+            fetch_as(&t.a, MARKED_UID, addr, GROUP_PORTS),
+            "vpn",
+            "uid {MARKED_UID} to {addr}"
+        );
+        assert_eq!(
+            fetch_as(&t.a, OTHER_UID, addr, OTHER_PORTS),
+            "isp",
+            "uid {OTHER_UID} to {addr}"
+        );
     }
     rollback_ok(&t.a, &sa);
-    assert_same_state(&before, &snapshot(&t.a), "A after rollback of the user marker");
+    assert_same_state(
+        &before,
+        &snapshot(&t.a),
+        "A after rollback of the user marker",
+    );
     assert_eq!(fetch_as(&t.a, MARKED_UID, TARGET4, GROUP_PORTS), "isp");
 }
 
@@ -221,7 +253,11 @@ fn a_cgroup_marker_sends_only_that_cgroups_traffic_through_the_vpn() {
     };
     let (sa, sb) = (t.state(&t.a), t.state(&t.b));
     let cg = TestCgroup::new("cg");
-    let p = write_profile(&t, "cgroup.toml", &format!("[marker]\ncgroup = \"{}\"\ndscp = 7\n", cg.rel));
+    let p = write_profile(
+        &t,
+        "cgroup.toml",
+        &format!("[marker]\ncgroup = \"{}\"\ndscp = 7\n", cg.rel),
+    );
     let missing = write_profile(
         &t,
         "missing.toml",
@@ -232,19 +268,50 @@ fn a_cgroup_marker_sends_only_that_cgroups_traffic_through_the_vpn() {
         3,
         "apply with a missing cgroup",
     );
-    assert!(stderr(&refused).contains("does not exist") || stdout(&refused).contains("does not exist"),
-        "{}", show("apply with a missing cgroup", &refused));
+    assert!(
+        stderr(&refused).contains("does not exist") || stdout(&refused).contains("does not exist"),
+        "{}",
+        show("apply with a missing cgroup", &refused)
+    );
     apply_ok(&t.b, &sb, "gateway.toml");
     let before = snapshot(&t.a);
-    let out = expect(dscproute_nsenter(&t.a, &sa, &[], &["apply", "--profile", &p, "--yes"]), 0, "apply");
-    assert!(stdout(&out).contains(&format!("-m cgroup --path {}", cg.rel)), "{}", show("apply", &out));
+    let out = expect(
+        dscproute_nsenter(&t.a, &sa, &[], &["apply", "--profile", &p, "--yes"]),
+        0,
+        "apply",
+    );
+    assert!(
+        stdout(&out).contains(&format!("-m cgroup --path {}", cg.rel)),
+        "{}",
+        show("apply", &out)
+    );
     for addr in [TARGET4, TARGET6] {
-        assert_eq!(fetch_in_cgroup(&t.a, &cg, addr), "vpn", "the cgroup's process to {addr}");
-        assert_eq!(fetch_as(&t.a, OTHER_UID, addr, OTHER_PORTS), "isp", "a process outside to {addr}");
+        assert_eq!(
+            fetch_in_cgroup(&t.a, &cg, addr),
+            "vpn",
+            "the cgroup's process to {addr}"
+        );
+        assert_eq!(
+            fetch_as(&t.a, OTHER_UID, addr, OTHER_PORTS),
+            "isp",
+            "a process outside to {addr}"
+        );
     }
-    assert!(cg.members().is_empty(), "the test's children left the cgroup: {:?}", cg.members());
-    expect(dscproute_nsenter(&t.a, &sa, &[], &["rollback", "--yes"]), 0, "rollback");
-    assert_same_state(&before, &snapshot(&t.a), "A after rollback of the cgroup marker");
+    assert!(
+        cg.members().is_empty(),
+        "the test's children left the cgroup: {:?}",
+        cg.members()
+    );
+    expect(
+        dscproute_nsenter(&t.a, &sa, &[], &["rollback", "--yes"]),
+        0,
+        "rollback",
+    );
+    assert_same_state(
+        &before,
+        &snapshot(&t.a),
+        "A after rollback of the cgroup marker",
+    );
     assert_eq!(fetch_in_cgroup(&t.a, &cg, TARGET4), "isp");
 }
 
@@ -263,7 +330,10 @@ fn exec_runs_a_command_with_the_signal_and_refuses_before_apply() {
     let group = profile("marker.toml");
     let curl = curl_argv(TARGET4, GROUP_PORTS);
     let exec_args = |p: &str, cmd: &[String]| -> Vec<String> {
-        let mut v: Vec<String> = ["exec", "--profile", p, "--"].iter().map(|s| s.to_string()).collect();
+        let mut v: Vec<String> = ["exec", "--profile", p, "--"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         v.extend(cmd.iter().cloned());
         v
     };
@@ -276,50 +346,116 @@ fn exec_runs_a_command_with_the_signal_and_refuses_before_apply() {
     let before = snapshot(&t.a);
     let out = expect(run(&[], &exec_args(&group, &curl)), 4, "exec before apply");
     let err = stderr(&out);
-    assert!(err.contains("not applied") && err.contains("dscproute apply") && err.lines().count() == 1, "{err}");
-    assert!(stdout(&out).is_empty(), "the command must not have run: {}", show("exec", &out));
+    assert!(
+        err.contains("not applied") && err.contains("dscproute apply") && err.lines().count() == 1,
+        "{err}"
+    );
+    assert!(
+        stdout(&out).is_empty(),
+        "the command must not have run: {}",
+        show("exec", &out)
+    );
 
     apply_ok(&t.b, &sb, "gateway.toml");
     apply_ok(&t.a, &sa, "marker.toml");
     let out = expect(run(&[], &exec_args(&group, &curl)), 0, "exec curl (group)");
     assert_eq!(stdout(&out), "vpn");
-    assert!(stderr(&out).contains("marker: group 4242"), "says which profile: {}", stderr(&out));
-    let plain = t.a.exec(&curl.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        stderr(&out).contains("marker: group 4242"),
+        "says which profile: {}",
+        stderr(&out)
+    );
+    let plain =
+        t.a.exec(&curl.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(stdout(&plain), "isp", "root's own curl, without exec");
     // Through sudo: the invoking user with the marked group as primary group.
     let sudo = vec![
         ("SUDO_UID".to_string(), SUDO_UID.to_string()),
         ("SUDO_GID".to_string(), SUDO_UID.to_string()),
     ];
-    let id = expect(run(&sudo, &exec_args(&group, &refs(&["id".into()]))), 0, "exec id");
+    let id = expect(
+        run(&sudo, &exec_args(&group, &refs(&["id".into()]))),
+        0,
+        "exec id",
+    );
     let id = stdout(&id);
     assert!(id.contains("uid=4246") && id.contains("gid=4242"), "{id}");
-    let out = expect(run(&sudo, &exec_args(&group, &curl)), 0, "exec curl as the sudo user");
+    let out = expect(
+        run(&sudo, &exec_args(&group, &curl)),
+        0,
+        "exec curl as the sudo user",
+    );
     assert_eq!(stdout(&out), "vpn");
     // The command's exit status is exec's.
-    let sh: Vec<String> = ["sh", "-c", "exit 7"].iter().map(|s| s.to_string()).collect();
+    let sh: Vec<String> = ["sh", "-c", "exit 7"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     expect(run(&[], &exec_args(&group, &sh)), 7, "exec sh -c 'exit 7'");
     let nope: Vec<String> = vec!["/nonexistent/command".into()];
-    expect(run(&[], &exec_args(&group, &nope)), 127, "exec of a missing command");
+    expect(
+        run(&[], &exec_args(&group, &nope)),
+        127,
+        "exec of a missing command",
+    );
     rollback_ok(&t.a, &sa);
-    assert_same_state(&before, &snapshot(&t.a), "A after rollback of the group marker");
+    assert_same_state(
+        &before,
+        &snapshot(&t.a),
+        "A after rollback of the group marker",
+    );
 
     // A cgroup marker: exec moves itself into the cgroup, then becomes the sudo user.
     let cg = TestCgroup::new("exec");
-    let p = write_profile(&t, "cgroup.toml", &format!("[marker]\ncgroup = \"{}\"\ndscp = 7\n", cg.rel));
-    let env: Vec<(&str, String)> = vec![("SUDO_UID", SUDO_UID.to_string()), ("SUDO_GID", SUDO_UID.to_string())];
+    let p = write_profile(
+        &t,
+        "cgroup.toml",
+        &format!("[marker]\ncgroup = \"{}\"\ndscp = 7\n", cg.rel),
+    );
+    let env: Vec<(&str, String)> = vec![
+        ("SUDO_UID", SUDO_UID.to_string()),
+        ("SUDO_GID", SUDO_UID.to_string()),
+    ];
     let args = exec_args(&p, &curl);
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = expect(dscproute_nsenter(&t.a, &sa, &env, &a), 4, "exec (cgroup) before apply");
+    let out = expect(
+        dscproute_nsenter(&t.a, &sa, &env, &a),
+        4,
+        "exec (cgroup) before apply",
+    );
     assert!(stderr(&out).contains("not applied"), "{}", stderr(&out));
-    expect(dscproute_nsenter(&t.a, &sa, &[], &["apply", "--profile", &p, "--yes"]), 0, "apply cgroup");
-    let out = expect(dscproute_nsenter(&t.a, &sa, &env, &a), 0, "exec curl (cgroup)");
+    expect(
+        dscproute_nsenter(&t.a, &sa, &[], &["apply", "--profile", &p, "--yes"]),
+        0,
+        "apply cgroup",
+    );
+    let out = expect(
+        dscproute_nsenter(&t.a, &sa, &env, &a),
+        0,
+        "exec curl (cgroup)",
+    );
     assert_eq!(stdout(&out), "vpn");
     let id_args = exec_args(&p, &["id".to_string(), "-u".to_string()]);
     let ia: Vec<&str> = id_args.iter().map(String::as_str).collect();
-    let out = expect(dscproute_nsenter(&t.a, &sa, &env, &ia), 0, "exec id (cgroup)");
+    let out = expect(
+        dscproute_nsenter(&t.a, &sa, &env, &ia),
+        0,
+        "exec id (cgroup)",
+    );
     assert_eq!(stdout(&out).trim(), "4246", "runs as the sudo user");
-    assert!(cg.members().is_empty(), "exec's processes ended: {:?}", cg.members());
-    expect(dscproute_nsenter(&t.a, &sa, &[], &["rollback", "--yes"]), 0, "rollback");
-    assert_same_state(&before, &snapshot(&t.a), "A after rollback of the cgroup marker");
+    assert!(
+        cg.members().is_empty(),
+        "exec's processes ended: {:?}",
+        cg.members()
+    );
+    expect(
+        dscproute_nsenter(&t.a, &sa, &[], &["rollback", "--yes"]),
+        0,
+        "rollback",
+    );
+    assert_same_state(
+        &before,
+        &snapshot(&t.a),
+        "A after rollback of the cgroup marker",
+    );
 }

@@ -4,8 +4,8 @@
 
 use super::{code, exit, fail};
 use crate::apply::StateDir;
-use crate::ops::exec::{self as op, Become, Invoker, Launch};
 use crate::ops::Host;
+use crate::ops::exec::{self as op, Become, Invoker, Launch};
 use crate::output;
 use crate::persist::Layout;
 use crate::profile::Profile;
@@ -94,7 +94,10 @@ fn launch_command(l: &Launch) -> i32 {
     } else {
         126
     };
-    fail(status, &format!("cannot run {}: {e}", crate::text::clip(program)))
+    fail(
+        status,
+        &format!("cannot run {}: {e}", crate::text::clip(program)),
+    )
 }
 
 fn check(rc: libc::c_int, what: &str) -> Result<(), String> {
@@ -133,9 +136,8 @@ fn passwd(uid: u32) -> Option<(String, u32)> {
     let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
     let mut out: *mut libc::passwd = std::ptr::null_mut();
     // SAFETY: all pointers are valid for the call; buf outlives the use of pw.
-    let rc = unsafe {
-        libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr().cast(), buf.len(), &mut out)
-    };
+    let rc =
+        unsafe { libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr().cast(), buf.len(), &mut out) };
     if rc != 0 || out.is_null() || pw.pw_name.is_null() {
         return None;
     }

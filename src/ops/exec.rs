@@ -89,7 +89,10 @@ pub fn prepare(host: &Host, req: &Request) -> Result<Launch, ExecError> {
     let Some(m) = &req.profile.marker else {
         return Err(refuse(
             Kind::Refused,
-            format!("{} has no [marker]: exec runs a command on a client host", req.path),
+            format!(
+                "{} has no [marker]: exec runs a command on a client host",
+                req.path
+            ),
         ));
     };
     if !host.is_root {
@@ -102,7 +105,10 @@ pub fn prepare(host: &Host, req: &Request) -> Result<Launch, ExecError> {
     }
     let facts = host.facts_for(req.profile);
     let planned = plan::plan(req.profile, &facts, PlanOptions::default()).map_err(|e| {
-        refuse(Kind::NotNow, format!("the client side of {} cannot be checked: {e}", req.path))
+        refuse(
+            Kind::NotNow,
+            format!("the client side of {} cannot be checked: {e}", req.path),
+        )
     })?;
     let pending = planned
         .steps
@@ -111,8 +117,9 @@ pub fn prepare(host: &Host, req: &Request) -> Result<Launch, ExecError> {
         .count();
     if pending > 0 || facts.iptables_save.is_none() || !planned.errors.is_empty() {
         let why = match planned.errors.first() {
-            Some(e) if pending == 0 => crate::text::clip(e),
-            _ => format!("{pending} of its marker steps are not in place"),
+            Some(e) => e.clone(),
+            None if pending > 0 => format!("{pending} of its marker steps are not in place"),
+            None => "the rules could not be read".into(),
         };
         return Err(refuse(
             Kind::NotNow,
@@ -141,15 +148,24 @@ pub fn prepare(host: &Host, req: &Request) -> Result<Launch, ExecError> {
     };
     match &m.who {
         Who::Group(_) => {
-            let gid = r.group.as_deref().and_then(|g| g.parse().ok()).ok_or_else(|| {
-                refuse(Kind::Refused, format!("the group of {} has no gid here", req.path))
-            })?;
+            let gid = r
+                .group
+                .as_deref()
+                .and_then(|g| g.parse().ok())
+                .ok_or_else(|| {
+                    refuse(
+                        Kind::Refused,
+                        format!("the group of {} has no gid here", req.path),
+                    )
+                })?;
             launch.become_ = as_invoker(Some(gid));
         }
         Who::User(u) => {
-            let uid: u32 = r.user.as_deref().and_then(|g| g.parse().ok()).ok_or_else(|| {
-                refuse(Kind::Refused, format!("user {u} has no uid here"))
-            })?;
+            let uid: u32 = r
+                .user
+                .as_deref()
+                .and_then(|g| g.parse().ok())
+                .ok_or_else(|| refuse(Kind::Refused, format!("user {u} has no uid here")))?;
             let Some((name, gid)) = (req.passwd)(uid) else {
                 return Err(refuse(
                     Kind::Refused,
@@ -175,10 +191,11 @@ pub fn prepare(host: &Host, req: &Request) -> Result<Launch, ExecError> {
                     ),
                 ));
             }
-            let mut argv: Vec<String> = ["systemd-run", "--scope", &format!("--slice={u}"), "--quiet"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
+            let mut argv: Vec<String> =
+                ["systemd-run", "--scope", &format!("--slice={u}"), "--quiet"]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect();
             if let Some(i) = &req.invoker {
                 argv.push(format!("--uid={}", i.uid));
                 argv.push(format!("--gid={}", i.gid));
@@ -189,7 +206,10 @@ pub fn prepare(host: &Host, req: &Request) -> Result<Launch, ExecError> {
         }
         Who::Cgroup(path) => {
             let mount = facts.cgroup2.as_deref().ok_or_else(|| {
-                refuse(Kind::Refused, "no cgroup v2 hierarchy is mounted here".into())
+                refuse(
+                    Kind::Refused,
+                    "no cgroup v2 hierarchy is mounted here".into(),
+                )
             })?;
             launch.join_cgroup = Some(
                 host.root
