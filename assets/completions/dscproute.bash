@@ -34,6 +34,9 @@ _dscproute() {
             dscproute,doctor)
                 cmd="dscproute__subcmd__doctor"
                 ;;
+            dscproute,exec)
+                cmd="dscproute__subcmd__exec"
+                ;;
             dscproute,explain)
                 cmd="dscproute__subcmd__explain"
                 ;;
@@ -88,6 +91,9 @@ _dscproute() {
             dscproute__subcmd__help,doctor)
                 cmd="dscproute__subcmd__help__subcmd__doctor"
                 ;;
+            dscproute__subcmd__help,exec)
+                cmd="dscproute__subcmd__help__subcmd__exec"
+                ;;
             dscproute__subcmd__help,explain)
                 cmd="dscproute__subcmd__help__subcmd__explain"
                 ;;
@@ -131,7 +137,7 @@ _dscproute() {
 
     case "${cmd}" in
         dscproute)
-            opts="-h -V --state-dir --help --version explain plan apply agent rollback confirm status tui learn doctor watch persist unpersist man completions facts help"
+            opts="-h -V --state-dir --help --version explain plan apply agent rollback confirm status tui learn doctor exec watch persist unpersist man completions facts help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -296,6 +302,32 @@ _dscproute() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        dscproute__subcmd__exec)
+            opts="-p -h --profile --state-dir --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -p)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         dscproute__subcmd__explain)
             opts="-h --tos --json --state-dir --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -333,7 +365,7 @@ _dscproute() {
             return 0
             ;;
         dscproute__subcmd__help)
-            opts="explain plan apply agent rollback confirm status tui learn doctor watch persist unpersist man completions facts help"
+            opts="explain plan apply agent rollback confirm status tui learn doctor exec watch persist unpersist man completions facts help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -417,6 +449,20 @@ _dscproute() {
             return 0
             ;;
         dscproute__subcmd__help__subcmd__doctor)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dscproute__subcmd__help__subcmd__exec)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

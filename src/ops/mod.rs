@@ -97,7 +97,12 @@ impl Host<'_> {
     /// user's uid, a unit's cgroup, whether a cgroup exists).
     pub fn facts_for(&self, profile: &crate::profile::Profile) -> HostFacts {
         let mut facts = (self.probe)();
-        crate::probe::resolve_marker(&mut facts, profile.marker.as_ref(), self.runner, &self.root);
+        crate::probe::resolve_marker(
+            &mut facts,
+            crate::plan::marker_query(profile),
+            self.runner,
+            &self.root,
+        );
         facts
     }
 

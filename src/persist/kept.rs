@@ -31,7 +31,7 @@ pub fn persist_kept(
     let mut in_place = || {
         let mut facts = probe::probe_system();
         let (runner, root) = (crate::runner::SystemRunner, std::path::Path::new("/"));
-        probe::resolve_marker(&mut facts, req.profile.marker.as_ref(), &runner, root);
+        probe::resolve_marker(&mut facts, plan::marker_query(req.profile), &runner, root);
         plan::plan(req.profile, &facts, PlanOptions::default())
             .is_ok_and(|p| p.is_applicable() && p.is_noop())
     };

@@ -170,6 +170,18 @@ pub struct PlanOptions {
     pub without_vpn: bool,
 }
 
+/// What the profile's marker needs to know of the host besides the probe's
+/// facts (`probe::resolve_marker`).
+pub fn marker_query(profile: &Profile) -> Option<crate::probe::MarkerQuery<'_>> {
+    use crate::probe::MarkerQuery;
+    match &profile.marker.as_ref()?.who {
+        profile::Who::Group(_) | profile::Who::User(profile::UserRef::Uid(_)) => None,
+        profile::Who::User(profile::UserRef::Name(n)) => Some(MarkerQuery::UserName(n)),
+        profile::Who::Unit(u) => Some(MarkerQuery::Unit(u)),
+        profile::Who::Cgroup(c) => Some(MarkerQuery::Cgroup(c)),
+    }
+}
+
 /// Build the plan. Host problems become `Plan::errors`; only values that
 /// cannot be settled at all are a `PlanError`.
 pub fn plan(profile: &Profile, facts: &HostFacts, opts: PlanOptions) -> Result<Plan, PlanError> {

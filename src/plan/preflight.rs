@@ -125,7 +125,15 @@ fn who(
                  look the cgroup up when the rule is added): start it (`systemctl start {u}`) \
                  and plan again"
             )),
-            Some(Some(path)) => cgroup_exists(path, facts, problems),
+            Some(Some(path)) => match crate::profile::normalize_cgroup_path(path) {
+                Ok(p) if p == *path => cgroup_exists(path, facts, problems),
+                _ => problems.push(format!(
+                    "systemd gives {u} the cgroup {}, which dscproute does not match (it takes \
+                     letters, digits, ':', '-', '_', '.', '@' and '/' only): mark a slice with a \
+                     plain name, or use marker.cgroup",
+                    crate::text::clip(path)
+                )),
+            },
         },
         Who::Cgroup(path) => {
             if opts.for_script {

@@ -2652,6 +2652,14 @@ fn user_unit_and_cgroup_markers() {
         "no rule without a cgroup: {}",
         listing(&p)
     );
+    f.units
+        .insert("app.service".into(), Some("system.slice/../etc".into()));
+    let p = plan_with(&unit, &f);
+    assert!(
+        p.errors.iter().any(|e| e.contains("does not match")),
+        "{:?}",
+        p.errors
+    );
     f.units.clear();
     let p = plan_with(&unit, &f);
     assert!(

@@ -3,9 +3,17 @@
 //! path exists. Asked only for the profile at hand, after `probe()`.
 
 use super::HostFacts;
-use crate::profile::{Marker, UserRef, Who, normalize_cgroup_path};
 use crate::runner::Runner;
 use std::path::Path;
+
+/// What a marker asks of the host (`plan::marker_query` builds it from a
+/// profile): a user name to resolve, a unit's cgroup, a cgroup's existence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MarkerQuery<'a> {
+    UserName(&'a str),
+    Unit(&'a str),
+    Cgroup(&'a str),
+}
 
 /// The cgroup v2 mount point from /proc/self/mountinfo text: the fifth
 /// field of the first line whose filesystem type (after ` - `) is cgroup2.
@@ -22,8 +30,9 @@ pub fn cgroup2_mount(mountinfo: &str) -> Option<String> {
 }
 
 /// `systemctl show -p ControlGroup --value UNIT`: the unit's cgroup path
-/// relative to the cgroup v2 root, `Ok(None)` when it has none (not
-/// running), `Err` with one line when systemctl could not answer.
+/// relative to the cgroup v2 root (as systemd says it; the plan judges it),
+/// `Ok(None)` when it has none (not running), `Err` with one line when
+/// systemctl could not answer.
 pub fn unit_cgroup(runner: &dyn Runner, unit: &str) -> Result<Option<String>, String> {
     let out = runner
         .run_args(&["systemctl", "show", "-p", "ControlGroup", "--value", unit])
@@ -41,36 +50,24 @@ pub fn unit_cgroup(runner: &dyn Runner, unit: &str) -> Result<Option<String>, St
             crate::text::clip(said)
         ));
     }
-    let value = out.stdout.trim();
-    if value.is_empty() || value == "/" {
-        return Ok(None);
-    }
-    normalize_cgroup_path(value).map(Some).map_err(|why| {
-        format!(
-            "systemd names the cgroup of {unit} {}: {why}",
-            crate::text::clip(value)
-        )
-    })
+    let value = out.stdout.lines().next().unwrap_or_default().trim();
+    let path = value.trim_start_matches('/');
+    Ok((!path.is_empty()).then(|| path.to_string()))
 }
 
-/// Fill `facts.users`, `facts.units` and `facts.cgroups` for `marker`.
+/// Fill `facts.users`, `facts.units` and `facts.cgroups` for the marker.
 /// What cannot be asked stays absent (the plan says so); a unit systemctl
 /// cannot resolve becomes an unreadable note.
 pub fn resolve_marker(
     facts: &mut HostFacts,
-    marker: Option<&Marker>,
+    query: Option<MarkerQuery>,
     runner: &dyn Runner,
     root: &Path,
 ) {
-    let Some(m) = marker else { return };
-    let path = match &m.who {
-        Who::Group(_) => return,
-        Who::User(u) => {
-            let key = match u {
-                UserRef::Name(n) => n.clone(),
-                UserRef::Uid(_) => return,
-            };
-            if let Ok(out) = runner.run_args(&["getent", "passwd", &key])
+    let path = match query {
+        None => return,
+        Some(MarkerQuery::UserName(name)) => {
+            if let Ok(out) = runner.run_args(&["getent", "passwd", name])
                 && out.success()
                 && let Some(user) = parse_passwd_line(&out.stdout)
             {
@@ -78,10 +75,10 @@ pub fn resolve_marker(
             }
             return;
         }
-        Who::Cgroup(p) => p.clone(),
-        Who::Unit(unit) => match unit_cgroup(runner, unit) {
+        Some(MarkerQuery::Cgroup(p)) => p.to_string(),
+        Some(MarkerQuery::Unit(unit)) => match unit_cgroup(runner, unit) {
             Ok(cg) => {
-                facts.units.insert(unit.clone(), cg.clone());
+                facts.units.insert(unit.to_string(), cg.clone());
                 match cg {
                     Some(p) => p,
                     None => return,
@@ -104,7 +101,11 @@ pub fn resolve_marker(
             }
         },
     };
-    if let Some(mount) = &facts.cgroup2 {
+    // Only a plain path below the mount is looked at.
+    let plain = path
+        .split('/')
+        .all(|c| !c.is_empty() && c != "." && c != "..");
+    if let (Some(mount), true) = (&facts.cgroup2, plain) {
         let dir = root.join(mount.trim_start_matches('/')).join(&path);
         facts.cgroups.insert(path, dir.is_dir());
     }
@@ -125,7 +126,6 @@ fn parse_passwd_line(text: &str) -> Option<super::User> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::profile::Profile;
     use crate::runner::{FakeRunner, Output};
 
     const HYBRID: &str = "25 30 0:23 / /sys rw,nosuid shared:7 - sysfs sysfs rw\n\
@@ -147,14 +147,8 @@ mod tests {
         assert_eq!(cgroup2_mount(""), None);
     }
 
-    fn unit_marker(unit: &str) -> Marker {
-        Profile::parse(
-            &format!("[marker]\nunit = \"{unit}\"\ndscp = 7\n"),
-            "p.toml",
-        )
-        .unwrap()
-        .marker
-        .unwrap()
+    fn unit_marker(unit: &str) -> Option<MarkerQuery<'_>> {
+        Some(MarkerQuery::Unit(unit))
     }
 
     const SHOW: &[&str] = &["systemctl", "show", "-p", "ControlGroup", "--value"];
@@ -179,18 +173,8 @@ mod tests {
             cgroup2: Some("/sys/fs/cgroup".into()),
             ..HostFacts::default()
         };
-        resolve_marker(
-            &mut facts,
-            Some(&unit_marker("app.service")),
-            &runner,
-            dir.path(),
-        );
-        resolve_marker(
-            &mut facts,
-            Some(&unit_marker("gone.service")),
-            &runner,
-            dir.path(),
-        );
+        resolve_marker(&mut facts, unit_marker("app.service"), &runner, dir.path());
+        resolve_marker(&mut facts, unit_marker("gone.service"), &runner, dir.path());
         assert_eq!(
             facts.units.get("app.service"),
             Some(&Some("system.slice/app.service".to_string()))
@@ -201,7 +185,7 @@ mod tests {
     }
 
     #[test]
-    fn systemctl_failing_or_answering_nonsense_is_a_note_not_a_path() {
+    fn systemctl_failing_is_a_note_and_an_odd_path_is_left_to_the_plan() {
         let runner = FakeRunner::new()
             .on(
                 &show("a.service"),
@@ -211,25 +195,30 @@ mod tests {
         let mut facts = HostFacts::default();
         resolve_marker(
             &mut facts,
-            Some(&unit_marker("a.service")),
+            unit_marker("a.service"),
             &runner,
             Path::new("/"),
         );
         resolve_marker(
             &mut facts,
-            Some(&unit_marker("b.service")),
+            unit_marker("b.service"),
             &runner,
             Path::new("/"),
         );
-        assert!(facts.units.is_empty() && facts.cgroups.is_empty());
-        assert_eq!(facts.unreadable.len(), 2);
+        // Kept as systemd said it (the plan refuses it), but never looked up.
+        assert_eq!(
+            facts.units.get("b.service"),
+            Some(&Some("system.slice/../etc".to_string()))
+        );
+        assert!(!facts.units.contains_key("a.service") && facts.cgroups.is_empty());
+        assert_eq!(facts.unreadable.len(), 1);
         let text = facts.unreadable[0].to_string();
         assert!(text.contains("not been booted with systemd"), "{text}");
         // A missing systemctl is a note too (the fake answers "not found").
         let mut facts = HostFacts::default();
         resolve_marker(
             &mut facts,
-            Some(&unit_marker("c.service")),
+            unit_marker("c.service"),
             &FakeRunner::new(),
             Path::new("/"),
         );
@@ -238,16 +227,17 @@ mod tests {
 
     #[test]
     fn a_user_name_resolves_through_getent() {
-        let m = Profile::parse("[marker]\nuser = \"alice\"\ndscp = 7\n", "p")
-            .unwrap()
-            .marker
-            .unwrap();
         let runner = FakeRunner::new().on(
             &["getent", "passwd", "alice"],
             Output::ok("alice:x:1001:1001:Alice:/home/alice:/bin/sh\n"),
         );
         let mut facts = HostFacts::default();
-        resolve_marker(&mut facts, Some(&m), &runner, Path::new("/"));
+        resolve_marker(
+            &mut facts,
+            Some(MarkerQuery::UserName("alice")),
+            &runner,
+            Path::new("/"),
+        );
         assert_eq!(facts.user_by_name("alice").map(|u| u.uid), Some(1001));
     }
 }

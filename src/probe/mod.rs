@@ -33,7 +33,7 @@ pub use error::ParseError;
 pub use facts::*;
 pub use groups::parse_groups;
 pub use links::parse_links;
-pub use marker::{cgroup2_mount, resolve_marker, unit_cgroup};
+pub use marker::{MarkerQuery, cgroup2_mount, resolve_marker, unit_cgroup};
 pub use nft::{BaseChain, NftChain, NftTable, parse_nft_ruleset};
 pub use routes::parse_routes;
 pub use rt_tables::parse_rt_tables;
