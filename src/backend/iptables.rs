@@ -146,6 +146,14 @@ fn rule_words(rule: &ChainRule) -> Vec<String> {
     }
 }
 
+/// The comment that carries a cgroup's id: only `[A-Za-z0-9-]`, so
+/// iptables-save prints it bare.
+const CGROUP_COMMENT: &str = "dscproute-cgroup-";
+
+fn cgroup_comment(id: u64) -> String {
+    format!("{CGROUP_COMMENT}{id}")
+}
+
 fn dscp_text(d: u8) -> String {
     format!("{d:#04x}")
 }
@@ -172,16 +180,14 @@ fn our_rule_words(rule: &OurRule) -> Vec<String> {
             "--set-xmark",
             &mark.text(),
         ]),
-        OurRule::CgroupConnmark { path, mark } => words(&[
-            "-m",
-            "cgroup",
-            "--path",
-            path,
-            "-j",
-            "CONNMARK",
-            "--set-xmark",
-            &mark.text(),
-        ]),
+        OurRule::CgroupConnmark { path, id, mark } => {
+            let mut v = words(&["-m", "cgroup", "--path", path]);
+            if let Some(id) = id {
+                v.extend(words(&["-m", "comment", "--comment", &cgroup_comment(*id)]));
+            }
+            v.extend(words(&["-j", "CONNMARK", "--set-xmark", &mark.text()]));
+            v
+        }
         OurRule::ConnmarkDscp { mark, dscp } => words(&[
             "-m",
             "connmark",
@@ -330,6 +336,29 @@ fn our_rule(w: &[&str]) -> Result<OurRule, String> {
             m,
         ] => OurRule::CgroupConnmark {
             path: unquote(p).into(),
+            id: None,
+            mark: MarkMask::parse(m)?,
+        },
+        [
+            "-m",
+            "cgroup",
+            "--path",
+            p,
+            "-m",
+            "comment",
+            "--comment",
+            c,
+            "-j",
+            "CONNMARK",
+            "--set-xmark",
+            m,
+        ] => OurRule::CgroupConnmark {
+            path: unquote(p).into(),
+            id: Some(
+                c.strip_prefix(CGROUP_COMMENT)
+                    .and_then(|n| n.parse().ok())
+                    .ok_or_else(|| format!("comment {} is not one of ours", clip(c)))?,
+            ),
             mark: MarkMask::parse(m)?,
         },
         ["-m", "connmark", "--mark", m, "-j", "DSCP", "--set-dscp", d] => OurRule::ConnmarkDscp {

@@ -215,8 +215,16 @@ pub enum OurRule {
     /// Client: connections of a user's sockets get our connection mark.
     UserConnmark { uid: String, mark: MarkMask },
     /// Client: connections of sockets in a cgroup v2 (a systemd unit's, or
-    /// one given as a path) get our connection mark.
-    CgroupConnmark { path: String, mark: MarkMask },
+    /// one given as a path) get our connection mark. `id` is the cgroup's
+    /// inode when the rule was planned, kept in a comment: the kernel binds
+    /// the cgroup when the rule is added, so a cgroup made anew (a restarted
+    /// unit) has another id and the rule reads as stale, to be re-added.
+    CgroupConnmark {
+        path: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+        mark: MarkMask,
+    },
     /// Client: packets of marked connections get the DSCP.
     ConnmarkDscp { mark: MarkMask, dscp: u8 },
     /// Client that is also the gateway: local packets get the routing mark.
@@ -252,7 +260,7 @@ impl OurRule {
                 check_uid_arg(uid)?;
                 mark.check()?;
             }
-            OurRule::CgroupConnmark { path, mark } => {
+            OurRule::CgroupConnmark { path, mark, .. } => {
                 check_cgroup_path(path)?;
                 mark.check()?;
             }

@@ -416,7 +416,20 @@ mod exec_tests {
             "system.slice/app.service",
             "dl/x",
         ] {
-            std::fs::create_dir_all(s.dir.path().join("root/sys/fs/cgroup").join(dir)).unwrap();
+            let path = s.dir.path().join("root/sys/fs/cgroup").join(dir);
+            std::fs::create_dir_all(&path).unwrap();
+            // The rule as apply added it: with the cgroup's id in its comment.
+            let ino = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&path).unwrap());
+            let mut guard = s.facts.lock().unwrap();
+            let f = &mut *guard;
+            for save in [&mut f.iptables_save, &mut f.ip6tables_save] {
+                *save = save.take().map(|t| {
+                    t.replace(
+                        &format!("--path \"{dir}\" -j"),
+                        &format!("--path \"{dir}\" -m comment --comment dscproute-cgroup-{ino} -j"),
+                    )
+                });
+            }
         }
         let profile = Profile::parse(p, "p.toml").unwrap();
         let cmd = vec!["curl".to_string(), "-s".to_string()];
@@ -552,7 +565,7 @@ mod exec_tests {
         .unwrap_err();
         assert!(e.message.contains("no passwd entry"), "{e}");
         let mut cg = applied_with("-m cgroup --path \"dl/x\"");
-        cg.cgroups.insert("dl/x".into(), true);
+        cg.cgroups.insert("dl/x".into(), Some(7));
         let l = launch(
             "[marker]\ncgroup = \"dl/x\"\ndscp = 7\n",
             cg,

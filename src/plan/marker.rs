@@ -12,7 +12,15 @@ use crate::profile::{Marker, Who};
 /// The rule that tags the connections of whoever the marker names, and
 /// what to say about it; None when the unit's cgroup is not known (the
 /// plan then carries an error saying why).
-fn tag_rule(m: &Marker, r: &Resolved, mark: MarkMask, markmask: &str) -> Option<(OurRule, String)> {
+fn tag_rule(
+    m: &Marker,
+    r: &Resolved,
+    ctx: &Ctx,
+    mark: MarkMask,
+    markmask: &str,
+) -> Option<(OurRule, String)> {
+    // The cgroup's id where this host was read (not in scripts or recordings).
+    let id_of = |path: &str| ctx.facts().cgroups.get(path).copied().flatten();
     Some(match &m.who {
         Who::Group(g) => {
             let gid = r.group.clone().unwrap_or_default();
@@ -45,25 +53,29 @@ fn tag_rule(m: &Marker, r: &Resolved, mark: MarkMask, markmask: &str) -> Option<
             (
                 OurRule::CgroupConnmark {
                     path: path.clone(),
+                    id: id_of(&path),
                     mark,
                 },
                 format!(
                     "connections opened by sockets of {u} (its cgroup {path}) get connection \
-                     mark {markmask}; the kernel binds the cgroup when the rule is added, so a \
-                     restart of {u} (a new cgroup) is no longer matched: run `dscproute apply` \
-                     again after restarting it"
+                     mark {markmask}. The kernel binds the cgroup when the rule is added, and a \
+                     restart of {u} makes a new one: the comment keeps the cgroup's id, so after \
+                     a restart the rule reads as stale and `dscproute apply` (or the agent, \
+                     within its drift check) adds it again"
                 ),
             )
         }
         Who::Cgroup(path) => (
             OurRule::CgroupConnmark {
                 path: path.clone(),
+                id: id_of(path),
                 mark,
             },
             format!(
                 "connections opened by sockets created in cgroup {path} (or below it) get \
-                 connection mark {markmask}; the kernel binds the cgroup when the rule is added, \
-                 so if the cgroup is removed and made again, run `dscproute apply` again"
+                 connection mark {markmask}. The kernel binds the cgroup when the rule is added: \
+                 the comment keeps its id, so a cgroup removed and made again reads as stale and \
+                 `dscproute apply` (or the agent) adds the rule again"
             ),
         ),
     })
@@ -118,7 +130,7 @@ pub fn steps(
             let rule = |rule: OurRule, reason: String| {
                 ctx.rule(Role::Marker, f, Table::Mangle, CHAIN_MARK, rule, reason)
             };
-            if let Some((tag, why)) = tag_rule(m, r, mm, &markmask) {
+            if let Some((tag, why)) = tag_rule(m, r, ctx, mm, &markmask) {
                 out.push(rule(tag, format!("{fam}: {why}")));
             }
             out.push(rule(

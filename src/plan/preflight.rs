@@ -158,7 +158,7 @@ fn who(
 /// The rule cannot be added before the cgroup exists: the kernel resolves
 /// the path when the rule is loaded.
 fn cgroup_exists(path: &str, facts: &HostFacts, problems: &mut Vec<String>) {
-    if let (Some(false), Some(mount)) = (facts.cgroups.get(path), &facts.cgroup2) {
+    if let (Some(None), Some(mount)) = (facts.cgroups.get(path), &facts.cgroup2) {
         problems.push(format!(
             "cgroup {path} does not exist under {mount} yet, and the rule matching it can only \
              be added once it does: create it (`mkdir -p {mount}/{path}`) or start what \

@@ -2585,15 +2585,55 @@ fn user_unit_and_cgroup_markers() {
     );
 
     let cg = inline("[marker]\ncgroup = \"dscproute/dl\"\ndscp = 7\n");
-    f.cgroups.insert("dscproute/dl".into(), true);
+    f.cgroups.insert("dscproute/dl".into(), Some(4321));
     let p = plan_with(&cg, &f);
     assert!(p.errors.is_empty(), "{:?}", p.errors);
     assert!(
-        tag(&p)[0].contains("-m cgroup --path dscproute/dl -j CONNMARK"),
+        tag(&p)[0].contains(
+            "-m cgroup --path dscproute/dl -m comment --comment dscproute-cgroup-4321 -j CONNMARK"
+        ),
         "{:?}",
         tag(&p)
     );
-    f.cgroups.insert("dscproute/dl".into(), false);
+    // The same path made anew (another id): the old rule is stale, the new one
+    // added; with the same id everything is in place.
+    let mut applied = f.clone();
+    for save in [&mut applied.iptables_save, &mut applied.ip6tables_save] {
+        *save = Some(
+            "*mangle\n:OUTPUT ACCEPT [0:0]\n:DSCPROUTE-MARK - [0:0]\n\
+             -A OUTPUT -m comment --comment dscproute -j DSCPROUTE-MARK\n\
+             -A DSCPROUTE-MARK -m cgroup --path \"dscproute/dl\" -m comment --comment \
+             dscproute-cgroup-4321 -j CONNMARK --set-xmark 0x1/0xff\n\
+             -A DSCPROUTE-MARK -m connmark --mark 0x1/0xff -j DSCP --set-dscp 0x07\nCOMMIT\n"
+                .into(),
+        );
+    }
+    let p = plan_with(&cg, &applied);
+    assert!(p.is_noop(), "{}", listing(&p));
+    applied.cgroups.insert("dscproute/dl".into(), Some(4400));
+    let p = plan_with(&cg, &applied);
+    let pending: Vec<String> = p.pending().map(|s| s.apply.display()).collect();
+    // Our chain is rebuilt (flushed, then filled) with the new id, per family.
+    assert_eq!(pending.len(), 6, "{}", listing(&p));
+    assert_eq!(
+        pending
+            .iter()
+            .filter(|d| d.contains("-F DSCPROUTE-MARK"))
+            .count(),
+        2
+    );
+    assert_eq!(
+        pending
+            .iter()
+            .filter(|d| d.contains("dscproute-cgroup-4400"))
+            .count(),
+        2
+    );
+    assert!(
+        !pending.iter().any(|d| d.contains("dscproute-cgroup-4321")),
+        "{pending:?}"
+    );
+    f.cgroups.insert("dscproute/dl".into(), None);
     let p = plan_with(&cg, &f);
     assert!(
         p.errors.iter().any(
@@ -2617,7 +2657,8 @@ fn user_unit_and_cgroup_markers() {
         "app.service".into(),
         Some("system.slice/app.service".into()),
     );
-    f.cgroups.insert("system.slice/app.service".into(), true);
+    f.cgroups
+        .insert("system.slice/app.service".into(), Some(99));
     let p = plan_with(&unit, &f);
     assert!(p.errors.is_empty(), "{:?}", p.errors);
     let step = p

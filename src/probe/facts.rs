@@ -92,8 +92,9 @@ pub struct HostFacts {
     /// A `unit` marker's unit -> its cgroup v2 path (no leading '/'), None
     /// when it is not running. Absent: not asked (no systemd, other facts).
     pub units: BTreeMap<String, Option<String>>,
-    /// The cgroup path a `cgroup` or `unit` marker matches -> whether it exists now.
-    pub cgroups: BTreeMap<String, bool>,
+    /// The cgroup path a `cgroup` or `unit` marker matches -> its inode
+    /// number (the cgroup's id, never reused) when it exists, None when not.
+    pub cgroups: BTreeMap<String, Option<u64>>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -107,7 +107,11 @@ pub fn resolve_marker(
         .all(|c| !c.is_empty() && c != "." && c != "..");
     if let (Some(mount), true) = (&facts.cgroup2, plain) {
         let dir = root.join(mount.trim_start_matches('/')).join(&path);
-        facts.cgroups.insert(path, dir.is_dir());
+        let id = std::fs::metadata(&dir)
+            .ok()
+            .filter(|m| m.is_dir())
+            .map(|m| std::os::unix::fs::MetadataExt::ino(&m));
+        facts.cgroups.insert(path, id);
     }
 }
 
@@ -180,7 +184,12 @@ mod tests {
             Some(&Some("system.slice/app.service".to_string()))
         );
         assert_eq!(facts.units.get("gone.service"), Some(&None));
-        assert_eq!(facts.cgroups.get("system.slice/app.service"), Some(&true));
+        let id = facts
+            .cgroups
+            .get("system.slice/app.service")
+            .copied()
+            .flatten();
+        assert!(id.is_some_and(|i| i > 0), "{id:?}");
         assert_eq!(runner.calls().len(), 2, "one systemctl call per unit");
     }
 

@@ -214,10 +214,12 @@ fn user_and_cgroup_rules_round_trip_through_save_text_and_argv() {
     };
     let unit = OurRule::CgroupConnmark {
         path: "system.slice/app.service".into(),
+        id: Some(4026),
         mark: MARK,
     };
     let plain = OurRule::CgroupConnmark {
         path: "dscproute-test-1".into(),
+        id: None,
         mark: MARK,
     };
     assert_eq!(
@@ -227,7 +229,8 @@ fn user_and_cgroup_rules_round_trip_through_save_text_and_argv() {
     // As iptables-save v1.8 prints them (seen on this build host).
     assert_eq!(
         rule_text(&ours(unit.clone())),
-        "-m cgroup --path \"system.slice/app.service\" -j CONNMARK --set-xmark 0x1/0xff"
+        "-m cgroup --path \"system.slice/app.service\" -m comment --comment \
+         dscproute-cgroup-4026 -j CONNMARK --set-xmark 0x1/0xff"
     );
     assert_eq!(
         rule_text(&ours(plain.clone())),
@@ -256,6 +259,9 @@ fn user_and_cgroup_rules_round_trip_through_save_text_and_argv() {
         // Not the way iptables-save spells it: quotes where none are needed, or none where they are.
         "-m cgroup --path \"dscproute-test-1\" -j CONNMARK --set-xmark 0x1/0xff",
         "-m cgroup --path system.slice/app.service -j CONNMARK --set-xmark 0x1/0xff",
+        // A comment that is not our id.
+        "-m cgroup --path x -m comment --comment dscproute-cgroup-x -j CONNMARK --set-xmark 0x1/0xff",
+        "-m cgroup --path x -m comment --comment other -j CONNMARK --set-xmark 0x1/0xff",
         // Paths and users dscproute never writes.
         "-m cgroup --path \"a/../b\" -j CONNMARK --set-xmark 0x1/0xff",
         "-m cgroup --path \"/a\" -j CONNMARK --set-xmark 0x1/0xff",

@@ -326,6 +326,7 @@ fn user_and_cgroup_rules_are_checked() {
     for path in ["a", "system.slice/app.service", "dscproute-test-1/x@y:z"] {
         assert_eq!(
             op(OurRule::CgroupConnmark {
+                id: None,
                 path: path.into(),
                 mark
             })
@@ -339,6 +340,7 @@ fn user_and_cgroup_rules_are_checked() {
         "", "/", "/a", "a/", "a//b", "..", "a/../b", "./a", "a b", "a\"b", "a\\x2d", &long,
     ] {
         let e = op(OurRule::CgroupConnmark {
+            id: None,
             path: path.into(),
             mark,
         })
@@ -353,6 +355,7 @@ fn user_and_cgroup_rules_are_checked() {
         cmd: NfCmd::Append {
             chain: "DSCPROUTE-NAT".into(),
             rule: ChainRule::Ours(OurRule::CgroupConnmark {
+                id: None,
                 path: "a".into(),
                 mark,
             }),
