@@ -25,12 +25,11 @@ pub struct ExecArgs {
     pub command: Vec<String>,
 }
 
-/// The profile given, or the one persisted profile.
-fn profile_path(args: &ExecArgs) -> Result<PathBuf, String> {
+/// The profile given, or the one persisted profile under `layout`.
+fn profile_path(args: &ExecArgs, layout: &Layout) -> Result<PathBuf, String> {
     if let Some(p) = &args.profile {
         return Ok(p.clone());
     }
-    let layout = Layout::new(Path::new("/"));
     match layout.persisted_names().as_slice() {
         [one] => Ok(layout.profile(one)),
         [] => Err("no profile is persisted here: give --profile FILE".into()),
@@ -43,7 +42,7 @@ fn profile_path(args: &ExecArgs) -> Result<PathBuf, String> {
 }
 
 pub fn run(state: StateDir, args: &ExecArgs) -> i32 {
-    let path = match profile_path(args) {
+    let path = match profile_path(args, &Layout::new(Path::new("/"))) {
         Ok(p) => p,
         Err(e) => return fail(exit::USAGE, &e),
     };
@@ -146,4 +145,40 @@ fn passwd(uid: u32) -> Option<(String, u32)> {
         .to_string_lossy()
         .into_owned();
     Some((name, pw.pw_gid))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_profile_is_the_one_persisted_profile() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(dir.path());
+        let args = |profile: Option<&str>| ExecArgs {
+            profile: profile.map(PathBuf::from),
+            command: vec!["true".into()],
+        };
+        let e = profile_path(&args(None), &layout).unwrap_err();
+        assert!(
+            e.contains("no profile is persisted") && e.contains("--profile"),
+            "{e}"
+        );
+        std::fs::create_dir_all(layout.config_dir()).unwrap();
+        std::fs::write(layout.profile("home"), "").unwrap();
+        assert_eq!(
+            profile_path(&args(None), &layout),
+            Ok(layout.profile("home"))
+        );
+        assert_eq!(
+            profile_path(&args(Some("x.toml")), &layout),
+            Ok(PathBuf::from("x.toml"))
+        );
+        std::fs::write(layout.profile("work"), "").unwrap();
+        let e = profile_path(&args(None), &layout).unwrap_err();
+        assert!(
+            e.contains("2 profiles are persisted here (home, work)"),
+            "{e}"
+        );
+    }
 }

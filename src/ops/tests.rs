@@ -514,6 +514,74 @@ mod exec_tests {
         assert!(e.message.contains("is not one: mark a slice"), "{e}");
     }
 
+    /// The agent's check re-resolves a unit on every run: the same path with
+    /// another cgroup id (the unit restarted) is a missing step to repair.
+    #[test]
+    fn a_restarted_unit_is_missing_for_the_agent() {
+        let s = Scratch::new("client-applied.json");
+        let dir = s
+            .dir
+            .path()
+            .join("root/sys/fs/cgroup/system.slice/app.service");
+        std::fs::create_dir_all(&dir).unwrap();
+        let ino = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&dir).unwrap());
+        let tag = |id: u64| {
+            format!(
+                "-m cgroup --path \"system.slice/app.service\" -m comment --comment dscproute-cgroup-{id}"
+            )
+        };
+        let profile = Profile::parse("[marker]\nunit = \"app.service\"\ndscp = 7\n", "u").unwrap();
+        let runner = FakeRunner::new().on(
+            &[
+                "systemctl",
+                "show",
+                "-p",
+                "ControlGroup",
+                "--value",
+                "app.service",
+            ],
+            Output::ok("/system.slice/app.service\n"),
+        );
+        for (id, whole) in [(ino, true), (ino + 1, false)] {
+            let mut f = applied_with(&tag(id));
+            f.cgroup2 = Some("/sys/fs/cgroup".into());
+            *s.facts.lock().unwrap() = f;
+            let found = s
+                .with(&runner, |host| converge::check(host, &profile))
+                .unwrap();
+            assert_eq!(found == converge::Found::Whole, whole, "id {id}: {found:?}");
+        }
+    }
+
+    #[test]
+    fn exec_needs_root() {
+        let s = Scratch::new("client-applied.json");
+        let profile = profile("client.toml");
+        let cmd = vec!["true".to_string()];
+        let runner = FakeRunner::new();
+        let e = s
+            .with(&runner, |host| {
+                let host = Host {
+                    is_root: false,
+                    ..host.clone()
+                };
+                exec::prepare(
+                    &host,
+                    &Request {
+                        profile: &profile,
+                        path: "client.toml",
+                        command: &cmd,
+                        invoker: None,
+                        passwd: &|_| None,
+                    },
+                )
+            })
+            .unwrap_err();
+        assert_eq!(e.kind, Kind::NotNow);
+        assert!(e.message.contains("sudo dscproute exec"), "{e}");
+        assert!(runner.calls().is_empty(), "nothing is probed without root");
+    }
+
     /// Group: root keeps its identity with the marked gid, or becomes the
     /// sudo user with it; user: that user with its own groups; cgroup: join
     /// it first.
