@@ -100,6 +100,51 @@ impl Drop for TestCgroup {
     }
 }
 
+/// A `sleep` started inside a test cgroup, killed and reaped on drop.
+struct Sleeper(std::process::Child);
+
+impl Sleeper {
+    fn start_in(cgroup: &TestCgroup) -> Sleeper {
+        let procs = CString::new(cgroup.procs().to_str().unwrap()).unwrap();
+        let mut cmd = Command::new("sleep");
+        cmd.arg("60");
+        // SAFETY: open/write/close are async-signal-safe; the path was built before fork.
+        unsafe {
+            cmd.pre_exec(move || join_cgroup(&procs));
+        }
+        Sleeper(cmd.spawn().expect("start sleep"))
+    }
+
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Sleeper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// In a forked child: move itself into the cgroup (`0` means the writer).
+fn join_cgroup(procs: &CString) -> std::io::Result<()> {
+    // SAFETY: a valid C string; plain system calls.
+    unsafe {
+        let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let n = libc::write(fd, b"0".as_ptr().cast(), 1);
+        let err = std::io::Error::last_os_error();
+        libc::close(fd);
+        if n != 1 {
+            return Err(err);
+        }
+    }
+    Ok(())
+}
+
 /// `nsenter --net=/run/netns/NS [env VARS] dscproute --state-dir STATE ARGS`:
 /// in A's network namespace, with the host's mounts (the cgroup v2 one).
 fn dscproute_nsenter(ns: &Netns, state: &Path, env: &[(&str, String)], args: &[&str]) -> Output {
@@ -171,19 +216,7 @@ fn fetch_in_cgroup(ns: &Netns, cgroup: &TestCgroup, addr: &str) -> String {
     cmd.args(curl_argv(addr, GROUP_PORTS));
     // SAFETY: open/write/close are async-signal-safe; the path was built before fork.
     unsafe {
-        cmd.pre_exec(move || {
-            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY);
-            if fd < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            let n = libc::write(fd, b"0".as_ptr().cast(), 1);
-            let err = std::io::Error::last_os_error();
-            libc::close(fd);
-            if n != 1 {
-                return Err(err);
-            }
-            Ok(())
-        });
+        cmd.pre_exec(move || join_cgroup(&procs));
     }
     let out = cmd.output().expect("run curl in the cgroup");
     assert!(out.status.success(), "{}", show("curl in the cgroup", &out));
@@ -308,6 +341,24 @@ fn a_cgroup_marker_sends_only_that_cgroups_traffic_through_the_vpn() {
         "the test's children left the cgroup: {:?}",
         cg.members()
     );
+    // doctor names the processes in the cgroup (a sleep the test put there).
+    let sleeper = Sleeper::start_in(&cg);
+    let doctor = dscproute_nsenter(&t.a, &sa, &[], &["doctor", "--profile", &p, "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&doctor.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", show("doctor --json", &doctor)));
+    let check = report["checks"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == "cgroup"))
+        .unwrap_or_else(|| panic!("no cgroup check in {report:#}"));
+    let detail = check["detail"].as_str().unwrap_or_default();
+    assert_eq!(check["status"], "pass", "{check:#}");
+    assert!(
+        detail.starts_with("1 process runs in cgroup")
+            && detail.ends_with(&format!(": {} sleep", sleeper.pid())),
+        "{detail}"
+    );
+    drop(sleeper);
+
     let plan = |what: &str| {
         expect(
             dscproute_nsenter(&t.a, &sa, &[], &["plan", "--profile", &p]),

@@ -310,7 +310,11 @@ fn who_check(i: &Inputs, plan: &Plan, who: &Who) -> Check {
                 })
             };
             let procs = i.extras.processes.iter().filter(inside).collect();
-            (looked, format!("in {who} (cgroup {path})"), procs)
+            let label = match who {
+                Who::Unit(_) => format!("in {who} (cgroup {path})"),
+                _ => format!("in {who}"),
+            };
+            (looked, label, procs)
         }
     };
     if procs.is_empty() {

@@ -1039,10 +1039,7 @@ fn who_a_user_or_cgroup_marker_covers() {
     ];
     let r = c.run();
     let d = &get(&r, "cgroup").detail;
-    assert_eq!(
-        d,
-        "2 processes run in cgroup dl (cgroup dl): 5 curl, 6 wget"
-    );
+    assert_eq!(d, "2 processes run in cgroup dl: 5 curl, 6 wget");
     c.extras.processes.truncate(0);
     let r = c.run();
     assert_status(&r, "cgroup", Status::Warn);
