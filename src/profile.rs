@@ -68,13 +68,79 @@ impl Backend {
     }
 }
 
-/// Host A: packets of processes in `group` get `dscp`.
+/// Host A: packets of the processes `who` names get `dscp`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Marker {
-    pub group: GroupRef,
+    /// As JSON it reads as the profile key: `"group": …`, `"user": …`, …
+    #[serde(flatten)]
+    pub who: Who,
     pub dscp: Dscp,
     /// Create the group (a plan step) when it does not exist.
     pub create_group: bool,
+}
+
+impl Marker {
+    /// The group, for a group marker.
+    pub fn group(&self) -> Option<&GroupRef> {
+        match &self.who {
+            Who::Group(g) => Some(g),
+            _ => None,
+        }
+    }
+}
+
+/// Whose packets are marked: exactly one of the `[marker]` keys.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Who {
+    /// Processes running with this group (`--gid-owner`).
+    Group(GroupRef),
+    /// Processes running as this user (`--uid-owner`).
+    User(UserRef),
+    /// A systemd unit or slice, matched by the cgroup systemd gives it.
+    Unit(String),
+    /// A cgroup v2 path relative to the cgroup v2 root, without a leading '/'.
+    Cgroup(String),
+}
+
+impl Who {
+    /// The profile key: group, user, unit or cgroup.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Who::Group(_) => "group",
+            Who::User(_) => "user",
+            Who::Unit(_) => "unit",
+            Who::Cgroup(_) => "cgroup",
+        }
+    }
+}
+
+/// `group torrent`, `user 1001`, `unit vpn.slice`, `cgroup dscproute/dl`.
+impl fmt::Display for Who {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Who::Group(g) => write!(f, "group {g}"),
+            Who::User(u) => write!(f, "user {u}"),
+            Who::Unit(u) => write!(f, "unit {u}"),
+            Who::Cgroup(c) => write!(f, "cgroup {c}"),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum UserRef {
+    Name(String),
+    Uid(u32),
+}
+
+impl fmt::Display for UserRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UserRef::Name(n) => f.write_str(n),
+            UserRef::Uid(u) => write!(f, "{u}"),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -241,7 +307,13 @@ impl Profile {
         }
         if let Some(m) = &self.marker {
             o.push_str("[marker]\n");
-            o.push_str(&format!("group = {}\n", toml_value_group(&m.group)));
+            match &m.who {
+                Who::Group(g) => o.push_str(&format!("group = {}\n", toml_value_group(g))),
+                Who::User(UserRef::Name(n)) => o.push_str(&format!("user = {}\n", quote(n))),
+                Who::User(UserRef::Uid(u)) => o.push_str(&format!("user = {u}\n")),
+                Who::Unit(u) => o.push_str(&format!("unit = {}\n", quote(u))),
+                Who::Cgroup(c) => o.push_str(&format!("cgroup = {}\n", quote(c))),
+            }
             if m.create_group {
                 o.push_str("create_group = true\n");
             }
@@ -353,7 +425,10 @@ struct RawProfile {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawMarker {
-    group: Spanned<StrOrInt>,
+    group: Option<Spanned<StrOrInt>>,
+    user: Option<Spanned<StrOrInt>>,
+    unit: Option<Spanned<String>>,
+    cgroup: Option<Spanned<String>>,
     dscp: Spanned<StrOrInt>,
     create_group: Option<Spanned<bool>>,
 }
@@ -418,9 +493,53 @@ impl Validator<'_> {
     }
 
     fn marker(&self, m: RawMarker) -> Result<Marker, ProfileError> {
-        let group = self.group(&m.group)?;
+        let who = match (&m.group, &m.user, &m.unit, &m.cgroup) {
+            (Some(g), None, None, None) => Who::Group(self.group(g)?),
+            (None, Some(u), None, None) => Who::User(self.user(u)?),
+            (None, None, Some(u), None) => Who::Unit(self.unit(u)?),
+            (None, None, None, Some(c)) => Who::Cgroup(self.cgroup(c)?),
+            (None, None, None, None) => {
+                return Err((self.at)(
+                    m.dscp.span(),
+                    "[marker] names nobody to mark: give exactly one of group, user, unit (a \
+                     systemd unit or slice) or cgroup (a cgroup v2 path)"
+                        .into(),
+                ));
+            }
+            _ => {
+                let span = [
+                    m.group.as_ref().map(Spanned::span),
+                    m.user.as_ref().map(Spanned::span),
+                    m.unit.as_ref().map(Spanned::span),
+                    m.cgroup.as_ref().map(Spanned::span),
+                ]
+                .into_iter()
+                .flatten()
+                .nth(1)
+                .unwrap_or(0..0);
+                return Err((self.at)(
+                    span,
+                    "[marker] names more than one of group, user, unit and cgroup: keep \
+                     exactly one"
+                        .into(),
+                ));
+            }
+        };
         let create_group = m.create_group.as_ref().is_some_and(|c| *c.get_ref());
-        if let (true, GroupRef::Gid(_), Some(c)) = (create_group, &group, &m.create_group) {
+        if let (true, false, Some(c)) =
+            (create_group, matches!(who, Who::Group(_)), &m.create_group)
+        {
+            return self.err(
+                c,
+                "marker.create_group",
+                format!(
+                    "only goes with marker.group; marker.{} is not created by dscproute",
+                    who.kind()
+                ),
+            );
+        }
+        if let (true, Who::Group(GroupRef::Gid(_)), Some(c)) = (create_group, &who, &m.create_group)
+        {
             return self.err(
                 c,
                 "marker.create_group",
@@ -430,7 +549,7 @@ impl Validator<'_> {
             );
         }
         Ok(Marker {
-            group,
+            who,
             dscp: self.dscp(&m.dscp, "marker.dscp")?,
             create_group,
         })
@@ -631,6 +750,47 @@ impl Validator<'_> {
         }
     }
 
+    fn user(&self, v: &Spanned<StrOrInt>) -> Result<UserRef, ProfileError> {
+        const ACCEPTED: &str = "use a user name (letters, digits, '_', '-', '.', starting with a \
+                                letter or '_') or a numeric uid 0–4294967294";
+        match v.get_ref() {
+            StrOrInt::Int(i) => match u32::try_from(*i) {
+                Ok(u) if u != u32::MAX => Ok(UserRef::Uid(u)),
+                _ => self.err(v, "marker.user", format!("not a valid uid: {ACCEPTED}")),
+            },
+            StrOrInt::Str(s) => {
+                if let Ok(u) = s.parse::<u32>()
+                    && u != u32::MAX
+                {
+                    return Ok(UserRef::Uid(u));
+                }
+                if valid_group_name(s) {
+                    Ok(UserRef::Name(s.clone()))
+                } else {
+                    self.err(
+                        v,
+                        "marker.user",
+                        format!("not a valid user name: {ACCEPTED}"),
+                    )
+                }
+            }
+        }
+    }
+
+    fn unit(&self, v: &Spanned<String>) -> Result<String, ProfileError> {
+        match check_unit_name(v.get_ref()) {
+            Ok(()) => Ok(v.get_ref().clone()),
+            Err(why) => self.err(v, "marker.unit", why),
+        }
+    }
+
+    fn cgroup(&self, v: &Spanned<String>) -> Result<String, ProfileError> {
+        match normalize_cgroup_path(v.get_ref()) {
+            Ok(p) => Ok(p),
+            Err(why) => self.err(v, "marker.cgroup", why),
+        }
+    }
+
     fn interface(&self, v: &Spanned<String>) -> Result<String, ProfileError> {
         let s = v.get_ref();
         if valid_ifname(s) {
@@ -770,6 +930,65 @@ pub fn valid_group_name(s: &str) -> bool {
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && s.len() <= 32
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+/// Unit types that own processes, so that their cgroup can be matched.
+pub const UNIT_SUFFIXES: &[&str] = &[".service", ".slice", ".scope"];
+
+/// A systemd unit name dscproute can mark: systemd's characters
+/// (letters, digits, `:-_.@`; `\` escapes are refused because iptables-save
+/// would print them escaped), at most 255 bytes, one of `UNIT_SUFFIXES`.
+pub fn check_unit_name(s: &str) -> Result<(), String> {
+    let accepted = "use a systemd unit name like \"qbittorrent-nox.service\" or \"vpn.slice\" \
+                    (letters, digits, ':', '-', '_', '.', '@'; ending in .service, .slice or \
+                    .scope)";
+    let Some(stem) = UNIT_SUFFIXES.iter().find_map(|x| s.strip_suffix(x)) else {
+        return Err(format!("not a unit that runs processes: {accepted}"));
+    };
+    let ok = !stem.is_empty()
+        && s.len() <= 255
+        && !stem.starts_with(['-', '.'])
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '-' | '_' | '.' | '@'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("not a valid unit name: {accepted}"))
+    }
+}
+
+/// Longest cgroup path accepted (xt_cgroup keeps at most 4095 bytes).
+pub const MAX_CGROUP_PATH: usize = 1024;
+
+/// A cgroup v2 path below the cgroup v2 root, as dscproute stores it: no
+/// leading or trailing '/', no empty, `.` or `..` components, the characters
+/// systemd uses in names (iptables-save then prints it back unchanged).
+pub fn normalize_cgroup_path(s: &str) -> Result<String, String> {
+    let accepted = "use a path below the cgroup v2 root like \"dscproute/downloads\" or \
+                    \"system.slice/app.service\" (letters, digits, ':', '-', '_', '.', '@', '/'; \
+                    no '..' or empty components)";
+    let p = s.strip_prefix('/').unwrap_or(s);
+    let p = p.strip_suffix('/').unwrap_or(p);
+    if p.is_empty() {
+        return Err(format!(
+            "is the cgroup root, which holds every process: {accepted}"
+        ));
+    }
+    if p.len() > MAX_CGROUP_PATH {
+        return Err(format!("longer than {MAX_CGROUP_PATH} bytes: {accepted}"));
+    }
+    if !p
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '-' | '_' | '.' | '@' | '/'))
+    {
+        return Err(format!(
+            "has characters dscproute does not accept: {accepted}"
+        ));
+    }
+    if p.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+        return Err(format!("has an empty, '.' or '..' component: {accepted}"));
+    }
+    Ok(p.to_string())
 }
 
 /// Linux accepts 1..=15 bytes, no '/', no whitespace, not "." or "..".

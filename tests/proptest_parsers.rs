@@ -49,6 +49,9 @@ fn assert_short_line(e: &str) {
 fn profile_text() -> impl Strategy<Value = String> {
     let key = prop::sample::select(vec![
         "group",
+        "user",
+        "unit",
+        "cgroup",
         "dscp",
         "create_group",
         "interface",
@@ -75,6 +78,8 @@ fn profile_text() -> impl Strategy<Value = String> {
         Just("{ a = 1 }".to_string()),
         Just("\"0xffffffff\"".to_string()),
         Just("\"nqb\"".to_string()),
+        "[a-z./@:-]{0,30}\\.(service|slice|scope)".prop_map(|s| format!("{s:?}")),
+        "/?([a-z.@:_-]{0,8}/){0,4}(\\.\\.)?[a-z.]{0,8}/?".prop_map(|s| format!("{s:?}")),
     ];
     let section = prop::sample::select(vec!["[marker]", "[gateway]", "[other]", ""]);
     let line = (section, prop::collection::vec((key, value), 0..8)).prop_map(|(s, kvs)| {
@@ -311,5 +316,42 @@ fn assert_ours(e: &Effect) {
         }
         Effect::Seq { effects } => effects.iter().for_each(assert_ours),
         Effect::DropEmptyTable { .. } => {}
+    }
+}
+
+/// A cgroup path-ish string: our characters, slashes, dots, and a few others.
+fn cgroup_path() -> impl Strategy<Value = String> {
+    "[a-zA-Z0-9/._@:\\- \"\\\\]{0,40}"
+}
+
+proptest! {
+    #![proptest_config(config(512))]
+
+    /// A cgroup rule is either refused by `Op::check`, or it reads back from
+    /// its iptables-save text and its argv as exactly itself; never a panic.
+    #[test]
+    fn cgroup_rules_are_refused_or_read_back_exactly(path in cgroup_path(), id in prop::option::of(any::<u64>())) {
+        use dscproute::backend::iptables::{read_rule, rule_text};
+        use dscproute::backend::op::{ChainRule, NfCmd, OurRule, Table};
+        use dscproute::backend::{Family, MarkMask, Op};
+        let rule = ChainRule::Ours(OurRule::CgroupConnmark {
+            path: path.clone(),
+            id,
+            mark: MarkMask { value: 1, mask: 0xff },
+        });
+        let op = Op::Netfilter {
+            family: Family::V4,
+            table: Table::Mangle,
+            cmd: NfCmd::Append { chain: "DSCPROUTE-MARK".into(), rule: rule.clone() },
+        };
+        match op.check() {
+            Err(e) => assert_short_line(&e),
+            Ok(()) => {
+                prop_assert_eq!(read_rule(Table::Mangle, "DSCPROUTE-MARK", &rule_text(&rule)), rule);
+                prop_assert_eq!(Op::parse(&op.effect()), Ok(op.clone()));
+            }
+        }
+        // Whatever the text, reading it never panics.
+        let _ = read_rule(Table::Mangle, "DSCPROUTE-MARK", &format!("-m cgroup --path {path} -j CONNMARK --set-xmark 0x1/0xff"));
     }
 }

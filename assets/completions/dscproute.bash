@@ -37,6 +37,9 @@ _dscproute() {
             dscproute,doctor)
                 cmd="dscproute__subcmd__doctor"
                 ;;
+            dscproute,exec)
+                cmd="dscproute__subcmd__exec"
+                ;;
             dscproute,explain)
                 cmd="dscproute__subcmd__explain"
                 ;;
@@ -94,6 +97,9 @@ _dscproute() {
             dscproute__subcmd__help,doctor)
                 cmd="dscproute__subcmd__help__subcmd__doctor"
                 ;;
+            dscproute__subcmd__help,exec)
+                cmd="dscproute__subcmd__help__subcmd__exec"
+                ;;
             dscproute__subcmd__help,explain)
                 cmd="dscproute__subcmd__help__subcmd__explain"
                 ;;
@@ -137,7 +143,7 @@ _dscproute() {
 
     case "${cmd}" in
         dscproute)
-            opts="-h -V --state-dir --help --version explain plan apply agent rollback confirm status tui learn doctor watch persist unpersist client-recipe man completions facts help"
+            opts="-h -V --state-dir --help --version explain plan apply agent rollback confirm status tui learn doctor exec watch persist unpersist client-recipe man completions facts help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -356,6 +362,32 @@ _dscproute() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        dscproute__subcmd__exec)
+            opts="-p -h --profile --state-dir --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --profile)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -p)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         dscproute__subcmd__explain)
             opts="-h --tos --json --state-dir --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -393,7 +425,7 @@ _dscproute() {
             return 0
             ;;
         dscproute__subcmd__help)
-            opts="explain plan apply agent rollback confirm status tui learn doctor watch persist unpersist client-recipe man completions facts help"
+            opts="explain plan apply agent rollback confirm status tui learn doctor exec watch persist unpersist client-recipe man completions facts help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -491,6 +523,20 @@ _dscproute() {
             return 0
             ;;
         dscproute__subcmd__help__subcmd__doctor)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        dscproute__subcmd__help__subcmd__exec)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -97,7 +97,31 @@ fn cmd_words(cmd: &NfCmd) -> Vec<String> {
 
 /// A rule as iptables-save prints it (after `-A CHAIN `).
 pub fn rule_text(rule: &ChainRule) -> String {
-    rule_words(rule).join(" ")
+    save_words(rule).join(" ")
+}
+
+/// The words iptables-save prints: as the argv, but a cgroup path with a
+/// character outside `[A-Za-z0-9_-]` comes in double quotes
+/// (xtables_save_string; dscproute's paths never need escapes).
+fn save_words(rule: &ChainRule) -> Vec<String> {
+    let mut w = rule_words(rule);
+    if let ChainRule::Ours(OurRule::CgroupConnmark { .. }) = rule
+        && let Some(i) = w.iter().position(|a| a == "--path")
+        && let Some(p) = w.get_mut(i + 1)
+        && !p
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        *p = format!("\"{p}\"");
+    }
+    w
+}
+
+/// A cgroup path as read back: quoted by iptables-save or bare (argv).
+fn unquote(p: &str) -> &str {
+    p.strip_prefix('"')
+        .and_then(|q| q.strip_suffix('"'))
+        .unwrap_or(p)
 }
 
 fn rule_words(rule: &ChainRule) -> Vec<String> {
@@ -122,6 +146,14 @@ fn rule_words(rule: &ChainRule) -> Vec<String> {
     }
 }
 
+/// The comment that carries a cgroup's id: only `[A-Za-z0-9-]`, so
+/// iptables-save prints it bare.
+const CGROUP_COMMENT: &str = "dscproute-cgroup-";
+
+fn cgroup_comment(id: u64) -> String {
+    format!("{CGROUP_COMMENT}{id}")
+}
+
 fn dscp_text(d: u8) -> String {
     format!("{d:#04x}")
 }
@@ -138,6 +170,24 @@ fn our_rule_words(rule: &OurRule) -> Vec<String> {
             "--set-xmark",
             &mark.text(),
         ]),
+        OurRule::UserConnmark { uid, mark } => words(&[
+            "-m",
+            "owner",
+            "--uid-owner",
+            uid,
+            "-j",
+            "CONNMARK",
+            "--set-xmark",
+            &mark.text(),
+        ]),
+        OurRule::CgroupConnmark { path, id, mark } => {
+            let mut v = words(&["-m", "cgroup", "--path", path]);
+            if let Some(id) = id {
+                v.extend(words(&["-m", "comment", "--comment", &cgroup_comment(*id)]));
+            }
+            v.extend(words(&["-j", "CONNMARK", "--set-xmark", &mark.text()]));
+            v
+        }
         OurRule::ConnmarkDscp { mark, dscp } => words(&[
             "-m",
             "connmark",
@@ -261,6 +311,55 @@ fn our_rule(w: &[&str]) -> Result<OurRule, String> {
             m,
         ] => OurRule::OwnerConnmark {
             gid: g.into(),
+            mark: MarkMask::parse(m)?,
+        },
+        [
+            "-m",
+            "owner",
+            "--uid-owner",
+            u,
+            "-j",
+            "CONNMARK",
+            "--set-xmark",
+            m,
+        ] => OurRule::UserConnmark {
+            uid: u.into(),
+            mark: MarkMask::parse(m)?,
+        },
+        [
+            "-m",
+            "cgroup",
+            "--path",
+            p,
+            "-j",
+            "CONNMARK",
+            "--set-xmark",
+            m,
+        ] => OurRule::CgroupConnmark {
+            path: unquote(p).into(),
+            id: None,
+            mark: MarkMask::parse(m)?,
+        },
+        [
+            "-m",
+            "cgroup",
+            "--path",
+            p,
+            "-m",
+            "comment",
+            "--comment",
+            c,
+            "-j",
+            "CONNMARK",
+            "--set-xmark",
+            m,
+        ] => OurRule::CgroupConnmark {
+            path: unquote(p).into(),
+            id: Some(
+                c.strip_prefix(CGROUP_COMMENT)
+                    .and_then(|n| n.parse().ok())
+                    .ok_or_else(|| format!("comment {} is not one of ours", clip(c)))?,
+            ),
             mark: MarkMask::parse(m)?,
         },
         ["-m", "connmark", "--mark", m, "-j", "DSCP", "--set-dscp", d] => OurRule::ConnmarkDscp {
@@ -404,7 +503,7 @@ pub fn read_rule(table: Table, chain: &str, text: &str) -> ChainRule {
             };
             cmd.check(table)?;
             match cmd {
-                NfCmd::Append { rule, .. } if rule_words(&rule) == w => Ok(rule),
+                NfCmd::Append { rule, .. } if save_words(&rule) == w => Ok(rule),
                 _ => Err("not spelled the way dscproute writes it".into()),
             }
         });

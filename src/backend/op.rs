@@ -173,6 +173,23 @@ pub(super) fn check_group_arg(s: &str) -> Result<(), String> {
     }
 }
 
+/// `--uid-owner` takes a uid or (in scripts for another host) a user name.
+fn check_uid_arg(s: &str) -> Result<(), String> {
+    match digits(s) {
+        Some(u) if u != u32::MAX => Ok(()),
+        None if valid_group_name(s) => Ok(()),
+        _ => Err(format!("{} is not a user", clip(s))),
+    }
+}
+
+/// `--path` as dscproute writes it: a normalized cgroup v2 path.
+fn check_cgroup_path(s: &str) -> Result<(), String> {
+    match crate::profile::normalize_cgroup_path(s) {
+        Ok(p) if p == s => Ok(()),
+        _ => Err(format!("{} is not a cgroup path dscproute writes", clip(s))),
+    }
+}
+
 fn check_group_name(s: &str) -> Result<(), String> {
     if valid_group_name(s) {
         Ok(())
@@ -195,6 +212,19 @@ fn check_table_id(n: u32) -> Result<(), String> {
 pub enum OurRule {
     /// Client: the group's connections get our connection mark.
     OwnerConnmark { gid: String, mark: MarkMask },
+    /// Client: connections of a user's sockets get our connection mark.
+    UserConnmark { uid: String, mark: MarkMask },
+    /// Client: connections of sockets in a cgroup v2 (a systemd unit's, or
+    /// one given as a path) get our connection mark. `id` is the cgroup's
+    /// inode when the rule was planned, kept in a comment: the kernel binds
+    /// the cgroup when the rule is added, so a cgroup made anew (a restarted
+    /// unit) has another id and the rule reads as stale, to be re-added.
+    CgroupConnmark {
+        path: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+        mark: MarkMask,
+    },
     /// Client: packets of marked connections get the DSCP.
     ConnmarkDscp { mark: MarkMask, dscp: u8 },
     /// Client that is also the gateway: local packets get the routing mark.
@@ -228,6 +258,14 @@ impl OurRule {
         match self {
             OurRule::OwnerConnmark { gid, mark } | OurRule::OwnerMark { gid, mark } => {
                 check_group_arg(gid)?;
+                mark.check()?;
+            }
+            OurRule::UserConnmark { uid, mark } => {
+                check_uid_arg(uid)?;
+                mark.check()?;
+            }
+            OurRule::CgroupConnmark { path, mark, .. } => {
+                check_cgroup_path(path)?;
                 mark.check()?;
             }
             OurRule::ConnmarkDscp { mark, dscp } => {

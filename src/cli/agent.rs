@@ -97,7 +97,7 @@ pub fn run(state: StateDir, args: &AgentArgs) -> i32 {
             );
         }
     };
-    let facts = (host.probe)();
+    let facts = host.facts_for(&profile);
     let plan = match plan::plan(&profile, &facts, PlanOptions::default()) {
         Ok(p) => p,
         Err(e) => {

@@ -6,6 +6,7 @@ mod agent;
 mod apply;
 mod confirm;
 mod doctor;
+mod exec;
 mod explain;
 mod facts;
 mod packaging;
@@ -92,6 +93,10 @@ pub enum Command {
     /// forwarding, rp_filter, conflicts, and after apply that rules, routes,
     /// counters, the kill switch and the DSCP on the wire are right.
     Doctor(doctor::DoctorArgs),
+    /// Run one command so that its traffic carries the signal: in the
+    /// marked group, user, slice or cgroup. Refuses while the client side
+    /// is not applied. Needs root (via sudo the command runs as you).
+    Exec(exec::ExecArgs),
     /// Live per-DSCP view of the traffic on an interface (needs root).
     Watch(watch::WatchArgs),
     /// Keep a kept profile up, from boot on: install it and enable the
@@ -155,6 +160,7 @@ pub fn run(cli: Cli) -> i32 {
         Some(Command::Learn) => tui::run(&state, &tui::TuiArgs::default(), ScreenId::Learn),
         Some(Command::Doctor(args)) => doctor::run(state, &args),
         Some(Command::Watch(args)) => watch::run(&args),
+        Some(Command::Exec(args)) => exec::run(state, &args),
         Some(Command::Persist(args)) => persist::persist_cmd(&state, &args),
         Some(Command::Unpersist(args)) => persist::unpersist_cmd(&args),
         Some(Command::ClientRecipe(args)) => recipe::run(&args),

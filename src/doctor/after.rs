@@ -1,17 +1,19 @@
 //! Checks once the profile is applied: its steps in place, its counters
 //! moving, the VPN route, the kernel's route lookups for a marked packet
 //! (local and forwarded from the LAN), the kill switch (modelled, the VPN
-//! stays up), IPv6 routed or blocked, and the marker's group.
+//! stays up), IPv6 routed or blocked, and who the marker covers (the
+//! processes in its group, user or cgroup).
 
 mod mark_path;
 
 use super::fib::{self, Flow, Verdict};
+use super::host::Proc;
 use super::{Check, Inputs, TARGET4, TARGET6};
 use crate::backend::{Op, nft};
 use crate::ownership::{CHAIN_MARK, CHAIN_ROUTE};
 use crate::plan::{Plan, Step, StepState};
 use crate::probe::{CountedRule, HostFacts, Link};
-use crate::profile::{Gateway, MatchMode};
+use crate::profile::{Gateway, MatchMode, Who};
 use crate::runner::Runner;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -29,8 +31,10 @@ pub fn checks(i: &Inputs, plan: &Plan, runner: &dyn Runner) -> Vec<Check> {
     if let Some(c) = counters(i) {
         out.push(c);
     }
-    if i.is_marker() {
-        out.push(group(i, plan));
+    match i.profile.marker.as_ref().map(|m| &m.who) {
+        Some(Who::Group(_)) => out.push(group(i, plan)),
+        Some(who) => out.push(who_check(i, plan, who)),
+        None => {}
     }
     out.extend(mark_path::check(i, plan));
     if let Some(g) = &i.profile.gateway {
@@ -230,7 +234,8 @@ fn group(i: &Inputs, plan: &Plan) -> Check {
         .profile
         .marker
         .as_ref()
-        .map(|m| m.group.to_string())
+        .and_then(|m| m.group())
+        .map(ToString::to_string)
         .unwrap_or_default();
     let Some(gid) = plan
         .resolved
@@ -250,12 +255,11 @@ fn group(i: &Inputs, plan: &Plan) -> Check {
     } else {
         format!("{name} (gid {gid})")
     };
-    let procs: Vec<&str> = i
+    let procs: Vec<&Proc> = i
         .extras
         .processes
         .iter()
         .filter(|p| p.fsgid == Some(gid))
-        .map(|p| p.comm.as_str())
         .collect();
     if procs.is_empty() {
         return Check::warn(
@@ -269,19 +273,109 @@ fn group(i: &Inputs, plan: &Plan) -> Check {
             ),
         );
     }
-    let mut names: Vec<&str> = procs.clone();
-    names.sort();
-    names.dedup();
-    names.truncate(5);
     Check::pass(
         "group",
         format!(
-            "{} process{} run{} in group {label}: {}",
-            procs.len(),
-            if procs.len() == 1 { "" } else { "es" },
-            if procs.len() == 1 { "s" } else { "" },
-            names.join(", ")
+            "{} in group {label}: {}",
+            count(procs.len()),
+            listing(&procs)
         ),
+        looked,
+    )
+}
+
+/// How many processes, as a phrase: "1 process runs", "3 processes run".
+fn count(n: usize) -> String {
+    if n == 1 {
+        "1 process runs".into()
+    } else {
+        format!("{n} processes run")
+    }
+}
+
+/// At most this many processes are named.
+const LISTED: usize = 10;
+
+/// "PID comm, PID comm, … and N more".
+fn listing(procs: &[&Proc]) -> String {
+    let mut s: Vec<String> = procs
+        .iter()
+        .take(LISTED)
+        .map(|p| format!("{} {}", p.pid, p.comm))
+        .collect();
+    if procs.len() > LISTED {
+        s.push(format!("and {} more", procs.len() - LISTED));
+    }
+    s.join(", ")
+}
+
+/// A user, unit or cgroup marker: which processes it covers now, so the
+/// admin sees whether the program is really in it.
+fn who_check(i: &Inputs, plan: &Plan, who: &Who) -> Check {
+    let r = &plan.resolved;
+    let (looked, label, procs): (&str, String, Vec<&Proc>) = match who {
+        Who::User(u) => {
+            let looked = "getent passwd, /proc/*/status (each process's fsuid, what the owner \
+                          match tests)";
+            let Some(uid) = r.user.as_deref().and_then(|u| u.parse::<u32>().ok()) else {
+                return Check::fail(
+                    "user",
+                    format!("user {u} does not exist on this host"),
+                    looked,
+                    "set marker.user to an existing user or a numeric uid, and apply",
+                );
+            };
+            let procs = i
+                .extras
+                .processes
+                .iter()
+                .filter(|p| p.fsuid == Some(uid))
+                .collect();
+            (looked, format!("as user {u} (uid {uid})"), procs)
+        }
+        _ => {
+            let looked = "systemctl show -p ControlGroup, /proc/*/cgroup (each process's cgroup \
+                          v2, what the cgroup match tests)";
+            let Some(path) = r.cgroup.as_deref() else {
+                return Check::fail(
+                    who.kind(),
+                    format!("{who} has no cgroup now (is it running?)"),
+                    looked,
+                    format!("start it, then run `{}` again", i.apply_cmd()),
+                );
+            };
+            let inside = |p: &&Proc| {
+                p.cgroup.as_deref().is_some_and(|c| {
+                    c == path || c.strip_prefix(path).is_some_and(|r| r.starts_with('/'))
+                })
+            };
+            let procs = i.extras.processes.iter().filter(inside).collect();
+            let label = match who {
+                Who::Unit(_) => format!("in {who} (cgroup {path})"),
+                _ => format!("in {who}"),
+            };
+            (looked, label, procs)
+        }
+    };
+    if procs.is_empty() {
+        let how = match who {
+            Who::User(u) => format!("start the program as {u} (`User=` in its unit, `sudo -u`)"),
+            Who::Unit(u) => format!("start {u}, or a program in it (`dscproute exec` for a slice)"),
+            _ => format!(
+                "start the program in the cgroup (`dscproute exec --profile {} -- CMD`)",
+                i.profile_path
+            ),
+        };
+        return Check::warn(
+            who.kind(),
+            format!("no process runs {label} now: nothing is marked until one does"),
+            looked,
+            how,
+        );
+    }
+    Check::pass(
+        who.kind(),
+        format!("{} {label}: {}", count(procs.len()), listing(&procs)),
         looked,
     )
 }

@@ -17,6 +17,11 @@ pub struct Proc {
     pub comm: String,
     /// The filesystem gid, what `-m owner --gid-owner` tests.
     pub fsgid: Option<u32>,
+    /// The filesystem uid, what `-m owner --uid-owner` tests.
+    pub fsuid: Option<u32>,
+    /// Its cgroup v2 path (the `0::` line of /proc/PID/cgroup), without the
+    /// leading '/': what `-m cgroup --path` tests for new sockets.
+    pub cgroup: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -46,19 +51,29 @@ pub fn parse_module_names(text: &str) -> BTreeSet<String> {
         .collect()
 }
 
-/// (comm, fsgid) from /proc/PID/status text.
-pub fn parse_status(text: &str) -> (String, Option<u32>) {
-    let mut name = String::new();
-    let mut fsgid = None;
+/// comm, fsgid and fsuid from /proc/PID/status text (pid and cgroup unset).
+pub fn parse_proc_status(text: &str) -> Proc {
+    let mut p = Proc::default();
     for l in text.lines() {
+        // real, effective, saved, filesystem
+        let fs = |ids: &str| ids.split_whitespace().nth(3).and_then(|x| x.parse().ok());
         if let Some(n) = l.strip_prefix("Name:") {
-            name = n.trim().to_string();
+            p.comm = n.trim().to_string();
         } else if let Some(g) = l.strip_prefix("Gid:") {
-            // real, effective, saved, filesystem
-            fsgid = g.split_whitespace().nth(3).and_then(|x| x.parse().ok());
+            p.fsgid = fs(g);
+        } else if let Some(u) = l.strip_prefix("Uid:") {
+            p.fsuid = fs(u);
         }
     }
-    (name, fsgid)
+    p
+}
+
+/// The cgroup v2 path from /proc/PID/cgroup text (`0::/a/b` -> `a/b`,
+/// the root -> "").
+pub fn parse_cgroup(text: &str) -> Option<String> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .map(|p| p.trim().trim_start_matches('/').to_string())
 }
 
 fn read(root: &Path, rel: &str) -> Option<String> {
@@ -90,8 +105,13 @@ pub fn gather(root: &Path, facts: &HostFacts, runner: &dyn Runner) -> HostExtras
                 continue;
             };
             if let Some(text) = read(root, &format!("proc/{pid}/status")) {
-                let (comm, fsgid) = parse_status(&text);
-                x.processes.push(Proc { pid, comm, fsgid });
+                let cgroup =
+                    read(root, &format!("proc/{pid}/cgroup")).and_then(|t| parse_cgroup(&t));
+                x.processes.push(Proc {
+                    pid,
+                    cgroup,
+                    ..parse_proc_status(&text)
+                });
             }
         }
     }
@@ -312,9 +332,25 @@ mod tests {
     }
 
     #[test]
-    fn status_gives_name_and_fsgid() {
-        let t = "Name:\tqbittorrent\nUmask:\t0022\nGid:\t1000\t1000\t1000\t4242\nGroups:\t27\n";
-        assert_eq!(parse_status(t), ("qbittorrent".into(), Some(4242)));
+    fn status_gives_name_fsgid_and_fsuid() {
+        let t = "Name:\tqbittorrent\nUmask:\t0022\nUid:\t0\t0\t0\t1001\n\
+                 Gid:\t1000\t1000\t1000\t4242\nGroups:\t27\n";
+        let p = parse_proc_status(t);
+        assert_eq!(
+            (p.comm.as_str(), p.fsgid, p.fsuid),
+            ("qbittorrent", Some(4242), Some(1001))
+        );
+    }
+
+    #[test]
+    fn the_cgroup_v2_line() {
+        let hybrid = "9:name=systemd:/\n4:memory:/x\n0::/system.slice/app.service\n";
+        assert_eq!(
+            parse_cgroup(hybrid).as_deref(),
+            Some("system.slice/app.service")
+        );
+        assert_eq!(parse_cgroup("0::/\n").as_deref(), Some(""));
+        assert_eq!(parse_cgroup("4:memory:/x\n"), None);
     }
 
     #[test]

@@ -145,8 +145,12 @@ fn needed_extensions(i: &Inputs) -> Vec<(String, bool, String)> {
             if i.is_gateway() {
                 found.extend([("dscp".into(), false), ("MARK".into(), true)]);
             }
-            if i.is_marker() {
-                found.extend([("owner".into(), false), ("DSCP".into(), true)]);
+            if let Some(m) = &i.profile.marker {
+                let by = match m.who {
+                    crate::profile::Who::Unit(_) | crate::profile::Who::Cgroup(_) => "cgroup",
+                    _ => "owner",
+                };
+                found.extend([(by.into(), false), ("DSCP".into(), true)]);
             }
         }
     }

@@ -59,7 +59,8 @@ fn leaves_apply_blind(u: &Unreadable) -> bool {
         | Fact::Sysctls
         | Fact::NftRuleset
         | Fact::XtMatches
-        | Fact::XtTargets => false,
+        | Fact::XtTargets
+        | Fact::Units => false,
     }
 }
 

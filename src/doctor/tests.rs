@@ -157,6 +157,7 @@ impl Case {
                     pid: 4321,
                     comm: "transmission-da".into(),
                     fsgid: Some(1001),
+                    ..host::Proc::default()
                 }],
                 resolv_conf: Some("nameserver 9.9.9.9\n".into()),
                 ..HostExtras::default()
@@ -327,6 +328,7 @@ fn applied_both_roles() {
                 pid: 7,
                 comm: "qbittorrent-nox".into(),
                 fsgid: Some(1001),
+                ..host::Proc::default()
             }],
             ..HostExtras::default()
         },
@@ -671,6 +673,7 @@ fn dns_verdicts() {
             pid: 1,
             comm: comm.into(),
             fsgid: Some(0),
+            ..host::Proc::default()
         });
         c.run()
     };
@@ -690,6 +693,7 @@ fn dns_verdicts() {
         pid: 1,
         comm: "dnsmasq".into(),
         fsgid: Some(0),
+        ..host::Proc::default()
     });
     let r = c.run();
     assert_eq!(get(&r, "dns").status, Status::Warn);
@@ -997,4 +1001,57 @@ fn an_accept_ahead_of_our_jump_fails_mark_path() {
         // The plan cannot see it (its jump is in place): only mark-path fails.
         assert_eq!(failed(&r), ["mark-path"], "{}", render_text(&r));
     }
+}
+
+/// A user or cgroup marker: doctor names the processes it covers (pid and
+/// comm, at most ten and a count), warns when there are none, and fails a
+/// unit that has no cgroup.
+#[test]
+fn who_a_user_or_cgroup_marker_covers() {
+    let proc_ = |pid: u32, comm: &str, fsuid: u32, cgroup: &str| host::Proc {
+        pid,
+        comm: comm.into(),
+        fsuid: Some(fsuid),
+        cgroup: Some(cgroup.into()),
+        ..host::Proc::default()
+    };
+    let mut c = Case::client();
+    c.profile = Profile::parse("[marker]\nuser = 1001\ndscp = 7\n", "u.toml").unwrap();
+    c.extras.processes = (1..=12).map(|i| proc_(i, "aria2c", 1001, "x")).collect();
+    c.extras.processes.push(proc_(99, "sshd", 0, "x"));
+    let r = c.run();
+    let d = &get(&r, "user").detail;
+    assert!(
+        d.starts_with("12 processes run as user 1001 (uid 1001): 1 aria2c, 2 aria2c"),
+        "{d}"
+    );
+    assert!(
+        d.ends_with("10 aria2c, and 2 more") && !d.contains("sshd"),
+        "{d}"
+    );
+
+    let mut c = Case::client();
+    c.profile = Profile::parse("[marker]\ncgroup = \"dl\"\ndscp = 7\n", "c.toml").unwrap();
+    c.extras.processes = vec![
+        proc_(5, "curl", 0, "dl/job-1"),
+        proc_(6, "wget", 0, "dl"),
+        proc_(7, "other", 0, "dlx"),
+    ];
+    let r = c.run();
+    let d = &get(&r, "cgroup").detail;
+    assert_eq!(d, "2 processes run in cgroup dl: 5 curl, 6 wget");
+    c.extras.processes.truncate(0);
+    let r = c.run();
+    assert_status(&r, "cgroup", Status::Warn);
+    assert!(
+        get(&r, "cgroup")
+            .fix
+            .as_deref()
+            .is_some_and(|f| f.contains("dscproute exec"))
+    );
+
+    let mut c = Case::client();
+    c.profile = Profile::parse("[marker]\nunit = \"app.service\"\ndscp = 7\n", "s.toml").unwrap();
+    let r = c.run();
+    assert_status(&r, "unit", Status::Fail);
 }

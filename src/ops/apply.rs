@@ -172,7 +172,7 @@ pub fn prepare(
     }
     engine.check_clear()?;
     // Planned under the lock from a fresh read: what runs is what is there.
-    let facts = (host.probe)();
+    let facts = host.facts_for(req.profile);
     let opts = PlanOptions {
         without_vpn: req.vpn_may_wait && super::converge::vpn_wait(req.profile, &facts).is_some(),
         ..PlanOptions::default()

@@ -46,7 +46,7 @@ pub struct CheckError(pub Vec<String>);
 
 /// Read-only: probe, plan, classify.
 pub fn check(host: &Host, profile: &Profile) -> Result<Found, CheckError> {
-    let facts = (host.probe)();
+    let facts = host.facts_for(profile);
     let wait = vpn_wait(profile, &facts);
     let opts = PlanOptions {
         without_vpn: wait.is_some(),

@@ -43,7 +43,7 @@ fn our_counters(runner: &dyn Runner) -> Vec<CountedRule> {
 /// Every check that applies; `watching` is told before the wire sample.
 pub fn doctor(host: &Host, req: &Request, watching: &mut dyn FnMut(Watching)) -> Report {
     let profile = req.profile;
-    let facts = (host.probe)();
+    let facts = host.facts_for(profile);
     let planned = plan::plan(profile, &facts, PlanOptions::default());
     let extras = doctor::host::gather(&host.root, &facts, host.runner);
     let applied = planned

@@ -10,6 +10,7 @@ pub mod apply;
 pub mod confirm;
 pub mod converge;
 pub mod doctor;
+pub mod exec;
 pub mod plan;
 pub mod rollback;
 pub mod status;
@@ -92,6 +93,19 @@ impl Host<'static> {
 }
 
 impl Host<'_> {
+    /// The host's facts with what `profile`'s marker needs besides (a
+    /// user's uid, a unit's cgroup, whether a cgroup exists).
+    pub fn facts_for(&self, profile: &crate::profile::Profile) -> HostFacts {
+        let mut facts = (self.probe)();
+        crate::probe::resolve_marker(
+            &mut facts,
+            crate::plan::marker_query(profile),
+            self.runner,
+            &self.root,
+        );
+        facts
+    }
+
     fn engine(&self) -> Engine<'_> {
         Engine {
             runner: self.runner,

@@ -18,7 +18,7 @@ pub enum Facts {
 /// when values cannot be settled and there is no plan to show.
 pub fn plan(host: &Host, profile: &Profile, facts: Facts) -> Result<Plan, PlanError> {
     let (facts, here) = match facts {
-        Facts::Probe => ((host.probe)(), true),
+        Facts::Probe => (host.facts_for(profile), true),
         Facts::Recorded(f) => (*f, false),
     };
     let mut plan = plan::plan(profile, &facts, PlanOptions::default())?;

@@ -385,3 +385,268 @@ fn plan_json_is_the_plan_or_a_refusal() {
     let e = plan_of(&p, "gateway-conflicts.json").unwrap_err();
     insta::assert_json_snapshot!("plan_refused", plan::Refusal::of(&e));
 }
+
+mod exec_tests {
+    use super::*;
+    use crate::ops::exec::{Become, Invoker, Launch, Request, prepare};
+
+    /// client-applied.json with the group rule swapped for `tag`.
+    fn applied_with(tag: &str) -> HostFacts {
+        let mut f = facts("client-applied.json");
+        for save in [&mut f.iptables_save, &mut f.ip6tables_save] {
+            *save = save
+                .take()
+                .map(|s| s.replace("-m owner --gid-owner 1001", tag));
+        }
+        f.cgroup2 = Some("/sys/fs/cgroup".into());
+        f
+    }
+
+    fn launch(
+        p: &str,
+        f: HostFacts,
+        runner: &FakeRunner,
+        invoker: Option<Invoker>,
+    ) -> Result<Launch, exec::ExecError> {
+        let s = Scratch::new("client-applied.json");
+        *s.facts.lock().unwrap() = f;
+        for dir in [
+            "vpn.slice",
+            "other.slice",
+            "system.slice/app.service",
+            "dl/x",
+        ] {
+            let path = s.dir.path().join("root/sys/fs/cgroup").join(dir);
+            std::fs::create_dir_all(&path).unwrap();
+            // The rule as apply added it: with the cgroup's id in its comment.
+            let ino = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&path).unwrap());
+            let mut guard = s.facts.lock().unwrap();
+            let f = &mut *guard;
+            for save in [&mut f.iptables_save, &mut f.ip6tables_save] {
+                *save = save.take().map(|t| {
+                    t.replace(
+                        &format!("--path \"{dir}\" -j"),
+                        &format!("--path \"{dir}\" -m comment --comment dscproute-cgroup-{ino} -j"),
+                    )
+                });
+            }
+        }
+        let profile = Profile::parse(p, "p.toml").unwrap();
+        let cmd = vec!["curl".to_string(), "-s".to_string()];
+        let passwd = |uid: u32| (uid == 1001).then(|| ("alice".to_string(), 100));
+        s.with(runner, |host| {
+            prepare(
+                host,
+                &Request {
+                    profile: &profile,
+                    path: "p.toml",
+                    command: &cmd,
+                    invoker,
+                    passwd: &passwd,
+                },
+            )
+        })
+    }
+
+    const SLICE: &str = "[marker]\nunit = \"vpn.slice\"\ndscp = 7\n";
+    const SHOW: &[&str] = &["systemctl", "show", "-p", "ControlGroup", "--value"];
+
+    fn systemctl(unit: &str, answer: &str) -> FakeRunner {
+        let mut argv = SHOW.to_vec();
+        argv.push(unit);
+        FakeRunner::new().on(&argv, Output::ok(answer))
+    }
+
+    /// A slice marker: the command runs in a transient scope of the slice,
+    /// as the sudo user; the unit's cgroup comes from (fake) systemctl.
+    #[test]
+    fn a_slice_runs_the_command_through_systemd_run_as_the_invoker() {
+        let f = applied_with("-m cgroup --path \"vpn.slice\"");
+        let runner = systemctl("vpn.slice", "/vpn.slice\n");
+        let invoker = Invoker::from_sudo(Some("1000"), Some("1000"), Some("bob"));
+        let l = launch(SLICE, f, &runner, invoker).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            l.argv,
+            [
+                "systemd-run",
+                "--scope",
+                "--slice=vpn.slice",
+                "--quiet",
+                "--uid=1000",
+                "--gid=1000",
+                "--",
+                "curl",
+                "-s"
+            ]
+        );
+        assert_eq!((l.become_, l.join_cgroup), (Become::Stay, None));
+        assert!(
+            l.says.contains("p.toml") && l.says.contains("unit vpn.slice"),
+            "{}",
+            l.says
+        );
+    }
+
+    /// Not applied (the rule matches another cgroup), a stopped slice, a
+    /// service instead of a slice: one line each, and the right kind.
+    #[test]
+    fn exec_refuses_what_it_cannot_mark() {
+        let other = applied_with("-m cgroup --path \"other.slice\"");
+        let e = launch(SLICE, other, &systemctl("vpn.slice", "/vpn.slice\n"), None).unwrap_err();
+        assert_eq!(e.kind, Kind::NotNow);
+        assert!(
+            e.message.contains("not applied") && !e.message.contains('\n'),
+            "{e}"
+        );
+        let stopped = applied_with("-m cgroup --path \"vpn.slice\"");
+        let e = launch(SLICE, stopped, &systemctl("vpn.slice", "\n"), None).unwrap_err();
+        assert_eq!(e.kind, Kind::NotNow);
+        assert!(e.message.contains("is not running"), "{e}");
+        let svc = applied_with("-m cgroup --path \"system.slice/app.service\"");
+        let e = launch(
+            "[marker]\nunit = \"app.service\"\ndscp = 7\n",
+            svc,
+            &systemctl("app.service", "/system.slice/app.service\n"),
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(e.kind, Kind::Refused);
+        assert!(e.message.contains("is not one: mark a slice"), "{e}");
+    }
+
+    /// The agent's check re-resolves a unit on every run: the same path with
+    /// another cgroup id (the unit restarted) is a missing step to repair.
+    #[test]
+    fn a_restarted_unit_is_missing_for_the_agent() {
+        let s = Scratch::new("client-applied.json");
+        let dir = s
+            .dir
+            .path()
+            .join("root/sys/fs/cgroup/system.slice/app.service");
+        std::fs::create_dir_all(&dir).unwrap();
+        let ino = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&dir).unwrap());
+        let tag = |id: u64| {
+            format!(
+                "-m cgroup --path \"system.slice/app.service\" -m comment --comment dscproute-cgroup-{id}"
+            )
+        };
+        let profile = Profile::parse("[marker]\nunit = \"app.service\"\ndscp = 7\n", "u").unwrap();
+        let runner = FakeRunner::new().on(
+            &[
+                "systemctl",
+                "show",
+                "-p",
+                "ControlGroup",
+                "--value",
+                "app.service",
+            ],
+            Output::ok("/system.slice/app.service\n"),
+        );
+        for (id, whole) in [(ino, true), (ino + 1, false)] {
+            let mut f = applied_with(&tag(id));
+            f.cgroup2 = Some("/sys/fs/cgroup".into());
+            *s.facts.lock().unwrap() = f;
+            let found = s
+                .with(&runner, |host| converge::check(host, &profile))
+                .unwrap();
+            assert_eq!(found == converge::Found::Whole, whole, "id {id}: {found:?}");
+        }
+    }
+
+    #[test]
+    fn exec_needs_root() {
+        let s = Scratch::new("client-applied.json");
+        let profile = profile("client.toml");
+        let cmd = vec!["true".to_string()];
+        let runner = FakeRunner::new();
+        let e = s
+            .with(&runner, |host| {
+                let host = Host {
+                    is_root: false,
+                    ..host.clone()
+                };
+                exec::prepare(
+                    &host,
+                    &Request {
+                        profile: &profile,
+                        path: "client.toml",
+                        command: &cmd,
+                        invoker: None,
+                        passwd: &|_| None,
+                    },
+                )
+            })
+            .unwrap_err();
+        assert_eq!(e.kind, Kind::NotNow);
+        assert!(e.message.contains("sudo dscproute exec"), "{e}");
+        assert!(runner.calls().is_empty(), "nothing is probed without root");
+    }
+
+    /// Group: root keeps its identity with the marked gid, or becomes the
+    /// sudo user with it; user: that user with its own groups; cgroup: join
+    /// it first.
+    #[test]
+    fn identities_and_cgroups() {
+        let group = "[marker]\ngroup = \"torrent\"\ndscp = 7\n";
+        let l = launch(
+            group,
+            facts("client-applied.json"),
+            &FakeRunner::new(),
+            None,
+        )
+        .unwrap();
+        assert_eq!(l.become_, Become::Gid(1001));
+        assert_eq!(l.argv, ["curl", "-s"]);
+        let inv = Invoker::from_sudo(Some("1000"), Some("1000"), Some("bob"));
+        let l = launch(group, facts("client-applied.json"), &FakeRunner::new(), inv).unwrap();
+        assert_eq!(
+            l.become_,
+            Become::User {
+                uid: 1000,
+                gid: 1001,
+                name: Some("bob".into())
+            }
+        );
+        let user = applied_with("-m owner --uid-owner 1001");
+        let l = launch(
+            "[marker]\nuser = 1001\ndscp = 7\n",
+            user,
+            &FakeRunner::new(),
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            l.become_,
+            Become::User {
+                uid: 1001,
+                gid: 100,
+                name: Some("alice".into())
+            }
+        );
+        let nobody = applied_with("-m owner --uid-owner 1002");
+        let e = launch(
+            "[marker]\nuser = 1002\ndscp = 7\n",
+            nobody,
+            &FakeRunner::new(),
+            None,
+        )
+        .unwrap_err();
+        assert!(e.message.contains("no passwd entry"), "{e}");
+        let mut cg = applied_with("-m cgroup --path \"dl/x\"");
+        cg.cgroups.insert("dl/x".into(), Some(7));
+        let l = launch(
+            "[marker]\ncgroup = \"dl/x\"\ndscp = 7\n",
+            cg,
+            &FakeRunner::new(),
+            None,
+        )
+        .unwrap();
+        assert!(
+            l.join_cgroup
+                .as_ref()
+                .is_some_and(|p| p.ends_with("sys/fs/cgroup/dl/x/cgroup.procs")),
+            "{:?}",
+            l.join_cgroup
+        );
+    }
+}

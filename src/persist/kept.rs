@@ -29,7 +29,9 @@ pub fn persist_kept(
 ) -> Result<(Persisted, confirmed::Evidence), PersistError> {
     super::validate_name(req.name).map_err(PersistError::Usage)?;
     let mut in_place = || {
-        let facts = probe::probe_system();
+        let mut facts = probe::probe_system();
+        let (runner, root) = (crate::runner::SystemRunner, std::path::Path::new("/"));
+        probe::resolve_marker(&mut facts, plan::marker_query(req.profile), &runner, root);
         plan::plan(req.profile, &facts, PlanOptions::default())
             .is_ok_and(|p| p.is_applicable() && p.is_noop())
     };

@@ -102,6 +102,15 @@ pub struct Resolved {
     pub dscp: u8,
     /// Numeric gid when the group is known here, else the name as given.
     pub group: Option<String>,
+    /// Numeric uid of a `user` marker when known here, else the name as given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The systemd unit of a `unit` marker.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+    /// The cgroup v2 path matched (a `cgroup` marker's, or a running unit's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
     pub interface: Option<String>,
     pub mark: Option<u32>,
     pub mask: Option<u32>,
@@ -164,6 +173,18 @@ pub struct PlanOptions {
     pub without_vpn: bool,
 }
 
+/// What the profile's marker needs to know of the host besides the probe's
+/// facts (`probe::resolve_marker`).
+pub fn marker_query(profile: &Profile) -> Option<crate::probe::MarkerQuery<'_>> {
+    use crate::probe::MarkerQuery;
+    match &profile.marker.as_ref()?.who {
+        profile::Who::Group(_) | profile::Who::User(profile::UserRef::Uid(_)) => None,
+        profile::Who::User(profile::UserRef::Name(n)) => Some(MarkerQuery::UserName(n)),
+        profile::Who::Unit(u) => Some(MarkerQuery::Unit(u)),
+        profile::Who::Cgroup(c) => Some(MarkerQuery::Cgroup(c)),
+    }
+}
+
 /// Build the plan. Host problems become `Plan::errors`; only values that
 /// cannot be settled at all are a `PlanError`.
 pub fn plan(profile: &Profile, facts: &HostFacts, opts: PlanOptions) -> Result<Plan, PlanError> {
@@ -182,7 +203,15 @@ pub fn plan(profile: &Profile, facts: &HostFacts, opts: PlanOptions) -> Result<P
         ..Resolved::default()
     };
     if let Some(m) = &profile.marker {
-        resolved.group = Some(preflight::group_arg(&m.group, facts));
+        match &m.who {
+            profile::Who::Group(g) => resolved.group = Some(preflight::group_arg(g, facts)),
+            profile::Who::User(u) => resolved.user = Some(preflight::user_arg(u, facts)),
+            profile::Who::Unit(u) => {
+                resolved.unit = Some(u.clone());
+                resolved.cgroup = facts.units.get(u).cloned().flatten();
+            }
+            profile::Who::Cgroup(c) => resolved.cgroup = Some(c.clone()),
+        }
         if profile.gateway.is_none() {
             // A client tags the group's connections with a conntrack mark of
             // its own, so every packet of them carries the DSCP.
@@ -264,7 +293,7 @@ pub fn plan(profile: &Profile, facts: &HostFacts, opts: PlanOptions) -> Result<P
             opts.for_script,
             &ctx,
         ));
-        if let (true, profile::GroupRef::Name(n)) = (m.create_group, &m.group)
+        if let (true, Some(profile::GroupRef::Name(n))) = (m.create_group, m.group())
             && (opts.for_script || facts.groups.is_empty())
         {
             warnings.push(format!(

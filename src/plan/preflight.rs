@@ -3,7 +3,7 @@
 
 use super::PlanOptions;
 use crate::probe::{HostFacts, Link};
-use crate::profile::{Gateway, GroupRef, Profile};
+use crate::profile::{Gateway, GroupRef, Marker, Profile, UserRef, Who};
 use std::net::{IpAddr, Ipv6Addr};
 
 /// Tool -> Debian package that ships it.
@@ -35,7 +35,7 @@ pub fn check(
         }
     }
     if let Some(m) = &profile.marker {
-        if let GroupRef::Name(n) = &m.group
+        if let Some(GroupRef::Name(n)) = m.group()
             && m.create_group
             && !opts.for_script
             && !facts.tools.is_empty()
@@ -49,8 +49,9 @@ pub fn check(
                     .into(),
             );
         }
-        match &m.group {
-            GroupRef::Name(n)
+        who(m, facts, opts, problems, warnings);
+        match m.group() {
+            Some(GroupRef::Name(n))
                 if facts.group_by_name(n).is_none()
                     && !facts.groups.is_empty()
                     && !m.create_group =>
@@ -68,7 +69,9 @@ pub fn check(
                     ));
                 }
             }
-            GroupRef::Gid(g) if facts.group_by_gid(*g).is_none() && !facts.groups.is_empty() => {
+            Some(GroupRef::Gid(g))
+                if facts.group_by_gid(*g).is_none() && !facts.groups.is_empty() =>
+            {
                 warnings.push(format!(
                     "gid {g} has no group name on this host; processes must still run with that \
                      gid to be marked"
@@ -79,6 +82,88 @@ pub fn check(
     }
     if let Some(g) = &profile.gateway {
         gateway(g, facts, opts, problems, warnings);
+    }
+}
+
+/// A user, unit or cgroup marker: what must exist for its rule to be added.
+fn who(
+    m: &Marker,
+    facts: &HostFacts,
+    opts: PlanOptions,
+    problems: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+) {
+    match &m.who {
+        Who::Group(_) | Who::User(UserRef::Uid(_)) => {}
+        Who::User(UserRef::Name(n)) if facts.user_by_name(n).is_none() => {
+            if opts.for_script {
+                warnings.push(format!(
+                    "user {n:?} was not looked up here; iptables resolves the name where the \
+                     script runs"
+                ));
+            } else {
+                problems.push(format!(
+                    "user {n:?} is not known on this host (`getent passwd {n}` finds nothing): \
+                     set marker.user to an existing user or to a numeric uid"
+                ));
+            }
+        }
+        Who::User(_) => {}
+        Who::Unit(u) => match facts.units.get(u) {
+            _ if opts.for_script => problems.push(format!(
+                "marker.unit: the cgroup of {u} is known only on the client while it runs, so \
+                 a script cannot be planned for it; on that host take the path that \
+                 `systemctl show -p ControlGroup --value {u}` prints and use marker.cgroup"
+            )),
+            None => problems.push(format!(
+                "marker.unit: systemd could not be asked for the cgroup of {u} on this host \
+                 (see the warnings): unit markers need systemd; use marker.cgroup or \
+                 marker.group otherwise"
+            )),
+            Some(None) => problems.push(format!(
+                "unit {u} is not running, so it has no cgroup to match (iptables and nftables \
+                 look the cgroup up when the rule is added): start it (`systemctl start {u}`) \
+                 and plan again"
+            )),
+            Some(Some(path)) => match crate::profile::normalize_cgroup_path(path) {
+                Ok(p) if p == *path => cgroup_exists(path, facts, problems),
+                _ => problems.push(format!(
+                    "systemd gives {u} the cgroup {}, which dscproute does not match (it takes \
+                     letters, digits, ':', '-', '_', '.', '@' and '/' only): mark a slice with a \
+                     plain name, or use marker.cgroup",
+                    crate::text::clip(path)
+                )),
+            },
+        },
+        Who::Cgroup(path) => {
+            if opts.for_script {
+                warnings.push(format!(
+                    "cgroup {path} was not checked here; it must exist where the script runs \
+                     (the rule cannot be added before it does)"
+                ));
+            } else if facts.cgroup2.is_none() {
+                problems.push(
+                    "marker.cgroup needs the cgroup v2 hierarchy, and none is mounted on this \
+                     host (no cgroup2 line in /proc/self/mountinfo): mount it, or mark a group \
+                     or a user instead"
+                        .into(),
+                );
+            } else {
+                cgroup_exists(path, facts, problems);
+            }
+        }
+    }
+}
+
+/// The rule cannot be added before the cgroup exists: the kernel resolves
+/// the path when the rule is loaded.
+fn cgroup_exists(path: &str, facts: &HostFacts, problems: &mut Vec<String>) {
+    if let (Some(None), Some(mount)) = (facts.cgroups.get(path), &facts.cgroup2) {
+        problems.push(format!(
+            "cgroup {path} does not exist under {mount} yet, and the rule matching it can only \
+             be added once it does: create it (`mkdir -p {mount}/{path}`) or start what \
+             creates it, then plan again"
+        ));
     }
 }
 
@@ -211,6 +296,17 @@ pub fn group_arg(g: &GroupRef, facts: &HostFacts) -> String {
         GroupRef::Name(n) => facts
             .group_by_name(n)
             .map(|g| g.gid.to_string())
+            .unwrap_or_else(|| n.clone()),
+    }
+}
+
+/// The `--uid-owner` argument: the numeric uid when known, else the name.
+pub fn user_arg(u: &UserRef, facts: &HostFacts) -> String {
+    match u {
+        UserRef::Uid(id) => id.to_string(),
+        UserRef::Name(n) => facts
+            .user_by_name(n)
+            .map(|u| u.uid.to_string())
             .unwrap_or_else(|| n.clone()),
     }
 }

@@ -12,8 +12,16 @@ const WIDTH: usize = 80;
 /// `group 1001 → DSCP 7 → mark 0x1/0xff → table 100 (vpn) at priority 10000 → wg0`.
 pub fn signal_path(r: &super::Resolved) -> String {
     let mut chain = vec![format!("DSCP {}", r.dscp)];
-    if let Some(g) = &r.group {
-        chain.insert(0, format!("group {g}"));
+    let who = match (&r.group, &r.user, &r.unit, &r.cgroup) {
+        (Some(g), ..) => Some(format!("group {g}")),
+        (_, Some(u), ..) => Some(format!("user {u}")),
+        (_, _, Some(u), Some(c)) => Some(format!("unit {u} (cgroup {c})")),
+        (_, _, Some(u), None) => Some(format!("unit {u}")),
+        (_, _, None, Some(c)) => Some(format!("cgroup {c}")),
+        _ => None,
+    };
+    if let Some(w) = who {
+        chain.insert(0, w);
     }
     if let (Some(m), Some(k)) = (r.mark, r.mask) {
         chain.push(format!("mark {m:#x}/{k:#x}"));

@@ -2540,3 +2540,178 @@ fn without_the_vpn_our_routes_are_never_stale() {
         listing(&p)
     );
 }
+
+/// A user marker tags by uid; a cgroup or a running unit by its cgroup path;
+/// a stopped unit, a missing cgroup or no cgroup v2 mount is an error that
+/// says what to do, and applying waits for it.
+#[test]
+fn user_unit_and_cgroup_markers() {
+    let mut f = facts("client.json");
+    f.cgroup2 = Some("/sys/fs/cgroup/unified".into());
+    f.users.push(crate::probe::User {
+        name: "alice".into(),
+        uid: 1001,
+    });
+    let tag = |p: &Plan| -> Vec<String> {
+        p.steps
+            .iter()
+            .map(|s| s.apply.display())
+            .filter(|d| d.contains("CONNMARK --set-xmark"))
+            .collect()
+    };
+    let p = plan_with(&inline("[marker]\nuser = \"alice\"\ndscp = 7\n"), &f);
+    assert!(p.errors.is_empty(), "{:?}", p.errors);
+    assert_eq!(p.resolved.user.as_deref(), Some("1001"));
+    let t = tag(&p);
+    assert_eq!(t.len(), 2, "{}", listing(&p));
+    assert!(
+        t[0].contains("-m owner --uid-owner 1001 -j CONNMARK"),
+        "{t:?}"
+    );
+    assert!(
+        signal_path(&p.resolved).starts_with("user 1001 → DSCP 7"),
+        "{}",
+        signal_path(&p.resolved)
+    );
+
+    let unknown = plan_with(&inline("[marker]\nuser = \"bob\"\ndscp = 7\n"), &f);
+    assert!(
+        unknown
+            .errors
+            .iter()
+            .any(|e| e.contains("user \"bob\" is not known")),
+        "{:?}",
+        unknown.errors
+    );
+
+    let cg = inline("[marker]\ncgroup = \"dscproute/dl\"\ndscp = 7\n");
+    f.cgroups.insert("dscproute/dl".into(), Some(4321));
+    let p = plan_with(&cg, &f);
+    assert!(p.errors.is_empty(), "{:?}", p.errors);
+    assert!(
+        tag(&p)[0].contains(
+            "-m cgroup --path dscproute/dl -m comment --comment dscproute-cgroup-4321 -j CONNMARK"
+        ),
+        "{:?}",
+        tag(&p)
+    );
+    // The same path made anew (another id): the old rule is stale, the new one
+    // added; with the same id everything is in place.
+    let mut applied = f.clone();
+    for save in [&mut applied.iptables_save, &mut applied.ip6tables_save] {
+        *save = Some(
+            "*mangle\n:OUTPUT ACCEPT [0:0]\n:DSCPROUTE-MARK - [0:0]\n\
+             -A OUTPUT -m comment --comment dscproute -j DSCPROUTE-MARK\n\
+             -A DSCPROUTE-MARK -m cgroup --path \"dscproute/dl\" -m comment --comment \
+             dscproute-cgroup-4321 -j CONNMARK --set-xmark 0x1/0xff\n\
+             -A DSCPROUTE-MARK -m connmark --mark 0x1/0xff -j DSCP --set-dscp 0x07\nCOMMIT\n"
+                .into(),
+        );
+    }
+    let p = plan_with(&cg, &applied);
+    assert!(p.is_noop(), "{}", listing(&p));
+    applied.cgroups.insert("dscproute/dl".into(), Some(4400));
+    let p = plan_with(&cg, &applied);
+    let pending: Vec<String> = p.pending().map(|s| s.apply.display()).collect();
+    // Our chain is rebuilt (flushed, then filled) with the new id, per family.
+    assert_eq!(pending.len(), 6, "{}", listing(&p));
+    assert_eq!(
+        pending
+            .iter()
+            .filter(|d| d.contains("-F DSCPROUTE-MARK"))
+            .count(),
+        2
+    );
+    assert_eq!(
+        pending
+            .iter()
+            .filter(|d| d.contains("dscproute-cgroup-4400"))
+            .count(),
+        2
+    );
+    assert!(
+        !pending.iter().any(|d| d.contains("dscproute-cgroup-4321")),
+        "{pending:?}"
+    );
+    f.cgroups.insert("dscproute/dl".into(), None);
+    let p = plan_with(&cg, &f);
+    assert!(
+        p.errors.iter().any(
+            |e| e.contains("does not exist under /sys/fs/cgroup/unified yet")
+                && e.contains("mkdir -p /sys/fs/cgroup/unified/dscproute/dl")
+        ),
+        "{:?}",
+        p.errors
+    );
+    let mut no_v2 = f.clone();
+    no_v2.cgroup2 = None;
+    let p = plan_with(&cg, &no_v2);
+    assert!(
+        p.errors.iter().any(|e| e.contains("no cgroup2 line")),
+        "{:?}",
+        p.errors
+    );
+
+    let unit = inline("[marker]\nunit = \"app.service\"\ndscp = 7\n");
+    f.units.insert(
+        "app.service".into(),
+        Some("system.slice/app.service".into()),
+    );
+    f.cgroups
+        .insert("system.slice/app.service".into(), Some(99));
+    let p = plan_with(&unit, &f);
+    assert!(p.errors.is_empty(), "{:?}", p.errors);
+    let step = p
+        .steps
+        .iter()
+        .find(|s| {
+            s.apply
+                .display()
+                .contains("--path system.slice/app.service")
+        })
+        .expect("the unit's rule");
+    assert!(
+        step.reason.contains("restart") && step.reason.contains("dscproute apply"),
+        "{}",
+        step.reason
+    );
+    assert_eq!(
+        p.resolved.cgroup.as_deref(),
+        Some("system.slice/app.service")
+    );
+    f.units.insert("app.service".into(), None);
+    let p = plan_with(&unit, &f);
+    assert!(
+        p.errors
+            .iter()
+            .any(|e| e.contains("is not running") && e.contains("systemctl start app.service")),
+        "{:?}",
+        p.errors
+    );
+    assert!(
+        tag(&p).is_empty(),
+        "no rule without a cgroup: {}",
+        listing(&p)
+    );
+    f.units
+        .insert("app.service".into(), Some("system.slice/../etc".into()));
+    let p = plan_with(&unit, &f);
+    assert!(
+        p.errors.iter().any(|e| e.contains("does not match")),
+        "{:?}",
+        p.errors
+    );
+    f.units.clear();
+    let p = plan_with(&unit, &f);
+    assert!(
+        p.errors.iter().any(|e| e.contains("could not be asked")),
+        "{:?}",
+        p.errors
+    );
+    let p = for_script(&unit, &f);
+    assert!(
+        p.errors.iter().any(|e| e.contains("use marker.cgroup")),
+        "{:?}",
+        p.errors
+    );
+}

@@ -129,6 +129,11 @@ pub fn probe(env: &ProbeEnv) -> HostFacts {
     facts.xt_matches = p.proc_list(Fact::XtMatches, "proc/net/ip_tables_matches");
     facts.xt_targets = p.proc_list(Fact::XtTargets, "proc/net/ip_tables_targets");
 
+    facts.cgroup2 = read_optional(&env.root, "proc/self/mountinfo")
+        .ok()
+        .flatten()
+        .and_then(|t| super::cgroup2_mount(&t));
+
     facts.unreadable = p.notes;
     facts
 }

@@ -83,6 +83,25 @@ pub struct HostFacts {
     /// Things the probe could not read, each with why (shown as plan
     /// warnings; one line each in JSON).
     pub unreadable: Vec<Unreadable>,
+    /// Where the cgroup v2 hierarchy is mounted (/proc/self/mountinfo):
+    /// /sys/fs/cgroup on unified hosts, /sys/fs/cgroup/unified on hybrid ones.
+    pub cgroup2: Option<String>,
+    /// The user a `user` marker names, as `getent passwd` resolves it (only
+    /// that one; `probe::resolve_marker`).
+    pub users: Vec<User>,
+    /// A `unit` marker's unit -> its cgroup v2 path (no leading '/'), None
+    /// when it is not running. Absent: not asked (no systemd, other facts).
+    pub units: BTreeMap<String, Option<String>>,
+    /// The cgroup path a `cgroup` or `unit` marker matches -> its inode
+    /// number (the cgroup's id, never reused) when it exists, None when not.
+    pub cgroups: BTreeMap<String, Option<u64>>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct User {
+    pub name: String,
+    pub uid: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -236,6 +255,10 @@ impl HostFacts {
 
     pub fn group_by_gid(&self, gid: u32) -> Option<&Group> {
         self.groups.iter().find(|g| g.gid == gid)
+    }
+
+    pub fn user_by_name(&self, name: &str) -> Option<&User> {
+        self.users.iter().find(|u| u.name == name)
     }
 
     pub fn link(&self, name: &str) -> Option<&Link> {

@@ -1,4 +1,4 @@
-//! Read-only facts about the host: groups, links, routes, rules, table names,
+//! Read-only facts about the host: groups, links, the marker's cgroup, routes, rules, table names,
 //! sysctls, rulesets, tools. Nothing here changes the system.
 //!
 //! `probe()` gathers; one pure parser per kind of output turns text into
@@ -11,6 +11,7 @@ mod facts;
 mod files;
 mod groups;
 mod links;
+mod marker;
 mod nft;
 mod routes;
 mod rt_tables;
@@ -32,6 +33,7 @@ pub use error::ParseError;
 pub use facts::*;
 pub use groups::parse_groups;
 pub use links::parse_links;
+pub use marker::{MarkerQuery, cgroup2_mount, resolve_marker, unit_cgroup};
 pub use nft::{BaseChain, NftChain, NftTable, parse_nft_ruleset};
 pub use routes::parse_routes;
 pub use rt_tables::parse_rt_tables;

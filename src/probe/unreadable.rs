@@ -28,6 +28,8 @@ pub enum Fact {
     Ip6tablesLegacySave,
     XtMatches,
     XtTargets,
+    /// The cgroup of a `unit` marker (`systemctl show`).
+    Units,
 }
 
 /// Where the probe looked.

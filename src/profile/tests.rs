@@ -44,7 +44,7 @@ fn full_gateway_profile() {
 fn defaults_and_notations() {
     let p = parse("[marker]\ngroup = 1001\ndscp = 7\n").unwrap();
     let m = p.marker.unwrap();
-    assert_eq!(m.group, GroupRef::Gid(1001));
+    assert_eq!(m.who, Who::Group(GroupRef::Gid(1001)));
     let p = parse("[marker]\ngroup = \"torrent\"\ndscp = \"AF41\"\n").unwrap();
     assert_eq!(p.marker.unwrap().dscp.value(), 34);
     let p = parse("[gateway]\ndscp = 7\ninterface = \"wg0\"\n").unwrap();
@@ -133,8 +133,8 @@ fn every_invalid_value_names_key_line_given_and_accepted() {
         ),
         (
             "[marker]\ndscp = 7\n".into(),
-            1,
-            vec!["missing field `group`"],
+            2,
+            vec!["names nobody to mark", "group, user, unit"],
         ),
         (
             "[marker]\ngroup = \"t\"\ndscp = 7\ncolour = 1\n".into(),
@@ -347,4 +347,121 @@ fn match_mode_defaults_to_the_mark_and_round_trips() {
          the DSCP; any kernel) or \"dscp-rule\" (`ip rule dscp`, Linux ≥ 6.12 and iproute2 ≥ \
          6.13)"
     );
+}
+
+#[test]
+fn markers_other_than_a_group() {
+    let who =
+        |body: &str| parse(&format!("[marker]\n{body}\ndscp = 7\n")).map(|p| p.marker.unwrap().who);
+    assert_eq!(
+        who("user = \"alice\""),
+        Ok(Who::User(UserRef::Name("alice".into())))
+    );
+    assert_eq!(who("user = 1001"), Ok(Who::User(UserRef::Uid(1001))));
+    assert_eq!(who("user = \"1001\""), Ok(Who::User(UserRef::Uid(1001))));
+    assert_eq!(
+        who("unit = \"qbittorrent-nox.service\""),
+        Ok(Who::Unit("qbittorrent-nox.service".into()))
+    );
+    assert_eq!(
+        who("unit = \"vpn.slice\""),
+        Ok(Who::Unit("vpn.slice".into()))
+    );
+    assert_eq!(
+        who("unit = \"getty@tty1.service\""),
+        Ok(Who::Unit("getty@tty1.service".into()))
+    );
+    // Stored without the leading or trailing '/', as iptables-save prints it back.
+    assert_eq!(
+        who("cgroup = \"/dscproute/dl/\""),
+        Ok(Who::Cgroup("dscproute/dl".into()))
+    );
+    assert_eq!(
+        who("cgroup = \"system.slice/app.service\""),
+        Ok(Who::Cgroup("system.slice/app.service".into()))
+    );
+}
+
+#[test]
+fn bad_markers_name_key_line_given_and_accepted() {
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "user = \"bad name\"",
+            &["marker.user = \"bad name\"", "user name"],
+        ),
+        ("user = -1", &["marker.user = -1", "uid"]),
+        (
+            "unit = \"foo\"",
+            &["marker.unit = \"foo\"", ".service, .slice or .scope"],
+        ),
+        (
+            "unit = \"foo.timer\"",
+            &["marker.unit", "not a unit that runs processes"],
+        ),
+        (
+            "unit = \"a b.service\"",
+            &["marker.unit", "not a valid unit name"],
+        ),
+        (
+            "unit = \"x\\\\x2d.service\"",
+            &["marker.unit", "not a valid unit name"],
+        ),
+        (
+            "cgroup = \"a/../b\"",
+            &["marker.cgroup = \"a/../b\"", "'..'"],
+        ),
+        ("cgroup = \"..\"", &["marker.cgroup", "'..'"]),
+        ("cgroup = \"a//b\"", &["marker.cgroup", "empty"]),
+        ("cgroup = \"/\"", &["marker.cgroup", "cgroup root"]),
+        ("cgroup = \"\"", &["marker.cgroup", "cgroup root"]),
+        ("cgroup = \"a b\"", &["marker.cgroup", "characters"]),
+        ("cgroup = \"a\\\"b\"", &["marker.cgroup", "characters"]),
+        (
+            "group = \"t\"\nuser = \"u\"",
+            &["more than one of group, user, unit and cgroup"],
+        ),
+        (
+            "unit = \"a.service\"\ncreate_group = true",
+            &["marker.create_group", "only goes with marker.group"],
+        ),
+    ];
+    for (body, needles) in cases {
+        let text = format!("[marker]\n{body}\ndscp = 7\n");
+        let e = err(&text);
+        assert!(e.starts_with("p.toml:"), "{e}");
+        assert!(!e.contains('\n'), "one line: {e}");
+        for n in *needles {
+            assert!(e.contains(n), "{body}: {e:?} lacks {n:?}");
+        }
+    }
+    let long = format!("[marker]\ncgroup = \"{}\"\ndscp = 7\n", "a/".repeat(600));
+    let e = err(&long);
+    assert!(e.contains("longer than") && e.len() < 400, "{e}");
+    // Two markers: the line of the second one.
+    assert!(err("[marker]\ngroup = \"t\"\nuser = \"u\"\ndscp = 7\n").starts_with("p.toml:3:"));
+}
+
+#[test]
+fn every_marker_round_trips_through_toml() {
+    for body in [
+        "user = \"alice\"",
+        "user = 7",
+        "unit = \"vpn.slice\"",
+        "cgroup = \"a/b.c\"",
+        "group = \"t\"\ncreate_group = true",
+    ] {
+        let p = parse(&format!("[marker]\n{body}\ndscp = 7\n")).unwrap();
+        assert_eq!(parse(&p.to_toml()).unwrap(), p, "{body}");
+    }
+}
+
+#[test]
+fn marker_json_names_its_kind_where_the_group_was() {
+    let p = parse("[marker]\ngroup = \"t\"\ndscp = 7\n").unwrap();
+    let v = serde_json::to_value(&p).unwrap();
+    assert_eq!(v["marker"]["group"], "t");
+    let p = parse("[marker]\nunit = \"vpn.slice\"\ndscp = 7\n").unwrap();
+    let v = serde_json::to_value(&p).unwrap();
+    assert_eq!(v["marker"]["unit"], "vpn.slice");
+    assert!(v["marker"].get("group").is_none());
 }

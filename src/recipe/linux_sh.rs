@@ -14,7 +14,7 @@ pub fn render(
 ) -> Result<(String, Vec<String>), RecipeError> {
     let mut plan = client_plan(m, facts)?;
     drop_unknown_tables_on_undo(&mut plan, facts);
-    let who = who(m, &plan.resolved);
+    let who = who(m, &plan.resolved)?;
     let dscp = m.dscp.value();
     let script = crate::plan::render_script(&plan, source);
     let header = comment_block(&[

@@ -15,7 +15,7 @@ pub use openwrt::{CHAIN as OPENWRT_CHAIN, SNIPPET_PATH as OPENWRT_PATH};
 
 use crate::plan::{PlanError, Resolved};
 use crate::probe::HostFacts;
-use crate::profile::{Marker, Profile};
+use crate::profile::{Marker, Profile, Who as ProfileWho};
 use serde::Serialize;
 use thiserror::Error;
 
@@ -104,6 +104,11 @@ pub enum RecipeError {
     BadSrc(String),
     #[error("--{0} only goes with --for {1}")]
     Unused(&'static str, &'static str),
+    #[error(
+        "a `{0}` marker is known only on its own host (its cgroup): run dscproute there, or use \
+         a group or user marker for a client recipe"
+    )]
+    NeedsHost(String),
     /// The target host does not allow the plan (from recorded facts).
     #[error("{}", .0.join("; "))]
     Refused(Vec<String>),
@@ -123,24 +128,40 @@ impl From<PlanError> for RecipeError {
 }
 
 /// Whose packets the client marks, as the recipes match them: the one
-/// place a new kind of marker (user, unit, cgroup) adds its match.
+/// place a kind of marker adds its match.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Who {
     /// Sockets of this group: a gid, or a name the client host resolves.
     Group(String),
+    /// Sockets of this user: a uid, or a name the client host resolves.
+    User(String),
 }
 
-pub fn who(m: &Marker, r: &Resolved) -> Who {
-    Who::Group(r.group.clone().unwrap_or_else(|| m.group.to_string()))
+/// The marker as a recipe can match it on another host. A unit or a cgroup
+/// is known only where it runs (its cgroup, the cgroup2 mount), so those
+/// are refused: run dscproute on that host instead.
+pub fn who(m: &Marker, r: &Resolved) -> Result<Who, RecipeError> {
+    match &m.who {
+        ProfileWho::Group(g) => Ok(Who::Group(r.group.clone().unwrap_or_else(|| g.to_string()))),
+        ProfileWho::User(u) => Ok(Who::User(r.user.clone().unwrap_or_else(|| u.to_string()))),
+        ProfileWho::Unit(_) | ProfileWho::Cgroup(_) => {
+            Err(RecipeError::NeedsHost(m.who.kind().to_string()))
+        }
+    }
 }
 
 impl Who {
     /// The nft match for the sockets of locally generated packets. nft
     /// resolves a name when the file is loaded, on the client.
     pub fn nft_match(&self) -> String {
-        match self {
-            Who::Group(g) if g.parse::<u32>().is_ok() => format!("meta skgid {g}"),
-            Who::Group(g) => format!("meta skgid \"{g}\""),
+        let (key, v) = match self {
+            Who::Group(g) => ("skgid", g),
+            Who::User(u) => ("skuid", u),
+        };
+        if v.parse::<u32>().is_ok() {
+            format!("meta {key} {v}")
+        } else {
+            format!("meta {key} \"{v}\"")
         }
     }
 
@@ -148,6 +169,7 @@ impl Who {
     pub fn whom(&self) -> String {
         match self {
             Who::Group(g) => format!("group {g}"),
+            Who::User(u) => format!("user {u}"),
         }
     }
 
@@ -162,6 +184,9 @@ impl Who {
             Who::Group(g) => format!(
                 "run it with that group: `sg {g} -c CMD`, `setpriv --regid {g} \
                  --clear-groups CMD` or `Group={g}` in its systemd unit"
+            ),
+            Who::User(u) => format!(
+                "run it as that user: `runuser -u {u} -- CMD` or `User={u}` in its systemd unit"
             ),
         }
     }
@@ -195,6 +220,11 @@ pub fn client_recipe(
     }
     if !req.src.is_empty() && target != Target::Openwrt {
         return Err(RecipeError::Unused("src", "openwrt"));
+    }
+    if matches!(target, Target::LinuxSh | Target::Nftables)
+        && matches!(marker.who, ProfileWho::Unit(_) | ProfileWho::Cgroup(_))
+    {
+        return Err(RecipeError::NeedsHost(marker.who.kind().to_string()));
     }
     let dscp = marker.dscp.value();
     let (text, warnings) = match target {

@@ -46,7 +46,7 @@ pub fn render(
         ]));
     };
     let mark = MarkMask { value, mask };
-    let who = who(m, &plan.resolved);
+    let who = who(m, &plan.resolved)?;
     let dscp = m.dscp.value();
     let header = comment_block(&[
         format!(

@@ -134,3 +134,28 @@ fn comment_blocks_wrap_words_and_keep_commands_whole() {
     );
     assert!(text.contains("#  cmd --x y\n"), "{text}");
 }
+
+#[test]
+fn a_user_marker_is_matched_by_uid_and_a_unit_or_cgroup_needs_its_host() {
+    let p = profile("[marker]\nuser = 1001\ndscp = 7\n");
+    let sh = recipe(&p, Target::LinuxSh, &Request::default()).unwrap();
+    assert!(sh.text.contains("--uid-owner 1001"), "{}", sh.text);
+    let nft = recipe(&p, Target::Nftables, &Request::default()).unwrap();
+    assert!(
+        nft.text.contains("meta skuid 1001 ct mark set"),
+        "{}",
+        nft.text
+    );
+    for who in ["unit = \"vpn.slice\"", "cgroup = \"dl\""] {
+        let p = profile(&format!("[marker]\n{who}\ndscp = 7\n"));
+        for target in [Target::LinuxSh, Target::Nftables] {
+            let e = recipe(&p, target, &Request::default()).unwrap_err();
+            assert!(e.is_usage());
+            let m = e.to_string();
+            assert!(
+                m.contains("known only on its own host") && !m.contains('\n'),
+                "{m}"
+            );
+        }
+    }
+}

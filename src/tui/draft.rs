@@ -276,9 +276,11 @@ impl Draft {
             ..Draft::default()
         };
         if let Some(m) = &p.marker {
-            let g = match &m.group {
-                GroupRef::Name(n) => n.clone(),
-                GroupRef::Gid(g) => g.to_string(),
+            // The wizard picks groups only (so far); other markers start it empty.
+            let g = match m.group() {
+                Some(GroupRef::Name(n)) => n.clone(),
+                Some(GroupRef::Gid(g)) => g.to_string(),
+                None => String::new(),
             };
             d.group.input = Input::new(g);
             d.group.create = m.create_group;

@@ -203,3 +203,77 @@ fn extensions_of_a_rule() {
     );
     assert_eq!(extensions(&jump), [("comment".to_string(), false)]);
 }
+
+/// The user and cgroup markers' rules: argv bare, iptables-save's quoting
+/// of a path with '/' or '.' read back as the same rule, and nothing else.
+#[test]
+fn user_and_cgroup_rules_round_trip_through_save_text_and_argv() {
+    let user = OurRule::UserConnmark {
+        uid: "1001".into(),
+        mark: MARK,
+    };
+    let unit = OurRule::CgroupConnmark {
+        path: "system.slice/app.service".into(),
+        id: Some(4026),
+        mark: MARK,
+    };
+    let plain = OurRule::CgroupConnmark {
+        path: "dscproute-test-1".into(),
+        id: None,
+        mark: MARK,
+    };
+    assert_eq!(
+        rule_text(&ours(user.clone())),
+        "-m owner --uid-owner 1001 -j CONNMARK --set-xmark 0x1/0xff"
+    );
+    // As iptables-save v1.8 prints them (seen on this build host).
+    assert_eq!(
+        rule_text(&ours(unit.clone())),
+        "-m cgroup --path \"system.slice/app.service\" -m comment --comment \
+         dscproute-cgroup-4026 -j CONNMARK --set-xmark 0x1/0xff"
+    );
+    assert_eq!(
+        rule_text(&ours(plain.clone())),
+        "-m cgroup --path dscproute-test-1 -j CONNMARK --set-xmark 0x1/0xff"
+    );
+    for r in [&user, &unit, &plain] {
+        let text = rule_text(&ours(r.clone()));
+        assert_eq!(
+            read_rule(Table::Mangle, "DSCPROUTE-MARK", &text),
+            ours(r.clone())
+        );
+        // The argv form runs without quotes and parses back to the same operation.
+        let op = nf(
+            Family::V4,
+            Table::Mangle,
+            NfCmd::Append {
+                chain: "DSCPROUTE-MARK".into(),
+                rule: ours(r.clone()),
+            },
+        );
+        let effect = op.effect();
+        assert!(!effect.display().contains('"'), "{}", effect.display());
+        assert_eq!(Op::parse(&effect), Ok(op));
+    }
+    for text in [
+        // Not the way iptables-save spells it: quotes where none are needed, or none where they are.
+        "-m cgroup --path \"dscproute-test-1\" -j CONNMARK --set-xmark 0x1/0xff",
+        "-m cgroup --path system.slice/app.service -j CONNMARK --set-xmark 0x1/0xff",
+        // A comment that is not our id.
+        "-m cgroup --path x -m comment --comment dscproute-cgroup-x -j CONNMARK --set-xmark 0x1/0xff",
+        "-m cgroup --path x -m comment --comment other -j CONNMARK --set-xmark 0x1/0xff",
+        // Paths and users dscproute never writes.
+        "-m cgroup --path \"a/../b\" -j CONNMARK --set-xmark 0x1/0xff",
+        "-m cgroup --path \"/a\" -j CONNMARK --set-xmark 0x1/0xff",
+        "-m owner --uid-owner 4294967295 -j CONNMARK --set-xmark 0x1/0xff",
+        "-m owner --uid-owner 1-2 -j CONNMARK --set-xmark 0x1/0xff",
+    ] {
+        assert!(
+            matches!(
+                read_rule(Table::Mangle, "DSCPROUTE-MARK", text),
+                ChainRule::Foreign { .. }
+            ),
+            "{text}"
+        );
+    }
+}

@@ -318,3 +318,82 @@ fn a_policy_rule_keeps_its_journal_shape_and_checks_the_dscp() {
     let e = op(64).check().unwrap_err();
     assert!(e.contains("not a DSCP 0x00–0x3f"), "{e}");
 }
+
+/// Journals are untrusted: a user or cgroup rule is ours only with a uid
+/// (or user name) and a normalized cgroup path of bounded length.
+#[test]
+fn user_and_cgroup_rules_are_checked() {
+    let mark = MarkMask {
+        value: 1,
+        mask: 0xff,
+    };
+    let op = |rule: OurRule| Op::Netfilter {
+        family: Family::V4,
+        table: Table::Mangle,
+        cmd: NfCmd::Append {
+            chain: "DSCPROUTE-MARK".into(),
+            rule: ChainRule::Ours(rule),
+        },
+    };
+    for uid in ["0", "1001", "4294967294", "alice"] {
+        assert_eq!(
+            op(OurRule::UserConnmark {
+                uid: uid.into(),
+                mark
+            })
+            .check(),
+            Ok(()),
+            "{uid}"
+        );
+    }
+    for uid in ["", "4294967295", "-1", "1 2", "a;b", &"9".repeat(11)] {
+        assert!(
+            op(OurRule::UserConnmark {
+                uid: uid.into(),
+                mark
+            })
+            .check()
+            .is_err(),
+            "{uid}"
+        );
+    }
+    for path in ["a", "system.slice/app.service", "dscproute-test-1/x@y:z"] {
+        assert_eq!(
+            op(OurRule::CgroupConnmark {
+                id: None,
+                path: path.into(),
+                mark
+            })
+            .check(),
+            Ok(()),
+            "{path}"
+        );
+    }
+    let long = "a/".repeat(600) + "a";
+    for path in [
+        "", "/", "/a", "a/", "a//b", "..", "a/../b", "./a", "a b", "a\"b", "a\\x2d", &long,
+    ] {
+        let e = op(OurRule::CgroupConnmark {
+            id: None,
+            path: path.into(),
+            mark,
+        })
+        .check()
+        .unwrap_err();
+        assert!(e.len() < 200 && !e.contains('\n'), "{e}");
+    }
+    // Not in nat: only the masquerade rule lives there.
+    let nat = Op::Netfilter {
+        family: Family::V4,
+        table: Table::Nat,
+        cmd: NfCmd::Append {
+            chain: "DSCPROUTE-NAT".into(),
+            rule: ChainRule::Ours(OurRule::CgroupConnmark {
+                id: None,
+                path: "a".into(),
+                mark,
+            }),
+        },
+    };
+    assert!(nat.check().is_err());
+}
