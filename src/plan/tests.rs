@@ -2540,3 +2540,5 @@ fn without_the_vpn_our_routes_are_never_stale() {
         listing(&p)
     );
 }
+
+mod classes;
