@@ -572,6 +572,23 @@ fn settle_classes(
             class,
         });
     }
+    // What the profile could not see: a table name that is a number here.
+    for (i, a) in out.iter().enumerate() {
+        for b in &out[..i] {
+            let (ra, rb) = (&a.resolved, &b.resolved);
+            if ra.table_id == rb.table_id {
+                return Err(PlanError {
+                    problems: vec![format!(
+                        "classes {} and {} both route by table {} on this host: give one of \
+                         them another table",
+                        b.class.name,
+                        a.class.name,
+                        ra.table_id.unwrap_or(0)
+                    )],
+                });
+            }
+        }
+    }
     if dropins.len() > 1 {
         return Err(PlanError {
             problems: vec![format!(

@@ -330,3 +330,55 @@ fn snapshot_json_classes() {
     let p = plan_of("classes.toml", "gateway-clean.json");
     insta::assert_json_snapshot!(p.resolved);
 }
+
+#[test]
+fn an_uplink_without_its_next_hop_is_skipped_and_a_client_here_takes_its_class_mark() {
+    // wg0 is a broadcast link: without `via` it cannot carry a default route.
+    let text = format!(
+        "[marker]\ngroup = 4242\ndscp = 11\n\n{}",
+        TWO.replace(
+            "{ interface = \"wg9\", via = \"10.7.0.1\" }",
+            "{ interface = \"wg0\" }"
+        )
+    );
+    let p = plan_with(&inline(&text), &two_vpns());
+    let c = &p.resolved.classes[1];
+    assert_eq!(c.uplink.as_deref(), Some("wg1"));
+    assert!(
+        c.uplink_why
+            .contains("wg0 needs a via: it is not a point-to-point interface"),
+        "{}",
+        c.uplink_why
+    );
+    // The client's connections carry the routing mark of DSCP 11's class.
+    assert_eq!((p.resolved.dscp, p.resolved.mark), (11, Some(2)));
+    assert!(
+        has(
+            &p,
+            "iptables -w -t mangle -A DSCPROUTE-MARK -m connmark --mark 0x2/0xff -j MARK --set-xmark 0x2/0xff"
+        ),
+        "{}",
+        listing(&p)
+    );
+}
+
+#[test]
+fn a_table_name_that_is_another_class_s_number_here_is_refused() {
+    let mut f = two_vpns();
+    f.rt_tables.push(RtTable {
+        id: 120,
+        name: "vpn".into(),
+        source: "/etc/iproute2/rt_tables".into(),
+    });
+    let text = TWO
+        .replace("dscp = 7\n", "dscp = 7\ntable = \"vpn\"\n")
+        .replace("dscp = 11\n", "dscp = 11\ntable = 120\n");
+    let e = plan(&inline(&text), &f, PlanOptions::default()).unwrap_err();
+    assert_eq!(
+        e.problems,
+        [
+            "classes torrent and streaming both route by table 120 on this host: give one of them \
+          another table"
+        ]
+    );
+}
