@@ -77,6 +77,34 @@ fn classes_of(t: &Topology, profile_name: &str) -> serde_json::Value {
     json(&out)["resolved"]["classes"].clone()
 }
 
+fn own((a, b): (&str, &str)) -> (String, String) {
+    (a.to_string(), b.to_string())
+}
+
+/// `status --json`: each class and the uplink its table routes through
+/// ("blocked" when none).
+fn uplinks_in_status(t: &Topology) -> Vec<(String, String)> {
+    let s = json(&dscproute_expect(
+        &t.b,
+        &t.state(&t.b),
+        &["status", "--json"],
+        0,
+    ));
+    s["classes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no classes in {s:#}"))
+        .iter()
+        .map(|c| {
+            let via = match (c["uplink"].as_str(), c["blocked"].as_bool()) {
+                (Some(u), _) => u.to_string(),
+                (None, Some(true)) => "blocked".into(),
+                _ => "main".into(),
+            };
+            (c["name"].as_str().unwrap_or("").to_string(), via)
+        })
+        .collect()
+}
+
 #[test]
 fn each_class_reaches_the_target_through_its_own_first_uplink() {
     two_classes(
@@ -124,6 +152,10 @@ fn two_classes(name: &str, profile_name: &str) {
     assert_eq!(fetch(&t.a, GID, TARGET4).as_deref(), Ok("vpn"));
     assert_eq!(fetch(&t.a, OTHER_GID, TARGET4).as_deref(), Ok("vpn2"));
     assert_eq!(fetch(&t.a, PLAIN_GID, TARGET4).as_deref(), Ok("isp"));
+    assert_eq!(
+        uplinks_in_status(t),
+        [("torrent", "wg0"), ("streaming", "wg1")].map(own)
+    );
     // Applied again, nothing is left to do: no class takes another's rules.
     let again = dscproute_expect(
         &t.b,
@@ -186,6 +218,10 @@ fn a_class_whose_first_uplink_is_down_takes_its_second_and_none_blocks() {
     apply_ok(&t.b, &t.state(&t.b), "classes.toml");
     assert_eq!(fetch(&t.a, GID, TARGET4).as_deref(), Ok("vpn"));
     assert_eq!(fetch(&t.a, OTHER_GID, TARGET4).as_deref(), Ok("vpn"));
+    assert_eq!(
+        uplinks_in_status(t),
+        [("torrent", "wg0"), ("streaming", "wg0")].map(own)
+    );
     assert_eq!(fetch(&t.a, PLAIN_GID, TARGET4).as_deref(), Ok("isp"));
     rollback_ok(&t.b, &t.state(&t.b));
     assert_same_state(&before, &snapshot(&t.b), "rollback after the fallback");
@@ -199,6 +235,10 @@ fn a_class_whose_first_uplink_is_down_takes_its_second_and_none_blocks() {
     apply_ok(&t.b, &t.state(&t.b), "classes.toml");
     assert!(fetch_short(&t.a, GID, TARGET4).is_err());
     assert!(fetch_short(&t.a, OTHER_GID, TARGET4).is_err());
+    assert_eq!(
+        uplinks_in_status(t),
+        [("torrent", "blocked"), ("streaming", "blocked")].map(own)
+    );
     assert_eq!(fetch(&t.a, PLAIN_GID, TARGET4).as_deref(), Ok("isp"));
     rollback_ok(&t.b, &t.state(&t.b));
     assert_same_state(&before, &snapshot(&t.b), "rollback of the blocked classes");
