@@ -382,3 +382,26 @@ fn a_table_name_that_is_another_class_s_number_here_is_refused() {
         ]
     );
 }
+
+/// `[gateway]` and the same values written as one `[[class]]` plan the
+/// same steps, on a clean host and on one where it is applied.
+#[test]
+fn one_class_plans_the_steps_of_the_same_gateway() {
+    let gateway = profile("gateway.toml");
+    let g = gateway.gateway.clone().unwrap();
+    let class = inline(
+        "[[class]]\nname = \"only\"\ndscp = 7\n\
+         uplinks = [ { interface = \"wg0\", via = \"10.8.0.1\", via6 = \"fd00::1\" } ]\n\
+         mark = 3\nmask = \"0xff\"\ntable = \"vpn\"\ntable_id = 100\npriority = 10000\n",
+    );
+    assert_eq!(class.classes[0].through(&class.classes[0].uplinks[0]), g);
+    for f in [
+        "gateway-clean.json",
+        "gateway-applied.json",
+        "gateway-stale.json",
+    ] {
+        let (a, b) = (plan_with(&gateway, &facts(f)), plan_with(&class, &facts(f)));
+        assert_eq!(a.steps, b.steps, "{f}");
+        assert_eq!(a.errors, b.errors, "{f}");
+    }
+}
