@@ -29,6 +29,10 @@ pub struct ProfileError {
 pub struct Profile {
     pub marker: Option<Marker>,
     pub gateway: Option<Gateway>,
+    /// `[[class]]` tables: several classes, each with its uplinks in order.
+    /// Empty with `[gateway]`, which `classes()` reads as one class.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub classes: Vec<Class>,
     /// Which netfilter backend writes our rules (`backend = …`). Absent:
     /// iptables, as before the key existed, so a live setup never switches
     /// by an upgrade alone.
@@ -269,7 +273,11 @@ impl Profile {
             },
         };
         let marker = raw.marker.map(|m| v.marker(m)).transpose()?;
-        let gateway = raw.gateway.map(|g| v.gateway(g)).transpose()?;
+        let gateway = raw.gateway.map(|g| v.gateway(g, "gateway")).transpose()?;
+        let classes = classes::validate(&v, raw.class.unwrap_or_default(), gateway.is_some())?;
+        if let Some(m) = &marker {
+            classes::check_marker_dscp(m, &classes, file)?;
+        }
         if let (Some(m), Some(g)) = (&marker, &gateway)
             && m.dscp != g.dscp
         {
@@ -283,7 +291,7 @@ impl Profile {
                 ),
             });
         }
-        if marker.is_none() && gateway.is_none() {
+        if marker.is_none() && gateway.is_none() && classes.is_empty() {
             return Err(ProfileError {
                 file: file.into(),
                 line: 1,
@@ -295,6 +303,7 @@ impl Profile {
         Ok(Profile {
             marker,
             gateway,
+            classes,
             backend,
         })
     }
@@ -361,6 +370,7 @@ impl Profile {
                 o.push_str(&format!("match = \"{}\"\n", g.match_mode.name()));
             }
         }
+        classes::to_toml(&self.classes, &mut o);
         o
     }
 }
@@ -420,6 +430,7 @@ struct RawProfile {
     backend: Option<Spanned<String>>,
     marker: Option<RawMarker>,
     gateway: Option<RawGateway>,
+    class: Option<Vec<classes::RawClass>>,
 }
 
 #[derive(Deserialize)]
@@ -555,9 +566,9 @@ impl Validator<'_> {
         })
     }
 
-    fn gateway(&self, g: RawGateway) -> Result<Gateway, ProfileError> {
-        let dscp = self.dscp(&g.dscp, "gateway.dscp")?;
-        let interface = self.interface(&g.interface)?;
+    fn gateway(&self, g: RawGateway, p: &str) -> Result<Gateway, ProfileError> {
+        let dscp = self.dscp(&g.dscp, &format!("{p}.dscp"))?;
+        let interface = self.interface(&g.interface, &format!("{p}.interface"))?;
         let via = g
             .via
             .as_ref()
@@ -565,7 +576,7 @@ impl Validator<'_> {
                 v.get_ref().trim().parse::<Ipv4Addr>().or_else(|_| {
                     self.err(
                         v,
-                        "gateway.via",
+                        &format!("{p}.via"),
                         "not an IPv4 address: give the VPN's IPv4 next hop \
                                                 like \"10.8.0.1\", or leave it out for a \
                                                 point-to-point tunnel"
@@ -581,7 +592,7 @@ impl Validator<'_> {
                 v.get_ref().trim().parse::<Ipv6Addr>().or_else(|_| {
                     self.err(
                         v,
-                        "gateway.via6",
+                        &format!("{p}.via6"),
                         "not an IPv6 address: give the VPN's IPv6 next \
                                                  hop like \"fd00::1\", or leave it out (marked \
                                                  IPv6 is then blocked)"
@@ -593,12 +604,24 @@ impl Validator<'_> {
         let mask = g
             .mask
             .as_ref()
-            .map(|m| self.u32_value(m, "gateway.mask", "a 32-bit mask like \"0xff\" (not 0)"))
+            .map(|m| {
+                self.u32_value(
+                    m,
+                    &format!("{p}.mask"),
+                    "a 32-bit mask like \"0xff\" (not 0)",
+                )
+            })
             .transpose()?;
         let mark = g
             .mark
             .as_ref()
-            .map(|m| self.u32_value(m, "gateway.mark", "a firewall mark like \"0x3\" (not 0)"))
+            .map(|m| {
+                self.u32_value(
+                    m,
+                    &format!("{p}.mark"),
+                    "a firewall mark like \"0x3\" (not 0)",
+                )
+            })
             .transpose()?;
         // Without a mask the default one applies: check against it here, so
         // the same mistake gets the same answer (exit 2) either way.
@@ -608,45 +631,49 @@ impl Validator<'_> {
         {
             return self.err(
                 raw,
-                "gateway.mark",
+                &format!("{p}.mark"),
                 format!(
                     "has bits outside {} {ms:#x}: the mark must lie within the mask; widen the \
                      mask (e.g. mask = \"{:#x}\") or pick a mark inside it",
                     if mask.is_some() {
-                        "gateway.mask"
+                        format!("{p}.mask")
                     } else {
-                        "the default mask"
+                        "the default mask".into()
                     },
                     mk | ms
                 ),
             );
         }
-        let table = g.table.as_ref().map(|t| self.table(t)).transpose()?;
+        let table = g
+            .table
+            .as_ref()
+            .map(|t| self.table(t, &format!("{p}.table")))
+            .transpose()?;
         let table_id = match &g.table_id {
             None => None,
             Some(t) => {
                 if !matches!(table, Some(TableRef::Name(_))) {
                     return self.err(
                         t,
-                        "gateway.table_id",
+                        &format!("{p}.table_id"),
                         "only goes with a table name: set \
                                                             table = \"vpn\" too, or give the \
                                                             number as table"
                             .into(),
                     );
                 }
-                Some(self.table_number(t, "gateway.table_id")?)
+                Some(self.table_number(t, &format!("{p}.table_id"))?)
             }
         };
         let priority =
             g.priority
                 .as_ref()
-                .map(|p| {
-                    let v = *p.get_ref();
+                .map(|pr| {
+                    let v = *pr.get_ref();
                     if (i64::from(MIN_PRIORITY)..=i64::from(MAX_PRIORITY)).contains(&v) {
                         Ok(v as u32)
                     } else {
-                        self.err(p, "gateway.priority", format!(
+                        self.err(pr, &format!("{p}.priority"), format!(
                         "out of range: use {MIN_PRIORITY}–{MAX_PRIORITY}, so that the rules at \
                          priority-1 and priority+1 still come before the main table (32766)"
                     ))
@@ -661,7 +688,7 @@ impl Validator<'_> {
                 _ => {
                     return self.err(
                         r,
-                        "gateway.rp_filter",
+                        &format!("{p}.rp_filter"),
                         "unknown policy: use \"loose\" (set \
                                                              2 on the VPN interface when \
                                                              stricter) or \"keep\""
@@ -678,7 +705,7 @@ impl Validator<'_> {
                 _ => {
                     return self.err(
                         m,
-                        "gateway.match",
+                        &format!("{p}.match"),
                         "unknown mode: use \"mark\" (a firewall mark routes the DSCP; any \
                          kernel) or \"dscp-rule\" (`ip rule dscp`, Linux ≥ 6.12 and iproute2 ≥ \
                          6.13)"
@@ -791,14 +818,14 @@ impl Validator<'_> {
         }
     }
 
-    fn interface(&self, v: &Spanned<String>) -> Result<String, ProfileError> {
+    fn interface(&self, v: &Spanned<String>, key: &str) -> Result<String, ProfileError> {
         let s = v.get_ref();
         if valid_ifname(s) {
             Ok(s.clone())
         } else {
             self.err(
                 v,
-                "gateway.interface",
+                key,
                 "not a valid interface name: use 1–15 characters \
                                               without '/', ':', '+', spaces or quotes, not \
                                               starting with '-', like \"wg0\""
@@ -827,19 +854,17 @@ impl Validator<'_> {
         }
     }
 
-    fn table(&self, v: &Spanned<StrOrInt>) -> Result<TableRef, ProfileError> {
+    fn table(&self, v: &Spanned<StrOrInt>, key: &str) -> Result<TableRef, ProfileError> {
         match v.get_ref() {
-            StrOrInt::Int(_) => Ok(TableRef::Id(self.table_number(v, "gateway.table")?)),
+            StrOrInt::Int(_) => Ok(TableRef::Id(self.table_number(v, key)?)),
             StrOrInt::Str(s) => {
                 if let Some(n) = parse_u32(s) {
-                    return self
-                        .table_number_value(v, n, "gateway.table")
-                        .map(TableRef::Id);
+                    return self.table_number_value(v, n, key).map(TableRef::Id);
                 }
                 if matches!(s.as_str(), "local" | "main" | "default" | "unspec") {
                     return self.err(
                         v,
-                        "gateway.table",
+                        key,
                         "is a reserved table: use a name of your \
                                                          own like \"vpn\" or a number 1–252 or \
                                                          256–4294967295"
@@ -851,7 +876,7 @@ impl Validator<'_> {
                 } else {
                     self.err(
                         v,
-                        "gateway.table",
+                        key,
                         "not a valid table name: use letters, digits, \
                                                   '_', '-' or '.', starting with a letter, like \
                                                   \"vpn\", or a number"
@@ -1009,6 +1034,9 @@ pub fn valid_table_name(s: &str) -> bool {
         && s.len() <= 64
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
+
+mod classes;
+pub use classes::{Class, HealthCheck, Uplink};
 
 #[cfg(test)]
 mod tests;

@@ -297,3 +297,87 @@ fn rollback_json_is_documented() {
     assert_keys_documented(doc, &v, "rollback --json");
     assert!(mentions(doc, v["status"].as_str().unwrap()));
 }
+
+/// The keys `[[class]]` (and its uplinks, and their checks) accept, from
+/// the unknown-key error.
+fn accepted_class_keys(body: &str) -> Vec<String> {
+    let err = Profile::parse(body, "keys.toml").expect_err("an unknown key is refused");
+    err.message
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|k| *k != "no_such_key")
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn the_class_sample_shows_every_key_and_its_plan_json_is_documented() {
+    let (_, sample) = blocks()
+        .into_iter()
+        .find(|(info, body)| *info == "toml" && body.contains("[[class]]"))
+        .expect("README's [[class]] sample");
+    Profile::parse(&sample, "README.md").unwrap_or_else(|e| panic!("README's class sample: {e}"));
+    let example =
+        std::fs::read_to_string(Path::new(MANIFEST).join("assets/examples/classes.toml")).unwrap();
+    let head = "[[class]]\nname = \"a\"\ndscp = 7\n";
+    for (keys, what) in [
+        (
+            accepted_class_keys(&format!(
+                "{head}uplinks = [{{ interface = \"wg0\" }}]\nno_such_key = 1\n"
+            )),
+            "class",
+        ),
+        (
+            accepted_class_keys(&format!(
+                "{head}uplinks = [{{ interface = \"wg0\", no_such_key = 1 }}]\n"
+            )),
+            "uplink",
+        ),
+        (
+            accepted_class_keys(&format!(
+                "{head}uplinks = [{{ interface = \"wg0\", check = {{ ping = \"10.0.0.1\", \
+                 no_such_key = 1 }} }}]\n"
+            )),
+            "check",
+        ),
+    ] {
+        assert!(keys.len() > 2, "{what}: the error no longer lists the keys");
+        for key in keys {
+            for (text, name) in [
+                (&sample, "README's class sample"),
+                (&example, "classes.toml"),
+            ] {
+                assert!(
+                    text.contains(&format!("{key} =")),
+                    "{name} lacks {what} key {key}"
+                );
+            }
+        }
+    }
+    let doc = paragraph("`plan --json` prints");
+    let fixtures = Path::new(MANIFEST).join("tests/fixtures/plan");
+    let out = Command::new(BIN)
+        .arg("plan")
+        .arg("--facts")
+        .arg(fixtures.join("gateway-clean.json"))
+        .arg("--profile")
+        .arg(fixtures.join("classes.toml"))
+        .arg("--json")
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_keys_documented(doc, &v["resolved"], "plan --json `resolved`");
+    let classes = v["resolved"]["classes"].as_array().expect("classes");
+    assert_eq!(classes.len(), 2);
+    for c in classes {
+        assert_keys_documented(doc, c, "plan --json `resolved.classes[]`");
+    }
+    let json_section = json_doc("plan");
+    for key in classes[0].as_object().unwrap().keys() {
+        assert!(
+            mentions(json_section, key),
+            "JSON section lacks classes[].{key}"
+        );
+    }
+}

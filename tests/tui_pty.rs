@@ -146,3 +146,22 @@ fn sighup_leaves_and_restores_the_terminal() {
     assert!(!s.contains("F1 help"), "terminal not restored:\n{s}");
     assert!(s.contains("hung up (SIGHUP"), "{s}");
 }
+
+/// The wizard has no class editor yet: a `[[class]]` profile is refused in
+/// one line (editing it would drop the classes), exit 2.
+#[test]
+fn a_classes_profile_is_refused_until_the_wizard_edits_classes() {
+    let cmd = format!(
+        "{} tui --profile {}/assets/examples/classes.toml; echo DSCPROUTE-EXITED $?; read x",
+        env!("CARGO_BIN_EXE_dscproute"),
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let Some(t) = Tmux::start(&cmd, 120, 24) else {
+        return;
+    };
+    let s = t.wait_for("DSCPROUTE-EXITED 2");
+    assert!(
+        s.contains("the wizard does not edit [[class]] profiles yet"),
+        "{s}"
+    );
+}

@@ -44,6 +44,23 @@ pub struct Status {
     pub running_pid: Option<u32>,
     /// The `dscproute agent` keeping the setup in place, if one runs.
     pub agent: Option<AgentRecord>,
+    /// A `[[class]]` profile's classes, with the uplink each routes through
+    /// now (`ops::status` fills it from the transaction's profile).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub classes: Vec<ClassStatus>,
+}
+
+/// One class of the applied profile as the host has it now.
+#[derive(Clone, Debug, Serialize)]
+pub struct ClassStatus {
+    pub name: String,
+    pub dscp: u8,
+    pub mark: Option<u32>,
+    pub table_id: Option<u32>,
+    /// The interface of our IPv4 route in the class's table; None: no route.
+    pub uplink: Option<String>,
+    /// No route and the kill switch on: the class's packets are refused.
+    pub blocked: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -376,6 +393,25 @@ pub fn render(s: &Status) -> String {
                 "  {:>10} {:>12}  {} {} {} {}",
                 r.packets, r.bytes, r.family, r.table, r.chain, r.spec
             );
+        }
+    }
+    if !s.classes.is_empty() {
+        let _ = writeln!(o, "\nClasses");
+        for c in &s.classes {
+            let mark = c
+                .mark
+                .map(|m| format!(" → mark {m:#x}"))
+                .unwrap_or_default();
+            let table = c
+                .table_id
+                .map(|t| format!(" → table {t}"))
+                .unwrap_or_default();
+            let via = match (&c.uplink, c.blocked) {
+                (Some(u), _) => u.clone(),
+                (None, true) => "blocked (kill switch)".into(),
+                (None, false) => "no route: the main table".into(),
+            };
+            let _ = writeln!(o, "  {}: DSCP {}{mark}{table} → {via}", c.name, c.dscp);
         }
     }
     if !s.rules.is_empty() {

@@ -37,47 +37,88 @@ pub fn checks(i: &Inputs, plan: &Plan, runner: &dyn Runner) -> Vec<Check> {
         None => {}
     }
     out.extend(mark_path::check(i, plan));
-    if let Some(g) = &i.profile.gateway {
-        let Some(table) = plan.resolved.table_id else {
-            return out;
-        };
-        // What selects our packets: the mark, or (match = "dscp-rule") the
-        // DS byte, which `ip route get … tos` hands to the `dscp` rules.
-        let (mark, sel, rule_sel) = match (g.match_mode, plan.resolved.mark) {
-            (MatchMode::DscpRule, _) => {
-                let d = g.dscp.value();
-                (0, format!("tos {:#04x}", d << 2), format!("dscp {d}"))
+    for v in i.gateways() {
+        let mut checks = class_checks(i, &v, plan, runner);
+        if let Some(name) = &v.class {
+            for c in &mut checks {
+                c.detail = format!("class {name}: {}", c.detail);
             }
-            (MatchMode::Mark, Some(m)) => (
-                m,
-                format!("mark {m:#x}"),
-                format!(
-                    "fwmark {m:#x}/{:#x}",
-                    plan.resolved.mask.unwrap_or(u32::MAX)
-                ),
-            ),
-            (MatchMode::Mark, None) => return out,
-        };
-        let ctx = GwCtx {
-            i,
-            g,
-            mark,
-            sel,
-            rule_sel,
-            table,
-            table_label: match &plan.resolved.table_name {
-                Some(n) => format!("{table} ({n})"),
-                None => table.to_string(),
-            },
-            lans: lan_links(i.facts, &g.interface),
-        };
-        out.push(vpn_route(&ctx));
-        let lookups = Lookups::ask(&ctx, runner);
-        out.push(route_lookup(&ctx, &lookups));
-        out.push(kill_switch(&ctx, &lookups, plan));
-        out.push(ipv6(&ctx, &lookups));
+        }
+        out.extend(checks);
     }
     out
+}
+
+/// The route checks for one class (or `[gateway]`), through the uplink the
+/// plan routes it by.
+fn class_checks(
+    i: &Inputs,
+    v: &super::GatewayView,
+    plan: &Plan,
+    runner: &dyn Runner,
+) -> Vec<Check> {
+    let g = &v.gateway;
+    let r = &v.resolved;
+    if v.blocked {
+        return vec![Check::warn(
+            "uplink",
+            format!(
+                "none of its uplinks is usable, so its table has no route: its packets are \
+                 {}",
+                if g.kill_switch {
+                    "refused (kill switch)"
+                } else {
+                    "routed by the main table (kill_switch = false)"
+                }
+            ),
+            "the links, their state and addresses (ip link, ip addr)",
+            format!(
+                "bring an uplink of the class up, then apply again: {}",
+                i.apply_cmd()
+            ),
+        )];
+    }
+    let Some(table) = r.table_id else {
+        return Vec::new();
+    };
+    // What selects our packets: the mark, or (match = "dscp-rule") the
+    // DS byte, which `ip route get … tos` hands to the `dscp` rules.
+    let (mark, sel, rule_sel) = match (g.match_mode, r.mark) {
+        (MatchMode::DscpRule, _) => {
+            let d = g.dscp.value();
+            (0, format!("tos {:#04x}", d << 2), format!("dscp {d}"))
+        }
+        (MatchMode::Mark, Some(m)) => (
+            m,
+            format!("mark {m:#x}"),
+            format!("fwmark {m:#x}/{:#x}", r.mask.unwrap_or(u32::MAX)),
+        ),
+        (MatchMode::Mark, None) => return Vec::new(),
+    };
+    let ctx = GwCtx {
+        i,
+        g,
+        mark,
+        sel,
+        rule_sel,
+        table,
+        table_label: match &r.table_name {
+            Some(n) => format!("{table} ({n})"),
+            None => table.to_string(),
+        },
+        lans: lan_links(i.facts, &g.interface),
+    };
+    // The kill-switch check reads the class's own priority.
+    let mut view = plan.clone();
+    view.resolved = r.clone();
+    let route = vpn_route(&ctx);
+    let lookups = Lookups::ask(&ctx, runner);
+    vec![
+        route,
+        route_lookup(&ctx, &lookups),
+        kill_switch(&ctx, &lookups, &view),
+        ipv6(&ctx, &lookups),
+    ]
 }
 
 fn applied(i: &Inputs, plan: &Plan) -> Check {
@@ -173,12 +214,7 @@ fn counters(i: &Inputs) -> Option<Check> {
     // In dscp-rule mode only policy rules route, and they count nothing.
     // The nft backend's rules (table inet dscproute), when that is what counted.
     let nft = before.iter().chain(after).any(|r| r.family == nft::FAMILY);
-    if i.is_gateway()
-        && i.profile
-            .gateway
-            .as_ref()
-            .is_some_and(|g| g.match_mode == MatchMode::Mark)
-    {
+    if i.gateway().is_some_and(|g| g.match_mode == MatchMode::Mark) {
         parts.push(if nft {
             ("prerouting", "iifname != ", "marked for the VPN")
         } else {

@@ -140,7 +140,7 @@ pub struct Inputs<'a> {
 impl Inputs<'_> {
     pub fn roles(&self) -> Vec<Role> {
         let mut r = Vec::new();
-        if self.profile.gateway.is_some() {
+        if self.profile.is_gateway() {
             r.push(Role::Gateway);
         }
         if self.profile.marker.is_some() {
@@ -150,7 +150,20 @@ impl Inputs<'_> {
     }
 
     pub fn is_gateway(&self) -> bool {
-        self.profile.gateway.is_some()
+        self.profile.is_gateway()
+    }
+
+    /// The gateway's classes, each through the uplink the plan routes it by
+    /// (its first when none is usable), with the values the plan settled.
+    /// `[gateway]`: itself, with the plan's values.
+    pub fn gateways(&self) -> Vec<GatewayView> {
+        gateway_views(self.profile, self.plan.ok())
+    }
+
+    /// The first class (or `[gateway]`): what the single-interface checks
+    /// (forwarding, the wire sample, the scrub) look at.
+    pub fn gateway(&self) -> Option<crate::profile::Gateway> {
+        self.gateways().into_iter().next().map(|v| v.gateway)
     }
 
     pub fn is_marker(&self) -> bool {
@@ -166,14 +179,68 @@ impl Inputs<'_> {
     }
 }
 
-/// The DSCP a profile's traffic carries (the gateway's when both roles).
+/// The DSCP a profile's traffic carries (the gateway's when both roles;
+/// the first class's, or the one the client marks with, for `[[class]]`).
 pub fn profile_dscp(profile: &Profile) -> u8 {
-    profile
-        .gateway
+    let classes = profile.classes();
+    let class = profile
+        .marker
         .as_ref()
-        .map(|g| g.dscp)
+        .and_then(|m| classes.iter().find(|c| c.dscp == m.dscp))
+        .or(classes.first());
+    class
+        .map(|c| c.dscp)
         .or(profile.marker.as_ref().map(|m| m.dscp))
         .map_or(0, |d| d.value())
+}
+
+/// One class as the checks see it.
+#[derive(Clone, Debug)]
+pub struct GatewayView {
+    /// None for `[gateway]`, which has no name in the checks' text.
+    pub class: Option<String>,
+    pub gateway: crate::profile::Gateway,
+    pub resolved: crate::plan::Resolved,
+    /// No usable uplink: the plan gave its table no route.
+    pub blocked: bool,
+}
+
+pub fn gateway_views(profile: &Profile, plan: Option<&Plan>) -> Vec<GatewayView> {
+    if let Some(g) = &profile.gateway {
+        return vec![GatewayView {
+            class: None,
+            gateway: g.clone(),
+            resolved: plan.map(|p| p.resolved.clone()).unwrap_or_default(),
+            blocked: false,
+        }];
+    }
+    profile
+        .classes
+        .iter()
+        .map(|c| {
+            let rc = plan.and_then(|p| p.resolved.classes.iter().find(|r| r.name == c.name));
+            let uplink = rc
+                .and_then(|r| r.uplink.as_deref())
+                .and_then(|u| c.uplinks.iter().find(|x| x.interface == u))
+                .unwrap_or(&c.uplinks[0]);
+            let resolved = rc.map_or_else(Default::default, |r| crate::plan::Resolved {
+                dscp: r.dscp,
+                interface: r.uplink.clone(),
+                mark: r.mark,
+                mask: r.mask,
+                table_id: r.table_id,
+                table_name: r.table_name.clone(),
+                priority: r.priority,
+                ..Default::default()
+            });
+            GatewayView {
+                class: Some(c.name.clone()),
+                gateway: c.through(uplink),
+                resolved,
+                blocked: rc.is_some_and(|r| r.uplink.is_none()),
+            }
+        })
+        .collect()
 }
 
 /// How much of the plan is in place.

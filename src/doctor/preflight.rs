@@ -12,8 +12,21 @@ use crate::runner::Runner;
 
 pub fn checks(i: &Inputs, _runner: &dyn Runner) -> Vec<Check> {
     let mut out = vec![root(i.facts), tools(i), kernel(i)];
-    if let Some(g) = &i.profile.gateway {
-        out.push(forwarding(i.facts, g.via6.is_some()));
+    let views = i.gateways();
+    if !views.is_empty() {
+        out.push(forwarding(
+            i.facts,
+            views.iter().any(|v| v.gateway.via6.is_some()),
+        ));
+    }
+    // Per interface a class routes through (classes may share one).
+    let mut seen = Vec::new();
+    for v in views.iter().filter(|v| !v.blocked) {
+        let g = &v.gateway;
+        if seen.contains(&g.interface) {
+            continue;
+        }
+        seen.push(g.interface.clone());
         out.push(rp_filter(i, &g.interface, g.rp_filter));
         out.push(src_valid_mark(i.facts, &g.interface));
         out.extend(super::firewalls::forward(i.facts, &g.interface));

@@ -248,7 +248,7 @@ fn lan_check(w: &WireSample, both: bool) -> Check {
 }
 
 fn scrub_check(i: &Inputs, w: &WireSample) -> Option<Check> {
-    let g = i.profile.gateway.as_ref()?;
+    let g = i.gateway()?;
     if !g.scrub_dscp || w.vpn_out.total == 0 {
         return None;
     }

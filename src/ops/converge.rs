@@ -13,18 +13,10 @@ use crate::backend::{Op, PolicyAction, PolicyRule};
 use crate::plan::{self, Plan, PlanOptions};
 use crate::probe::HostFacts;
 use crate::profile::Profile;
-use std::net::IpAddr;
 use thiserror::Error;
 
-/// Why nothing can be repaired now.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Wait {
-    InterfaceMissing(String),
-    InterfaceDown(String),
-    /// The interface is up but `via` (or `via6`) is not on-link through it:
-    /// the VPN client has not put its addresses back yet.
-    NoNextHop(String),
-}
+/// Why nothing can be repaired now (shared with the planner's uplink choice).
+pub use crate::plan::Wait;
 
 /// What a check found.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -68,32 +60,12 @@ pub fn classify(plan: &Plan, wait: Option<Wait>) -> Found {
 }
 
 /// Is the gateway's VPN interface there, up, and with its next hop on-link?
-/// A client-only profile never waits.
+/// A client-only profile never waits; neither does a `[[class]]` profile,
+/// whose plan routes each class through its first usable uplink.
 pub fn vpn_wait(profile: &Profile, facts: &HostFacts) -> Option<Wait> {
     let g = profile.gateway.as_ref()?;
-    let name = &g.interface;
-    let Some(link) = facts.link(name) else {
-        return Some(Wait::InterfaceMissing(name.clone()));
-    };
-    // Routes through a link without carrier are refused ("Network is down").
-    let flag = |x: &str| link.flags.iter().any(|f| f == x);
-    let up = flag("UP")
-        && !flag("NO-CARRIER")
-        && !matches!(link.state.as_str(), "DOWN" | "LOWERLAYERDOWN");
-    if !up {
-        return Some(Wait::InterfaceDown(name.clone()));
-    }
-    let hops = g.via.map(IpAddr::V4).into_iter().chain(
-        g.via6
-            .filter(|v| v.segments()[0] & 0xffc0 != 0xfe80)
-            .map(IpAddr::V6),
-    );
-    for hop in hops {
-        if !plan::on_link(link, hop) {
-            return Some(Wait::NoNextHop(name.clone()));
-        }
-    }
-    None
+    let class = crate::profile::Class::from(g);
+    plan::uplink_wait(&class.uplinks[0], facts)
 }
 
 /// Apply the profile's missing steps now, without asking; what ran, one

@@ -55,11 +55,14 @@ pub fn doctor(host: &Host, req: &Request, watching: &mut dyn FnMut(Watching)) ->
     let mut capture_problem = None;
     if matches!(applied, Applied::Yes | Applied::Partly) {
         let before = our_counters(host.runner);
-        let vpn = profile.gateway.as_ref().map(|g| g.interface.as_str());
+        let first = doctor::gateway_views(profile, planned.as_ref().ok())
+            .into_iter()
+            .next();
+        let vpn = first.as_ref().map(|v| v.gateway.interface.as_str());
         let dscp = doctor::profile_dscp(profile);
-        let until = match (&profile.gateway, &profile.marker) {
-            (Some(_), _) => Some(wire::Evidence::LanIn),
-            (None, Some(_)) => Some(wire::Evidence::Egress),
+        let until = match (profile.is_gateway(), &profile.marker) {
+            (true, _) => Some(wire::Evidence::LanIn),
+            (false, Some(_)) => Some(wire::Evidence::Egress),
             _ => None,
         };
         watching(Watching {

@@ -23,12 +23,41 @@ pub struct Choices {
     pub priority_chosen: bool,
 }
 
+/// What the profile's other classes take, so that automatic choices give
+/// each class its own values. Empty for `[gateway]`.
+#[derive(Clone, Debug, Default)]
+pub struct Taken {
+    pub marks: Vec<(u32, u32)>,
+    pub tables: Vec<u32>,
+    pub priorities: Vec<u32>,
+    /// `[[class]]`: a class without `table` gets a free number, unnamed
+    /// (our rt_tables drop-in holds one name).
+    pub unnamed_default: bool,
+}
+
+impl Taken {
+    pub fn add(&mut self, c: &Choices) {
+        self.marks.push((c.mark, c.mask));
+        self.tables.push(c.table_id);
+        self.priorities.push(c.priority);
+    }
+}
+
+#[cfg(test)]
 pub fn resolve(g: &Gateway, facts: &HostFacts) -> Result<Choices, Vec<String>> {
+    resolve_among(g, facts, &Taken::default())
+}
+
+pub fn resolve_among(
+    g: &Gateway,
+    facts: &HostFacts,
+    taken: &Taken,
+) -> Result<Choices, Vec<String>> {
     let mut problems = Vec::new();
     let mask = g.mask.unwrap_or(DEFAULT_MASK);
     let (mark, mark_chosen) = match g.mark {
         Some(m) => (m, false),
-        None => match free_mark(mask, facts) {
+        None => match free_mark_among(mask, facts, &taken.marks) {
             Some(m) => (m, true),
             None => {
                 problems.push(format!(
@@ -44,10 +73,10 @@ pub fn resolve(g: &Gateway, facts: &HostFacts) -> Result<Choices, Vec<String>> {
             "gateway.mark {mark:#x} has bits outside the mask {mask:#x}: set gateway.mask to cover them"
         ));
     }
-    let table = resolve_table(g, facts, &mut problems);
+    let table = resolve_table(g, facts, taken, &mut problems);
     let (priority, priority_chosen) = match g.priority {
         Some(p) => (p, false),
-        None => match free_priority(facts) {
+        None => match free_priority(facts, &taken.priorities) {
             Some(p) => (p, true),
             None => {
                 problems.push(
@@ -78,6 +107,7 @@ pub fn resolve(g: &Gateway, facts: &HostFacts) -> Result<Choices, Vec<String>> {
 fn resolve_table(
     g: &Gateway,
     facts: &HostFacts,
+    taken: &Taken,
     problems: &mut Vec<String>,
 ) -> (u32, Option<String>, bool, bool) {
     let named = |name: &str| facts.rt_tables.iter().find(|t| t.name == name);
@@ -91,6 +121,15 @@ fn resolve_table(
     let (name, explicit_id) = match &g.table {
         Some(TableRef::Id(id)) => return (*id, name_of(*id).map(|t| t.name.clone()), false, false),
         Some(TableRef::Name(n)) => (n.clone(), g.table_id),
+        None if taken.unnamed_default => {
+            return match free_table_id(facts, &taken.tables) {
+                Some(id) => (id, name_of(id).map(|t| t.name.clone()), false, false),
+                None => {
+                    problems.push("no free routing table number in 100–252: set table".into());
+                    (0, None, false, false)
+                }
+            };
+        }
         None => (DEFAULT_TABLE_NAME.to_string(), None),
     };
     if let Some(t) = named(&name).filter(|t| {
@@ -120,7 +159,7 @@ fn resolve_table(
             }
             id
         }
-        None => match free_table_id(facts) {
+        None => match free_table_id(facts, &taken.tables) {
             Some(id) => id,
             None => {
                 problems.push("no free routing table number in 100–252: set gateway.table".into());
@@ -160,12 +199,13 @@ pub fn table_looked_up_by(facts: &HostFacts, id: u32) -> Option<String> {
         })
 }
 
-fn free_table_id(facts: &HostFacts) -> Option<u32> {
+fn free_table_id(facts: &HostFacts, taken: &[u32]) -> Option<u32> {
     (100..=252).find(|id| {
-        !facts
-            .rt_tables
-            .iter()
-            .any(|t| t.id == *id && !is_our_dropin(&t.source))
+        !taken.contains(id)
+            && !facts
+                .rt_tables
+                .iter()
+                .any(|t| t.id == *id && !is_our_dropin(&t.source))
             && !table_has_foreign_routes(facts, *id)
             && table_looked_up_by(facts, *id).is_none()
     })
@@ -202,21 +242,29 @@ fn triple_free(facts: &HostFacts, p: u32) -> bool {
     (p - 1..=p + 1).all(|q| priority_taken_by(facts, q).is_none())
 }
 
-fn free_priority(facts: &HostFacts) -> Option<u32> {
+fn free_priority(facts: &HostFacts, taken: &[u32]) -> Option<u32> {
     (100..=1000)
         .rev()
         .map(|k| k * 10)
-        .find(|p| triple_free(facts, *p))
+        .find(|p| triple_free(facts, *p) && !taken.iter().any(|t| t.abs_diff(*p) <= 2))
 }
 
 /// The smallest non-zero value within `mask` no one else's rule would match.
 pub fn free_mark(mask: u32, facts: &HostFacts) -> Option<u32> {
+    free_mark_among(mask, facts, &[])
+}
+
+/// Also avoiding the values other classes took within the same mask.
+fn free_mark_among(mask: u32, facts: &HostFacts, taken: &[(u32, u32)]) -> Option<u32> {
     let uses = other_mark_uses(facts);
     let shift = mask.trailing_zeros();
     (1u32..=4096)
         .filter_map(|k| k.checked_shl(shift))
         .filter(|v| v & !mask == 0)
-        .find(|v| !uses.iter().any(|u| u.same_bits(*v, mask)))
+        .find(|v| {
+            !uses.iter().any(|u| u.same_bits(*v, mask))
+                && !taken.iter().any(|(tv, tm)| *tm == mask && tv == v)
+        })
 }
 
 #[cfg(test)]

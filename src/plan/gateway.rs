@@ -18,9 +18,13 @@ use crate::probe::{HostFacts, conf_key};
 use crate::profile::{Gateway, MatchMode, RpFilterPolicy};
 use std::net::IpAddr;
 
+/// `routed`: false when none of a class's uplinks is usable, so its table
+/// gets no route now (the kill switch blocks, or `kill_switch = false`
+/// lets the class fall through to main).
 pub fn steps(
     g: &Gateway,
     r: &Resolved,
+    routed: bool,
     facts: &HostFacts,
     ctx: &Ctx,
     warnings: &mut Vec<String>,
@@ -118,33 +122,35 @@ pub fn steps(
     rp_filter(g, facts, ctx, &mut out, warnings);
 
     // The table: its default route through the VPN.
-    out.push(ctx.ip_route(
-        gw,
-        Family::V4,
-        DefaultRoute {
-            via: g.via.map(IpAddr::V4),
-            dev: dev.into(),
-            table,
-        },
-        format!(
-            "table {table_label}: the default route for {} goes through the VPN on {dev}",
-            ours("IPv4")
-        ),
-    ));
-    if let Some(via6) = g.via6 {
+    if routed {
         out.push(ctx.ip_route(
             gw,
-            Family::V6,
+            Family::V4,
             DefaultRoute {
-                via: Some(IpAddr::V6(via6)),
+                via: g.via.map(IpAddr::V4),
                 dev: dev.into(),
                 table,
             },
             format!(
-                "table {table_label}: the default route for {} goes through the VPN",
-                ours("IPv6")
+                "table {table_label}: the default route for {} goes through the VPN on {dev}",
+                ours("IPv4")
             ),
         ));
+        if let Some(via6) = g.via6 {
+            out.push(ctx.ip_route(
+                gw,
+                Family::V6,
+                DefaultRoute {
+                    via: Some(IpAddr::V6(via6)),
+                    dev: dev.into(),
+                    table,
+                },
+                format!(
+                    "table {table_label}: the default route for {} goes through the VPN",
+                    ours("IPv6")
+                ),
+            ));
+        }
     }
 
     // Policy rules, for both families; written top to bottom as the kernel reads them.
@@ -320,6 +326,86 @@ pub fn steps(
         }
     }
     out.append(&mut policy);
+    out
+}
+
+/// A class's uplink other than the one its table routes through now: the
+/// scrub and source NAT hooked on its interface too, and its reverse-path
+/// filter, so that a later switch to it changes only the route.
+pub fn other_uplink(
+    g: &Gateway,
+    r: &Resolved,
+    facts: &HostFacts,
+    ctx: &Ctx,
+    warnings: &mut Vec<String>,
+) -> Vec<Step> {
+    let gw = Role::Gateway;
+    let dev = g.interface.as_str();
+    let dscp = g.dscp.value();
+    let mark = match (g.match_mode, r.mark, r.mask) {
+        (MatchMode::Mark, Some(value), Some(mask)) => Some(MarkMask { value, mask }),
+        _ => None,
+    };
+    let mut out = Vec::new();
+    rp_filter(g, facts, ctx, &mut out, warnings);
+    for f in Family::BOTH {
+        let fam = f.name();
+        if f == Family::V6 && g.via6.is_none() {
+            continue;
+        }
+        if g.scrub_dscp {
+            out.push(ctx.chain(
+                gw,
+                f,
+                Table::Mangle,
+                CHAIN_SCRUB,
+                format!("{fam}: our own chain for the DSCP scrub"),
+            ));
+            out.push(ctx.rule(
+                gw,
+                f,
+                Table::Mangle,
+                CHAIN_SCRUB,
+                OurRule::ScrubDscp { dscp },
+                format!("{fam}: reset DSCP {dscp} to 0 as packets enter an uplink"),
+            ));
+            out.push(ctx.jump(
+                gw,
+                f,
+                Hook(Table::Mangle, "POSTROUTING", Some(dev)),
+                CHAIN_SCRUB,
+                format!("{fam}: link the scrub on {dev} too, a later uplink of this class"),
+            ));
+        }
+        if g.masquerade {
+            out.push(ctx.chain(
+                gw,
+                f,
+                Table::Nat,
+                CHAIN_NAT,
+                format!("{fam}: our own chain for source NAT"),
+            ));
+            let rule = match mark {
+                Some(mm) => OurRule::Masquerade { mark: mm },
+                None => OurRule::MasqueradeAll,
+            };
+            out.push(ctx.rule(
+                gw,
+                f,
+                Table::Nat,
+                CHAIN_NAT,
+                rule,
+                format!("{fam}: packets of this class leave an uplink with its address"),
+            ));
+            out.push(ctx.jump(
+                gw,
+                f,
+                Hook(Table::Nat, "POSTROUTING", Some(dev)),
+                CHAIN_NAT,
+                format!("{fam}: link source NAT on {dev} too, a later uplink of this class"),
+            ));
+        }
+    }
     out
 }
 

@@ -18,11 +18,13 @@ mod render;
 pub mod ruleset;
 mod script;
 mod steps;
+mod uplinks;
 
 pub use preflight::on_link;
 pub use render::{render_text, signal_path};
 pub use script::{render_script, sh_quote};
 pub use steps::selects;
+pub use uplinks::{Wait, wait as uplink_wait};
 
 use crate::backend::Op;
 use crate::probe::HostFacts;
@@ -117,6 +119,62 @@ pub struct Resolved {
     pub table_id: Option<u32>,
     pub table_name: Option<String>,
     pub priority: Option<u32>,
+    /// `[[class]]` profiles: each class's values and the uplink its table
+    /// routes through (the fields above then describe the first class).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub classes: Vec<ResolvedClass>,
+}
+
+/// One class of a `[[class]]` profile as the plan settled it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ResolvedClass {
+    pub name: String,
+    pub dscp: u8,
+    pub mark: Option<u32>,
+    pub mask: Option<u32>,
+    pub table_id: Option<u32>,
+    pub table_name: Option<String>,
+    pub priority: Option<u32>,
+    /// The class's uplinks, in the order they are tried.
+    pub uplinks: Vec<String>,
+    /// The one its table routes through now; None: none is usable.
+    pub uplink: Option<String>,
+    /// Why that one (or why none), for people.
+    pub uplink_why: String,
+    /// No usable uplink and the kill switch on: the class is blocked.
+    pub blocked: bool,
+}
+
+/// One class ready for the step builders: routed through its chosen uplink.
+pub(crate) struct ClassPlan {
+    pub class: profile::Class,
+    /// The class through its chosen uplink (the first one when none is usable).
+    pub through: profile::Gateway,
+    pub chosen: Option<usize>,
+    pub why: String,
+    pub resolved: Resolved,
+}
+
+fn resolved_class(c: &ClassPlan) -> ResolvedClass {
+    let r = &c.resolved;
+    ResolvedClass {
+        name: c.class.name.clone(),
+        dscp: r.dscp,
+        mark: r.mark,
+        mask: r.mask,
+        table_id: r.table_id,
+        table_name: r.table_name.clone(),
+        priority: r.priority,
+        uplinks: c
+            .class
+            .uplinks
+            .iter()
+            .map(|u| u.interface.clone())
+            .collect(),
+        uplink: c.chosen.map(|i| c.class.uplinks[i].interface.clone()),
+        uplink_why: c.why.clone(),
+        blocked: c.chosen.is_none() && c.class.kill_switch,
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -193,14 +251,27 @@ pub fn plan(profile: &Profile, facts: &HostFacts, opts: PlanOptions) -> Result<P
     let mut notes = Vec::new();
     preflight::check(profile, facts, opts, &mut problems, &mut warnings);
 
-    let mut resolved = Resolved {
-        dscp: profile
-            .gateway
-            .as_ref()
-            .map(|g| g.dscp)
-            .or(profile.marker.as_ref().map(|m| m.dscp))
-            .map_or(0, |d| d.value()),
-        ..Resolved::default()
+    let classes = settle_classes(
+        profile,
+        facts,
+        opts,
+        &mut problems,
+        &mut warnings,
+        &mut notes,
+    )?;
+    // The top-level values: the class the client's DSCP takes on a host
+    // with both roles, else the first.
+    let main = profile
+        .marker
+        .as_ref()
+        .and_then(|m| classes.iter().position(|c| c.class.dscp == m.dscp))
+        .unwrap_or(0);
+    let mut resolved = match classes.get(main) {
+        Some(c) => c.resolved.clone(),
+        None => Resolved {
+            dscp: profile.marker.as_ref().map_or(0, |m| m.dscp.value()),
+            ..Resolved::default()
+        },
     };
     if let Some(m) = &profile.marker {
         match &m.who {
@@ -212,7 +283,7 @@ pub fn plan(profile: &Profile, facts: &HostFacts, opts: PlanOptions) -> Result<P
             }
             profile::Who::Cgroup(c) => resolved.cgroup = Some(c.clone()),
         }
-        if profile.gateway.is_none() {
+        if !profile.is_gateway() {
             // A client tags the group's connections with a conntrack mark of
             // its own, so every packet of them carries the DSCP.
             let mask = crate::ownership::DEFAULT_MASK;
@@ -232,64 +303,64 @@ pub fn plan(profile: &Profile, facts: &HostFacts, opts: PlanOptions) -> Result<P
             }
         }
     }
-    if let Some(g) = &profile.gateway {
-        dscp_rule::check(g, facts, &mut problems, &mut warnings);
-        notes.extend(dscp_rule::note(g));
-        resolved.interface = Some(g.interface.clone());
-        match choose::resolve(g, facts) {
-            Ok(c) => {
-                // `ip rule dscp` needs no mark: only a client here tags its
-                // connections (a conntrack mark, off the routing path).
-                let needs_mark = g.match_mode == MatchMode::Mark || profile.marker.is_some();
-                if needs_mark {
-                    resolved.mark = Some(c.mark);
-                    resolved.mask = Some(c.mask);
-                }
-                resolved.table_id = Some(c.table_id);
-                resolved.table_name = c.table_name.clone();
-                resolved.priority = Some(c.priority);
-                let mut chosen = Vec::new();
-                if c.mark_chosen && needs_mark {
-                    chosen.push(format!("mark {:#x}/{:#x}", c.mark, c.mask));
-                }
-                if c.priority_chosen {
-                    chosen.push(format!("priority {}", c.priority));
-                }
-                if g.table.is_none() {
-                    chosen.push(format!("table {}", c.table_id));
-                }
-                if !chosen.is_empty() {
-                    notes.push(format!(
-                        "Chosen free on this host: {}; set them in the profile to keep them the \
-                         same everywhere.",
-                        chosen.join(", ")
-                    ));
-                }
-                let also_marker = profile.marker.is_some();
-                conflicts::check(g, &c, also_marker, facts, &mut problems, &mut warnings);
-            }
-            Err(e) => return Err(PlanError { problems: e }),
-        }
+    if profile.gateway.is_none() {
+        resolved.classes = classes.iter().map(resolved_class).collect();
     }
 
     let ctx = steps::Ctx::new(facts);
     let mut out = Vec::new();
     let mut roles = Vec::new();
     // Gateway first: on a host with both roles, nothing is marked before its path exists.
-    if let Some(g) = &profile.gateway {
+    if !classes.is_empty() {
         roles.push(Role::Gateway);
-        out.extend(gateway::steps(g, &resolved, facts, &ctx, &mut warnings));
     }
+    for c in &classes {
+        let routed = c.chosen.is_some();
+        let before = warnings.len();
+        out.extend(gateway::steps(
+            &c.through,
+            &c.resolved,
+            routed,
+            facts,
+            &ctx,
+            &mut warnings,
+        ));
+        for (i, u) in c.class.uplinks.iter().enumerate() {
+            if Some(i) != c.chosen && u.interface != c.through.interface {
+                let g = c.class.through(u);
+                out.extend(gateway::other_uplink(
+                    &g,
+                    &c.resolved,
+                    facts,
+                    &ctx,
+                    &mut warnings,
+                ));
+            }
+        }
+        if profile.gateway.is_none() {
+            for w in &mut warnings[before..] {
+                *w = format!("class {}: {w}", c.class.name);
+            }
+        }
+    }
+    // Classes share our chains, their jumps and the kernel switches: once each.
+    let mut seen = Vec::new();
+    out.retain(|s| {
+        let first = !seen.contains(&s.apply);
+        if first {
+            seen.push(s.apply.clone());
+        }
+        first
+    });
     if let Some(m) = &profile.marker {
         roles.push(Role::Marker);
         // Local packets need the routing mark only when routing goes by mark.
         out.extend(marker::steps(
             m,
             &resolved,
-            profile
-                .gateway
-                .as_ref()
-                .is_some_and(|g| g.match_mode == MatchMode::Mark),
+            classes
+                .get(main)
+                .is_some_and(|c| c.class.match_mode == MatchMode::Mark),
             opts.for_script,
             &ctx,
         ));
@@ -337,7 +408,7 @@ pub fn plan(profile: &Profile, facts: &HostFacts, opts: PlanOptions) -> Result<P
                     .into(),
             );
         }
-        let want = nft::desired(profile, &resolved);
+        let want = nft::desired_classes(profile, &resolved, &classes);
         nft::convert(&mut out, want, facts, &mut problems);
     } else {
         nft::remove_table(&mut out, facts, &mut warnings);
@@ -370,8 +441,8 @@ pub fn plan(profile: &Profile, facts: &HostFacts, opts: PlanOptions) -> Result<P
     for u in &facts.unreadable {
         warnings.push(format!("Could not read: {u}."));
     }
-    if let (Some(_), Some(g)) = (&profile.marker, &profile.gateway)
-        && !g.masquerade
+    if let (Some(_), Some(c)) = (&profile.marker, classes.get(main))
+        && !c.class.masquerade
     {
         warnings.push(
             "masquerade = false on a host that is both client and gateway: its own packets keep \
@@ -400,6 +471,173 @@ pub fn plan(profile: &Profile, facts: &HostFacts, opts: PlanOptions) -> Result<P
         notes,
         summary,
     })
+}
+
+/// Each class's uplink chosen, its values settled (automatic ones distinct
+/// between classes) and checked against the host.
+fn settle_classes(
+    profile: &Profile,
+    facts: &HostFacts,
+    opts: PlanOptions,
+    problems: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+    notes: &mut Vec<String>,
+) -> Result<Vec<ClassPlan>, PlanError> {
+    let classes = profile.classes();
+    let several = profile.gateway.is_none() && !classes.is_empty();
+    let mut taken = choose::Taken {
+        unnamed_default: several,
+        ..choose::Taken::default()
+    };
+    // Values a class gives are never chosen for another.
+    for c in &classes {
+        if let Some(m) = c.mark {
+            taken
+                .marks
+                .push((m, c.mask.unwrap_or(crate::ownership::DEFAULT_MASK)));
+        }
+        if let Some(profile::TableRef::Id(i)) = c.table {
+            taken.tables.push(i);
+        }
+        taken.tables.extend(c.table_id);
+        taken.priorities.extend(c.priority);
+    }
+    let mut out = Vec::new();
+    let mut dropins = Vec::new();
+    for class in classes {
+        let choice = if several {
+            uplinks::choose(&class, facts, opts.for_script)
+        } else {
+            uplinks::Choice {
+                index: Some(0),
+                why: String::new(),
+            }
+        };
+        let through = class.through(&class.uplinks[choice.index.unwrap_or(0)]);
+        let named = |what: &str| {
+            if several {
+                format!("class {}: {what}", class.name)
+            } else {
+                what.to_string()
+            }
+        };
+        if several {
+            match choice.index {
+                Some(_) => preflight::gateway(&through, facts, opts, problems, warnings),
+                None if class.kill_switch => warnings.push(named(&format!(
+                    "no usable uplink {}: the class is blocked by its kill switch (no route \
+                     in its table) until one is usable and the plan is applied again",
+                    choice.why.trim_start_matches("none usable now ")
+                ))),
+                None => warnings.push(named(&format!(
+                    "no usable uplink {} and kill_switch = false: the class leaves by the \
+                     main routing table until one is usable and the plan is applied again",
+                    choice.why.trim_start_matches("none usable now ")
+                ))),
+            }
+        }
+        dscp_rule::check(&through, facts, problems, warnings);
+        if let Some(n) = dscp_rule::note(&through)
+            && !notes.contains(&n)
+        {
+            notes.push(n);
+        }
+        let c = choose::resolve_among(&through, facts, &taken).map_err(|e| PlanError {
+            problems: e.into_iter().map(|p| named(&p)).collect(),
+        })?;
+        // `ip rule dscp` needs no mark: only a client here tags its
+        // connections (a conntrack mark, off the routing path).
+        let needs_mark = through.match_mode == MatchMode::Mark || profile.marker.is_some();
+        let resolved = Resolved {
+            dscp: class.dscp.value(),
+            interface: Some(through.interface.clone()),
+            mark: needs_mark.then_some(c.mark),
+            mask: needs_mark.then_some(c.mask),
+            table_id: Some(c.table_id),
+            table_name: c.table_name.clone(),
+            priority: Some(c.priority),
+            ..Resolved::default()
+        };
+        let mut chosen = Vec::new();
+        if c.mark_chosen && needs_mark {
+            chosen.push(format!("mark {:#x}/{:#x}", c.mark, c.mask));
+        }
+        if c.priority_chosen {
+            chosen.push(format!("priority {}", c.priority));
+        }
+        if through.table.is_none() {
+            chosen.push(format!("table {}", c.table_id));
+        }
+        if !chosen.is_empty() {
+            notes.push(named(&format!(
+                "Chosen free on this host: {}; set them in the profile to keep them the \
+                 same everywhere.",
+                chosen.join(", ")
+            )));
+        }
+        let before = problems.len();
+        conflicts::check(
+            &through,
+            &c,
+            profile.marker.is_some(),
+            facts,
+            problems,
+            warnings,
+        );
+        if several {
+            for p in &mut problems[before..] {
+                *p = named(p);
+            }
+        }
+        if c.needs_dropin {
+            dropins.push(class.name.clone());
+        }
+        taken.add(&c);
+        out.push(ClassPlan {
+            chosen: choice.index,
+            why: choice.why,
+            resolved,
+            through,
+            class,
+        });
+    }
+    // What the profile could not see: a table name that is a number here.
+    for (i, a) in out.iter().enumerate() {
+        for b in &out[..i] {
+            let (ra, rb) = (&a.resolved, &b.resolved);
+            if ra.table_id == rb.table_id {
+                return Err(PlanError {
+                    problems: vec![format!(
+                        "classes {} and {} both route by table {} on this host: give one of \
+                         them another table",
+                        b.class.name,
+                        a.class.name,
+                        ra.table_id.unwrap_or(0)
+                    )],
+                });
+            }
+        }
+    }
+    if dropins.len() > 1 {
+        return Err(PlanError {
+            problems: vec![format!(
+                "classes {} each need a table name of their own, but dscproute's rt_tables \
+                 drop-in holds one: give all but one a table number (table = 101), or a name \
+                 already in /etc/iproute2/rt_tables",
+                dropins.join(", ")
+            )],
+        });
+    }
+    if several {
+        notes.push(
+            "Each class routes through the first of its uplinks that is usable now (there, up, \
+             next hop on-link), chosen when this plan is made; apply again to move a class to \
+             another uplink. Switching by itself on uplink health is for the agent, in a later \
+             version."
+                .into(),
+        );
+    }
+    Ok(out)
 }
 
 /// Steps that cannot run while the VPN interface is missing, down or

@@ -2,7 +2,7 @@
 //! made become one step that replaces our table `inet dscproute` in one
 //! transaction; a leftover of the other backend is planned for removal.
 
-use super::{Resolved, Role, Step, StepState};
+use super::{ClassPlan, Resolved, Role, Step, StepState};
 use crate::backend::nft::{self, NftHook, NftRule, NftRuleset};
 use crate::backend::{Family, MarkMask, Op};
 use crate::probe::HostFacts;
@@ -36,8 +36,30 @@ pub fn choose(profile: &Profile, facts: &HostFacts) -> (Backend, String) {
     }
 }
 
-/// Our table as the profile wants it.
+/// Our table for a `[gateway]` profile with these values (tests).
+#[cfg(test)]
 pub fn desired(profile: &Profile, r: &Resolved) -> NftRuleset {
+    let classes: Vec<ClassPlan> = profile
+        .gateway
+        .iter()
+        .map(|g| ClassPlan {
+            class: g.into(),
+            through: g.clone(),
+            chosen: Some(0),
+            why: String::new(),
+            resolved: r.clone(),
+        })
+        .collect();
+    desired_classes(profile, r, &classes)
+}
+
+/// Our table as the profile wants it: the client's rules (values in `r`),
+/// then each class's.
+pub(crate) fn desired_classes(
+    profile: &Profile,
+    r: &Resolved,
+    classes: &[ClassPlan],
+) -> NftRuleset {
     let mut t = NftRuleset::default();
     let mark = match (r.mark, r.mask) {
         (Some(value), Some(mask)) => Some(MarkMask { value, mask }),
@@ -58,71 +80,91 @@ pub fn desired(profile: &Profile, r: &Resolved) -> NftRuleset {
                 NftRule::ConnmarkDscp { family, mark, dscp },
             );
         }
-        if profile
-            .gateway
-            .as_ref()
-            .is_some_and(|g| g.match_mode == MatchMode::Mark)
-        {
+        let routes_by_mark = classes
+            .iter()
+            .find(|c| c.class.dscp == m.dscp)
+            .is_some_and(|c| c.class.match_mode == MatchMode::Mark);
+        if routes_by_mark {
             t.push(NftHook::Output, NftRule::ConnmarkMark { mark });
         }
     }
-    if let Some(g) = &profile.gateway {
-        let dscp = g.dscp.value();
-        let dev = g.interface.clone();
-        // Routing on the DSCP (`dscp-rule`): policy rules select it, so
-        // nothing here marks.
-        let mark = mark.filter(|_| g.match_mode == MatchMode::Mark);
-        if let Some(mark) = mark {
-            t.push(NftHook::Prerouting, NftRule::ConnmarkMark { mark });
-            for family in Family::BOTH {
-                t.push(
-                    NftHook::Prerouting,
-                    NftRule::DscpMark {
-                        family,
-                        not_in: dev.clone(),
-                        dscp,
-                        mark,
-                    },
-                );
-            }
-            t.push(NftHook::Prerouting, NftRule::SaveMark { mark });
+    for c in classes {
+        class_rules(&mut t, c);
+    }
+    t
+}
+
+/// A rule once, even when classes share it.
+fn push_once(t: &mut NftRuleset, hook: NftHook, rule: NftRule) {
+    if !t.rules().any(|(h, r)| h == hook && *r == rule) {
+        t.push(hook, rule);
+    }
+}
+
+fn class_rules(t: &mut NftRuleset, c: &ClassPlan) {
+    let g = &c.through;
+    let r = &c.resolved;
+    let dscp = g.dscp.value();
+    let dev = g.interface.clone();
+    // Routing on the DSCP (`dscp-rule`): policy rules select it, so
+    // nothing here marks.
+    let mark = match (r.mark, r.mask) {
+        (Some(value), Some(mask)) if g.match_mode == MatchMode::Mark => {
+            Some(MarkMask { value, mask })
         }
-        let routed: &[Family] = if g.via6.is_some() {
-            &Family::BOTH
-        } else {
-            &[Family::V4]
-        };
+        _ => None,
+    };
+    if let Some(mark) = mark {
+        push_once(t, NftHook::Prerouting, NftRule::ConnmarkMark { mark });
+        for family in Family::BOTH {
+            push_once(
+                t,
+                NftHook::Prerouting,
+                NftRule::DscpMark {
+                    family,
+                    not_in: dev.clone(),
+                    dscp,
+                    mark,
+                },
+            );
+        }
+        push_once(t, NftHook::Prerouting, NftRule::SaveMark { mark });
+    }
+    // The uplink routed through first, then the class's others: a later
+    // switch to one of them changes only the route.
+    let mut outs = vec![(dev, g.via6.is_some())];
+    for (i, u) in c.class.uplinks.iter().enumerate() {
+        if Some(i) != c.chosen && !outs.iter().any(|(d, _)| *d == u.interface) {
+            outs.push((u.interface.clone(), u.via6.is_some()));
+        }
+    }
+    for (out, v6) in outs {
+        let routed: &[Family] = if v6 { &Family::BOTH } else { &[Family::V4] };
         if g.scrub_dscp {
             for &family in routed {
-                t.push(
+                push_once(
+                    t,
                     NftHook::Scrub,
                     NftRule::ScrubDscp {
                         family,
-                        out: dev.clone(),
+                        out: out.clone(),
                         dscp,
                     },
                 );
             }
         }
         if g.masquerade {
-            let family = (g.via6.is_none()).then_some(Family::V4);
-            t.push(
-                NftHook::Nat,
-                match mark {
-                    Some(mark) => NftRule::Masquerade {
-                        family,
-                        out: dev,
-                        mark,
-                    },
-                    None if g.match_mode == MatchMode::DscpRule => {
-                        NftRule::MasqueradeAll { family, out: dev }
-                    }
-                    None => return t,
-                },
-            );
+            let family = (!v6).then_some(Family::V4);
+            let rule = match mark {
+                Some(mark) => NftRule::Masquerade { family, out, mark },
+                None if g.match_mode == MatchMode::DscpRule => {
+                    NftRule::MasqueradeAll { family, out }
+                }
+                None => continue,
+            };
+            push_once(t, NftHook::Nat, rule);
         }
     }
-    t
 }
 
 /// Why each rule is there, one line each, for the preview.

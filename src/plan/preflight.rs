@@ -25,7 +25,7 @@ pub fn check(
     // An empty tools map means the probe did not look (e.g. recorded facts).
     if !facts.tools.is_empty() && !opts.for_script {
         for (tool, pkg, marker_too) in TOOLS {
-            let needed = profile.gateway.is_some() || *marker_too;
+            let needed = profile.is_gateway() || *marker_too;
             if needed && !facts.has_tool(tool) {
                 problems.push(format!(
                     "{tool} is not installed: install it with `apt-get install {pkg}` (Debian \
@@ -167,7 +167,7 @@ fn cgroup_exists(path: &str, facts: &HostFacts, problems: &mut Vec<String>) {
     }
 }
 
-fn gateway(
+pub(super) fn gateway(
     g: &Gateway,
     facts: &HostFacts,
     opts: PlanOptions,

@@ -40,6 +40,37 @@ pub fn signal_path(r: &super::Resolved) -> String {
     chain.join(" → ")
 }
 
+/// One class of a `[[class]]` profile, e.g. `class torrent: DSCP 7 → mark
+/// 0x1/0xff → table 100 at priority 10000 → wg0 (then tun1)`.
+pub fn class_path(c: &super::ResolvedClass) -> String {
+    let r = super::Resolved {
+        dscp: c.dscp,
+        mark: c.mark,
+        mask: c.mask,
+        table_id: c.table_id,
+        table_name: c.table_name.clone(),
+        priority: c.priority,
+        interface: Some(match (&c.uplink, c.blocked) {
+            (Some(u), _) => u.clone(),
+            (None, true) => "blocked (kill switch)".into(),
+            (None, false) => "main table (kill_switch = false)".into(),
+        }),
+        ..super::Resolved::default()
+    };
+    let rest: Vec<&str> = c
+        .uplinks
+        .iter()
+        .map(String::as_str)
+        .filter(|u| Some(*u) != c.uplink.as_deref())
+        .collect();
+    let then = if rest.is_empty() {
+        String::new()
+    } else {
+        format!(" (uplinks in order: {})", c.uplinks.join(", "))
+    };
+    format!("class {}: {}{then}", c.name, signal_path(&r))
+}
+
 pub fn render_text(plan: &Plan, source: &str) -> String {
     let mut o = String::new();
     let roles: Vec<&str> = plan
@@ -51,8 +82,19 @@ pub fn render_text(plan: &Plan, source: &str) -> String {
         })
         .collect();
     let _ = writeln!(o, "dscproute plan ({}) from {source}", roles.join(" + "));
-    for line in wrap(&signal_path(&plan.resolved), WIDTH - 2) {
-        let _ = writeln!(o, "  {line}");
+    if plan.resolved.classes.is_empty() {
+        for line in wrap(&signal_path(&plan.resolved), WIDTH - 2) {
+            let _ = writeln!(o, "  {line}");
+        }
+    }
+    for c in &plan.resolved.classes {
+        for line in wrap(&class_path(c), WIDTH - 2) {
+            let _ = writeln!(o, "  {line}");
+        }
+        let why = format!("uplink {}", c.uplink_why);
+        for line in wrap(&why, WIDTH - 6) {
+            let _ = writeln!(o, "      {line}");
+        }
     }
     for n in &plan.notes {
         for (i, line) in wrap(n, WIDTH - 4).iter().enumerate() {

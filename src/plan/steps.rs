@@ -87,7 +87,10 @@ impl<'a> Ctx<'a> {
             .borrow()
             .iter()
             .any(|(mf, mt, _)| *mf == f && *mt == table);
-        self.made_chains.borrow_mut().push((f, table, chain.into()));
+        let entry = (f, table, chain.to_string());
+        if !self.made_chains.borrow().contains(&entry) {
+            self.made_chains.borrow_mut().push(entry);
+        }
         let present = self.ruleset(f).map(|r| r.has_chain(table.name(), chain));
         let new_table = self.ruleset(f).is_some_and(|r| !r.has_table(table.name()))
             && self.facts.iptables_backend == Some(IptablesBackend::NfTables);
@@ -128,6 +131,16 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// Remember an iptables rule we want, once: classes share some (the
+    /// restore rule, jumps on a shared uplink), and the chain order is
+    /// checked against this list.
+    fn made(&self, f: Family, table: Table, chain: &str, text: String) {
+        let entry = (f, table, chain.to_string(), text);
+        if !self.made_ipt.borrow().contains(&entry) {
+            self.made_ipt.borrow_mut().push(entry);
+        }
+    }
+
     /// Append a rule to one of our chains.
     pub fn rule(
         &self,
@@ -143,9 +156,7 @@ impl<'a> Ctx<'a> {
         let present = self
             .ruleset(f)
             .map(|r| r.has_rule(table.name(), chain, &text));
-        self.made_ipt
-            .borrow_mut()
-            .push((f, table, chain.into(), text));
+        self.made(f, table, chain, text);
         Step {
             role,
             state: Self::state(present),
@@ -182,9 +193,7 @@ impl<'a> Ctx<'a> {
         let present = self
             .ruleset(f)
             .map(|r| r.has_rule(table.name(), builtin, &text));
-        self.made_ipt
-            .borrow_mut()
-            .push((f, table, builtin.into(), text));
+        self.made(f, table, builtin, text);
         Step {
             role,
             state: Self::state(present),

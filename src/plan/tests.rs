@@ -2715,3 +2715,5 @@ fn user_unit_and_cgroup_markers() {
         p.errors
     );
 }
+
+mod classes;

@@ -251,6 +251,7 @@ fn client_plan(m: &Marker, facts: &HostFacts) -> Result<crate::plan::Plan, Recip
     let client = Profile {
         marker: Some(m.clone()),
         gateway: None,
+        classes: Vec::new(),
         backend: crate::profile::Backend::Iptables,
     };
     let plan = crate::plan::plan(

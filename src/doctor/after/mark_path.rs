@@ -20,11 +20,9 @@ pub fn check(i: &Inputs, plan: &Plan) -> Option<Check> {
     let (mark, mask) = (plan.resolved.mark?, plan.resolved.mask?);
     let dscp = i.dscp();
     // `match = "dscp-rule"` routes on the DSCP: no mark of ours to lose.
-    let routes_by_mark = i.is_gateway()
-        && i.profile
-            .gateway
-            .as_ref()
-            .is_some_and(|g| g.match_mode == crate::profile::MatchMode::Mark);
+    let routes_by_mark = i
+        .gateway()
+        .is_some_and(|g| g.match_mode == crate::profile::MatchMode::Mark);
     let mut hooks = Vec::new();
     if routes_by_mark {
         hooks.push(Hook::Prerouting);
