@@ -49,14 +49,56 @@ fn invalid_group_blocks_the_wizard_at_120_columns() {
     t.wait_for("Whose traffic");
     t.keys(&["no-such-group-x", "Enter"]);
     let s = t.wait_for("no group \"no-such-group-x\" on this host");
-    assert!(s.contains("Group · step 2"), "{s}");
+    assert!(s.contains("Who · step 2"), "{s}");
     // A partial name is not taken either: `torr` is only part of `torrent`.
     for _ in 0.."no-such-group-x".len() {
         t.keys(&["BSpace"]);
     }
     t.keys(&["torr", "Enter"]);
     let s = t.wait_for("no group \"torr\" on this host");
-    assert!(s.contains("Group · step 2"), "{s}");
+    assert!(s.contains("Who · step 2"), "{s}");
+    t.keys(&["C-c"]);
+    t.wait_for("DSCPROUTE-EXITED 0");
+}
+
+/// The Who step's tabs and the recipe chooser, as typed in a real terminal:
+/// a user marker (recorded facts: not checked, said so), then on the
+/// preview `c`, windows, a program refused then taken, and the file written
+/// where the wizard runs.
+#[test]
+fn who_step_and_recipe_chooser_in_a_real_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let cmd = format!("cd {} && {}", dir.path().display(), command("client.json"));
+    let Some(t) = Tmux::start(&cmd, 100, 30) else {
+        return;
+    };
+    t.wait_for("Role");
+    t.keys(&["Enter"]);
+    t.wait_for("Mark by");
+    t.keys(&["Tab"]);
+    t.wait_for("[user]");
+    t.keys(&["alice"]);
+    let s = t.wait_for("not checked: recorded facts");
+    assert!(s.contains("runuser -u alice -- CMD"), "{s}");
+    t.keys(&["Enter"]);
+    t.wait_for("DSCP");
+    t.keys(&["Enter"]);
+    t.wait_for("Plan");
+    t.keys(&["c"]);
+    t.wait_for("Client recipe");
+    t.keys(&["Down", "Down", "Enter"]);
+    t.wait_for("Program");
+    t.keys(&["qbittorrent"]);
+    t.wait_for("does not end in .exe");
+    t.keys(&[".exe"]);
+    t.wait_for("accepted: Enter asks where");
+    t.keys(&["Enter"]);
+    t.wait_for("dscproute-client-windows.ps1");
+    t.keys(&["Enter"]);
+    let s = t.wait_for("✓ Wrote the windows recipe");
+    assert!(s.contains("elevated"), "{s}");
+    let text = std::fs::read_to_string(dir.path().join("dscproute-client-windows.ps1")).unwrap();
+    assert!(text.contains("New-NetQosPolicy"), "{text}");
     t.keys(&["C-c"]);
     t.wait_for("DSCPROUTE-EXITED 0");
 }

@@ -4,7 +4,7 @@
 //! by the screen that asks for it; every screen may read the draft.
 
 use crate::probe::{Group, HostFacts, Link};
-use crate::profile::{GroupRef, MatchMode, Profile, RpFilterPolicy, TableRef};
+use crate::profile::{GroupRef, MatchMode, Profile, RpFilterPolicy, TableRef, Who};
 use crate::tos::Dscp;
 use tui_input::Input;
 
@@ -25,6 +25,69 @@ impl RoleChoice {
 
     pub fn gateway(self) -> bool {
         matches!(self, RoleChoice::Gateway | RoleChoice::Both)
+    }
+}
+
+/// Which `[marker]` key the Who step writes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WhoKind {
+    #[default]
+    Group,
+    User,
+    Unit,
+    Cgroup,
+}
+
+impl WhoKind {
+    pub const ALL: [WhoKind; 4] = [
+        WhoKind::Group,
+        WhoKind::User,
+        WhoKind::Unit,
+        WhoKind::Cgroup,
+    ];
+
+    /// The profile key, as the tabs show it.
+    pub fn name(self) -> &'static str {
+        match self {
+            WhoKind::Group => "group",
+            WhoKind::User => "user",
+            WhoKind::Unit => "unit",
+            WhoKind::Cgroup => "cgroup",
+        }
+    }
+
+    /// The next (or, `back`, previous) kind, wrapping around.
+    pub fn cycle(self, back: bool) -> WhoKind {
+        let i = WhoKind::ALL.iter().position(|k| *k == self).unwrap_or(0);
+        let n = WhoKind::ALL.len();
+        WhoKind::ALL[if back { (i + n - 1) % n } else { (i + 1) % n }]
+    }
+}
+
+/// The Who step's answers besides the group: which kind, and a field for
+/// each other kind (switching kinds keeps what was typed in each).
+#[derive(Debug, Default)]
+pub struct WhoDraft {
+    pub kind: WhoKind,
+    /// A user name or uid.
+    pub user: Input,
+    /// A unit typed, or the filter of the running units.
+    pub unit: Input,
+    /// The running unit moved to in the list (↓), by name; None while the
+    /// keyboard is in the field.
+    pub unit_pick: Option<(usize, String)>,
+    /// A path below the cgroup v2 root.
+    pub cgroup: Input,
+}
+
+impl WhoDraft {
+    /// The unit the wizard will use: the one picked in the list, else the
+    /// name typed.
+    pub fn unit_name(&self) -> String {
+        match &self.unit_pick {
+            Some((_, name)) => name.clone(),
+            None => self.unit.value().trim().to_string(),
+        }
     }
 }
 
@@ -239,6 +302,8 @@ impl GatewayDraft {
 pub struct Draft {
     pub role: RoleChoice,
     pub group: GroupDraft,
+    /// Whom the client marks: the kind, and the user / unit / cgroup fields.
+    pub who: WhoDraft,
     pub dscp: Dscp,
     pub mark: MarkDraft,
     pub gateway: GatewayDraft,
@@ -251,6 +316,7 @@ impl Default for Draft {
         Draft {
             role: RoleChoice::default(),
             group: GroupDraft::default(),
+            who: WhoDraft::default(),
             dscp: Dscp::new(7).expect("7 is a DSCP"),
             mark: MarkDraft::default(),
             gateway: GatewayDraft::default(),
@@ -276,14 +342,27 @@ impl Draft {
             ..Draft::default()
         };
         if let Some(m) = &p.marker {
-            // The wizard picks groups only (so far); other markers start it empty.
-            let g = match m.group() {
-                Some(GroupRef::Name(n)) => n.clone(),
-                Some(GroupRef::Gid(g)) => g.to_string(),
-                None => String::new(),
-            };
-            d.group.input = Input::new(g);
-            d.group.create = m.create_group;
+            match &m.who {
+                Who::Group(g) => {
+                    d.group.input = Input::new(match g {
+                        GroupRef::Name(n) => n.clone(),
+                        GroupRef::Gid(g) => g.to_string(),
+                    });
+                    d.group.create = m.create_group;
+                }
+                Who::User(u) => {
+                    d.who.kind = WhoKind::User;
+                    d.who.user = Input::new(u.to_string());
+                }
+                Who::Unit(u) => {
+                    d.who.kind = WhoKind::Unit;
+                    d.who.unit = Input::new(u.clone());
+                }
+                Who::Cgroup(c) => {
+                    d.who.kind = WhoKind::Cgroup;
+                    d.who.cgroup = Input::new(c.clone());
+                }
+            }
             d.dscp = m.dscp;
         }
         if let Some(g) = &p.gateway {
@@ -321,9 +400,8 @@ impl Draft {
         let dscp = self.dscp.value();
         if self.role.marker() {
             o.push_str("[marker]\n");
-            let group = self.group.chosen(facts).unwrap_or_default();
-            o.push_str(&format!("group = {}\n", quoted(&group)));
-            if self.group.creates(facts) {
+            o.push_str(&self.who_line(facts));
+            if self.who.kind == WhoKind::Group && self.group.creates(facts) {
                 o.push_str("create_group = true\n");
             }
             o.push_str(&format!("dscp = {dscp}\n"));
@@ -368,6 +446,24 @@ impl Draft {
         o
     }
 
+    /// The `[marker]` key naming whom to mark, as a TOML line. A uid goes
+    /// bare (as a gid does through the group's text), anything else quoted
+    /// so the profile reader judges it.
+    fn who_line(&self, facts: Option<&HostFacts>) -> String {
+        let w = &self.who;
+        let (key, value) = match w.kind {
+            WhoKind::Group => ("group", self.group.chosen(facts).unwrap_or_default()),
+            WhoKind::User => ("user", w.user.value().trim().to_string()),
+            WhoKind::Unit => ("unit", w.unit_name()),
+            WhoKind::Cgroup => ("cgroup", w.cgroup.value().trim().to_string()),
+        };
+        if w.kind == WhoKind::User && value.parse::<u32>().is_ok() {
+            format!("{key} = {value}\n")
+        } else {
+            format!("{key} = {}\n", quoted(&value))
+        }
+    }
+
     pub fn profile(&self, facts: Option<&HostFacts>) -> Result<Profile, String> {
         Profile::parse(&self.toml_text(facts), "wizard").map_err(|e| e.message)
     }
@@ -376,6 +472,31 @@ impl Draft {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every kind of marker loaded into the wizard comes out as it went in
+    /// (a user, unit or cgroup profile used to lose its marker).
+    #[test]
+    fn every_marker_kind_survives_the_wizard() {
+        for who in [
+            "group = \"torrent\"",
+            "group = 1001",
+            "group = \"newgrp\"\ncreate_group = true",
+            "user = \"alice\"",
+            "user = 1001",
+            "unit = \"qbittorrent-nox.service\"",
+            "cgroup = \"dscproute/downloads\"",
+        ] {
+            let text = format!("[marker]\n{who}\ndscp = 10\n");
+            let p = Profile::parse(&text, "p.toml").unwrap();
+            let d = Draft::from_profile(&p);
+            assert_eq!(
+                d.profile(None).as_ref(),
+                Ok(&p),
+                "{who}: {}",
+                d.toml_text(None)
+            );
+        }
+    }
 
     /// A profile loaded into the wizard and saved again keeps its backend.
     #[test]

@@ -132,6 +132,11 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "back; quits `dscproute learn` started alone",
     ),
     ("Tab / Shift-Tab", "forms", "next / previous field"),
+    (
+        "Tab / Shift-Tab",
+        "Who",
+        "Who step: mark by group, user, unit or cgroup",
+    ),
     ("↑ ↓ (j k)", "lists (j k where you are not typing)", "move"),
     ("`+` `-`", "DSCP, Learn", "step the value"),
     (
@@ -152,9 +157,9 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "help, learn, status (in a field: typed)",
     ),
     (
-        "`w` `e` `a` `b`",
+        "`w` `e` `a` `b` `c`",
         "Preview",
-        "save profile, export script, apply, backend",
+        "save profile, export script, apply, backend, client recipe",
     ),
     ("`r` (`y`/`n`)", "Status", "roll back the whole setup"),
     ("`w`, `i`", "Status", "watch the DSCP live; next interface"),

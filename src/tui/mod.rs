@@ -9,17 +9,21 @@ pub mod frame;
 pub mod hangup;
 pub mod keep_up;
 pub mod msg;
+pub mod recipes;
 pub mod screens;
 pub mod shared;
 pub mod theme;
 pub mod txn;
 pub mod update;
+pub mod who_lists;
 pub mod widgets;
 
 #[cfg(test)]
 pub mod testing;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_who;
 
 use crate::apply::StateDir;
 use crate::ops::{self, Host, apply::Applied};
@@ -81,8 +85,17 @@ pub fn run(opts: Options) -> std::io::Result<Ended> {
     app.alone = opts.start == ScreenId::Learn;
     let (tx, rx) = channel();
     match opts.facts {
-        Some(f) => update::facts_arrived(&mut app, f),
-        None => spawn_probe(tx.clone()),
+        Some(f) => {
+            app.recorded_facts = true;
+            app.who_lists = who_lists::WhoLists::not_this_host(
+                "recorded facts: type the name, the plan judges it",
+            );
+            update::facts_arrived(&mut app, f);
+        }
+        None => {
+            spawn_probe(tx.clone());
+            spawn_who_lists(tx.clone());
+        }
     }
     let mut terminal = ratatui::init();
     restore_fully_on_panic();
@@ -253,12 +266,57 @@ fn spawn_probe(tx: Sender<Msg>) {
     });
 }
 
+/// The Who step's lists, read once (systemctl may take a moment).
+fn spawn_who_lists(tx: Sender<Msg>) {
+    std::thread::spawn(move || {
+        let lists = who_lists::WhoLists::read(&crate::runner::SystemRunner);
+        let _ = tx.send(Msg::WhoLists(Box::new(lists)));
+    });
+}
+
+/// Resolve the marker as `Host::facts_for` does, into facts that hold only
+/// what it found (the cgroup v2 mount comes from the facts at hand).
+fn spawn_resolve(tx: Sender<Msg>, profile: Profile, cgroup2: Option<String>) {
+    std::thread::spawn(move || {
+        let mut add = HostFacts {
+            cgroup2,
+            ..HostFacts::default()
+        };
+        crate::probe::resolve_marker(
+            &mut add,
+            crate::plan::marker_query(&profile),
+            &crate::runner::SystemRunner,
+            std::path::Path::new("/"),
+        );
+        add.cgroup2 = None;
+        let who = profile
+            .marker
+            .as_ref()
+            .map(|m| m.who.to_string())
+            .unwrap_or_default();
+        let _ = tx.send(Msg::Resolved(who, Box::new(add)));
+    });
+}
+
 fn run_effect(app: &mut App, effect: Effect, tx: &Sender<Msg>, state: &StateDir) {
     match effect {
         Effect::Quit => app.quit = true,
         // Handled by the loop, which owns the capture.
         Effect::Watch(_) => {}
         Effect::Probe => spawn_probe(tx.clone()),
+        Effect::ResolveMarker(p) => {
+            let cgroup2 = app.facts().and_then(|f| f.cgroup2.clone());
+            spawn_resolve(tx.clone(), *p, cgroup2);
+        }
+        Effect::WriteRecipe { path, target, req } => {
+            match recipes::write(app, &path, target, &req) {
+                Ok(done) => {
+                    app.notice = Some(format!("Wrote {}", path.display()));
+                    app.preview.recipe_written = Some(done);
+                }
+                Err(e) => app.notice = Some(e),
+            }
+        }
         Effect::SaveProfile(path) => {
             app.notice = Some(match app.draft_profile() {
                 Ok(p) => match std::fs::write(&path, p.to_toml()) {

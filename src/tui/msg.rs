@@ -18,6 +18,11 @@ pub enum Msg {
     /// Once a second, and whenever a worker has nothing to say.
     Tick(Instant),
     Facts(Box<HostFacts>),
+    /// This host's users and running units (the Who step's lists).
+    WhoLists(Box<crate::tui::who_lists::WhoLists>),
+    /// The marker named (`Who`'s text) as resolved on this host: facts
+    /// holding only what the resolution found.
+    Resolved(String, Box<HostFacts>),
     Apply(ApplyEvent),
     /// The apply worker finished: Ok(transaction id, confirm deadline) or a
     /// one-line error (already undone).
@@ -67,6 +72,15 @@ pub enum Effect {
     Persist,
     SaveProfile(PathBuf),
     ExportScript(PathBuf),
+    /// Resolve this profile's marker on this host (a worker, as
+    /// `Host::facts_for` does): the preview plans with it.
+    ResolveMarker(Box<crate::profile::Profile>),
+    /// Write the client recipe for the draft to a file.
+    WriteRecipe {
+        path: PathBuf,
+        target: crate::recipe::Target,
+        req: crate::recipe::Request,
+    },
     /// Start watching this interface (selected DSCP), or stop (None).
     Watch(Option<(String, u8)>),
     Quit,

@@ -8,6 +8,7 @@ use super::draft::Draft;
 use super::msg::Effect;
 use super::theme::Theme;
 use super::txn::{StepLog, Txn};
+use super::who_lists::WhoLists;
 use super::widgets::scroll::Scroll;
 use crate::apply::status::Status;
 use crate::plan::Plan;
@@ -36,7 +37,7 @@ impl ScreenId {
     pub fn title(self) -> &'static str {
         match self {
             ScreenId::Role => "Role",
-            ScreenId::Group => "Group",
+            ScreenId::Group => "Who",
             ScreenId::Dscp => "DSCP",
             ScreenId::Mark => "Mark and table",
             ScreenId::Gateway => "Gateway",
@@ -80,6 +81,17 @@ pub struct Shared {
     /// A one-line message in the footer (saved file, refused key…).
     pub notice: Option<String>,
     pub profile_path: Option<PathBuf>,
+    /// This host's users and running units, for the Who step.
+    pub who_lists: WhoLists,
+    /// The facts were recorded elsewhere (`--facts`): nothing of this host
+    /// is asked, the marker is planned as the facts say.
+    pub recorded_facts: bool,
+    /// What the marker resolved to on this host (a user's uid, a unit's
+    /// cgroup, a cgroup's existence), for the marker it names (`Who`'s
+    /// text); the plan adds it to the facts.
+    resolved: Option<(String, HostFacts)>,
+    /// The marker last handed to the resolving worker.
+    resolving: Option<String>,
     pub size: (u16, u16),
     pub now_unix: u64,
     pub theme: Theme,
@@ -112,6 +124,10 @@ impl Shared {
             alone: false,
             notice: None,
             profile_path,
+            who_lists: WhoLists::default(),
+            recorded_facts: false,
+            resolved: None,
+            resolving: None,
             size: (80, 24),
             now_unix: crate::apply::journal::now_unix(),
             theme,
@@ -194,8 +210,48 @@ impl Shared {
         let profile = self.draft_profile()?;
         let none = HostFacts::default();
         let facts = self.facts.as_ref().unwrap_or(&none);
+        let merged;
+        let facts = match self.marker_to_resolve(&profile) {
+            None => facts,
+            Some(who) => match &self.resolved {
+                Some((k, add)) if *k == who => {
+                    merged = with_resolution(facts, add);
+                    &merged
+                }
+                _ => return Err(format!("Reading {who} on this host…")),
+            },
+        };
         crate::plan::plan(&profile, facts, crate::plan::PlanOptions::default())
             .map_err(|e| e.problems.join("; "))
+    }
+
+    /// The marker of `profile` when this host must be asked about it (a
+    /// user name, a unit, a cgroup), as `Who` writes it.
+    fn marker_to_resolve(&self, profile: &Profile) -> Option<String> {
+        if self.recorded_facts {
+            return None;
+        }
+        crate::plan::marker_query(profile)?;
+        profile.marker.as_ref().map(|m| m.who.to_string())
+    }
+
+    /// The draft's marker when it must be resolved and nobody was asked
+    /// yet: the worker's profile (the request is then on record).
+    pub fn resolution_wanted(&mut self) -> Option<Profile> {
+        self.facts.as_ref()?;
+        let profile = self.draft_profile().ok()?;
+        let who = self.marker_to_resolve(&profile)?;
+        if self.resolving.as_ref() == Some(&who) {
+            return None;
+        }
+        self.resolving = Some(who);
+        Some(profile)
+    }
+
+    /// The worker's answer for `who` (facts with only what it resolved).
+    pub fn set_resolved(&mut self, who: String, add: HostFacts) {
+        self.changed();
+        self.resolved = Some((who, add));
     }
 
     // ------------------------------------------------------------ where we are
@@ -290,4 +346,17 @@ impl Shared {
             .as_deref()
             .map(|d| d.strip_prefix("dry run: ").unwrap_or(d))
     }
+}
+
+/// The host's facts with what the marker's resolution found (as
+/// `Host::facts_for` fills them in one go).
+fn with_resolution(facts: &HostFacts, add: &HostFacts) -> HostFacts {
+    let mut f = facts.clone();
+    f.users.extend(add.users.iter().cloned());
+    f.units
+        .extend(add.units.iter().map(|(k, v)| (k.clone(), v.clone())));
+    f.cgroups
+        .extend(add.cgroups.iter().map(|(k, v)| (k.clone(), *v)));
+    f.unreadable.extend(add.unreadable.iter().cloned());
+    f
 }

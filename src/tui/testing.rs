@@ -20,6 +20,8 @@ pub fn facts(name: &str) -> HostFacts {
 /// A dry-run app on the given facts, plain theme, fixed clock.
 pub fn app(facts_file: &str) -> App {
     let mut a = App::new(None, Some("dry run: recorded facts".into()), Theme::plain());
+    // As `run` with `--facts`: nothing of this host is asked.
+    a.recorded_facts = true;
     facts_arrived(&mut a, facts(facts_file));
     a.now_unix = 1_800_000_000;
     a
@@ -34,6 +36,7 @@ pub fn app_with_profile(facts_file: &str, profile: &str) -> App {
         Some("dry run: recorded facts".into()),
         Theme::plain(),
     );
+    a.recorded_facts = true;
     facts_arrived(&mut a, facts(facts_file));
     a.now_unix = 1_800_000_000;
     a

@@ -10,6 +10,18 @@ use crate::probe::HostFacts;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
 pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
+    let mut effects = handle(app, msg);
+    // The preview plans the marker as this host resolves it: asked once per
+    // marker, by a worker, when the plan is about to be shown.
+    if matches!(app.screen, ScreenId::Preview | ScreenId::Apply)
+        && let Some(p) = app.shared.resolution_wanted()
+    {
+        effects.push(Effect::ResolveMarker(Box::new(p)));
+    }
+    effects
+}
+
+fn handle(app: &mut App, msg: Msg) -> Vec<Effect> {
     match msg {
         Msg::Key(key) => on_key(app, key),
         Msg::Mouse(m) => match app.screen {
@@ -26,6 +38,14 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
         }
         Msg::Facts(f) => {
             facts_arrived(app, *f);
+            Vec::new()
+        }
+        Msg::WhoLists(l) => {
+            app.shared.who_lists = *l;
+            Vec::new()
+        }
+        Msg::Resolved(who, add) => {
+            app.shared.set_resolved(who, *add);
             Vec::new()
         }
         Msg::Apply(ev) => {

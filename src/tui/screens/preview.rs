@@ -1,11 +1,15 @@
 //! Screen 6: the plan as it will run — each command with its reason, what is
 //! already in place, the errors that block apply, warnings — scrollable. `w`
-//! saves the profile, `e` exports the sh script, `a` applies after one more
-//! explicit confirmation (Enter alone never applies).
+//! saves the profile, `e` exports the sh script, `c` writes a client recipe
+//! (chooser, then the value it needs, then the path), `a` applies after one
+//! more explicit confirmation (Enter alone never applies).
 
 use super::{Handled, Hint};
 use crate::plan::{Plan, Role, StepState};
+use crate::recipe::Target;
+use crate::tui::draft::WhoKind;
 use crate::tui::msg::Effect;
+use crate::tui::recipes;
 use crate::tui::shared::{ScreenId, Shared};
 use crate::tui::theme::Theme;
 use crate::tui::txn::{CONFIRM_SECS, StepLog, Txn};
@@ -34,6 +38,10 @@ const PAN_STEP: u16 = 8;
 pub enum PromptKind {
     SaveProfile,
     ExportScript,
+    /// The value a client recipe needs (windows' program, openwrt's prefix).
+    RecipeValue(Target),
+    /// Where to write the client recipe.
+    RecipePath(Target),
 }
 
 #[derive(Debug)]
@@ -49,6 +57,12 @@ pub struct PreviewState {
     pub confirm_timer: bool,
     /// Dry run, `p`: the commands that keep the setup up with the agent.
     pub keep_up_shown: bool,
+    /// `c`: the client recipe chooser is open, on this entry of `Target::ALL`.
+    pub recipe_choice: Option<usize>,
+    /// The value given for the recipe being written (program, prefixes).
+    pub recipe_value: String,
+    /// What the last recipe written was and how to use it (over the bar).
+    pub recipe_written: Option<String>,
 }
 
 impl Default for PreviewState {
@@ -61,6 +75,9 @@ impl Default for PreviewState {
             confirming_apply: false,
             confirm_timer: true,
             keep_up_shown: false,
+            recipe_choice: None,
+            recipe_value: String::new(),
+            recipe_written: None,
         }
     }
 }
@@ -104,10 +121,22 @@ fn role_word(r: Role) -> &'static str {
 /// The client's group by name and gid (`torrent (gid 1001)`), when the
 /// plan marks a group.
 pub fn group_shown(cx: &Shared, plan: &Plan) -> Option<String> {
-    plan.roles
-        .contains(&Role::Marker)
+    (plan.roles.contains(&Role::Marker) && cx.draft().who.kind == WhoKind::Group)
         .then(|| cx.draft().group.label(cx.facts()))
         .flatten()
+}
+
+/// Whom the client marks, when the plan has a client role: `group torrent
+/// (gid 1001)`, `user alice`, `unit app.service`.
+pub fn whom_shown(cx: &Shared, plan: &Plan) -> Option<String> {
+    if let Some(g) = group_shown(cx, plan) {
+        return Some(format!("group {g}"));
+    }
+    if !plan.roles.contains(&Role::Marker) {
+        return None;
+    }
+    let marker = cx.draft_profile().ok()?.marker?;
+    Some(marker.who.to_string())
 }
 
 /// The signal path (`group torrent (gid 1001) → DSCP 7 → …`), with the
@@ -179,8 +208,8 @@ fn plan_lines(cx: &Shared, plan: &Plan, width: u16, pan: usize) -> (Vec<Line<'st
         }
     }
     let s = &plan.summary;
-    let whose = group_shown(cx, plan)
-        .map(|g| format!(" for group {g}"))
+    let whose = whom_shown(cx, plan)
+        .map(|g| format!(" for {g}"))
         .unwrap_or_default();
     o.push(Line::default());
     o.extend(prose(
@@ -249,15 +278,53 @@ fn content(s: &PreviewState, cx: &Shared, width: u16) -> (Vec<Line<'static>>, us
 fn bar_lines(p: &PreviewState, cx: &Shared, width: u16) -> Vec<Line<'static>> {
     let t = &cx.theme;
     let plan = cx.plan();
-    if let Some((kind, _)) = &p.prompt {
+    if let Some(i) = p.recipe_choice {
+        return chooser_lines(cx, i, width);
+    }
+    if let Some((kind, input)) = &p.prompt {
         let what = match kind {
             PromptKind::SaveProfile => "Enter saves the profile (TOML) there · Esc cancels",
             PromptKind::ExportScript => {
                 "Enter writes the sh script (sh FILE apply | undo) · Esc cancels"
             }
+            PromptKind::RecipeValue(target) => {
+                // Row 0 is the field; row 1 judges the value as it is typed.
+                let value = input.value();
+                let mut o = vec![Line::default()];
+                o.extend(if value.trim().is_empty() {
+                    field::message_lines(t.dim(), " ", recipes::value_hint(*target), width)
+                } else {
+                    match recipes::make(cx, *target, &recipes::request(*target, value)) {
+                        Ok(_) => field::message_lines(
+                            t.ok(),
+                            "→",
+                            "accepted: Enter asks where to write the recipe",
+                            width,
+                        ),
+                        Err(e) => field::message_lines(t.error(), "✗", &e, width),
+                    }
+                });
+                o.push(Line::styled(" Enter takes it · Esc cancels", t.dim()));
+                return o;
+            }
+            PromptKind::RecipePath(target) => {
+                return vec![
+                    Line::default(),
+                    Line::styled(
+                        format!(
+                            " Enter writes the {} recipe there · Esc cancels",
+                            target.name()
+                        ),
+                        t.dim(),
+                    ),
+                ];
+            }
         };
         // Row 0 is the field, drawn by `field::render`.
         return vec![Line::default(), Line::styled(format!(" {what}"), t.dim())];
+    }
+    if let Some(done) = &p.recipe_written {
+        return prose(done, 1, width, t.ok());
     }
     if p.confirming_apply {
         let n = plan.as_ref().map_or(0, |p| p.pending().count());
@@ -324,6 +391,98 @@ fn bar_lines(p: &PreviewState, cx: &Shared, width: u16) -> Vec<Line<'static>> {
     prose(&text, 1, width, style)
 }
 
+/// The chooser of client recipes, entry `at` highlighted, with what Enter
+/// does on it (or why it cannot).
+fn chooser_lines(cx: &Shared, at: usize, width: u16) -> Vec<Line<'static>> {
+    let t = &cx.theme;
+    let mut o = vec![Line::styled(
+        " Client recipe: the client role for a host that cannot run dscproute",
+        t.title(),
+    )];
+    for (i, target) in Target::ALL.iter().enumerate() {
+        let style = if i == at { t.selected() } else { Style::new() };
+        let text = format!(
+            "{} {:<9} {}",
+            if i == at { "▸" } else { " " },
+            target.name(),
+            target.summary()
+        );
+        o.push(Line::styled(
+            clip(&text, 0, (width as usize).saturating_sub(1)),
+            style,
+        ));
+    }
+    let target = Target::ALL[at];
+    o.extend(
+        match (recipes::refusal(cx, target), recipes::asks_for(target)) {
+            (Some(e), _) => field::message_lines(t.error(), "✗", &e, width),
+            (None, Some(what)) => field::message_lines(
+                t.dim(),
+                "→",
+                &format!(
+                    "Enter asks for the {}, then where to write it",
+                    what.to_lowercase()
+                ),
+                width,
+            ),
+            (None, None) => field::message_lines(
+                t.dim(),
+                "→",
+                &format!(
+                    "Enter asks where to write it ({})",
+                    recipes::default_path(cx, target).display()
+                ),
+                width,
+            ),
+        },
+    );
+    o
+}
+
+/// `c`: the chooser, for a draft with a client role.
+fn open_chooser(s: &mut PreviewState, cx: &mut Shared) {
+    if !cx.draft().role.marker() {
+        cx.notice = Some(
+            "A client recipe writes the client role: choose client (or both) on the first step."
+                .into(),
+        );
+        return;
+    }
+    s.recipe_choice = Some(0);
+    s.recipe_written = None;
+    cx.notice = None;
+}
+
+fn chooser_key(s: &mut PreviewState, cx: &mut Shared, key: KeyEvent) -> Handled {
+    let Some(at) = s.recipe_choice else {
+        return Handled::No;
+    };
+    let last = Target::ALL.len() - 1;
+    match key.code {
+        KeyCode::Up | KeyCode::Char('k') => s.recipe_choice = Some(at.saturating_sub(1)),
+        KeyCode::Down | KeyCode::Char('j') => s.recipe_choice = Some((at + 1).min(last)),
+        KeyCode::Esc => s.recipe_choice = None,
+        KeyCode::Enter => {
+            let target = Target::ALL[at];
+            if let Some(e) = recipes::refusal(cx, target) {
+                cx.notice = Some(e);
+                return Handled::done();
+            }
+            s.recipe_choice = None;
+            s.recipe_value.clear();
+            match recipes::asks_for(target) {
+                Some(_) => {
+                    s.prompt = Some((PromptKind::RecipeValue(target), Input::default()));
+                    cx.notice = None;
+                }
+                None => open_prompt(s, cx, PromptKind::RecipePath(target)),
+            }
+        }
+        _ => return Handled::No,
+    }
+    Handled::done()
+}
+
 fn open_prompt(s: &mut PreviewState, cx: &mut Shared, kind: PromptKind) {
     let default = match kind {
         PromptKind::SaveProfile => cx
@@ -331,8 +490,11 @@ fn open_prompt(s: &mut PreviewState, cx: &mut Shared, kind: PromptKind) {
             .as_ref()
             .map_or(DEFAULT_PROFILE.to_string(), |p| p.display().to_string()),
         PromptKind::ExportScript => DEFAULT_SCRIPT.to_string(),
+        PromptKind::RecipeValue(_) => String::new(),
+        PromptKind::RecipePath(t) => recipes::default_path(cx, t).display().to_string(),
     };
     s.prompt = Some((kind, Input::new(default)));
+    s.recipe_written = None;
     cx.notice = None;
 }
 
@@ -350,6 +512,19 @@ fn prompt_key(s: &mut PreviewState, cx: &mut Shared, key: KeyEvent) -> Handled {
     };
     match key.code {
         KeyCode::Esc => s.prompt = None,
+        KeyCode::Enter if matches!(kind, PromptKind::RecipeValue(_)) => {
+            let PromptKind::RecipeValue(target) = *kind else {
+                return Handled::done();
+            };
+            let value = input.value().trim().to_string();
+            match recipes::make(cx, target, &recipes::request(target, &value)) {
+                Err(e) => cx.notice = Some(e),
+                Ok(_) => {
+                    s.recipe_value = value;
+                    open_prompt(s, cx, PromptKind::RecipePath(target));
+                }
+            }
+        }
         KeyCode::Enter => {
             let path = input.value().trim().to_string();
             if path.is_empty() {
@@ -362,6 +537,13 @@ fn prompt_key(s: &mut PreviewState, cx: &mut Shared, key: KeyEvent) -> Handled {
             return Handled::Yes(vec![match kind {
                 PromptKind::SaveProfile => Effect::SaveProfile(path),
                 PromptKind::ExportScript => Effect::ExportScript(path),
+                PromptKind::RecipeValue(target) | PromptKind::RecipePath(target) => {
+                    Effect::WriteRecipe {
+                        path,
+                        target,
+                        req: recipes::request(target, &s.recipe_value),
+                    }
+                }
             }]);
         }
         _ => {
@@ -410,6 +592,9 @@ pub fn key(s: &mut PreviewState, cx: &mut Shared, key: KeyEvent) -> Handled {
     if s.prompt.is_some() {
         return prompt_key(s, cx, key);
     }
+    if s.recipe_choice.is_some() {
+        return chooser_key(s, cx, key);
+    }
     if s.confirming_apply {
         return confirm_key(s, cx, key);
     }
@@ -422,6 +607,7 @@ pub fn key(s: &mut PreviewState, cx: &mut Shared, key: KeyEvent) -> Handled {
         KeyCode::Right | KeyCode::Char('l') => s.pan = (s.pan + PAN_STEP).min(max_pan),
         KeyCode::Char('w') => open_prompt(s, cx, PromptKind::SaveProfile),
         KeyCode::Char('e') => open_prompt(s, cx, PromptKind::ExportScript),
+        KeyCode::Char('c') => open_chooser(s, cx),
         // Nothing is applied from a dry run: say what root would run.
         KeyCode::Char('p') if cx.dry_run.is_some() => s.keep_up_shown = !s.keep_up_shown,
         // The netfilter backend: iptables → nft → auto → iptables.
@@ -442,6 +628,7 @@ pub fn key(s: &mut PreviewState, cx: &mut Shared, key: KeyEvent) -> Handled {
             Some(why) => cx.notice = Some(why),
             None => {
                 cx.notice = None;
+                s.recipe_written = None;
                 s.confirming_apply = true;
             }
         },
@@ -449,11 +636,13 @@ pub fn key(s: &mut PreviewState, cx: &mut Shared, key: KeyEvent) -> Handled {
         // applying always takes `a` and a confirmation.
         KeyCode::Enter => {
             cx.notice = Some(if cx.dry_run.is_some() {
-                "Last step (dry run): w saves the profile, e exports a script, p shows how to \
-                 keep it up with the agent."
+                "Last step (dry run): w saves the profile, e exports a script, c writes a client \
+                 recipe, p shows how to keep it up with the agent."
                     .into()
             } else {
-                "Last step: a applies (you confirm once more), w saves, e exports a script.".into()
+                "Last step: a applies (you confirm once more), w saves, e exports a script, c \
+                 writes a client recipe."
+                    .into()
             });
         }
         _ => return Handled::No,
@@ -483,8 +672,8 @@ pub fn render(s: &PreviewState, cx: &Shared, f: &mut Frame, area: Rect) {
         let roles: Vec<String> = p
             .roles
             .iter()
-            .map(|r| match (r, group_shown(cx, p)) {
-                (Role::Marker, Some(g)) => format!("group {g}"),
+            .map(|r| match (r, whom_shown(cx, p)) {
+                (Role::Marker, Some(g)) => g,
                 _ => role_word(*r).to_string(),
             })
             .collect();
@@ -528,6 +717,8 @@ pub fn render(s: &PreviewState, cx: &Shared, f: &mut Frame, area: Rect) {
         let label = match kind {
             PromptKind::SaveProfile => "Profile to",
             PromptKind::ExportScript => "Script to",
+            PromptKind::RecipeValue(t) => recipes::asks_for(*t).unwrap_or("Value"),
+            PromptKind::RecipePath(_) => "Recipe to",
         };
         let row = Rect::new(inner.x, inner.y, inner.width, 1);
         field::render(f, row, t, label, input, true, "");
@@ -535,12 +726,16 @@ pub fn render(s: &PreviewState, cx: &Shared, f: &mut Frame, area: Rect) {
 }
 
 pub fn hints(p: &PreviewState, cx: &Shared) -> Vec<Hint> {
+    if p.recipe_choice.is_some() {
+        return vec![("↑↓", "choose"), ("Enter", "take"), ("Esc", "cancel")];
+    }
     if let Some((kind, _)) = &p.prompt {
-        let what = match kind {
-            PromptKind::SaveProfile => "save",
-            PromptKind::ExportScript => "write",
+        let (typed, what) = match kind {
+            PromptKind::SaveProfile => ("path", "save"),
+            PromptKind::ExportScript | PromptKind::RecipePath(_) => ("path", "write"),
+            PromptKind::RecipeValue(_) => ("value", "take"),
         };
-        return vec![("type", "path"), ("Enter", what), ("Esc", "cancel")];
+        return vec![("type", typed), ("Enter", what), ("Esc", "cancel")];
     }
     if p.confirming_apply {
         return vec![("Enter", "apply"), ("t", "timer on/off"), ("Esc", "cancel")];
@@ -553,6 +748,9 @@ pub fn hints(p: &PreviewState, cx: &Shared) -> Vec<Hint> {
         v.push(("a", "apply"));
     }
     v.extend([("w", "save profile"), ("e", "export script")]);
+    if cx.draft().role.marker() {
+        v.push(("c", "client recipe"));
+    }
     v
 }
 
