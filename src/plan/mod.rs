@@ -45,7 +45,7 @@ pub enum Role {
 impl Role {
     pub fn title(self) -> &'static str {
         match self {
-            Role::Marker => "Client (host A): mark the group's packets with the DSCP",
+            Role::Marker => "Client (host A): mark the chosen processes' packets with the DSCP",
             Role::Gateway => "Gateway (host B): route that DSCP through the VPN",
         }
     }
