@@ -234,26 +234,46 @@ fn write_profile(t: &Topology, name: &str, text: &str) -> String {
 /// `user = 4244`: a process running as uid 4244 (no account needed) reaches
 /// the test address through the VPN over IPv4 and IPv6; uid 4245 goes to
 /// the ISP. The rule reads back as ours (a second apply has nothing to do).
-/// Rollback restores A exactly.
+/// Rollback restores A exactly (and its nft ruleset, on that backend).
 #[test]
 fn a_user_marker_sends_that_users_traffic_through_the_vpn() {
-    let Some(t) = lab("a_user_marker_sends_that_users_traffic_through_the_vpn") else {
+    user_marker(
+        "a_user_marker_sends_that_users_traffic_through_the_vpn",
+        "iptables",
+        "--uid-owner 4244",
+    );
+}
+
+/// The same on the nftables backend (`meta skuid`).
+#[test]
+fn a_user_marker_on_the_nft_backend_sends_that_users_traffic_through_the_vpn() {
+    user_marker(
+        "a_user_marker_on_the_nft_backend_sends_that_users_traffic_through_the_vpn",
+        "nft",
+        "meta skuid 4244",
+    );
+}
+
+fn user_marker(name: &str, backend: &str, rule: &str) {
+    let Some(t) = lab(name) else {
         return;
     };
     let (sa, sb) = (t.state(&t.a), t.state(&t.b));
     let p = write_profile(
         &t,
         "user.toml",
-        &format!("[marker]\nuser = {MARKED_UID}\ndscp = 7\n"),
+        &format!("backend = \"{backend}\"\n[marker]\nuser = {MARKED_UID}\ndscp = 7\n"),
     );
     apply_ok(&t.b, &sb, "gateway.toml");
     let before = snapshot(&t.a);
+    let ruleset = stdout(&t.a.exec_ok(&["nft", "list", "ruleset"]));
     let out = dscproute_expect(&t.a, &sa, &["apply", "--profile", &p, "--yes"], 0);
-    assert!(
-        stdout(&out).contains("--uid-owner 4244"),
-        "{}",
-        show("apply", &out)
-    );
+    let shown = if backend == "nft" {
+        stdout(&t.a.exec_ok(&["nft", "list", "table", "inet", "dscproute"]))
+    } else {
+        stdout(&out)
+    };
+    assert!(shown.contains(rule), "{shown}\n{}", show("apply", &out));
     let again = dscproute_expect(&t.a, &sa, &["plan", "--profile", &p], 0);
     assert!(
         stdout(&again).contains("Nothing to do"),
@@ -278,6 +298,7 @@ fn a_user_marker_sends_that_users_traffic_through_the_vpn() {
         &snapshot(&t.a),
         "A after rollback of the user marker",
     );
+    assert_eq!(stdout(&t.a.exec_ok(&["nft", "list", "ruleset"])), ruleset);
     assert_eq!(fetch_as(&t.a, MARKED_UID, TARGET4, GROUP_PORTS), "isp");
 }
 

@@ -71,6 +71,9 @@ pub enum NftRule {
     /// Client: the group's connections get our connection mark
     /// (`meta skgid G ct mark set ct mark & ~M | V`).
     SkgidConnmark { gid: String, mark: MarkMask },
+    /// Client: the user's connections get our connection mark
+    /// (`meta skuid U ct mark set ct mark & ~M | V`).
+    SkuidConnmark { uid: String, mark: MarkMask },
     /// Client: packets of marked connections get the DSCP.
     ConnmarkDscp {
         family: Family,
@@ -112,7 +115,9 @@ impl NftRule {
     /// The chain this rule may stand in.
     pub fn hook(&self) -> NftHook {
         match self {
-            NftRule::SkgidConnmark { .. } | NftRule::ConnmarkDscp { .. } => NftHook::Output,
+            NftRule::SkgidConnmark { .. }
+            | NftRule::SkuidConnmark { .. }
+            | NftRule::ConnmarkDscp { .. } => NftHook::Output,
             NftRule::DscpMark { .. } | NftRule::SaveMark { .. } => NftHook::Prerouting,
             NftRule::ConnmarkMark { .. } => NftHook::Prerouting,
             NftRule::ScrubDscp { .. } => NftHook::Scrub,
@@ -141,6 +146,11 @@ impl NftRule {
         match self {
             NftRule::SkgidConnmark { gid, mark } => {
                 check_group_arg(gid)?;
+                mark.check()
+            }
+            // A user name follows the rules of a group name.
+            NftRule::SkuidConnmark { uid, mark } => {
+                check_group_arg(uid)?;
                 mark.check()
             }
             NftRule::ConnmarkDscp { mark, dscp, .. } => {
@@ -183,6 +193,12 @@ impl NftRule {
             }
             NftRule::SkgidConnmark { gid, mark } => {
                 (format!("meta skgid \"{gid}\""), set_mark("ct", *mark))
+            }
+            NftRule::SkuidConnmark { uid, mark } if uid.bytes().all(|b| b.is_ascii_digit()) => {
+                (format!("meta skuid {uid}"), set_mark("ct", *mark))
+            }
+            NftRule::SkuidConnmark { uid, mark } => {
+                (format!("meta skuid \"{uid}\""), set_mark("ct", *mark))
             }
             NftRule::ConnmarkDscp { family, mark, dscp } => (
                 test_mark("ct", *mark),
@@ -351,14 +367,22 @@ impl NftRuleset {
     }
 }
 
-/// nft prints a gid it knows by its group name; we write numbers.
+/// nft prints a gid (uid) it knows by its group (user) name; we write numbers.
 pub fn numeric_gids(t: &mut NftRuleset, facts: &crate::probe::HostFacts) {
     for c in &mut t.chains {
         for r in &mut c.rules {
-            if let NftRule::SkgidConnmark { gid, .. } = r
-                && let Some(g) = facts.group_by_name(gid)
-            {
-                *gid = g.gid.to_string();
+            match r {
+                NftRule::SkgidConnmark { gid, .. } => {
+                    if let Some(g) = facts.group_by_name(gid) {
+                        *gid = g.gid.to_string();
+                    }
+                }
+                NftRule::SkuidConnmark { uid, .. } => {
+                    if let Some(u) = facts.user_by_name(uid) {
+                        *uid = u.uid.to_string();
+                    }
+                }
+                _ => {}
             }
         }
     }

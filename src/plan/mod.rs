@@ -402,6 +402,7 @@ pub fn plan(profile: &Profile, facts: &HostFacts, opts: PlanOptions) -> Result<P
         notes.push(format!("Netfilter backend: {} ({why}).", backend.name()));
     }
     if backend == profile::Backend::Nft {
+        problems.extend(nft::marker_problem(profile));
         if !facts.has_tool("nft") {
             problems.push(
                 "backend nft: no nft binary on this host; install nftables or set backend = \"iptables\""

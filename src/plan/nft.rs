@@ -6,7 +6,21 @@ use super::{ClassPlan, Resolved, Role, Step, StepState};
 use crate::backend::nft::{self, NftHook, NftRule, NftRuleset};
 use crate::backend::{Family, MarkMask, Op};
 use crate::probe::HostFacts;
-use crate::profile::{Backend, MatchMode, Profile};
+use crate::profile::{Backend, MatchMode, Profile, Who};
+
+/// Why this backend cannot mark the profile's processes, if it cannot: the
+/// nft backend matches groups and users; a unit or cgroup marker needs the
+/// iptables backend for now (its cgroup match and restart detection).
+pub fn marker_problem(profile: &Profile) -> Option<String> {
+    let who = &profile.marker.as_ref()?.who;
+    matches!(who, Who::Unit(_) | Who::Cgroup(_)).then(|| {
+        format!(
+            "marker.{} is not supported on the nft backend yet: set backend = \"iptables\" \
+             (or \"auto\", which picks iptables for it), or mark a group or a user",
+            who.kind()
+        )
+    })
+}
 
 /// The profile's choice settled against the host, and why, for the preview.
 pub fn choose(profile: &Profile, facts: &HostFacts) -> (Backend, String) {
@@ -16,6 +30,10 @@ pub fn choose(profile: &Profile, facts: &HostFacts) -> (Backend, String) {
     match profile.backend {
         Backend::Nft => (Backend::Nft, "backend = \"nft\" in the profile".into()),
         Backend::Iptables => (Backend::Iptables, "backend = \"iptables\"".into()),
+        Backend::Auto if marker_problem(profile).is_some() => (
+            Backend::Iptables,
+            "auto: a unit or cgroup marker is matched by iptables only".into(),
+        ),
         Backend::Auto if ours_in_iptables => (
             Backend::Iptables,
             "auto: this host's setup is already in iptables (DSCPROUTE-* chains), so auto keeps \
@@ -67,13 +85,18 @@ pub(crate) fn desired_classes(
     };
     if let (Some(m), Some(mark)) = (&profile.marker, mark) {
         let dscp = m.dscp.value();
-        t.push(
-            NftHook::Output,
-            NftRule::SkgidConnmark {
-                gid: r.group.clone().unwrap_or_default(),
+        // A unit or cgroup marker is refused on this backend (`marker_problem`).
+        let tag = match (&r.user, &r.group) {
+            (Some(uid), _) => NftRule::SkuidConnmark {
+                uid: uid.clone(),
                 mark,
             },
-        );
+            (None, group) => NftRule::SkgidConnmark {
+                gid: group.clone().unwrap_or_default(),
+                mark,
+            },
+        };
+        t.push(NftHook::Output, tag);
         for family in Family::BOTH {
             t.push(
                 NftHook::Output,
@@ -172,6 +195,9 @@ pub fn why(hook: NftHook, rule: &NftRule) -> String {
     let what = match rule {
         NftRule::SkgidConnmark { gid, .. } => {
             format!("connections opened by sockets of group {gid} get our connection mark")
+        }
+        NftRule::SkuidConnmark { uid, .. } => {
+            format!("connections opened by sockets of user {uid} get our connection mark")
         }
         NftRule::ConnmarkDscp { family, dscp, .. } => format!(
             "{}: every packet of those connections leaves with DSCP {dscp} (ECN kept)",

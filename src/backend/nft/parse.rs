@@ -104,6 +104,10 @@ fn read(m: &[&str], s: &[&str]) -> Option<NftRule> {
                 mark: set_mark("ct", s)?,
             }
         }
+        ["meta", "skuid", uid] => NftRule::SkuidConnmark {
+            uid: uid.trim_matches('"').to_string(),
+            mark: set_mark("ct", s)?,
+        },
         ["ct", "mark", ..] => {
             let test = test_mark("ct", m)?;
             match s {

@@ -271,3 +271,45 @@ fn dscp_rule_mode_keeps_scrub_and_masquerade_without_a_mark() {
     );
     assert!(!text.contains("mark"), "{text}");
 }
+
+/// A user marker is matched natively (`meta skuid`) and reads back as ours;
+/// a unit or cgroup marker is refused on this backend with one line, and
+/// `auto` picks iptables for it.
+#[test]
+fn the_nft_backend_marks_users_and_refuses_units_and_cgroups() {
+    let mut f = facts("client.json");
+    f.users.push(crate::probe::User {
+        name: "alice".into(),
+        uid: 1001,
+    });
+    let p = Profile::parse(
+        "backend = \"nft\"\n[marker]\nuser = \"alice\"\ndscp = 7\n",
+        "u.toml",
+    )
+    .unwrap();
+    let planned = plan_of(&p, &f);
+    assert!(planned.errors.is_empty(), "{:?}", planned.errors);
+    let Op::NftTable { ruleset } = &nft_steps(&planned)[0].apply else {
+        panic!("no table step")
+    };
+    let text = ruleset.table_text();
+    assert!(text.contains("meta skuid 1001 counter ct mark set"), "{text}");
+    let printed = text.replace(" counter ", " counter packets 0 bytes 0 ");
+    let back = crate::backend::nft::parse_table(&printed).unwrap().unwrap().0;
+    assert_eq!(&back, ruleset);
+
+    for who in ["unit = \"vpn.slice\"", "cgroup = \"dl\""] {
+        let text = format!("backend = \"nft\"\n[marker]\n{who}\ndscp = 7\n");
+        let p = Profile::parse(&text, "c.toml").unwrap();
+        let refused = plan(&p, &f, PlanOptions::default()).unwrap();
+        assert!(
+            refused.errors
+                .iter()
+                .any(|e| e.contains("not supported on the nft backend yet") && !e.contains('\n')),
+            "{:?}",
+            refused.errors
+        );
+        let auto = Profile::parse(&text.replace("\"nft\"", "\"auto\""), "c.toml").unwrap();
+        assert_eq!(super::choose(&auto, &f).0, Backend::Iptables);
+    }
+}
