@@ -23,7 +23,8 @@ fn label(r: RoleChoice) -> (&'static str, &'static str) {
     match r {
         RoleChoice::Client => (
             "Client (host A)",
-            "Processes of one group get a DSCP value in their packets. Nothing is routed here.",
+            "The chosen processes (a group, a user, a systemd unit or a cgroup) get a DSCP value \
+             in their packets. Nothing is routed here.",
         ),
         RoleChoice::Gateway => (
             "Gateway (host B)",
@@ -32,8 +33,8 @@ fn label(r: RoleChoice) -> (&'static str, &'static str) {
         ),
         RoleChoice::Both => (
             "Both (the program runs on the router)",
-            "The group's own packets are marked in OUTPUT and re-routed through the VPN; LAN \
-             clients' packets too.",
+            "The chosen processes' own packets are marked in OUTPUT and re-routed through the \
+             VPN; LAN clients' packets too.",
         ),
     }
 }
