@@ -29,7 +29,7 @@ pub struct Request<'a> {
     /// nothing runs when the fresh plan's differ.
     pub previewed: Option<&'a [String]>,
     /// The agent: when the fresh read finds the VPN unusable
-    /// (`converge::vpn_wait`), apply what does not need it
+    /// (`plan::vpn_wait`), apply what does not need it
     /// (`PlanOptions::without_vpn`) instead of refusing for its absence.
     pub vpn_may_wait: bool,
 }
@@ -174,7 +174,7 @@ pub fn prepare(
     // Planned under the lock from a fresh read: what runs is what is there.
     let facts = host.facts_for(req.profile);
     let opts = PlanOptions {
-        without_vpn: req.vpn_may_wait && super::converge::vpn_wait(req.profile, &facts).is_some(),
+        without_vpn: req.vpn_may_wait && plan::vpn_wait(req.profile, &facts).is_some(),
         ..PlanOptions::default()
     };
     let mut plan =

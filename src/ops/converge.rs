@@ -11,7 +11,6 @@ use super::apply::{self, Applied, ApplyError, Request};
 use crate::backend::op::{ChainRule, NfCmd};
 use crate::backend::{Op, PolicyAction, PolicyRule};
 use crate::plan::{self, Plan, PlanOptions};
-use crate::probe::HostFacts;
 use crate::profile::Profile;
 use thiserror::Error;
 
@@ -59,14 +58,7 @@ pub fn classify(plan: &Plan, wait: Option<Wait>) -> Found {
     }
 }
 
-/// Is the gateway's VPN interface there, up, and with its next hop on-link?
-/// A client-only profile never waits; neither does a `[[class]]` profile,
-/// whose plan routes each class through its first usable uplink.
-pub fn vpn_wait(profile: &Profile, facts: &HostFacts) -> Option<Wait> {
-    let g = profile.gateway.as_ref()?;
-    let class = crate::profile::Class::from(g);
-    plan::uplink_wait(&class.uplinks[0], facts)
-}
+pub use crate::plan::vpn_wait;
 
 /// Apply the profile's missing steps now, without asking; what ran, one
 /// label per step (empty when the host was whole by then). With

@@ -24,7 +24,7 @@ pub use preflight::on_link;
 pub use render::{render_text, signal_path};
 pub use script::{render_script, sh_quote};
 pub use steps::selects;
-pub use uplinks::{Wait, wait as uplink_wait};
+pub use uplinks::{Wait, vpn_wait, wait as uplink_wait};
 
 use crate::backend::Op;
 use crate::probe::HostFacts;

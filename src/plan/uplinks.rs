@@ -3,7 +3,7 @@
 //! plan is made; the agent re-plans when the uplinks change.
 
 use crate::probe::HostFacts;
-use crate::profile::{Class, Uplink};
+use crate::profile::{Class, Profile, Uplink};
 use std::net::IpAddr;
 
 /// Why an uplink cannot carry a route now.
@@ -111,4 +111,13 @@ pub fn choose(c: &Class, facts: &HostFacts, for_script: bool) -> Choice {
         index: None,
         why: format!("none usable now ({})", skipped.join("; ")),
     }
+}
+
+/// Is the gateway's VPN interface there, up, and with its next hop on-link?
+/// A client-only profile never waits; neither does a `[[class]]` profile,
+/// whose plan routes each class through its first usable uplink.
+pub fn vpn_wait(profile: &Profile, facts: &HostFacts) -> Option<Wait> {
+    let g = profile.gateway.as_ref()?;
+    let class = crate::profile::Class::from(g);
+    wait(&class.uplinks[0], facts)
 }

@@ -3,6 +3,7 @@
 use super::super::tests::{Scratch, ok_runner, profile};
 use super::*;
 use crate::apply::{Journal, TxnState};
+use crate::probe::HostFacts;
 
 fn req(p: &Profile) -> Request<'_> {
     Request {

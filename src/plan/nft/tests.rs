@@ -293,9 +293,15 @@ fn the_nft_backend_marks_users_and_refuses_units_and_cgroups() {
         panic!("no table step")
     };
     let text = ruleset.table_text();
-    assert!(text.contains("meta skuid 1001 counter ct mark set"), "{text}");
+    assert!(
+        text.contains("meta skuid 1001 counter ct mark set"),
+        "{text}"
+    );
     let printed = text.replace(" counter ", " counter packets 0 bytes 0 ");
-    let back = crate::backend::nft::parse_table(&printed).unwrap().unwrap().0;
+    let back = crate::backend::nft::parse_table(&printed)
+        .unwrap()
+        .unwrap()
+        .0;
     assert_eq!(&back, ruleset);
 
     for who in ["unit = \"vpn.slice\"", "cgroup = \"dl\""] {
@@ -303,7 +309,8 @@ fn the_nft_backend_marks_users_and_refuses_units_and_cgroups() {
         let p = Profile::parse(&text, "c.toml").unwrap();
         let refused = plan(&p, &f, PlanOptions::default()).unwrap();
         assert!(
-            refused.errors
+            refused
+                .errors
                 .iter()
                 .any(|e| e.contains("not supported on the nft backend yet") && !e.contains('\n')),
             "{:?}",
