@@ -341,34 +341,7 @@ impl Profile {
             if let Some(v) = g.via6 {
                 o.push_str(&format!("via6 = \"{v}\"\n"));
             }
-            if let Some(m) = g.mark {
-                o.push_str(&format!("mark = \"{m:#x}\"\n"));
-            }
-            if let Some(m) = g.mask {
-                o.push_str(&format!("mask = \"{m:#x}\"\n"));
-            }
-            match &g.table {
-                Some(TableRef::Name(n)) => o.push_str(&format!("table = {}\n", quote(n))),
-                Some(TableRef::Id(i)) => o.push_str(&format!("table = {i}\n")),
-                None => {}
-            }
-            if let Some(i) = g.table_id {
-                o.push_str(&format!("table_id = {i}\n"));
-            }
-            if let Some(p) = g.priority {
-                o.push_str(&format!("priority = {p}\n"));
-            }
-            o.push_str(&format!("kill_switch = {}\n", g.kill_switch));
-            o.push_str(&format!("masquerade = {}\n", g.masquerade));
-            o.push_str(&format!("scrub_dscp = {}\n", g.scrub_dscp));
-            let rp = match g.rp_filter {
-                RpFilterPolicy::Loose => "loose",
-                RpFilterPolicy::Keep => "keep",
-            };
-            o.push_str(&format!("rp_filter = \"{rp}\"\n"));
-            if g.match_mode != MatchMode::Mark {
-                o.push_str(&format!("match = \"{}\"\n", g.match_mode.name()));
-            }
+            classes::routing_toml(&Class::from(g), &mut o);
         }
         classes::to_toml(&self.classes, &mut o);
         o

@@ -505,34 +505,39 @@ pub(super) fn to_toml(classes: &[Class], o: &mut String) {
         o.push_str(&format!("dscp = {}\n", c.dscp));
         let ups: Vec<String> = c.uplinks.iter().map(uplink_toml).collect();
         o.push_str(&format!("uplinks = [{}]\n", ups.join(", ")));
-        if let Some(m) = c.mark {
-            o.push_str(&format!("mark = \"{m:#x}\"\n"));
-        }
-        if let Some(m) = c.mask {
-            o.push_str(&format!("mask = \"{m:#x}\"\n"));
-        }
-        match &c.table {
-            Some(TableRef::Name(n)) => o.push_str(&format!("table = {}\n", quote(n))),
-            Some(TableRef::Id(i)) => o.push_str(&format!("table = {i}\n")),
-            None => {}
-        }
-        if let Some(i) = c.table_id {
-            o.push_str(&format!("table_id = {i}\n"));
-        }
-        if let Some(p) = c.priority {
-            o.push_str(&format!("priority = {p}\n"));
-        }
-        o.push_str(&format!("kill_switch = {}\n", c.kill_switch));
-        o.push_str(&format!("masquerade = {}\n", c.masquerade));
-        o.push_str(&format!("scrub_dscp = {}\n", c.scrub_dscp));
-        let rp = match c.rp_filter {
-            RpFilterPolicy::Loose => "loose",
-            RpFilterPolicy::Keep => "keep",
-        };
-        o.push_str(&format!("rp_filter = \"{rp}\"\n"));
-        if c.match_mode != MatchMode::Mark {
-            o.push_str(&format!("match = \"{}\"\n", c.match_mode.name()));
-        }
+        routing_toml(c, o);
+    }
+}
+
+/// The routing keys a `[gateway]` and a `[[class]]` share, as TOML lines.
+pub(super) fn routing_toml(c: &Class, o: &mut String) {
+    if let Some(m) = c.mark {
+        o.push_str(&format!("mark = \"{m:#x}\"\n"));
+    }
+    if let Some(m) = c.mask {
+        o.push_str(&format!("mask = \"{m:#x}\"\n"));
+    }
+    match &c.table {
+        Some(TableRef::Name(n)) => o.push_str(&format!("table = {}\n", quote(n))),
+        Some(TableRef::Id(i)) => o.push_str(&format!("table = {i}\n")),
+        None => {}
+    }
+    if let Some(i) = c.table_id {
+        o.push_str(&format!("table_id = {i}\n"));
+    }
+    if let Some(p) = c.priority {
+        o.push_str(&format!("priority = {p}\n"));
+    }
+    o.push_str(&format!("kill_switch = {}\n", c.kill_switch));
+    o.push_str(&format!("masquerade = {}\n", c.masquerade));
+    o.push_str(&format!("scrub_dscp = {}\n", c.scrub_dscp));
+    let rp = match c.rp_filter {
+        RpFilterPolicy::Loose => "loose",
+        RpFilterPolicy::Keep => "keep",
+    };
+    o.push_str(&format!("rp_filter = \"{rp}\"\n"));
+    if c.match_mode != MatchMode::Mark {
+        o.push_str(&format!("match = \"{}\"\n", c.match_mode.name()));
     }
 }
 
