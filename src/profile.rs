@@ -1009,7 +1009,7 @@ pub fn valid_table_name(s: &str) -> bool {
 }
 
 mod classes;
-pub use classes::{Class, HealthCheck, Uplink};
+pub use classes::{Class, GATEWAY_CLASS, HealthCheck, Uplink};
 
 #[cfg(test)]
 mod tests;

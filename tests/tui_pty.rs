@@ -189,21 +189,38 @@ fn sighup_leaves_and_restores_the_terminal() {
     assert!(s.contains("hung up (SIGHUP"), "{s}");
 }
 
-/// The wizard has no class editor yet: a `[[class]]` profile is refused in
-/// one line (editing it would drop the classes), exit 2.
+/// A `[[class]]` profile opens in the wizard: the Gateway step lists its
+/// classes side by side (a tunnel this host lacks shown MISSING), and a
+/// class is added from the keyboard.
 #[test]
-fn a_classes_profile_is_refused_until_the_wizard_edits_classes() {
+fn a_classes_profile_opens_with_its_classes() {
     let cmd = format!(
-        "{} tui --profile {}/assets/examples/classes.toml; echo DSCPROUTE-EXITED $?; read x",
+        "{} tui --profile {}/assets/examples/classes.toml --facts \
+         {}/tests/fixtures/plan/gateway-clean.json; echo DSCPROUTE-EXITED $?; read x",
         env!("CARGO_BIN_EXE_dscproute"),
+        env!("CARGO_MANIFEST_DIR"),
         env!("CARGO_MANIFEST_DIR")
     );
-    let Some(t) = Tmux::start(&cmd, 120, 24) else {
+    let Some(t) = Tmux::start(&cmd, 120, 40) else {
         return;
     };
-    let s = t.wait_for("DSCPROUTE-EXITED 2");
+    t.wait_for("Role");
+    t.keys(&["Enter"]);
+    t.wait_for("DSCP ·");
+    t.keys(&["Enter"]);
+    t.wait_for("Mark");
+    t.keys(&["Enter"]);
+    // The last row drawn is waited for: a capture may catch a frame half drawn.
+    let s = t.wait_for("scrub DSCP");
+    assert!(s.contains("Classes (2)"), "{s}");
+    assert!(s.contains("torrent      DSCP 7   wg0 → tun1"), "{s}");
+    assert!(s.contains("streaming    DSCP 11  wg1 → eth1"), "{s}");
     assert!(
-        s.contains("the wizard does not edit [[class]] profiles yet"),
+        s.contains("[1 wg0 via 10.8.0.1 via6 fd00::1]  2 tun1 MISSING"),
         "{s}"
     );
+    t.keys(&["BTab", "BTab", "BTab", "a"]);
+    t.wait_for("class3       DSCP 3");
+    t.keys(&["C-c"]);
+    t.wait_for("DSCPROUTE-EXITED 0");
 }

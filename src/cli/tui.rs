@@ -29,17 +29,6 @@ pub fn run(state: &StateDir, args: &TuiArgs, start: ScreenId) -> i32 {
     }
     let profile = match profile {
         Some(p) => match Profile::load(p) {
-            // Its draft has no classes yet: saving would drop them.
-            Ok(pr) if !pr.classes.is_empty() => {
-                return fail(
-                    exit::USAGE,
-                    &format!(
-                        "{}: the wizard does not edit [[class]] profiles yet; edit the file and \
-                         use `dscproute plan` and `dscproute apply`",
-                        p.display()
-                    ),
-                );
-            }
             Ok(pr) => Some((pr, p.to_path_buf())),
             Err(e) => return fail(exit::USAGE, &e.to_string()),
         },

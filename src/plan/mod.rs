@@ -21,7 +21,7 @@ mod steps;
 mod uplinks;
 
 pub use preflight::on_link;
-pub use render::{render_text, signal_path};
+pub use render::{class_path, render_text, signal_path};
 pub use script::{render_script, sh_quote};
 pub use steps::selects;
 pub use uplinks::{Wait, vpn_wait, wait as uplink_wait};

@@ -4,9 +4,14 @@
 //! by the screen that asks for it; every screen may read the draft.
 
 use crate::probe::{Group, HostFacts, Link};
-use crate::profile::{GroupRef, MatchMode, Profile, RpFilterPolicy, TableRef, Who};
+use crate::profile::{
+    GroupRef, HealthCheck, MatchMode, Profile, RpFilterPolicy, TableRef, Who,
+};
 use crate::tos::Dscp;
 use tui_input::Input;
+
+mod classes;
+pub use classes::{ClassDraft, ClassView, ClassesDraft, UplinkDraft, uplink_label};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum RoleChoice {
@@ -237,6 +242,9 @@ pub struct GatewayDraft {
     pub rp_loose: bool,
     /// `match` of a preloaded profile, kept as it was (no screen edits it yet).
     pub match_mode: MatchMode,
+    /// The edited uplink's `check` of a preloaded `[[class]]`, kept as it
+    /// was (no screen edits it yet).
+    pub check: Option<HealthCheck>,
 }
 
 impl Default for GatewayDraft {
@@ -251,6 +259,7 @@ impl Default for GatewayDraft {
             scrub_dscp: true,
             rp_loose: true,
             match_mode: MatchMode::Mark,
+            check: None,
         }
     }
 }
@@ -309,6 +318,9 @@ pub struct Draft {
     pub gateway: GatewayDraft,
     /// The profile's netfilter backend, kept as loaded (no screen sets it yet).
     pub backend: crate::profile::Backend,
+    /// The gateway's classes; the edited one lives in `dscp`, `mark` and
+    /// `gateway` above.
+    pub classes: ClassesDraft,
 }
 
 impl Default for Draft {
@@ -321,6 +333,7 @@ impl Default for Draft {
             mark: MarkDraft::default(),
             gateway: GatewayDraft::default(),
             backend: crate::profile::Backend::default(),
+            classes: ClassesDraft::default(),
         }
     }
 }
@@ -387,6 +400,14 @@ impl Draft {
             m.table_id = Input::new(g.table_id.map(|v| v.to_string()).unwrap_or_default());
             m.priority = Input::new(g.priority.map(|v| v.to_string()).unwrap_or_default());
         }
+        if !p.classes.is_empty() {
+            d.role = if p.marker.is_some() {
+                RoleChoice::Both
+            } else {
+                RoleChoice::Gateway
+            };
+            d.load_classes(p);
+        }
         d
     }
 
@@ -404,9 +425,12 @@ impl Draft {
             if self.who.kind == WhoKind::Group && self.group.creates(facts) {
                 o.push_str("create_group = true\n");
             }
+            let dscp = self.marker_dscp().map_or(dscp, |d| d.value());
             o.push_str(&format!("dscp = {dscp}\n"));
         }
-        if self.role.gateway() {
+        if self.role.gateway() && !self.is_plain_gateway() {
+            self.classes_toml(facts, &mut o);
+        } else if self.role.gateway() {
             let g = &self.gateway;
             o.push_str("[gateway]\n");
             o.push_str(&format!("dscp = {dscp}\n"));

@@ -161,6 +161,16 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "Preview",
         "save profile, export script, apply, backend, client recipe",
     ),
+    (
+        "`a` `e` `d` (`y`)",
+        "Gateway: class list",
+        "add a class, edit it, remove it (after `y`)",
+    ),
+    (
+        "← → (h l), `a` `d` `<` `>`",
+        "Gateway: uplinks",
+        "pick an uplink; add, remove, reorder",
+    ),
     ("`r` (`y`/`n`)", "Status", "roll back the whole setup"),
     ("`w`, `i`", "Status", "watch the DSCP live; next interface"),
     (

@@ -16,9 +16,9 @@ pub fn name_for(path: Option<&Path>, profile: &Profile) -> String {
     if let Some(n) = path.and_then(|p| persist::default_name(p).ok()) {
         return n;
     }
-    match (&profile.marker, &profile.gateway) {
-        (Some(_), Some(_)) => "both",
-        (None, Some(_)) => "gateway",
+    match (&profile.marker, profile.is_gateway()) {
+        (Some(_), true) => "both",
+        (None, true) => "gateway",
         _ => "client",
     }
     .to_string()
@@ -90,6 +90,10 @@ mod tests {
         );
         assert_eq!(name_for(None, &gw), "gateway");
         assert_eq!(name_for(None, &client), "client");
+        // A `[[class]]` profile is a gateway too, now that the wizard edits it.
+        let classes =
+            profile("[[class]]\nname = \"a\"\ndscp = 7\nuplinks = [{ interface = \"wg0\" }]\n");
+        assert_eq!(name_for(None, &classes), "gateway");
     }
 
     #[test]

@@ -162,6 +162,15 @@ impl Shared {
         &mut self.draft
     }
 
+    /// Change the draft with the host facts at hand (the plan is made again).
+    pub fn draft_with_facts<T>(
+        &mut self,
+        f: impl FnOnce(&mut Draft, Option<&HostFacts>) -> T,
+    ) -> T {
+        self.changed();
+        f(&mut self.draft, self.facts.as_ref())
+    }
+
     /// Feed a key to one of the draft's text fields; false when the field
     /// did not take it. The draft changes (and the plan with it) only when
     /// the text does, not when the cursor moves.

@@ -6,6 +6,7 @@ use super::app::App;
 use super::msg::{Effect, Msg};
 use super::screens::{self, Handled};
 use super::shared::ScreenId;
+use super::widgets::byte_input::DscpState;
 use crate::probe::HostFacts;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
@@ -160,7 +161,14 @@ fn screen_key(app: &mut App, key: KeyEvent) -> Handled {
         ScreenId::Group => screens::group::key(cx, key),
         ScreenId::Dscp => screens::dscp::key(&mut app.dscp, cx, key),
         ScreenId::Mark => screens::mark::key(&mut app.mark, cx, key),
-        ScreenId::Gateway => screens::gateway::key(&mut app.gateway, cx, key),
+        ScreenId::Gateway => {
+            let h = screens::gateway::key(&mut app.gateway, cx, key);
+            // Another class is edited now: the DSCP step shows its DSCP.
+            if app.dscp.byte.dscp() != app.shared.draft().dscp {
+                app.dscp = DscpState::new(app.shared.draft().dscp);
+            }
+            h
+        }
         ScreenId::Preview => screens::preview::key(&mut app.preview, cx, key),
         ScreenId::Apply => screens::apply::key(&mut app.apply, cx, key),
         ScreenId::Status => screens::status::key(&mut app.status, cx, key),

@@ -486,6 +486,19 @@ fn wizard_status(
     }
 }
 
+/// The question; with `[[class]]`, for the class the Gateway step picked.
+fn question(cx: &Shared) -> String {
+    let d = cx.draft();
+    if d.role.gateway() && !d.is_plain_gateway() {
+        format!(
+            " Class {}: which DSCP selects it? Any notation: 7, 0x07, af41, ef.",
+            d.classes.name.value()
+        )
+    } else {
+        " Which DSCP carries the signal? Any notation: 7, 0x07, 0b000111, af41, ef.".into()
+    }
+}
+
 pub fn render(s: &DscpState, cx: &Shared, f: &mut Frame, area: Rect) {
     let t = &cx.theme;
     let e = Explanation::of(s.byte);
@@ -494,13 +507,7 @@ pub fn render(s: &DscpState, cx: &Shared, f: &mut Frame, area: Rect) {
     let roomy = roomy(area);
 
     let mut blocks = vec![
-        Block::new(
-            40,
-            vec![Line::styled(
-                " Which DSCP carries the signal? Any notation: 7, 0x07, 0b000111, af41, ef.",
-                t.title(),
-            )],
-        ),
+        Block::new(40, vec![Line::styled(question(cx), t.title())]),
         // The field is drawn over this row.
         Block::new(100, vec![Line::default()]),
         // An error outranks the bit layout; advice does not.

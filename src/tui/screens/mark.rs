@@ -29,6 +29,10 @@ fn findings(cx: &Shared) -> (Vec<String>, Vec<String>) {
         [
             "gateway.mark",
             "gateway.mask",
+            // The same keys in a `[[class]]` (class.NAME.mark), and overlaps between classes.
+            ".mark",
+            ".mask",
+            ".table",
             "mark bits",
             "collides",
             "priority",
@@ -84,7 +88,19 @@ fn bit_string(v: u32) -> String {
 
 pub fn render(s: &MarkState, cx: &Shared, f: &mut Frame, area: Rect) {
     let t = &cx.theme;
-    let resolved = cx.plan().as_ref().ok().map(|p| &p.resolved);
+    let planned = cx.plan().as_ref().ok().map(|p| &p.resolved);
+    // A `[[class]]` draft: what the plan chose for the class being edited.
+    let class = planned
+        .and_then(|r| r.classes.get(cx.draft().classes.current))
+        .map(|c| crate::plan::Resolved {
+            mark: c.mark,
+            mask: c.mask,
+            table_id: c.table_id,
+            table_name: c.table_name.clone(),
+            priority: c.priority,
+            ..Default::default()
+        });
+    let resolved = class.as_ref().or(planned);
     let defaults = [
         resolved
             .and_then(|r| r.mark)
@@ -115,10 +131,15 @@ pub fn render(s: &MarkState, cx: &Shared, f: &mut Frame, area: Rect) {
         Constraint::Min(0),
     ])
     .split(area);
-    let intro = "The gateway turns the DSCP into a firewall mark (it lives only inside this host), \
-                 and a rule sends marked packets to a routing table. Empty fields are chosen free.";
+    let mut intro = "The gateway turns the DSCP into a firewall mark (it lives only inside this \
+                     host), and a rule sends marked packets to a routing table. Empty fields are \
+                     chosen free."
+        .to_string();
+    if !cx.draft().is_plain_gateway() {
+        intro = format!("Class {}: {intro}", cx.draft().classes.name.value());
+    }
     f.render_widget(
-        Paragraph::new(intro)
+        Paragraph::new(intro.as_str())
             .style(t.dim())
             .wrap(ratatui::widgets::Wrap { trim: true }),
         rows[0],

@@ -155,7 +155,19 @@ pub fn signal_path(cx: &Shared, plan: &Plan) -> String {
 fn plan_lines(cx: &Shared, plan: &Plan, width: u16, pan: usize) -> (Vec<Line<'static>>, usize) {
     let t = &cx.theme;
     let mut o = Vec::new();
-    o.extend(prose(&signal_path(cx, plan), 1, width, t.title()));
+    if plan.resolved.classes.is_empty() {
+        o.extend(prose(&signal_path(cx, plan), 1, width, t.title()));
+    }
+    // A `[[class]]` profile: one path per class, with why that uplink.
+    for c in &plan.resolved.classes {
+        o.extend(prose(&crate::plan::class_path(c), 1, width, t.title()));
+        o.extend(prose(
+            &format!("uplink {}", c.uplink_why),
+            5,
+            width,
+            t.dim(),
+        ));
+    }
     if !plan.errors.is_empty() {
         o.push(Line::default());
         o.push(Line::styled(

@@ -98,6 +98,34 @@ fn report_lines(t: &Theme, s: &Status, width: u16) -> Vec<Line<'static>> {
             t.ok(),
         ));
     }
+    if !s.classes.is_empty() {
+        section(
+            t,
+            &mut o,
+            &format!(
+                "Classes ({}): the uplink each routes through now",
+                s.classes.len()
+            ),
+        );
+        for c in &s.classes {
+            let (via, style) = match (&c.uplink, c.blocked) {
+                (Some(u), _) => (u.clone(), t.ok()),
+                (None, true) => ("blocked (kill switch)".into(), t.warning()),
+                (None, false) => ("no route: the main table".into(), t.warning()),
+            };
+            let mark = c.mark.map(|m| format!("{m:#x}")).unwrap_or("-".into());
+            let table = c.table_id.map(|t| t.to_string()).unwrap_or("-".into());
+            let left = format!(
+                "  {:<15} DSCP {:<3} mark {mark:<6} table {table:<6} → ",
+                c.name, c.dscp
+            );
+            let rest = w.saturating_sub(left.chars().count());
+            o.push(Line::from(vec![
+                Span::raw(left),
+                Span::styled(clip(&via, 0, rest), style),
+            ]));
+        }
+    }
     if !s.netfilter.is_empty() {
         section(
             t,
@@ -363,7 +391,13 @@ pub fn watch_interfaces(cx: &Shared) -> Vec<String> {
         // The VPN: the wizard's interface, or the way out of our own table.
         let mut vpn = defaults(&|t| !matches!(t, "main" | "local" | "default" | ""));
         if cx.draft().role.gateway() {
-            vpn.extend(cx.draft().gateway.chosen_link(cx.facts()));
+            // Every class's uplinks, the one being edited included.
+            let d = cx.draft();
+            vpn.extend(
+                d.class_views(cx.facts())
+                    .iter()
+                    .flat_map(|c| c.uplinks.iter().filter_map(|u| u.interface.clone())),
+            );
         }
         let lan = links
             .iter()
@@ -634,6 +668,43 @@ mod tests {
         assert!(s.contains("c keep"), "{s}");
         insta::assert_snapshot!("status_pending_80x24", s);
         insta::assert_snapshot!("status_pending_120x40", screen(&a, 120, 40));
+    }
+
+    /// A `[[class]]` setup: each class on its own row, with the uplink its
+    /// table routes through now (or blocked), before the rules.
+    #[test]
+    fn shows_the_uplink_of_each_class() {
+        use crate::apply::status::ClassStatus;
+        let mut a = on_status(TxnState::Applied);
+        let class = |name: &str, dscp, uplink: Option<&str>| ClassStatus {
+            name: name.into(),
+            dscp,
+            mark: Some(u32::from(dscp)),
+            table_id: Some(100 + u32::from(dscp)),
+            uplink: uplink.map(Into::into),
+            blocked: uplink.is_none(),
+        };
+        let mut r = report(TxnState::Applied);
+        r.classes = vec![
+            class("torrent", 7, Some("wg0")),
+            class("streaming", 11, None),
+        ];
+        update(&mut a, Msg::Status(Box::new(r)));
+        let s = screen(&a, 80, 24);
+        assert!(
+            s.contains("Classes (2): the uplink each routes through now"),
+            "{s}"
+        );
+        assert!(
+            s.contains("torrent         DSCP 7   mark 0x7    table 107    → wg0"),
+            "{s}"
+        );
+        assert!(
+            s.contains("streaming       DSCP 11  mark 0xb    table 111    → blocked (kill switch)"),
+            "{s}"
+        );
+        let (classes, rules) = (s.find("Classes (2)"), s.find("Netfilter rules"));
+        assert!(classes < rules, "classes come first\n{s}");
     }
 
     #[test]
