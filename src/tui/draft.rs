@@ -4,9 +4,7 @@
 //! by the screen that asks for it; every screen may read the draft.
 
 use crate::probe::{Group, HostFacts, Link};
-use crate::profile::{
-    GroupRef, HealthCheck, MatchMode, Profile, RpFilterPolicy, TableRef, Who,
-};
+use crate::profile::{GroupRef, HealthCheck, MatchMode, Profile, RpFilterPolicy, TableRef, Who};
 use crate::tos::Dscp;
 use tui_input::Input;
 
