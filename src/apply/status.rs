@@ -61,6 +61,12 @@ pub struct ClassStatus {
     pub uplink: Option<String>,
     /// No route and the kill switch on: the class's packets are refused.
     pub blocked: bool,
+    /// Since when the running agent routes the class this way (null: no
+    /// agent runs).
+    pub since_unix: Option<u64>,
+    /// The agent's reason for this uplink (the first healthy one, and why
+    /// the ones before it were skipped).
+    pub why: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -412,6 +418,10 @@ pub fn render(s: &Status) -> String {
                 (None, false) => "no route: the main table".into(),
             };
             let _ = writeln!(o, "  {}: DSCP {}{mark}{table} → {via}", c.name, c.dscp);
+            if let (Some(since), Some(why)) = (c.since_unix, &c.why) {
+                let ago = super::journal::now_unix().saturating_sub(since);
+                let _ = writeln!(o, "    agent: for {ago} s: {why}");
+            }
         }
     }
     if !s.rules.is_empty() {

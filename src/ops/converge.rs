@@ -38,6 +38,14 @@ pub struct CheckError(pub Vec<String>);
 
 /// Read-only: probe, plan, classify.
 pub fn check(host: &Host, profile: &Profile) -> Result<Found, CheckError> {
+    check_classes(host, profile).map(|(found, _)| found)
+}
+
+/// `check`, and the uplink each class's table routes through in that plan.
+pub fn check_classes(
+    host: &Host,
+    profile: &Profile,
+) -> Result<(Found, Vec<crate::plan::ResolvedClass>), CheckError> {
     let facts = host.facts_for(profile);
     let wait = vpn_wait(profile, &facts);
     let opts = PlanOptions {
@@ -45,7 +53,7 @@ pub fn check(host: &Host, profile: &Profile) -> Result<Found, CheckError> {
         ..PlanOptions::default()
     };
     let plan = plan::plan(profile, &facts, opts).map_err(|e| CheckError(e.problems))?;
-    Ok(classify(&plan, wait))
+    Ok((classify(&plan, wait), plan.resolved.classes.clone()))
 }
 
 /// Pending steps are what is missing; none: whole (or waiting, with all
