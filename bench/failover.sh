@@ -37,7 +37,7 @@ trap 'exit 1' INT TERM
 
 for ns in "$C" "$G" "$V1" "$V2"; do
     mkdir -p "/etc/netns/$ns/iproute2/rt_tables.d"
-    cp /etc/iproute2/rt_tables "/etc/netns/$ns/iproute2/"
+    if [ -f /etc/iproute2/rt_tables ]; then cp /etc/iproute2/rt_tables "/etc/netns/$ns/iproute2/"; fi
     ip netns add "$ns"
     ip -n "$ns" link set lo up
 done
