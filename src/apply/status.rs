@@ -499,6 +499,44 @@ mod tests {
     }
 
     #[test]
+    fn a_class_says_since_when_and_why_the_agent_routes_it_so() {
+        let class = |since_unix, why: Option<&str>| ClassStatus {
+            name: "torrent".into(),
+            dscp: 7,
+            mark: Some(1),
+            table_id: Some(100),
+            uplink: Some("wg1".into()),
+            blocked: false,
+            since_unix,
+            why: why.map(str::to_string),
+        };
+        let now = super::super::journal::now_unix();
+        let s = Status {
+            classes: vec![class(
+                Some(now - 12),
+                Some("wg1: the first usable one (1 skipped: wg0 is down)"),
+            )],
+            ..Status::default()
+        };
+        let text = render(&s);
+        assert!(
+            text.contains("torrent: DSCP 7 → mark 0x1 → table 100 → wg1\n    agent: for 1"),
+            "{text}"
+        );
+        assert!(text.contains("s: wg1: the first usable one (1 skipped: wg0 is down)"));
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["classes"][0]["since_unix"], now - 12);
+        // Without an agent: no line, nulls in the JSON.
+        let s = Status {
+            classes: vec![class(None, None)],
+            ..Status::default()
+        };
+        assert!(!render(&s).contains("agent:"));
+        let json = serde_json::to_value(&s).unwrap();
+        assert!(json["classes"][0]["why"].is_null());
+    }
+
+    #[test]
     fn an_unreadable_journal_is_named_with_what_to_run() {
         let (_t, dir) = state_dir();
         std::fs::write(dir.current(), "{\"version\": 1, \"id\": \"17").unwrap();
