@@ -24,8 +24,8 @@ mod common;
 
 use common::topology::{
     FIREWALL_TOOLS, GID, GROUP_PORTS, HttpServer, OTHER_GID, OTHER_PORTS, TARGET4, Topology,
-    apply_ok, assert_same_state, count, dscproute_command, dscproute_expect, fetch, fetch_short,
-    from_ports, json, poll_until, profile, rollback_ok, snapshot, stdout,
+    apply_ok, assert_same_state, count, dscproute, dscproute_command, dscproute_expect, fetch,
+    fetch_short, from_ports, json, poll_until, profile, rollback_ok, snapshot, stdout,
 };
 use common::{Netns, veth};
 use std::io::{BufRead, BufReader};
@@ -276,6 +276,27 @@ fn the_agent_moves_each_class_to_its_next_healthy_uplink_and_back() {
     let line = agent.wait_line(&["class streaming: wg1 -> wg0"], Duration::from_secs(5));
     assert!(line.contains("fails its check"), "{line}");
     assert_eq!(fetch(&t.a, OTHER_GID, TARGET4).as_deref(), Ok("vpn"));
+    // doctor plans with what the running agent holds down, and says why.
+    let p = profile(PROFILE);
+    let doc = json(&dscproute(
+        &t.b,
+        &state,
+        &["doctor", "--profile", &p, "--json"],
+    ));
+    let uplinks: Vec<&str> = doc["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .filter(|c| c["name"] == "uplink")
+        .filter_map(|c| c["detail"].as_str())
+        .collect();
+    assert!(
+        uplinks
+            .iter()
+            .any(|d| d.starts_with("class streaming: routed through wg0")
+                && d.contains("wg1 fails its check: no answer from 10.9.0.1")),
+        "{doc:#}"
+    );
     l.vpn2
         .exec_ok(&["iptables", "-t", "raw", "-F", "PREROUTING"]);
     let back = time_until_route(t, STREAMING_TABLE, "wg1", EVERY * (FAILS + 2));

@@ -64,9 +64,9 @@ pub trait Converge {
         Vec::new()
     }
 
-    /// Drops the tracked connections of `class` (they were on the uplink it
-    /// left, and re-establish on the new one): what happened, in words.
-    fn flush(&mut self, _class: &str) -> Option<String> {
+    /// Drops the tracked connections of `class` on uplink `from`, which it
+    /// left (they re-establish on the new one): what happened, in words.
+    fn flush(&mut self, _class: &str, _from: &str) -> Option<String> {
         None
     }
 }

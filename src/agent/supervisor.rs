@@ -416,8 +416,8 @@ impl<S: EventSource, C: Converge, K: Clock> Supervisor<S, C, K> {
             if from == c.uplink {
                 continue;
             }
-            let flushed = match from {
-                Some(_) => self.converge.flush(&c.class),
+            let flushed = match &from {
+                Some(old) => self.converge.flush(&c.class, old),
                 None => None,
             };
 

@@ -70,7 +70,7 @@ impl Converge for ClassHost {
         }]
     }
 
-    fn flush(&mut self, _: &str) -> Option<String> {
+    fn flush(&mut self, _: &str, _: &str) -> Option<String> {
         let at = self.clock.elapsed();
         self.net.borrow_mut().flushed.push(at);
         Some("flushed".into())
