@@ -295,7 +295,15 @@ fn watch_set(plan: &plan::Plan) -> WatchSet {
             }
         }
     }
-    WatchSet::new(interfaces, r.table_id.unwrap_or(0), priorities)
+    let table = r.table_id.unwrap_or(0);
+    let mut set = WatchSet::new(interfaces, table, priorities);
+    set.other_tables = r
+        .classes
+        .iter()
+        .filter_map(|c| c.table_id)
+        .filter(|t| *t != table)
+        .collect();
+    set
 }
 
 fn save(record: &AgentRecord, state: &StateDir) {
