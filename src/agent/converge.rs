@@ -53,6 +53,33 @@ pub trait Converge {
     /// returned; an implementation may re-probe) and says what it did, one
     /// label per step.
     fn repair(&mut self, missing: &[String]) -> Result<Vec<String>, ConvergeError>;
+
+    /// The uplinks the active checks hold down now; the next check and
+    /// repair route their classes around them.
+    fn set_unhealthy(&mut self, _down: Vec<crate::probe::Unhealthy>) {}
+
+    /// The uplink each class routes through, as the last check planned it
+    /// (empty for a profile without classes).
+    fn choices(&self) -> Vec<ClassChoice> {
+        Vec::new()
+    }
+
+    /// Drops the tracked connections of `class` on uplink `from`, which it
+    /// left (they re-establish on the new one): what happened, in words.
+    fn flush(&mut self, _class: &str, _from: &str) -> Option<String> {
+        None
+    }
+}
+
+/// Where a class's table routes now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClassChoice {
+    pub class: String,
+    /// None: no uplink is usable (blocked, or main with kill_switch = false).
+    pub uplink: Option<String>,
+    pub why: String,
+    /// The class's uplinks in order of preference.
+    pub uplinks: Vec<String>,
 }
 
 impl WaitReason {

@@ -13,14 +13,16 @@
 mod clock;
 mod converge;
 mod event;
+mod health;
 mod host;
 pub mod netlink;
 mod supervisor;
 mod watch;
 
 pub use clock::{Clock, SystemClock};
-pub use converge::{Check, Converge, ConvergeError, WaitReason};
+pub use converge::{Check, ClassChoice, Converge, ConvergeError, WaitReason};
 pub use event::{Addr, Event, EventSource, Family, Route, Rule};
+pub use health::{Change, Health, PingProber, Probe, Prober};
 pub use host::HostConverge;
 pub use netlink::NetlinkEvents;
 pub use supervisor::{Exit, Report, Stats, Supervisor, Timing, Trigger};

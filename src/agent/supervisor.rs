@@ -18,8 +18,9 @@
 mod tests;
 
 use super::clock::Clock;
-use super::converge::{Check, Converge, ConvergeError, WaitReason};
+use super::converge::{Check, ClassChoice, Converge, ConvergeError, WaitReason};
 use super::event::EventSource;
+use super::health::{Change, Health, Prober};
 use super::watch::Watch;
 use std::fmt;
 use std::ops::ControlFlow;
@@ -101,6 +102,22 @@ pub enum Report {
     Whole { trigger: Trigger },
     /// Reported once per distinct error.
     CheckFailed { trigger: Trigger, error: String },
+    /// A class's table now routes through another uplink (None: none is
+    /// usable).
+    Switched {
+        class: String,
+        from: Option<String>,
+        to: Option<String>,
+        /// The plan's reason for the new choice.
+        why: String,
+        trigger: Trigger,
+        /// From the first sign (event, lost probe) to the decision.
+        detected_in: Option<Duration>,
+        /// The check and repair that moved the route.
+        took: Duration,
+        /// What the conntrack flush did.
+        flushed: Option<String>,
+    },
 }
 
 /// Counters for `status`.
@@ -154,6 +171,9 @@ pub struct Supervisor<S, C, K> {
     not_before: Option<Instant>,
     phase: Phase,
     stats: Stats,
+    health: Option<(Health, Box<dyn Prober>)>,
+    /// Each class's uplink as of the last check that left the host whole.
+    choices: Option<Vec<ClassChoice>>,
 }
 
 impl<S: EventSource, C: Converge, K: Clock> Supervisor<S, C, K> {
@@ -170,7 +190,23 @@ impl<S: EventSource, C: Converge, K: Clock> Supervisor<S, C, K> {
             not_before: None,
             phase: Phase::Unknown,
             stats: Stats::default(),
+            health: None,
+            choices: None,
         }
+    }
+
+    /// Runs the uplinks' active checks too; a change of health triggers a
+    /// check at once.
+    pub fn with_health(mut self, health: Health, prober: Box<dyn Prober>) -> Self {
+        if !health.is_empty() {
+            self.health = Some((health, prober));
+        }
+        self
+    }
+
+    /// Each class's uplink as of the last whole check.
+    pub fn choices(&self) -> &[ClassChoice] {
+        self.choices.as_deref().unwrap_or(&[])
     }
 
     pub fn stats(&self) -> &Stats {
@@ -195,9 +231,17 @@ impl<S: EventSource, C: Converge, K: Clock> Supervisor<S, C, K> {
                 return Exit::Stopped;
             }
             let now = self.clock.now();
+            let health_due = self.health.as_ref().and_then(|(h, _)| h.next_due());
+            if health_due.is_some_and(|d| now >= d) {
+                if let ControlFlow::Break(exit) = self.probe(now, &mut report) {
+                    return exit;
+                }
+                continue;
+            }
             let due = self
                 .pending_due()
                 .map_or(self.next_check, |d| d.min(self.next_check));
+            let due = health_due.map_or(due, |h| h.min(due));
             if now >= due {
                 let (trigger, first_at) = match self.pending.take() {
                     Some(p) => (
@@ -224,6 +268,25 @@ impl<S: EventSource, C: Converge, K: Clock> Supervisor<S, C, K> {
                 Err(e) => return Exit::SourceFailed(e.to_string()),
             }
         }
+    }
+
+    /// The active checks due now; a change of health is acted upon at once.
+    fn probe(&mut self, now: Instant, report: &mut dyn FnMut(&Report)) -> ControlFlow<Exit> {
+        let Some((health, prober)) = self.health.as_mut() else {
+            return ControlFlow::Continue(());
+        };
+        let changes = health.run_due(now, prober.as_mut());
+        let Some(first) = changes.first() else {
+            return ControlFlow::Continue(());
+        };
+        let down = health.unhealthy();
+        self.converge.set_unhealthy(down);
+        let first_at = changes.iter().map(|c| c.first_sign).min();
+        let trigger = Trigger::Events {
+            first: describe(first),
+            count: changes.len(),
+        };
+        self.converge(trigger, first_at, report)
     }
 
     fn note(&mut self, why: String) {
@@ -259,6 +322,7 @@ impl<S: EventSource, C: Converge, K: Clock> Supervisor<S, C, K> {
     ) -> ControlFlow<Exit> {
         // Events that arrived so far are covered by this check.
         self.pending = None;
+        let why = trigger.clone();
         let started = self.clock.now();
         self.stats.checks += 1;
         match self.converge.check() {
@@ -299,8 +363,75 @@ impl<S: EventSource, C: Converge, K: Clock> Supervisor<S, C, K> {
             }
             Err(ConvergeError::Fatal(e)) => return ControlFlow::Break(Exit::Fatal(e)),
         }
+        if self.phase == Phase::Whole {
+            self.switches(why, started, first_at, report);
+        }
         self.next_check = self.clock.now() + self.timing.drift_period;
         ControlFlow::Continue(())
+    }
+
+    /// The uplinks a class skips now are down (link, address or check):
+    /// each comes back only after passing its check `fails` times in a row,
+    /// however it went down, so a flapping link does not bounce traffic.
+    fn hold_down_skipped(&mut self, choices: &[ClassChoice]) {
+        let Some((health, _)) = self.health.as_mut() else {
+            return;
+        };
+        let mut changed = false;
+        for c in choices {
+            let chosen = c
+                .uplink
+                .as_ref()
+                .and_then(|u| c.uplinks.iter().position(|x| x == u))
+                .unwrap_or(c.uplinks.len());
+            for u in &c.uplinks[..chosen] {
+                changed |= health.hold_down(&c.class, u, &format!("{u} went down"));
+            }
+        }
+        if changed {
+            self.converge.set_unhealthy(health.unhealthy());
+        }
+    }
+
+    /// One line per class whose uplink changed since the last whole check,
+    /// after its old connections were flushed.
+    fn switches(
+        &mut self,
+        trigger: Trigger,
+        started: Instant,
+        first_at: Option<Instant>,
+        report: &mut dyn FnMut(&Report),
+    ) {
+        let now = self.converge.choices();
+        self.hold_down_skipped(&now);
+        let Some(before) = self.choices.replace(now.clone()) else {
+            return;
+        };
+        let took = self.clock.now() - started;
+        for c in now {
+            let from = before
+                .iter()
+                .find(|b| b.class == c.class)
+                .and_then(|b| b.uplink.clone());
+            if from == c.uplink {
+                continue;
+            }
+            let flushed = match &from {
+                Some(old) => self.converge.flush(&c.class, old),
+                None => None,
+            };
+
+            report(&Report::Switched {
+                class: c.class,
+                from,
+                to: c.uplink,
+                why: c.why,
+                trigger: trigger.clone(),
+                detected_in: first_at.map(|f| started.saturating_duration_since(f)),
+                took,
+                flushed,
+            });
+        }
     }
 
     /// Runs the repair of `missing` and reports it; `waiting`: the VPN is
@@ -367,6 +498,14 @@ impl<S: EventSource, C: Converge, K: Clock> Supervisor<S, C, K> {
         }
         ControlFlow::Continue(())
     }
+}
+
+fn describe(c: &Change) -> String {
+    let state = if c.up { "healthy again" } else { "down" };
+    format!(
+        "uplink {} of class {} {state} ({})",
+        c.interface, c.class, c.why
+    )
 }
 
 fn human(d: Duration) -> String {
@@ -453,6 +592,27 @@ impl fmt::Display for Report {
             }
             Report::CheckFailed { trigger, error } => {
                 write!(f, "check after {trigger} failed: {error}")
+            }
+            Report::Switched {
+                class,
+                from,
+                to,
+                why,
+                detected_in,
+                took,
+                flushed,
+                ..
+            } => {
+                let name = |u: &Option<String>| u.clone().unwrap_or_else(|| "none".into());
+                write!(f, "class {class}: {} -> {}: {why}", name(from), name(to))?;
+                if let Some(d) = detected_in {
+                    write!(f, "; detected in {}", human(*d))?;
+                }
+                write!(f, ", switched in {}", human(*took))?;
+                if let Some(fl) = flushed {
+                    write!(f, "; {fl}")?;
+                }
+                Ok(())
             }
         }
     }

@@ -15,6 +15,8 @@ pub struct WatchSet {
     pub interfaces: Vec<String>,
     /// Our routing table.
     pub table: u32,
+    /// The other classes' tables (a `[[class]]` profile).
+    pub other_tables: Vec<u32>,
     /// Priorities of our policy rules.
     pub priorities: Vec<u32>,
     /// The `proto` number on our routes and rules.
@@ -28,6 +30,7 @@ impl WatchSet {
         WatchSet {
             interfaces,
             table,
+            other_tables: Vec::new(),
             priorities,
             proto: RT_PROTO as u8,
         }
@@ -69,6 +72,10 @@ impl Watch {
             .iter()
             .find(|(_, n)| *n == name)
             .map(|(i, _)| *i)
+    }
+
+    fn our_table(&self, table: u32) -> bool {
+        table == self.set.table || self.set.other_tables.contains(&table)
     }
 
     fn watched(&self, name: &str) -> bool {
@@ -116,9 +123,9 @@ impl Watch {
                 };
                 Some(format!("address {}/{} {verb} {name}", a.addr, a.prefix_len))
             }
-            Event::RouteDel(r) if r.table == self.set.table => Some(format!("route {r} deleted")),
-            // Our own repairs add routes to our table: not a loss.
-            Event::RouteNew(r) if r.table == self.set.table => None,
+            Event::RouteDel(r) if self.our_table(r.table) => Some(format!("route {r} deleted")),
+            // Our own repairs add routes to our tables: not a loss.
+            Event::RouteNew(r) if self.our_table(r.table) => None,
             // Elsewhere, a route through a watched interface may be the
             // VPN's next hop coming or going.
             Event::RouteNew(r) | Event::RouteDel(r) => {
@@ -262,6 +269,13 @@ mod tests {
             w.relevant(&Event::RouteNew(route(254, Some(7)))).as_deref(),
             Some("route default (table 254) via wg0 added")
         );
+        // Another class's table is ours too: a loss counts, our add does not.
+        let mut set = w.set().clone();
+        set.other_tables = vec![101];
+        let mut w = Watch::new(set);
+        w.learn("wg0", 7);
+        assert!(w.relevant(&Event::RouteDel(route(101, Some(7)))).is_some());
+        assert_eq!(w.relevant(&Event::RouteNew(route(101, Some(7)))), None);
     }
 
     #[test]

@@ -16,6 +16,23 @@ pub struct AgentRecord {
     pub profile: String,
     pub repairs: u64,
     pub last_repair: Option<LastRepair>,
+    /// Each class's uplink now (a `[[class]]` profile; empty otherwise).
+    #[serde(default)]
+    pub classes: Vec<ClassUplink>,
+    /// Uplinks its active checks hold down now: `status` and `doctor` plan
+    /// with them, as the agent does.
+    #[serde(default)]
+    pub held_down: Vec<crate::probe::Unhealthy>,
+}
+
+/// Where the agent routes a class now, since when and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClassUplink {
+    pub class: String,
+    /// None: no uplink is usable (blocked, or main with kill_switch = false).
+    pub uplink: Option<String>,
+    pub since_unix: u64,
+    pub why: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,6 +102,17 @@ mod tests {
                 at_unix: 3,
                 line: "repaired".into(),
             }),
+            classes: vec![ClassUplink {
+                class: "torrent".into(),
+                uplink: Some("wg1".into()),
+                since_unix: 4,
+                why: "wg1: the first usable one".into(),
+            }],
+            held_down: vec![crate::probe::Unhealthy {
+                class: "torrent".into(),
+                interface: "wg0".into(),
+                why: "no answer from 10.8.0.1 3 times in a row".into(),
+            }],
         };
         r.save(&state).unwrap();
         let mode = std::fs::metadata(state.agent_file())

@@ -48,12 +48,22 @@ pub fn find(journal: &Journal, facts: &HostFacts, root: &Path) -> Vec<Drift> {
     let v4 = facts.iptables_save.as_deref().map(Ruleset::parse);
     let v6 = facts.ip6tables_save.as_deref().map(Ruleset::parse);
     let mut out = Vec::new();
-    for js in journal
+    let done: Vec<_> = journal
         .steps
         .iter()
         .filter(|s| s.status == StepStatus::Done)
-    {
+        .collect();
+    for (i, js) in done.iter().enumerate() {
         let op = &js.step.apply;
+        // A route a later step of the journal replaced or removed (a class
+        // that failed over) is not expected any more.
+        if route_slot(op).is_some_and(|slot| {
+            done[i + 1..]
+                .iter()
+                .any(|l| route_slot(&l.step.apply) == Some(slot))
+        }) {
+            continue;
+        }
         let found = match op {
             Op::Netfilter { family, table, cmd } => {
                 let rs = match family {
@@ -72,6 +82,7 @@ pub fn find(journal: &Journal, facts: &HostFacts, root: &Path) -> Vec<Drift> {
                 add: true,
                 route,
             } => default_route(*family, route, facts),
+            Op::RouteReplace { family, to, .. } => default_route(*family, to, facts),
             Op::Sysctl { key, value } => sysctl(key, *value, facts, root),
             Op::NftTable { ruleset } => nft_table(ruleset, facts),
             Op::WriteTableNames { .. } => match op.effect() {
@@ -95,6 +106,15 @@ pub fn find(journal: &Journal, facts: &HostFacts, root: &Path) -> Vec<Drift> {
         }
     }
     out
+}
+
+/// The family and table of a step that sets or removes our default route.
+fn route_slot(op: &Op) -> Option<(Family, u32)> {
+    match op {
+        Op::Route { family, route, .. } => Some((*family, route.table)),
+        Op::RouteReplace { family, to, .. } => Some((*family, to.table)),
+        _ => None,
+    }
 }
 
 /// Our nftables table as applied; unknown when the ruleset could not be read.

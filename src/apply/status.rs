@@ -61,6 +61,12 @@ pub struct ClassStatus {
     pub uplink: Option<String>,
     /// No route and the kill switch on: the class's packets are refused.
     pub blocked: bool,
+    /// Since when the running agent routes the class this way (null: no
+    /// agent runs).
+    pub since_unix: Option<u64>,
+    /// The agent's reason for this uplink (the first healthy one, and why
+    /// the ones before it were skipped).
+    pub why: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -412,6 +418,10 @@ pub fn render(s: &Status) -> String {
                 (None, false) => "no route: the main table".into(),
             };
             let _ = writeln!(o, "  {}: DSCP {}{mark}{table} → {via}", c.name, c.dscp);
+            if let (Some(since), Some(why)) = (c.since_unix, &c.why) {
+                let ago = super::journal::now_unix().saturating_sub(since);
+                let _ = writeln!(o, "    agent: for {ago} s: {why}");
+            }
         }
     }
     if !s.rules.is_empty() {
@@ -486,6 +496,44 @@ mod tests {
         let d = StateDir::resolve(Some(t.path()));
         d.ensure().unwrap();
         (t, d)
+    }
+
+    #[test]
+    fn a_class_says_since_when_and_why_the_agent_routes_it_so() {
+        let class = |since_unix, why: Option<&str>| ClassStatus {
+            name: "torrent".into(),
+            dscp: 7,
+            mark: Some(1),
+            table_id: Some(100),
+            uplink: Some("wg1".into()),
+            blocked: false,
+            since_unix,
+            why: why.map(str::to_string),
+        };
+        let now = super::super::journal::now_unix();
+        let s = Status {
+            classes: vec![class(
+                Some(now - 12),
+                Some("wg1: the first usable one (1 skipped: wg0 is down)"),
+            )],
+            ..Status::default()
+        };
+        let text = render(&s);
+        assert!(
+            text.contains("torrent: DSCP 7 → mark 0x1 → table 100 → wg1\n    agent: for 1"),
+            "{text}"
+        );
+        assert!(text.contains("s: wg1: the first usable one (1 skipped: wg0 is down)"));
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["classes"][0]["since_unix"], now - 12);
+        // Without an agent: no line, nulls in the JSON.
+        let s = Status {
+            classes: vec![class(None, None)],
+            ..Status::default()
+        };
+        assert!(!render(&s).contains("agent:"));
+        let json = serde_json::to_value(&s).unwrap();
+        assert!(json["classes"][0]["why"].is_null());
     }
 
     #[test]

@@ -54,7 +54,16 @@ pub fn rule_argv(family: Family, add: bool, rule: &PolicyRule) -> Vec<String> {
 }
 
 pub fn route_argv(family: Family, add: bool, route: &DefaultRoute) -> Vec<String> {
-    let mut v = words(&["ip", flag(family), "route", verb(add), "default"]);
+    default_route_argv(family, verb(add), route)
+}
+
+/// `ip route replace`: one netlink message swaps the route in place.
+pub fn replace_argv(family: Family, route: &DefaultRoute) -> Vec<String> {
+    default_route_argv(family, "replace", route)
+}
+
+fn default_route_argv(family: Family, verb: &str, route: &DefaultRoute) -> Vec<String> {
+    let mut v = words(&["ip", flag(family), "route", verb, "default"]);
     if let Some(via) = route.via {
         v.extend(words(&["via", &via.to_string()]));
     }

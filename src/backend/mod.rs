@@ -34,6 +34,7 @@ pub fn effect(op: &Op) -> Effect {
             Effect::run(iproute::rule_argv(*family, *add, rule))
         }
         Op::Route { family, add, route } => Effect::run(iproute::route_argv(*family, *add, route)),
+        Op::RouteReplace { family, to, .. } => Effect::run(iproute::replace_argv(*family, to)),
         Op::Sysctl { key, value } => {
             Effect::run(system::sysctl_argv(&key.key(), &value.to_string()))
         }

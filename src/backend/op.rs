@@ -561,6 +561,14 @@ pub enum Op {
         add: bool,
         route: DefaultRoute,
     },
+    /// Our table's default route moved to another uplink by one `ip route
+    /// replace` (a class failing over): the table is never without a route.
+    /// `from` is what it replaces, for the preview and the undo.
+    RouteReplace {
+        family: Family,
+        from: DefaultRoute,
+        to: DefaultRoute,
+    },
     Sysctl {
         key: SysctlKey,
         value: u8,
@@ -611,6 +619,15 @@ impl Op {
             Op::Netfilter { table, cmd, .. } => cmd.check(*table),
             Op::PolicyRule { rule, .. } => rule.check(),
             Op::Route { family, route, .. } => route.check(*family),
+            Op::RouteReplace { family, from, to } => {
+                from.check(*family)?;
+                to.check(*family)?;
+                if from.table == to.table {
+                    Ok(())
+                } else {
+                    Err("a route replaced in another table".into())
+                }
+            }
             Op::Sysctl { key, value } => key.check(*value),
             Op::GroupAdd { name } | Op::GroupDel { name } => check_group_name(name),
             Op::WriteTableNames { id, name } => {
@@ -676,6 +693,7 @@ impl Op {
             Op::Netfilter { .. }
             | Op::PolicyRule { .. }
             | Op::Route { .. }
+            | Op::RouteReplace { .. }
             | Op::Sysctl { .. }
             | Op::NftTable { .. }
             | Op::NftDelete

@@ -5,11 +5,11 @@
 use super::apply::event_line;
 use super::{code, exit, fail};
 use crate::agent::{
-    Exit, HostConverge, NetlinkEvents, Report, Supervisor, SystemClock, Timing, Watch, WatchSet,
-    netlink,
+    Exit, Health, HostConverge, NetlinkEvents, PingProber, Probe, Report, Supervisor, SystemClock,
+    Timing, Watch, WatchSet, netlink,
 };
 use crate::apply::StateDir;
-use crate::apply::agent_record::{AgentRecord, LastRepair};
+use crate::apply::agent_record::{AgentRecord, ClassUplink, LastRepair};
 use crate::apply::journal::now_unix;
 use crate::apply::lock::{Lock, LockError};
 use crate::backend::Op;
@@ -18,10 +18,12 @@ use crate::ops::apply::{self as op, Applied, ApplyError, Progress, Request};
 use crate::ops::converge::{self, Found};
 use crate::output;
 use crate::plan::{self, PlanOptions};
+use crate::probe::{HostFacts, Unhealthy};
 use crate::profile::Profile;
 use crate::runner::signals::{self, OnStop};
 use clap::Args;
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::time::Duration;
 
 #[derive(Debug, Args)]
@@ -118,23 +120,70 @@ pub fn run(state: StateDir, args: &AgentArgs) -> i32 {
         profile: source.clone(),
         repairs: 0,
         last_repair: None,
+        classes: plan
+            .resolved
+            .classes
+            .iter()
+            .map(|c| ClassUplink {
+                class: c.name.clone(),
+                uplink: c.uplink.clone(),
+                since_unix: now_unix(),
+                why: c.uplink_why.clone(),
+            })
+            .collect(),
+        held_down: Vec::new(),
     };
     save(&record, &state);
     let timing = Timing {
         drift_period: Duration::from_secs(args.drift_check),
         ..Timing::default()
     };
-    let converge = HostConverge {
-        host: Host::system(state.clone(), false),
+    // The active checks' verdicts reach the plan through the facts: every
+    // probe of the host (check and repair alike) carries them.
+    let unhealthy: Mutex<Vec<Unhealthy>> = Mutex::new(Vec::new());
+    let probe = || HostFacts {
+        unhealthy: unhealthy.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+        ..crate::probe::probe_system()
+    };
+    let health = Health::new(Probe::of(&profile.classes()), std::time::Instant::now());
+    let converge = HostConverge::new(
+        Host {
+            probe: &probe,
+            ..Host::system(state.clone(), false)
+        },
         profile,
         source,
-    };
-    let mut sup = Supervisor::new(events, converge, SystemClock, watch, timing);
+        &unhealthy,
+    );
+    let mut sup = Supervisor::new(events, converge, SystemClock, watch, timing).with_health(
+        health,
+        Box::new(PingProber {
+            runner: &crate::runner::SystemRunner,
+        }),
+    );
     let outcome = sup.run(
         || signals::received().is_some(),
         |r| {
             let line = r.to_string();
             say(&line);
+            let held = unhealthy.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            if held != record.held_down {
+                record.held_down = held;
+                save(&record, &state);
+            }
+            if let Report::Switched { class, to, why, .. } = r {
+                let entry = ClassUplink {
+                    class: class.clone(),
+                    uplink: to.clone(),
+                    since_unix: now_unix(),
+                    why: why.clone(),
+                };
+                match record.classes.iter_mut().find(|c| c.class == *class) {
+                    Some(c) => *c = entry,
+                    None => record.classes.push(entry),
+                }
+                save(&record, &state);
+            }
             if matches!(r, Report::Repaired { .. } | Report::Held { .. }) {
                 record.repairs += 1;
                 record.last_repair = Some(LastRepair {
@@ -237,11 +286,24 @@ fn watch_set(plan: &plan::Plan) -> WatchSet {
         .collect();
     priorities.sort_unstable();
     priorities.dedup();
-    WatchSet::new(
-        r.interface.iter().cloned().collect(),
-        r.table_id.unwrap_or(0),
-        priorities,
-    )
+    // Every class's uplinks: a failover follows their links.
+    let mut interfaces: Vec<String> = r.interface.iter().cloned().collect();
+    for c in &r.classes {
+        for u in &c.uplinks {
+            if !interfaces.contains(u) {
+                interfaces.push(u.clone());
+            }
+        }
+    }
+    let table = r.table_id.unwrap_or(0);
+    let mut set = WatchSet::new(interfaces, table, priorities);
+    set.other_tables = r
+        .classes
+        .iter()
+        .filter_map(|c| c.table_id)
+        .filter(|t| *t != table)
+        .collect();
+    set
 }
 
 fn save(record: &AgentRecord, state: &StateDir) {

@@ -74,7 +74,9 @@ pub enum Command {
     /// reconnects and firewall reloads undo, until SIGTERM or SIGINT (which
     /// leave the setup in place; `rollback` removes it). While the VPN is
     /// unusable (at boot), all that does not need it is in place, the kill
-    /// switch too. Needs root.
+    /// switch too. With `[[class]]`, routes each class through its first
+    /// healthy uplink (up, next hop on-link, passing its `check`) and moves
+    /// it when that changes. Needs root.
     Agent(agent::AgentArgs),
     /// Undo the last applied, unconfirmed or interrupted transaction exactly.
     Rollback(rollback::RollbackArgs),

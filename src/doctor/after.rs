@@ -64,12 +64,13 @@ fn class_checks(
             "uplink",
             format!(
                 "none of its uplinks is usable, so its table has no route: its packets are \
-                 {}",
+                 {} ({})",
                 if g.kill_switch {
                     "refused (kill switch)"
                 } else {
                     "routed by the main table (kill_switch = false)"
-                }
+                },
+                v.why
             ),
             "the links, their state and addresses (ip link, ip addr)",
             format!(
@@ -81,6 +82,16 @@ fn class_checks(
     let Some(table) = r.table_id else {
         return Vec::new();
     };
+    // Why this uplink: the first one up, with its next hop, and not held
+    // down by its active check (a running agent's).
+    let mut out = Vec::new();
+    if v.class.is_some() && !v.why.is_empty() {
+        out.push(Check::pass(
+            "uplink",
+            format!("routed through {}", v.why),
+            "the class's uplinks in order: links, addresses, next hops and the running              agent's active checks",
+        ));
+    }
     // What selects our packets: the mark, or (match = "dscp-rule") the
     // DS byte, which `ip route get … tos` hands to the `dscp` rules.
     let (mark, sel, rule_sel) = match (g.match_mode, r.mark) {
@@ -93,7 +104,7 @@ fn class_checks(
             format!("mark {m:#x}"),
             format!("fwmark {m:#x}/{:#x}", r.mask.unwrap_or(u32::MAX)),
         ),
-        (MatchMode::Mark, None) => return Vec::new(),
+        (MatchMode::Mark, None) => return out,
     };
     let ctx = GwCtx {
         i,
@@ -113,12 +124,13 @@ fn class_checks(
     view.resolved = r.clone();
     let route = vpn_route(&ctx);
     let lookups = Lookups::ask(&ctx, runner);
-    vec![
+    out.extend([
         route,
         route_lookup(&ctx, &lookups),
         kill_switch(&ctx, &lookups, &view),
         ipv6(&ctx, &lookups),
-    ]
+    ]);
+    out
 }
 
 fn applied(i: &Inputs, plan: &Plan) -> Check {

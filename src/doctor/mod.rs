@@ -203,6 +203,8 @@ pub struct GatewayView {
     pub resolved: crate::plan::Resolved,
     /// No usable uplink: the plan gave its table no route.
     pub blocked: bool,
+    /// Why this uplink (or none): the plan's reason, for a class.
+    pub why: String,
 }
 
 pub fn gateway_views(profile: &Profile, plan: Option<&Plan>) -> Vec<GatewayView> {
@@ -212,6 +214,7 @@ pub fn gateway_views(profile: &Profile, plan: Option<&Plan>) -> Vec<GatewayView>
             gateway: g.clone(),
             resolved: plan.map(|p| p.resolved.clone()).unwrap_or_default(),
             blocked: false,
+            why: String::new(),
         }];
     }
     profile
@@ -238,6 +241,7 @@ pub fn gateway_views(profile: &Profile, plan: Option<&Plan>) -> Vec<GatewayView>
                 gateway: c.through(uplink),
                 resolved,
                 blocked: rc.is_some_and(|r| r.uplink.is_none()),
+                why: rc.map(|r| r.uplink_why.clone()).unwrap_or_default(),
             }
         })
         .collect()

@@ -37,6 +37,18 @@ pub struct CheckError(pub Vec<String>);
 
 /// Read-only: probe, plan, classify.
 pub fn check(host: &Host, profile: &Profile) -> Result<Found, CheckError> {
+    check_classes(host, profile).map(|(found, _)| found)
+}
+
+/// What a check saw of the classes: the uplink each class's table routes
+/// through in that plan, and the global addresses of each link now.
+pub struct Seen {
+    pub classes: Vec<crate::plan::ResolvedClass>,
+    pub addrs: Vec<(String, Vec<String>)>,
+}
+
+/// `check`, and what it saw of the classes.
+pub fn check_classes(host: &Host, profile: &Profile) -> Result<(Found, Seen), CheckError> {
     let facts = host.facts_for(profile);
     let wait = vpn_wait(profile, &facts);
     let opts = PlanOptions {
@@ -44,7 +56,19 @@ pub fn check(host: &Host, profile: &Profile) -> Result<Found, CheckError> {
         ..PlanOptions::default()
     };
     let plan = plan::plan(profile, &facts, opts).map_err(|e| CheckError(e.problems))?;
-    Ok(classify(&plan, wait))
+    let addrs = facts
+        .links
+        .iter()
+        .map(|l| {
+            let global = l.addrs.iter().filter(|a| a.scope == "global");
+            (l.name.clone(), global.map(|a| a.local.clone()).collect())
+        })
+        .collect();
+    let seen = Seen {
+        classes: plan.resolved.classes.clone(),
+        addrs,
+    };
+    Ok((classify(&plan, wait), seen))
 }
 
 /// Pending steps are what is missing; none: whole (or waiting, with all

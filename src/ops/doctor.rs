@@ -43,7 +43,11 @@ fn our_counters(runner: &dyn Runner) -> Vec<CountedRule> {
 /// Every check that applies; `watching` is told before the wire sample.
 pub fn doctor(host: &Host, req: &Request, watching: &mut dyn FnMut(Watching)) -> Report {
     let profile = req.profile;
-    let facts = host.facts_for(profile);
+    let mut facts = host.facts_for(profile);
+    // A running agent's active checks hold some uplinks down: plan as it does.
+    if let Some(a) = crate::apply::agent_record::AgentRecord::running(&host.state) {
+        facts.unhealthy = a.held_down;
+    }
     let planned = plan::plan(profile, &facts, PlanOptions::default());
     let extras = doctor::host::gather(&host.root, &facts, host.runner);
     let applied = planned

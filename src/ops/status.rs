@@ -11,10 +11,22 @@ use std::path::Path;
 /// The status report; `Status::needs_action` says whether something
 /// needs a command (the CLI then exits 1).
 pub fn status(host: &Host) -> Status {
-    let facts = (host.probe)();
+    let mut facts = (host.probe)();
     let mut s = crate::apply::status::gather_dir(&host.state, &facts, host.runner);
     if let Some(t) = &s.transaction {
+        if let Some(a) = &s.agent {
+            facts.unhealthy = a.held_down.clone();
+        }
         s.classes = classes(&t.profile, &facts);
+    }
+    // A running agent says since when and why each class is where it is.
+    if let Some(a) = &s.agent {
+        for c in &mut s.classes {
+            if let Some(r) = a.classes.iter().find(|r| r.class == c.name) {
+                c.since_unix = Some(r.since_unix);
+                c.why = Some(r.why.clone());
+            }
+        }
     }
     s
 }
@@ -54,6 +66,8 @@ fn classes(profile: &str, facts: &HostFacts) -> Vec<ClassStatus> {
                 table_id: c.table_id,
                 blocked: uplink.is_none() && kill_switch,
                 uplink,
+                since_unix: None,
+                why: None,
             }
         })
         .collect()

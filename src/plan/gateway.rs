@@ -20,11 +20,14 @@ use std::net::IpAddr;
 
 /// `routed`: false when none of a class's uplinks is usable, so its table
 /// gets no route now (the kill switch blocks, or `kill_switch = false`
-/// lets the class fall through to main).
+/// lets the class fall through to main). `first_uplink`: the class's first
+/// uplink, which the marking rule's `! -i` exclusion names whatever uplink
+/// is chosen, so that a failover changes only the route.
 pub fn steps(
     g: &Gateway,
     r: &Resolved,
     routed: bool,
+    first_uplink: &str,
     facts: &HostFacts,
     ctx: &Ctx,
     warnings: &mut Vec<String>,
@@ -247,7 +250,7 @@ pub fn steps(
         let fam = f.name();
         let routed = f == Family::V4 || g.via6.is_some();
         if let Selector::Mark(mm) = selector {
-            marking(ctx, f, dev, dscp, mm, &mut out);
+            marking(ctx, f, first_uplink, dscp, mm, &mut out);
         }
         if g.scrub_dscp && routed {
             out.push(ctx.chain(

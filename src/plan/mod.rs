@@ -321,6 +321,7 @@ pub fn plan(profile: &Profile, facts: &HostFacts, opts: PlanOptions) -> Result<P
             &c.through,
             &c.resolved,
             routed,
+            &c.class.uplinks[0].interface,
             facts,
             &ctx,
             &mut warnings,
@@ -376,9 +377,41 @@ pub fn plan(profile: &Profile, facts: &HostFacts, opts: PlanOptions) -> Result<P
     }
     ctx.fix_chain_order(&mut out);
     for stale in ctx.stale_steps(&roles) {
-        // Our table holds one default route per family: an old one (another
-        // via or interface) must go before the new one is added, or the add
-        // fails with "File exists". Meanwhile the kill switch holds.
+        // Our table holds one default route per family. An old one in the
+        // table the new one goes to (another uplink, another via) is
+        // replaced in place: one `ip route replace`, so a class that fails
+        // over is never without a route, not even for a moment.
+        if let Op::Route {
+            family,
+            add: false,
+            route: old,
+        } = &stale.apply
+            && let Some(s) = out.iter_mut().find(|s| {
+                s.state == StepState::Add
+                    && matches!(&s.apply, Op::Route { family: f, add: true, route }
+                        if f == family && route.table == old.table)
+            })
+            && let Op::Route { route: new, .. } = s.apply.clone()
+        {
+            s.state = StepState::Change;
+            s.change = Some(ValueChange {
+                from: route_words(old),
+                to: route_words(&new),
+            });
+            s.apply = Op::RouteReplace {
+                family: *family,
+                from: old.clone(),
+                to: new.clone(),
+            };
+            s.undo = Op::RouteReplace {
+                family: *family,
+                from: new,
+                to: old.clone(),
+            };
+            continue;
+        }
+        // Another table: the old route must go before the new one is added.
+        // Meanwhile the kill switch holds.
         let at = match &stale.apply {
             Op::Route { family, .. } => out.iter().position(
                 |s| matches!(&s.apply, Op::Route { family: f, add: true, .. } if f == family),
@@ -476,6 +509,14 @@ pub fn plan(profile: &Profile, facts: &HostFacts, opts: PlanOptions) -> Result<P
 
 /// Each class's uplink chosen, its values settled (automatic ones distinct
 /// between classes) and checked against the host.
+/// A default route in a few words, for a step's change line.
+fn route_words(r: &crate::backend::DefaultRoute) -> String {
+    match r.via {
+        Some(via) => format!("via {via} dev {}", r.dev),
+        None => format!("dev {}", r.dev),
+    }
+}
+
 fn settle_classes(
     profile: &Profile,
     facts: &HostFacts,
@@ -633,8 +674,8 @@ fn settle_classes(
         notes.push(
             "Each class routes through the first of its uplinks that is usable now (there, up, \
              next hop on-link), chosen when this plan is made; apply again to move a class to \
-             another uplink. Switching by itself on uplink health is for the agent, in a later \
-             version."
+             another uplink, or run `dscproute agent`, which moves it as uplinks go down, come \
+             back and fail or pass their checks."
                 .into(),
         );
     }

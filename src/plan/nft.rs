@@ -145,7 +145,9 @@ fn class_rules(t: &mut NftRuleset, c: &ClassPlan) {
                 NftHook::Prerouting,
                 NftRule::DscpMark {
                     family,
-                    not_in: dev.clone(),
+                    // Pinned to the first uplink, not the chosen one: a
+                    // switch changes only the route (see gateway::steps).
+                    not_in: c.class.uplinks[0].interface.clone(),
                     dscp,
                     mark,
                 },

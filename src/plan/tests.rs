@@ -2260,22 +2260,19 @@ fn stale_policy_rules_and_routes_are_removed() {
             StepState::Add
         );
     }
-    let old_route = step(
+    // The old route is replaced in place: the table is never without one.
+    assert!(!has(
         &p,
-        "ip -4 route del default via 10.8.0.1 dev wg0 table 100 proto 213",
+        "ip -4 route del default via 10.8.0.1 dev wg0 table 100 proto 213"
+    ));
+    let replaced = step(
+        &p,
+        "ip -4 route replace default via 10.8.0.3 dev wg0 table 100 proto 213",
     );
-    assert_eq!(old_route.state, StepState::Change);
+    assert_eq!(replaced.state, StepState::Change);
     assert_eq!(
-        old_route.undo.display(),
-        "ip -4 route add default via 10.8.0.1 dev wg0 table 100 proto 213"
-    );
-    assert_eq!(
-        step(
-            &p,
-            "ip -4 route add default via 10.8.0.3 dev wg0 table 100 proto 213"
-        )
-        .state,
-        StepState::Add
+        replaced.undo.display(),
+        "ip -4 route replace default via 10.8.0.1 dev wg0 table 100 proto 213"
     );
     // The IPv6 route did not change.
     assert_eq!(
@@ -2416,7 +2413,7 @@ fn snapshot_script_client() {
 /// per family, so the old one goes before the new one is added (else the add
 /// fails with "File exists").
 #[test]
-fn a_changed_via_removes_the_old_route_before_adding_the_new() {
+fn a_changed_via_replaces_the_old_route_in_one_step() {
     let p = plan_with(
         &inline(
             "[gateway]\ndscp = 7\ninterface = \"wg0\"\nvia = \"10.8.0.3\"\nvia6 = \"fd00::1\"\n\
@@ -2424,16 +2421,23 @@ fn a_changed_via_removes_the_old_route_before_adding_the_new() {
         ),
         &facts("gateway-applied.json"),
     );
-    let del = idx(
+    let at = idx(
         &p,
-        "ip -4 route del default via 10.8.0.1 dev wg0 table 100 proto 213",
+        "ip -4 route replace default via 10.8.0.3 dev wg0 table 100 proto 213",
     );
-    let add = idx(
-        &p,
-        "ip -4 route add default via 10.8.0.3 dev wg0 table 100 proto 213",
+    assert_eq!(p.steps[at].state, StepState::Change);
+    let change = p.steps[at].change.as_ref().expect("a change line");
+    assert_eq!(
+        (change.from.as_str(), change.to.as_str()),
+        ("via 10.8.0.1 dev wg0", "via 10.8.0.3 dev wg0")
     );
-    assert!(del < add, "{}", listing(&p));
-    assert_eq!(p.steps[add].state, StepState::Add);
+    assert!(
+        !p.steps
+            .iter()
+            .any(|s| matches!(s.apply, Op::Route { add: false, .. })),
+        "{}",
+        listing(&p)
+    );
 }
 
 /// A script saves each sysctl's old value where it runs and undo restores

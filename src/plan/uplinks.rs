@@ -76,17 +76,25 @@ pub fn choose(c: &Class, facts: &HostFacts, for_script: bool) -> Choice {
     }
     let mut skipped = Vec::new();
     for (i, u) in c.uplinks.iter().enumerate() {
-        let problem = wait(u, facts).map(|w| w.describe()).or_else(|| {
-            let p2p = facts.link(&u.interface).is_some_and(|l| {
-                l.flags.iter().any(|f| f == "POINTOPOINT") || l.link_type == "none"
+        let failing = facts
+            .unhealthy
+            .iter()
+            .find(|h| h.class == c.name && h.interface == u.interface)
+            .map(|h| format!("{} fails its check: {}", u.interface, h.why));
+        let problem = wait(u, facts)
+            .map(|w| w.describe())
+            .or(failing)
+            .or_else(|| {
+                let p2p = facts.link(&u.interface).is_some_and(|l| {
+                    l.flags.iter().any(|f| f == "POINTOPOINT") || l.link_type == "none"
+                });
+                (u.via.is_none() && !p2p).then(|| {
+                    format!(
+                        "{} needs a via: it is not a point-to-point interface",
+                        u.interface
+                    )
+                })
             });
-            (u.via.is_none() && !p2p).then(|| {
-                format!(
-                    "{} needs a via: it is not a point-to-point interface",
-                    u.interface
-                )
-            })
-        });
         match problem {
             None => {
                 let why = if skipped.is_empty() {

@@ -95,6 +95,20 @@ pub struct HostFacts {
     /// The cgroup path a `cgroup` or `unit` marker matches -> its inode
     /// number (the cgroup's id, never reused) when it exists, None when not.
     pub cgroups: BTreeMap<String, Option<u64>>,
+    /// Uplinks the agent's active checks hold down (never probed: the agent
+    /// sets them), so the plan routes their classes through the next one.
+    #[serde(skip)]
+    pub unhealthy: Vec<Unhealthy>,
+}
+
+/// A class's uplink whose active check failed (`fails` losses in a row, and
+/// not yet `fails` answers in a row since).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unhealthy {
+    pub class: String,
+    pub interface: String,
+    /// For people: "no answer from 10.9.0.1 3 times in a row".
+    pub why: String,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -10,6 +10,8 @@ use std::collections::VecDeque;
 use std::io;
 use std::rc::Rc;
 
+mod failover;
+
 #[derive(Clone)]
 struct FakeClock {
     base: Instant,
@@ -282,6 +284,7 @@ fn kinds(reports: &[Report]) -> Vec<&'static str> {
             Report::Waiting { .. } => "waiting",
             Report::Whole { .. } => "whole",
             Report::CheckFailed { .. } => "check failed",
+            Report::Switched { .. } => "switched",
         })
         .collect()
 }

@@ -30,6 +30,27 @@ pub(super) fn fold(setup: &mut Vec<JournalStep>, js: JournalStep) {
         }
         return;
     }
+    // A route the setup added and a later failover replaced: the setup
+    // holds the new route, whose undo deletes it, so a rollback never has
+    // to bring back an uplink that may be down by then.
+    if let (Op::RouteReplace { family, from, to }, StepStatus::Done) = (&js.step.apply, js.status)
+        && let Some(a) = setup.iter_mut().rev().find(|a| {
+            matches!(&a.step.apply, Op::Route { family: f, add: true, route } if f == family && route == from)
+                && matches!(&a.step.undo, Op::Route { add: false, .. })
+        })
+    {
+        a.step.apply = Op::Route {
+            family: *family,
+            add: true,
+            route: to.clone(),
+        };
+        a.step.undo = Op::Route {
+            family: *family,
+            add: false,
+            route: to.clone(),
+        };
+        return;
+    }
     if setup
         .iter()
         .any(|a| a.step.apply == js.step.apply && a.step.undo == js.step.undo)

@@ -149,7 +149,7 @@ fn two_classes_get_their_own_values_and_their_first_usable_uplink() {
         ),
         "{text}"
     );
-    assert!(text.contains("later version"), "{text}");
+    assert!(text.contains("run `dscproute agent`"), "{text}");
     let json = serde_json::to_value(&p).unwrap();
     assert_eq!(json["resolved"]["classes"][1]["uplink"], "wg1");
     assert_eq!(json["resolved"]["classes"][0]["uplinks"][1], "wg1");
@@ -271,27 +271,35 @@ fn one_class_never_removes_another_class_s_rules_or_routes() {
     assert!(pending.is_empty(), "{pending:?}");
     // The same values again: what is in place stays chosen.
     assert_eq!(again.resolved.classes, first.resolved.classes);
-    // wg0 gone: torrent moves to wg1, its old route is removed, streaming's stays.
+    // wg0 gone: torrent's IPv4 route moves to wg1 in place (one replace);
+    // wg1 has no via6, so its IPv6 route goes (blocked); streaming's stay.
     let mut gone = f.clone();
     gone.links.retain(|l| l.name != "wg0");
     let moved = plan_with(&profile, &gone);
     assert_eq!(moved.resolved.classes[0].uplink.as_deref(), Some("wg1"));
-    let removed: Vec<String> = moved
+    let changed: Vec<(String, String)> = moved
         .pending()
         .filter(|s| {
             matches!(
                 s.apply,
-                Op::Route { add: false, .. } | Op::PolicyRule { add: false, .. }
+                Op::Route { .. } | Op::RouteReplace { .. } | Op::PolicyRule { add: false, .. }
             )
         })
-        .map(|s| s.apply.display())
+        .map(|s| (s.apply.display(), s.undo.display()))
         .collect();
-    assert_eq!(removed.len(), 2, "{removed:?}");
-    assert!(
-        removed
-            .iter()
-            .all(|r| r.contains("dev wg0") && r.contains("table 100")),
-        "{removed:?}"
+    let own = |a: &str, b: &str| (a.to_string(), b.to_string());
+    assert_eq!(
+        changed,
+        [
+            own(
+                "ip -4 route replace default via 10.9.0.1 dev wg1 table 100 proto 213",
+                "ip -4 route replace default via 10.8.0.1 dev wg0 table 100 proto 213"
+            ),
+            own(
+                "ip -6 route del default via fd00::1 dev wg0 table 100 proto 213",
+                "ip -6 route add default via fd00::1 dev wg0 table 100 proto 213"
+            )
+        ]
     );
 }
 
@@ -404,4 +412,38 @@ fn one_class_plans_the_steps_of_the_same_gateway() {
         assert_eq!(a.steps, b.steps, "{f}");
         assert_eq!(a.errors, b.errors, "{f}");
     }
+}
+
+/// The agent's active checks reach the plan as `facts.unhealthy`: a class
+/// skips an uplink held down (for that class only), in order, and with
+/// every uplink down it is blocked.
+#[test]
+fn an_uplink_held_down_by_its_check_is_skipped_in_order_for_its_class_only() {
+    let profile = inline(TWO);
+    let held = |class: &str, interface: &str| crate::probe::Unhealthy {
+        class: class.into(),
+        interface: interface.into(),
+        why: "no answer from 10.8.0.1 3 times in a row".into(),
+    };
+    let mut f = two_vpns();
+    f.unhealthy = vec![held("torrent", "wg0")];
+    let p = plan_with(&profile, &f);
+    let torrent = &p.resolved.classes[0];
+    assert_eq!(torrent.uplink.as_deref(), Some("wg1"));
+    assert!(
+        torrent
+            .uplink_why
+            .contains("wg0 fails its check: no answer from 10.8.0.1"),
+        "{}",
+        torrent.uplink_why
+    );
+    // Another class's view of wg0 is its own.
+    f.unhealthy = vec![held("streaming", "wg0")];
+    let p = plan_with(&profile, &f);
+    assert_eq!(p.resolved.classes[0].uplink.as_deref(), Some("wg0"));
+    // Every uplink of torrent held down: no route, blocked.
+    f.unhealthy = vec![held("torrent", "wg0"), held("torrent", "wg1")];
+    let p = plan_with(&profile, &f);
+    assert_eq!(p.resolved.classes[0].uplink, None);
+    assert!(p.resolved.classes[0].blocked);
 }

@@ -89,7 +89,7 @@ fn section(t: &Theme, o: &mut Vec<Line<'static>>, title: &str) {
 }
 
 /// What is in place, as scrollable lines.
-fn report_lines(t: &Theme, s: &Status, width: u16) -> Vec<Line<'static>> {
+fn report_lines(t: &Theme, s: &Status, width: u16, now_unix: u64) -> Vec<Line<'static>> {
     let w = width as usize;
     let mut o = Vec::new();
     if s.clean {
@@ -124,6 +124,15 @@ fn report_lines(t: &Theme, s: &Status, width: u16) -> Vec<Line<'static>> {
                 Span::raw(left),
                 Span::styled(clip(&via, 0, rest), style),
             ]));
+            // The agent's last switch of this class: why, and how long ago.
+            if let Some(why) = &c.why {
+                let ago = c
+                    .since_unix
+                    .map(|t| format!(" ({} s ago)", now_unix.saturating_sub(t)))
+                    .unwrap_or_default();
+                let text = format!("    {why}{ago}");
+                o.push(Line::from(Span::styled(clip(&text, 0, w), t.dim())));
+            }
         }
     }
     if !s.netfilter.is_empty() {
@@ -523,7 +532,7 @@ pub fn render(s: &StatusState, cx: &Shared, f: &mut Frame, area: Rect) {
     }
     f.render_widget(Paragraph::new(head), top);
     if let Some(report) = &cx.report {
-        let lines = report_lines(t, report, area.width);
+        let lines = report_lines(t, report, area.width, cx.now_unix);
         let more = lines.len() > body.height as usize;
         // A last row says where the list stands when it does not fit.
         let rows = body.height.saturating_sub(u16::from(more)) as usize;
@@ -683,6 +692,8 @@ mod tests {
             table_id: Some(100 + u32::from(dscp)),
             uplink: uplink.map(Into::into),
             blocked: uplink.is_none(),
+            since_unix: uplink.map(|_| a.now_unix - 42),
+            why: uplink.map(|u| format!("{u}: the first usable one (1 skipped: wg1 is down)")),
         };
         let mut r = report(TxnState::Applied);
         r.classes = vec![
@@ -697,6 +708,10 @@ mod tests {
         );
         assert!(
             s.contains("torrent         DSCP 7   mark 0x7    table 107    → wg0"),
+            "{s}"
+        );
+        assert!(
+            s.contains("wg0: the first usable one (1 skipped: wg1 is down) (42 s ago)"),
             "{s}"
         );
         assert!(

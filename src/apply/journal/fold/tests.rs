@@ -295,3 +295,41 @@ fn a_later_sysctl_value_is_ours_now_but_the_first_saved_stays() {
     assert!(matches!(setup[0].step.apply, Op::Sysctl { value: 2, .. }));
     assert!(matches!(&setup[0].saved, Some(Saved::Sysctl { old, .. }) if old == "0"));
 }
+
+#[test]
+fn a_failover_folds_into_the_route_the_setup_added_and_undoes_as_one_delete() {
+    let dr = |dev: &str| DefaultRoute {
+        via: None,
+        dev: dev.into(),
+        table: 100,
+    };
+    let replace = |from: &str, to: &str| {
+        done(
+            Op::RouteReplace {
+                family: Family::V4,
+                from: dr(from),
+                to: dr(to),
+            },
+            Op::RouteReplace {
+                family: Family::V4,
+                from: dr(to),
+                to: dr(from),
+            },
+        )
+    };
+    let add = || done(route("wg0", true), route("wg0", false));
+    // wg0 -> wg1 -> none (both down) -> wg1 -> wg0.
+    let setup = folded(vec![
+        vec![add()],
+        vec![replace("wg0", "wg1")],
+        vec![done(route("wg1", false), route("wg1", true))],
+        vec![done(route("wg1", true), route("wg1", false))],
+        vec![replace("wg1", "wg0")],
+    ]);
+    assert_eq!(applies(&setup), [route("wg0", true)]);
+    assert_eq!(setup[0].step.undo, route("wg0", false));
+    // Left on wg1: its undo deletes the wg1 route, never brings wg0 back.
+    let setup = folded(vec![vec![add()], vec![replace("wg0", "wg1")]]);
+    assert_eq!(applies(&setup), [route("wg1", true)]);
+    assert_eq!(setup[0].step.undo, route("wg1", false));
+}
