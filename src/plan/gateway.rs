@@ -351,6 +351,14 @@ pub fn other_uplink(
     };
     let mut out = Vec::new();
     rp_filter(g, facts, ctx, &mut out, warnings);
+    if g.masquerade && mark.is_none() {
+        // Routing on the DSCP leaves no mark to tell the class apart.
+        warnings.push(format!(
+            "masquerade on {dev}, a later uplink of this class, applies to everything leaving \
+             {dev} (match = \"dscp-rule\" leaves no mark to match): if {dev} is a direct \
+             uplink your firewall already NATs, set masquerade = false for this class"
+        ));
+    }
     for f in Family::BOTH {
         let fam = f.name();
         if f == Family::V6 && g.via6.is_none() {

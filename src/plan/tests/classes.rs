@@ -447,3 +447,25 @@ fn an_uplink_held_down_by_its_check_is_skipped_in_order_for_its_class_only() {
     assert_eq!(p.resolved.classes[0].uplink, None);
     assert!(p.resolved.classes[0].blocked);
 }
+
+/// Routing on the DSCP leaves no mark: source NAT on a later uplink would
+/// cover everything leaving it, so the plan warns (a direct uplink the
+/// firewall already NATs wants `masquerade = false`); with marks it does not.
+#[test]
+fn dscp_rule_classes_warn_that_a_later_uplink_is_masqueraded_whole() {
+    let text = |m: &str| {
+        format!(
+            "[[class]]\nname = \"torrent\"\ndscp = 7\n{m}uplinks = [ {{ interface = \"wg0\", via = \
+             \"10.8.0.1\" }}, {{ interface = \"wg1\", via = \"10.9.0.1\" }} ]\n"
+        )
+    };
+    let warned = |p: &Plan| {
+        p.warnings
+            .iter()
+            .any(|w| w.contains("applies to everything leaving wg1"))
+    };
+    let p = plan_with(&inline(&text("match = \"dscp-rule\"\n")), &two_vpns());
+    assert!(warned(&p), "{:?}", p.warnings);
+    let p = plan_with(&inline(&text("")), &two_vpns());
+    assert!(!warned(&p), "{:?}", p.warnings);
+}
