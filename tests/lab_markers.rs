@@ -575,3 +575,75 @@ fn exec_runs_a_command_with_the_signal_and_refuses_before_apply() {
         "A after rollback of the cgroup marker",
     );
 }
+
+/// The cgroup marker on the nftables backend: `socket cgroupv2` with the
+/// path where nft looks (below /sys/fs/cgroup: `unified/…` on this hybrid
+/// host). Only the cgroup's process goes through the VPN; a second plan has
+/// nothing to do; the cgroup made anew leaves a stale rule (nft lists it by
+/// its old id), which the plan replaces; rollback restores A and its nft
+/// ruleset exactly.
+#[test]
+fn a_cgroup_marker_on_the_nft_backend_follows_its_cgroup() {
+    let Some(t) = lab("a_cgroup_marker_on_the_nft_backend_follows_its_cgroup") else {
+        return;
+    };
+    let (sa, sb) = (t.state(&t.a), t.state(&t.b));
+    let cg = TestCgroup::new("nftcg");
+    let p = write_profile(
+        &t,
+        "cgroup-nft.toml",
+        &format!(
+            "backend = \"nft\"\n[marker]\ncgroup = \"{}\"\ndscp = 7\n",
+            cg.rel
+        ),
+    );
+    apply_ok(&t.b, &sb, "gateway.toml");
+    let before = snapshot(&t.a);
+    let ruleset = stdout(&t.a.exec_ok(&["nft", "list", "ruleset"]));
+    expect(
+        dscproute_nsenter(&t.a, &sa, &[], &["apply", "--profile", &p, "--yes"]),
+        0,
+        "apply on nft",
+    );
+    // `ip netns exec` mounts a sysfs without the cgroup tree: nft would
+    // print the cgroup's id there, so list it from the host's mounts.
+    let listed = Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{}", t.a.name()))
+        .args(["nft", "list", "table", "inet", "dscproute"])
+        .output()
+        .expect("run nsenter");
+    let table = stdout(&listed);
+    assert!(
+        table.contains("socket cgroupv2 level") && table.contains(&format!("unified/{}", cg.rel))
+            || table.contains(&format!("\"{}\"", cg.rel)),
+        "{table}"
+    );
+    for addr in [TARGET4, TARGET6] {
+        assert_eq!(fetch_in_cgroup(&t.a, &cg, addr), "vpn", "cgroup to {addr}");
+        assert_eq!(
+            fetch_as(&t.a, OTHER_UID, addr, OTHER_PORTS),
+            "isp",
+            "outside to {addr}"
+        );
+    }
+    let plan = |what: &str| {
+        expect(
+            dscproute_nsenter(&t.a, &sa, &[], &["plan", "--profile", &p]),
+            0,
+            what,
+        )
+    };
+    assert!(stdout(&plan("plan again")).contains("Nothing to do"));
+    cg.remake();
+    assert_eq!(fetch_in_cgroup(&t.a, &cg, TARGET4), "isp", "a stale rule");
+    assert!(!stdout(&plan("plan after the cgroup was made anew")).contains("Nothing to do"));
+    expect(
+        dscproute_nsenter(&t.a, &sa, &[], &["apply", "--profile", &p, "--yes"]),
+        0,
+        "re-apply on nft",
+    );
+    assert_eq!(fetch_in_cgroup(&t.a, &cg, TARGET4), "vpn", "after re-apply");
+    rollback_all(&t.a, &sa, &before);
+    assert_same_state(&before, &snapshot(&t.a), "A after rollback (nft cgroup)");
+    assert_eq!(stdout(&t.a.exec_ok(&["nft", "list", "ruleset"])), ruleset);
+}

@@ -74,6 +74,17 @@ pub enum NftRule {
     /// Client: the user's connections get our connection mark
     /// (`meta skuid U ct mark set ct mark & ~M | V`).
     SkuidConnmark { uid: String, mark: MarkMask },
+    /// Client: connections of the processes in a cgroup v2 get our mark
+    /// (`socket cgroupv2 level N "PATH" ct mark set …`). `path` is as nft
+    /// resolves it, below /sys/fs/cgroup (`unified/…` on a hybrid host);
+    /// `level` counts its components inside the cgroup v2 tree. nft lists a
+    /// cgroup that is gone by its old id: then `path` holds those digits, a
+    /// stale rule (its unit restarted) that the plan replaces.
+    CgroupConnmark {
+        path: String,
+        level: u8,
+        mark: MarkMask,
+    },
     /// Client: packets of marked connections get the DSCP.
     ConnmarkDscp {
         family: Family,
@@ -117,6 +128,7 @@ impl NftRule {
         match self {
             NftRule::SkgidConnmark { .. }
             | NftRule::SkuidConnmark { .. }
+            | NftRule::CgroupConnmark { .. }
             | NftRule::ConnmarkDscp { .. } => NftHook::Output,
             NftRule::DscpMark { .. } | NftRule::SaveMark { .. } => NftHook::Prerouting,
             NftRule::ConnmarkMark { .. } => NftHook::Prerouting,
@@ -151,6 +163,10 @@ impl NftRule {
             // A user name follows the rules of a group name.
             NftRule::SkuidConnmark { uid, mark } => {
                 check_group_arg(uid)?;
+                mark.check()
+            }
+            NftRule::CgroupConnmark { path, level, mark } => {
+                check_cgroup_path(path, *level)?;
                 mark.check()
             }
             NftRule::ConnmarkDscp { mark, dscp, .. } => {
@@ -200,6 +216,14 @@ impl NftRule {
             NftRule::SkuidConnmark { uid, mark } => {
                 (format!("meta skuid \"{uid}\""), set_mark("ct", *mark))
             }
+            NftRule::CgroupConnmark { path, level, mark } if is_stale(path) => (
+                format!("socket cgroupv2 level {level} {path}"),
+                set_mark("ct", *mark),
+            ),
+            NftRule::CgroupConnmark { path, level, mark } => (
+                format!("socket cgroupv2 level {level} \"{path}\""),
+                set_mark("ct", *mark),
+            ),
             NftRule::ConnmarkDscp { family, mark, dscp } => (
                 test_mark("ct", *mark),
                 format!("{} dscp set {}", proto(*family), dscp_text(*dscp)),
@@ -285,6 +309,13 @@ const MAX_RULES: usize = 64;
 
 impl NftRuleset {
     /// Append `rule` to the chain it belongs in (`hook`), creating the chain.
+    /// Keep only the rules `keep` accepts (chains left empty stay).
+    pub fn retain_rules(&mut self, keep: impl Fn(&NftRule) -> bool) {
+        for c in &mut self.chains {
+            c.rules.retain(|r| keep(r));
+        }
+    }
+
     pub fn push(&mut self, hook: NftHook, rule: NftRule) {
         match self.chains.iter_mut().find(|c| c.hook == hook) {
             Some(c) => c.rules.push(rule),
@@ -459,4 +490,61 @@ fn only(family: Option<Family>) -> &'static str {
         Some(Family::V6) => " meta nfproto ipv6",
         None => "",
     }
+}
+
+/// A cgroup rule nft lists by a number: its cgroup is gone.
+pub fn is_stale(path: &str) -> bool {
+    !path.is_empty() && path.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// A cgroup path as dscproute writes it for nft (or the id of a stale
+/// one): plain components, at most 1024 bytes, and a level that fits.
+fn check_cgroup_path(path: &str, level: u8) -> Result<(), String> {
+    if is_stale(path) {
+        return if path.len() <= 20 && (1..=64).contains(&level) {
+            Ok(())
+        } else {
+            Err(format!("cgroup id {} is out of range", clip(path)))
+        };
+    }
+    let plain = |c: &str| {
+        !c.is_empty()
+            && c != "."
+            && c != ".."
+            && c.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:@".contains(&b))
+    };
+    let parts: Vec<&str> = path.split('/').collect();
+    if path.len() > 1024 || !parts.iter().all(|c| plain(c)) {
+        return Err(format!(
+            "{} is not a cgroup path dscproute writes",
+            clip(path)
+        ));
+    }
+    if level == 0 || usize::from(level) > parts.len() {
+        return Err(format!("level {level} does not fit cgroup {}", clip(path)));
+    }
+    Ok(())
+}
+
+/// What nft needs for a cgroup v2 path: the path below /sys/fs/cgroup
+/// (where nft looks) and its level inside the cgroup v2 tree; `None` when
+/// the cgroup2 mount is not below /sys/fs/cgroup.
+pub fn cgroup_match(mount: &str, path: &str) -> Option<(String, u8)> {
+    let below = mount.trim_end_matches('/').strip_prefix("/sys/fs/cgroup")?;
+    let below = below.trim_start_matches('/');
+    if !below.is_empty()
+        && !below
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./".contains(&b))
+    {
+        return None;
+    }
+    let level = u8::try_from(path.split('/').count()).ok()?;
+    let full = if below.is_empty() {
+        path.to_string()
+    } else {
+        format!("{below}/{path}")
+    };
+    Some((full, level))
 }

@@ -435,14 +435,14 @@ pub fn plan(profile: &Profile, facts: &HostFacts, opts: PlanOptions) -> Result<P
         notes.push(format!("Netfilter backend: {} ({why}).", backend.name()));
     }
     if backend == profile::Backend::Nft {
-        problems.extend(nft::marker_problem(profile));
+        problems.extend(nft::marker_problem(profile, facts));
         if !facts.has_tool("nft") {
             problems.push(
                 "backend nft: no nft binary on this host; install nftables or set backend = \"iptables\""
                     .into(),
             );
         }
-        let want = nft::desired_classes(profile, &resolved, &classes);
+        let want = nft::desired_classes(profile, &resolved, &classes, facts.cgroup2.as_deref());
         nft::convert(&mut out, want, facts, &mut problems);
     } else {
         nft::remove_table(&mut out, facts, &mut warnings);

@@ -8,16 +8,22 @@ use crate::backend::{Family, MarkMask, Op};
 use crate::probe::HostFacts;
 use crate::profile::{Backend, MatchMode, Profile, Who};
 
-/// Why this backend cannot mark the profile's processes, if it cannot: the
-/// nft backend matches groups and users; a unit or cgroup marker needs the
-/// iptables backend for now (its cgroup match and restart detection).
-pub fn marker_problem(profile: &Profile) -> Option<String> {
+/// Why this backend cannot mark the profile's processes, if it cannot: nft
+/// looks cgroup paths up below /sys/fs/cgroup, so a unit or cgroup marker
+/// needs the cgroup v2 mount there (`/sys/fs/cgroup` or, on a hybrid host,
+/// `/sys/fs/cgroup/unified`).
+pub fn marker_problem(profile: &Profile, facts: &HostFacts) -> Option<String> {
     let who = &profile.marker.as_ref()?.who;
-    matches!(who, Who::Unit(_) | Who::Cgroup(_)).then(|| {
+    if !matches!(who, Who::Unit(_) | Who::Cgroup(_)) {
+        return None;
+    }
+    let mount = facts.cgroup2.as_deref()?;
+    nft::cgroup_match(mount, "x").is_none().then(|| {
         format!(
-            "marker.{} is not supported on the nft backend yet: set backend = \"iptables\" \
-             (or \"auto\", which picks iptables for it), or mark a group or a user",
-            who.kind()
+            "marker.{}: nft finds cgroups only below /sys/fs/cgroup and the cgroup v2 hierarchy \
+             is mounted at {}: set backend = \"iptables\" (or \"auto\", which picks it)",
+            who.kind(),
+            crate::text::clip(mount)
         )
     })
 }
@@ -30,9 +36,9 @@ pub fn choose(profile: &Profile, facts: &HostFacts) -> (Backend, String) {
     match profile.backend {
         Backend::Nft => (Backend::Nft, "backend = \"nft\" in the profile".into()),
         Backend::Iptables => (Backend::Iptables, "backend = \"iptables\"".into()),
-        Backend::Auto if marker_problem(profile).is_some() => (
+        Backend::Auto if marker_problem(profile, facts).is_some() => (
             Backend::Iptables,
-            "auto: a unit or cgroup marker is matched by iptables only".into(),
+            "auto: nft cannot find this host's cgroup v2 mount for the marker".into(),
         ),
         Backend::Auto if ours_in_iptables => (
             Backend::Iptables,
@@ -68,7 +74,7 @@ pub fn desired(profile: &Profile, r: &Resolved) -> NftRuleset {
             resolved: r.clone(),
         })
         .collect();
-    desired_classes(profile, r, &classes)
+    desired_classes(profile, r, &classes, None)
 }
 
 /// Our table as the profile wants it: the client's rules (values in `r`),
@@ -77,6 +83,7 @@ pub(crate) fn desired_classes(
     profile: &Profile,
     r: &Resolved,
     classes: &[ClassPlan],
+    cgroup2: Option<&str>,
 ) -> NftRuleset {
     let mut t = NftRuleset::default();
     let mark = match (r.mark, r.mask) {
@@ -85,13 +92,18 @@ pub(crate) fn desired_classes(
     };
     if let (Some(m), Some(mark)) = (&profile.marker, mark) {
         let dscp = m.dscp.value();
-        // A unit or cgroup marker is refused on this backend (`marker_problem`).
-        let tag = match (&r.user, &r.group) {
-            (Some(uid), _) => NftRule::SkuidConnmark {
+        let cgroup = r
+            .cgroup
+            .as_deref()
+            .zip(cgroup2)
+            .and_then(|(path, mount)| nft::cgroup_match(mount, path));
+        let tag = match (&r.user, &r.group, cgroup) {
+            (Some(uid), _, _) => NftRule::SkuidConnmark {
                 uid: uid.clone(),
                 mark,
             },
-            (None, group) => NftRule::SkgidConnmark {
+            (None, None, Some((path, level))) => NftRule::CgroupConnmark { path, level, mark },
+            (None, group, _) => NftRule::SkgidConnmark {
                 gid: group.clone().unwrap_or_default(),
                 mark,
             },
@@ -201,6 +213,14 @@ pub fn why(hook: NftHook, rule: &NftRule) -> String {
         NftRule::SkuidConnmark { uid, .. } => {
             format!("connections opened by sockets of user {uid} get our connection mark")
         }
+        NftRule::CgroupConnmark { path, .. } if nft::is_stale(path) => format!(
+            "a cgroup that is gone (id {path}; its unit restarted?): replaced by the one there now"
+        ),
+        NftRule::CgroupConnmark { path, .. } => format!(
+            "connections opened by processes in cgroup {path} get our connection mark (nft binds \
+             the cgroup when the table is loaded: after a restart of its unit, apply again or let \
+             the agent do it)"
+        ),
         NftRule::ConnmarkDscp { family, dscp, .. } => format!(
             "{}: every packet of those connections leaves with DSCP {dscp} (ECN kept)",
             family.name()
@@ -272,6 +292,11 @@ pub fn convert(
             if have == want {
                 (StepState::InPlace, Op::NftTable { ruleset: have })
             } else {
+                // A rule for a cgroup that is gone matches nothing and nft
+                // cannot load it back by its id: the undo leaves it out.
+                have.retain_rules(
+                    |r| !matches!(r, NftRule::CgroupConnmark { path, .. } if nft::is_stale(path)),
+                );
                 (StepState::Change, Op::NftTable { ruleset: have })
             }
         }

@@ -104,6 +104,11 @@ fn read(m: &[&str], s: &[&str]) -> Option<NftRule> {
                 mark: set_mark("ct", s)?,
             }
         }
+        ["socket", "cgroupv2", "level", n, p] => NftRule::CgroupConnmark {
+            path: p.trim_matches('"').to_string(),
+            level: n.parse().ok()?,
+            mark: set_mark("ct", s)?,
+        },
         ["meta", "skuid", uid] => NftRule::SkuidConnmark {
             uid: uid.trim_matches('"').to_string(),
             mark: set_mark("ct", s)?,

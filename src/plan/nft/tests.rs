@@ -273,10 +273,9 @@ fn dscp_rule_mode_keeps_scrub_and_masquerade_without_a_mark() {
 }
 
 /// A user marker is matched natively (`meta skuid`) and reads back as ours;
-/// a unit or cgroup marker is refused on this backend with one line, and
-/// `auto` picks iptables for it.
+/// so is a cgroup, where nft can find the cgroup v2 mount.
 #[test]
-fn the_nft_backend_marks_users_and_refuses_units_and_cgroups() {
+fn the_nft_backend_marks_users_and_cgroups_where_nft_finds_them() {
     let mut f = facts("client.json");
     f.users.push(crate::probe::User {
         name: "alice".into(),
@@ -304,15 +303,47 @@ fn the_nft_backend_marks_users_and_refuses_units_and_cgroups() {
         .0;
     assert_eq!(&back, ruleset);
 
-    for who in ["unit = \"vpn.slice\"", "cgroup = \"dl\""] {
+    // A cgroup (and a unit, by its cgroup) is matched below /sys/fs/cgroup,
+    // where nft looks: `unified/…` on a hybrid host, at its level in the
+    // cgroup v2 tree; a stale rule (a number) reads back as such.
+    f.cgroup2 = Some("/sys/fs/cgroup/unified".into());
+    f.cgroups.insert("dscproute/dl".into(), Some(4321));
+    let p = Profile::parse(
+        "backend = \"nft\"\n[marker]\ncgroup = \"dscproute/dl\"\ndscp = 7\n",
+        "c.toml",
+    )
+    .unwrap();
+    let planned = plan_of(&p, &f);
+    assert!(planned.errors.is_empty(), "{:?}", planned.errors);
+    let Op::NftTable { ruleset } = &nft_steps(&planned)[0].apply else {
+        panic!("no table step")
+    };
+    let text = ruleset.table_text();
+    assert!(
+        text.contains("socket cgroupv2 level 2 \"unified/dscproute/dl\" counter ct mark set"),
+        "{text}"
+    );
+    let stale = text
+        .replace("\"unified/dscproute/dl\"", "937")
+        .replace(" counter ", " counter packets 0 bytes 0 ");
+    let back = crate::backend::nft::parse_table(&stale).unwrap().unwrap().0;
+    assert!(back.rules().any(|(_, r)| matches!(
+        r,
+        crate::backend::nft::NftRule::CgroupConnmark { path, level: 2, .. } if path == "937"
+    )));
+    assert!(back.check().is_ok());
+
+    // A cgroup v2 mount nft does not look in: refused in one line; auto
+    // takes iptables.
+    f.cgroup2 = Some("/run/cgroup2".into());
+    for who in ["unit = \"vpn.slice\"", "cgroup = \"dscproute/dl\""] {
         let text = format!("backend = \"nft\"\n[marker]\n{who}\ndscp = 7\n");
         let p = Profile::parse(&text, "c.toml").unwrap();
         let refused = plan(&p, &f, PlanOptions::default()).unwrap();
         assert!(
-            refused
-                .errors
-                .iter()
-                .any(|e| e.contains("not supported on the nft backend yet") && !e.contains('\n')),
+            refused.errors.iter().any(|e| e
+                .contains("nft finds cgroups only below /sys/fs/cgroup")
+                && !e.contains('\n')),
             "{:?}",
             refused.errors
         );
