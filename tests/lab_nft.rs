@@ -678,9 +678,24 @@ fn a_profile_change_replaces_the_table_and_rollback_restores_the_old_one() {
     apply_nft(&t.b, &state, "gateway-no-masquerade.toml");
     let second = ruleset(&t.b);
     assert!(!second.contains("masquerade"), "{second}");
+    // The setup holds our table as it is now: status sees no drift.
+    let status = dscproute_expect(&t.b, &state, &["status"], 0);
+    assert!(
+        !stdout(&status).contains("missing or changed"),
+        "{}",
+        show("status after the change", &status)
+    );
     // `--last`: a plain rollback undoes the whole setup, both applies.
     rollback_last_ok(&t.b, &state);
     assert_eq!(ruleset(&t.b), first, "rollback of the change");
+    // Applied again, then one rollback: no table left.
+    apply_nft(&t.b, &state, "gateway-no-masquerade.toml");
+    rollback(&t.b, &state);
+    assert!(
+        !ruleset(&t.b).contains("table inet dscproute"),
+        "{}",
+        ruleset(&t.b)
+    );
 }
 
 // ---------------------------------------------------------------------------

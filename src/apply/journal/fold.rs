@@ -16,6 +16,7 @@ use crate::backend::op::NfCmd;
 /// - a removal known to have happened cancels what it removes when the
 ///   setup created it (the old rule of an edited profile, a rebuilt chain's
 ///   rules, a chain of a role given up): neither needs undoing any more;
+/// - our nft table replaced again keeps its first undo;
 /// - anything else is appended.
 pub(super) fn fold(setup: &mut Vec<JournalStep>, js: JournalStep) {
     let same_target = |a: &JournalStep| match (&a.step.apply, &js.step.apply) {
@@ -28,6 +29,17 @@ pub(super) fn fold(setup: &mut Vec<JournalStep>, js: JournalStep) {
         if js.status == StepStatus::Done {
             a.step = js.step;
         }
+        return;
+    }
+    // Our nft table is one value: the setup keeps its first undo (the table
+    // from before dscproute, or none) and takes the table as it is now.
+    if let (Op::NftTable { .. }, StepStatus::Done) = (&js.step.apply, js.status)
+        && let Some(a) = setup
+            .iter_mut()
+            .find(|a| matches!(a.step.apply, Op::NftTable { .. }))
+    {
+        a.step.apply = js.step.apply;
+        a.step.reason = js.step.reason;
         return;
     }
     // A route the setup added and a later failover replaced: the setup

@@ -333,3 +333,37 @@ fn a_failover_folds_into_the_route_the_setup_added_and_undoes_as_one_delete() {
     assert_eq!(applies(&setup), [route("wg1", true)]);
     assert_eq!(setup[0].step.undo, route("wg1", false));
 }
+
+#[test]
+fn our_nft_table_replaced_again_keeps_its_first_undo() {
+    use crate::backend::nft::{NftHook, NftRule, NftRuleset};
+    let table = |dscp: u8| {
+        let mut t = NftRuleset::default();
+        t.push(
+            NftHook::Output,
+            NftRule::ConnmarkDscp {
+                family: Family::V4,
+                mark: MarkMask {
+                    value: 1,
+                    mask: 0xff,
+                },
+                dscp,
+            },
+        );
+        Op::NftTable { ruleset: t }
+    };
+    let setup = folded(vec![
+        vec![done(table(7), Op::NftDelete)],
+        vec![done(table(11), table(7))],
+        vec![done(table(13), table(11))],
+    ]);
+    assert_eq!(setup.len(), 1);
+    assert_eq!(setup[0].step.apply, table(13), "the table as it is now");
+    assert_eq!(setup[0].step.undo, Op::NftDelete, "none before dscproute");
+    // Switching to iptables removes the table: nothing of it is left to undo.
+    let setup = folded(vec![
+        vec![done(table(7), Op::NftDelete)],
+        vec![done(Op::NftDelete, table(7))],
+    ]);
+    assert!(setup.is_empty(), "{setup:?}");
+}
