@@ -36,104 +36,14 @@
 
 mod common;
 
+use common::agent::Agent;
 use common::topology::{
     DSCP7_V4, DSCP7_V6, GID, GROUP_PORTS, OTHER_GID, OTHER_PORTS, SPARE_PORTS, TARGET4, TARGET6,
-    Topology, apply_ok, assert_reaches, count, curl_from_ports, dscproute_command,
-    dscproute_expect, fetch_short, from_ports, poll_until, profile, show, snapshot, status_json,
-    stderr, stdout, topology,
+    Topology, apply_ok, assert_reaches, count, curl_from_ports, dscproute_expect, fetch_short,
+    from_ports, poll_until, profile, show, snapshot, status_json, stderr, stdout, topology,
 };
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
-
-/// The running agent: its stdout lines arrive on `lines`; killed (SIGKILL)
-/// and reaped on drop unless it already exited.
-struct Agent {
-    child: Option<Child>,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Agent {
-    fn start(t: &Topology, state: &Path, extra: &[&str]) -> Agent {
-        let p = profile("gateway.toml");
-        let mut args = vec!["agent", "--profile", &p];
-        args.extend_from_slice(extra);
-        let mut child = dscproute_command(&t.b, state, &[], &args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the agent");
-        let out = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                eprintln!("agent: {line}");
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Agent {
-            child: Some(child),
-            lines,
-            seen: vec![],
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.as_ref().unwrap().id()
-    }
-
-    /// Waits for a line containing `needle` (bounded).
-    fn wait_line(&mut self, needle: &str, timeout: Duration) -> String {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(l) = self.seen.iter().find(|l| l.contains(needle)) {
-                return l.clone();
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(l) => self.seen.push(l),
-                Err(_) => panic!(
-                    "no agent line with {needle:?} within {timeout:?}; saw {:#?}",
-                    self.seen
-                ),
-            }
-        }
-    }
-
-    /// SIGTERM, then the exit status within `limit`.
-    fn term(&mut self, limit: Duration) -> (std::process::ExitStatus, Duration) {
-        let pid = self.pid() as libc::pid_t;
-        let start = Instant::now();
-        // SAFETY: a signal to our own child, which has not been reaped yet.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-        let child = self.child.as_mut().unwrap();
-        loop {
-            if let Some(st) = child.try_wait().expect("wait for the agent") {
-                self.child = None;
-                return (st, start.elapsed());
-            }
-            assert!(
-                start.elapsed() < limit,
-                "the agent did not exit within {limit:?} of SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
 
 fn lab(name: &str) -> Option<Topology> {
     topology(name, &["tcpdump", "curl", "setpriv"])
@@ -221,7 +131,12 @@ fn the_agent_keeps_the_gateway_whole_and_leaves_it_on_sigterm() {
     // direct uplink, through the outage, the repairs and the agent's stop.
     let uplink_pcap = t.path("uplink-whole-run.pcap");
     let uplink = t.b.capture("up0", &uplink_pcap, "ip or ip6");
-    let mut agent = Agent::start(&t, &state, &["--drift-check", "1"]);
+    let mut agent = Agent::start(
+        &t.b,
+        &state,
+        &profile("gateway.toml"),
+        &["--drift-check", "1"],
+    );
     agent.wait_line("applied", Duration::from_secs(20));
     group_reaches(&t, "vpn");
 
@@ -334,7 +249,7 @@ fn the_agent_keeps_the_gateway_whole_and_leaves_it_on_sigterm() {
     // A restart finds the setup whole: it changes nothing (same last
     // transaction), and stops again the same way.
     let last = st["transaction"]["id"].clone();
-    let mut again = Agent::start(&t, &state, &[]);
+    let mut again = Agent::start(&t.b, &state, &profile("gateway.toml"), &[]);
     again.wait_line("in place", Duration::from_secs(10));
     group_reaches(&t, "vpn");
     let (st_exit, _) = again.term(Duration::from_secs(5));
@@ -393,7 +308,7 @@ fn a_recreated_vpn_interface_gets_its_routes_and_loose_rp_filter_back() {
     apply_ok(&t.a, &t.state(&t.a), "marker.toml");
     let state = t.state(&t.b);
     let before = snapshot(&t.b);
-    let mut agent = Agent::start(&t, &state, &[]);
+    let mut agent = Agent::start(&t.b, &state, &profile("gateway.toml"), &[]);
     agent.wait_line("applied", Duration::from_secs(20));
     assert_eq!(
         t.b.sysctl("net.ipv4.conf.wg0.rp_filter").as_deref(),
@@ -471,7 +386,7 @@ fn an_agent_started_before_the_vpn_holds_the_kill_switch_until_it_comes() {
 
     let uplink_pcap = t.path("uplink-boot.pcap");
     let uplink = t.b.capture("up0", &uplink_pcap, "ip or ip6");
-    let mut agent = Agent::start(&t, &state, &[]);
+    let mut agent = Agent::start(&t.b, &state, &profile("gateway.toml"), &[]);
     let line = agent.wait_line(
         "kill switch in place, waiting for wg0",
         Duration::from_secs(20),

@@ -12,9 +12,9 @@ use common::topology::{
     A4, A6, Blocked, DSCP7_V4, DSCP7_V6, GID, GROUP_PORTS, Host, LAN2_4, LAN2_6, Mode, OTHER_GID,
     OTHER_PORTS, SPARE_PORTS, SYN_OR_PSH_V4, SYN_OR_PSH_V6, TARGET4, TARGET6, TUNNEL_B4, TUNNEL_B6,
     Topology, UPLINK_B4, UPLINK_B6, Wrappers, apply_ok, assert_reaches, assert_same_state, count,
-    curl, curl_from_ports, dscproute_command, dscproute_expect, dscproute_with, fetch_short,
-    from_ports, json, poll_until, profile, rollback_ok, rule_packets, show, snapshot, status_json,
-    stderr, stdout, topology,
+    curl, curl_from_ports, dscproute_command, dscproute_expect, dscproute_with, effect_visible,
+    fetch_short, from_ports, json, poll_until, profile, rollback_ok, rule_packets, show, snapshot,
+    status_json, stderr, stdout, topology,
 };
 use std::io::{BufRead, BufReader};
 use std::net::IpAddr;
@@ -777,62 +777,6 @@ fn crash_lab(name: &str) -> Option<(Topology, Wrappers, String, usize)> {
         );
     }
     Some((t, w, before, calls.len()))
-}
-
-/// One `== title` section of a snapshot.
-fn section<'s>(snap: &'s str, title: &str) -> &'s str {
-    let head = format!("== {title}\n");
-    let start = snap
-        .find(&head)
-        .unwrap_or_else(|| panic!("no section {title:?}"))
-        + head.len();
-    let rest = &snap[start..];
-    &rest[..rest.find("\n== ").map_or(rest.len(), |i| i + 1)]
-}
-
-/// Does the effect of a mutating call, as the wrappers log it, show in the
-/// snapshot? (sysctl value, route, policy rule, chain or rule in its table.)
-fn effect_visible(call: &str, snap: &str) -> bool {
-    let w: Vec<&str> = call.split_whitespace().collect();
-    let v6 = |fam: &str| fam == "-6";
-    match w.as_slice() {
-        ["sysctl", "-q", "-w", kv] => {
-            let (k, v) = kv.split_once('=').expect("key=value");
-            section(snap, "sysctls").contains(&format!("{k} = {v}\n"))
-        }
-        [
-            "ip",
-            fam,
-            "route",
-            "add",
-            "default",
-            "via",
-            via,
-            "dev",
-            dev,
-            ..,
-        ] => section(snap, if v6(fam) { "ip -6 route" } else { "ip route" })
-            .contains(&format!("default via {via} dev {dev} table vpn")),
-        ["ip", fam, "rule", "add", "pref", pref, "fwmark", mark, ..] => {
-            section(snap, if v6(fam) { "ip -6 rule" } else { "ip rule" })
-                .contains(&format!("{pref}:\tfrom all fwmark {mark}"))
-        }
-        [tool, "-w", "-t", table, op, chain, spec @ ..] => {
-            let save = section(snap, &format!("{tool}-save"));
-            let Some(start) = save.find(&format!("*{table}\n")) else {
-                return false;
-            };
-            let t = &save[start..];
-            let t = &t[..t.find("COMMIT").unwrap_or(t.len())];
-            let want = match *op {
-                "-N" => format!(":{chain} -"),
-                "-A" | "-I" => format!("-A {chain} {}", spec.join(" ")),
-                other => panic!("unexpected iptables operation {other} in `{call}`"),
-            };
-            t.lines().any(|l| l == want)
-        }
-        _ => panic!("unexpected mutating call `{call}`"),
-    }
 }
 
 /// Kill dscproute at mutating call k (after or before the real command),

@@ -22,16 +22,13 @@
 
 mod common;
 
+use common::agent::Agent;
 use common::topology::{
     FIREWALL_TOOLS, GID, GROUP_PORTS, HttpServer, OTHER_GID, OTHER_PORTS, TARGET4, Topology,
-    apply_ok, assert_same_state, count, dscproute, dscproute_command, dscproute_expect, fetch,
-    fetch_short, from_ports, json, poll_until, profile, rollback_ok, snapshot, stdout,
+    apply_ok, assert_same_state, count, dscproute, dscproute_expect, fetch, fetch_short,
+    from_ports, json, poll_until, profile, rollback_ok, snapshot, stdout,
 };
 use common::{Netns, veth};
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 const PROFILE: &str = "failover.toml";
@@ -67,89 +64,6 @@ fn lab(name: &str) -> Option<Lab2> {
         t,
         vpn2,
     })
-}
-
-/// The running agent; killed and reaped on drop unless it exited.
-struct Agent {
-    child: Option<Child>,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Agent {
-    fn start(t: &Topology, state: &Path) -> Agent {
-        let p = profile(PROFILE);
-        let mut child = dscproute_command(&t.b, state, &[], &["agent", "--profile", &p])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the agent");
-        let out = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                eprintln!("agent: {line}");
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Agent {
-            child: Some(child),
-            lines,
-            seen: vec![],
-        }
-    }
-
-    /// The first line not seen before containing every needle (bounded).
-    fn wait_line(&mut self, needles: &[&str], timeout: Duration) -> String {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(i) = self
-                .seen
-                .iter()
-                .position(|l| needles.iter().all(|n| l.contains(n)))
-            {
-                return self.seen.remove(i);
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(l) => self.seen.push(l),
-                Err(_) => panic!(
-                    "no agent line with {needles:?} within {timeout:?}; saw {:#?}",
-                    self.seen
-                ),
-            }
-        }
-    }
-
-    fn term(&mut self) {
-        let child = self.child.as_mut().unwrap();
-        // SAFETY: a signal to our own child, not reaped yet.
-        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-        let start = Instant::now();
-        loop {
-            if let Some(st) = child.try_wait().expect("wait for the agent") {
-                assert!(st.success(), "agent exit: {st}");
-                self.child = None;
-                return;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(5),
-                "no exit on SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
 }
 
 /// The interface of our default route in `table`, "none" without one.
@@ -227,15 +141,15 @@ fn the_agent_moves_each_class_to_its_next_healthy_uplink_and_back() {
     let pcap = t.path("up0-whole-run.pcap");
     let cap = t.b.capture("up0", &pcap, "tcp port 8080");
 
-    let mut agent = Agent::start(t, &state);
-    agent.wait_line(&["applied"], Duration::from_secs(20));
+    let mut agent = Agent::start(&t.b, &state, &profile(PROFILE), &[]);
+    agent.take_line(&["applied"], Duration::from_secs(20));
     assert_eq!(fetch(&t.a, GID, TARGET4).as_deref(), Ok("vpn"));
     assert_eq!(fetch(&t.a, OTHER_GID, TARGET4).as_deref(), Ok("vpn2"));
 
     // 1. wg0's link down: torrent to wg1 at once (no check needed).
     set_link(&t.b, "wg0", false);
     time_until_route(t, TORRENT_TABLE, "wg1", Duration::from_secs(1));
-    let line = agent.wait_line(&["class torrent: wg0 -> wg1"], Duration::from_secs(5));
+    let line = agent.take_line(&["class torrent: wg0 -> wg1"], Duration::from_secs(5));
     assert!(line.contains("wg0 is down"), "{line}");
     assert!(line.contains("detected in"), "{line}");
     assert_eq!(fetch(&t.a, GID, TARGET4).as_deref(), Ok("vpn2"));
@@ -261,7 +175,7 @@ fn the_agent_moves_each_class_to_its_next_healthy_uplink_and_back() {
         back >= EVERY / 2,
         "torrent came back to wg0 after {back:?}: no hold-down"
     );
-    agent.wait_line(&["class torrent: wg1 -> wg0"], Duration::from_secs(5));
+    agent.take_line(&["class torrent: wg1 -> wg0"], Duration::from_secs(5));
     assert_eq!(fetch(&t.a, GID, TARGET4).as_deref(), Ok("vpn"));
 
     // 2. vpn2 drops all it gets; wg1 stays up: only the check can tell.
@@ -273,7 +187,7 @@ fn the_agent_moves_each_class_to_its_next_healthy_uplink_and_back() {
         "wg0",
         EVERY * FAILS + Duration::from_secs(1),
     );
-    let line = agent.wait_line(&["class streaming: wg1 -> wg0"], Duration::from_secs(5));
+    let line = agent.take_line(&["class streaming: wg1 -> wg0"], Duration::from_secs(5));
     assert!(line.contains("fails its check"), "{line}");
     assert_eq!(fetch(&t.a, OTHER_GID, TARGET4).as_deref(), Ok("vpn"));
     // doctor plans with what the running agent holds down, and says why.
@@ -334,7 +248,8 @@ fn the_agent_moves_each_class_to_its_next_healthy_uplink_and_back() {
     let _ = std::fs::remove_file(&pcap);
 
     // One rollback, after the agent stops, restores B.
-    agent.term();
+    let (st, _) = agent.term(Duration::from_secs(5));
+    assert!(st.success(), "agent exit: {st}");
     rollback_ok(&t.b, &state);
     assert_same_state(
         &routes_sorted(&before),

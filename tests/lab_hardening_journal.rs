@@ -15,7 +15,7 @@ mod common;
 
 use common::topology::{
     Mode, Topology, Wrappers, apply_ok, assert_same_state, dscproute, dscproute_expect,
-    dscproute_with, profile, rollback_last_ok, show, snapshot, stderr, stdout, topology,
+    dscproute_with, profile, rollback_last_ok, section, show, snapshot, stderr, stdout, topology,
 };
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -295,14 +295,6 @@ fn rollback_with_a_full_state_filesystem_still_undoes_everything() {
 // ---------------------------------------------------------------------------
 // 7. and 8. Failures over an applied setup, with failures injected by the
 // PATH wrappers of tests/common/topology.rs.
-
-/// The `== title` section of a snapshot.
-fn section<'s>(snap: &'s str, title: &str) -> &'s str {
-    let head = format!("== {title}\n");
-    let start = snap.find(&head).expect("section") + head.len();
-    let rest = &snap[start..];
-    &rest[..rest.find("\n== ").map_or(rest.len(), |i| i + 1)]
-}
 
 /// Over the state `before` (an earlier apply), apply `profile`: first
 /// counting its mutating calls (it must succeed) and rolling back that

@@ -13,8 +13,8 @@ mod common;
 use common::topology::{
     Blocked, DSCP7_V4, DSCP7_V6, GID, GROUP_PORTS, Host, LAN2_4, LAN2_6, Mode, OTHER_GID, TARGET4,
     TARGET6, TUNNEL_B4, TUNNEL_B6, Topology, Wrappers, assert_reaches, assert_same_state, count,
-    dscproute_command, dscproute_expect, dscproute_with, fetch_short, from_ports, poll_until,
-    profile, rollback_last_ok, show, snapshot, status_json, stderr, stdout, topology,
+    dscproute_command, dscproute_expect, dscproute_with, effect_visible, fetch_short, from_ports,
+    poll_until, profile, rollback_last_ok, show, snapshot, status_json, stderr, stdout, topology,
 };
 use std::net::IpAddr;
 use std::os::unix::fs::PermissionsExt;
@@ -890,51 +890,6 @@ fn nft_crash_lab(name: &str) -> Option<(Topology, Wrappers, String, Vec<String>)
         );
     }
     Some((t, w, before, calls))
-}
-
-/// One `== title` section of a state.
-fn section<'s>(snap: &'s str, title: &str) -> &'s str {
-    let head = format!("== {title}\n");
-    let start = snap
-        .find(&head)
-        .unwrap_or_else(|| panic!("no section {title:?}"))
-        + head.len();
-    let rest = &snap[start..];
-    &rest[..rest.find("\n== ").map_or(rest.len(), |i| i + 1)]
-}
-
-/// Does the effect of a mutating command, as the wrappers log it, show in
-/// `state_of`? (sysctl value, route, policy rule, our nft table.)
-fn effect_visible(call: &str, snap: &str) -> bool {
-    let w: Vec<&str> = call.split_whitespace().collect();
-    let v6 = |fam: &str| fam == "-6";
-    match w.as_slice() {
-        ["sysctl", "-q", "-w", kv] => {
-            let (k, v) = kv.split_once('=').expect("key=value");
-            section(snap, "sysctls").contains(&format!("{k} = {v}\n"))
-        }
-        [
-            "ip",
-            fam,
-            "route",
-            "add",
-            "default",
-            "via",
-            via,
-            "dev",
-            dev,
-            ..,
-        ] => section(snap, if v6(fam) { "ip -6 route" } else { "ip route" })
-            .contains(&format!("default via {via} dev {dev} table vpn")),
-        ["ip", fam, "rule", "add", "pref", pref, "fwmark", mark, ..] => {
-            section(snap, if v6(fam) { "ip -6 rule" } else { "ip rule" })
-                .contains(&format!("{pref}:\tfrom all fwmark {mark}"))
-        }
-        ["nft", "-f", "-"] => {
-            section(snap, "nft -a -s list ruleset").contains("table inet dscproute")
-        }
-        _ => panic!("unexpected mutating call `{call}`"),
-    }
 }
 
 /// Kill dscproute at mutating call k of an nft apply (after or before the

@@ -387,6 +387,7 @@ pub fn read_capture(file: &Path, filter: &str) -> Vec<String> {
         .map(str::to_owned)
         .collect()
 }
+pub mod agent;
 pub mod shared_dir;
 pub mod tmux;
 pub mod topology;

@@ -1190,3 +1190,66 @@ impl Drop for Blocked<'_> {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// Reading snapshots
+
+/// One `== title` section of a snapshot.
+pub fn section<'s>(snap: &'s str, title: &str) -> &'s str {
+    let head = format!("== {title}\n");
+    let start = snap
+        .find(&head)
+        .unwrap_or_else(|| panic!("no section {title:?}"))
+        + head.len();
+    let rest = &snap[start..];
+    &rest[..rest.find("\n== ").map_or(rest.len(), |i| i + 1)]
+}
+
+/// Does the effect of a mutating call, as the wrappers log it, show in the
+/// snapshot (or `state_of` with the nft ruleset)? (sysctl value, route,
+/// policy rule, chain or rule in its table, our nft table.)
+pub fn effect_visible(call: &str, snap: &str) -> bool {
+    let w: Vec<&str> = call.split_whitespace().collect();
+    let v6 = |fam: &str| fam == "-6";
+    match w.as_slice() {
+        ["sysctl", "-q", "-w", kv] => {
+            let (k, v) = kv.split_once('=').expect("key=value");
+            section(snap, "sysctls").contains(&format!("{k} = {v}\n"))
+        }
+        [
+            "ip",
+            fam,
+            "route",
+            "add",
+            "default",
+            "via",
+            via,
+            "dev",
+            dev,
+            ..,
+        ] => section(snap, if v6(fam) { "ip -6 route" } else { "ip route" })
+            .contains(&format!("default via {via} dev {dev} table vpn")),
+        ["ip", fam, "rule", "add", "pref", pref, "fwmark", mark, ..] => {
+            section(snap, if v6(fam) { "ip -6 rule" } else { "ip rule" })
+                .contains(&format!("{pref}:\tfrom all fwmark {mark}"))
+        }
+        ["nft", "-f", "-"] => {
+            section(snap, "nft -a -s list ruleset").contains("table inet dscproute")
+        }
+        [tool, "-w", "-t", table, op, chain, spec @ ..] => {
+            let save = section(snap, &format!("{tool}-save"));
+            let Some(start) = save.find(&format!("*{table}\n")) else {
+                return false;
+            };
+            let t = &save[start..];
+            let t = &t[..t.find("COMMIT").unwrap_or(t.len())];
+            let want = match *op {
+                "-N" => format!(":{chain} -"),
+                "-A" | "-I" => format!("-A {chain} {}", spec.join(" ")),
+                other => panic!("unexpected iptables operation {other} in `{call}`"),
+            };
+            t.lines().any(|l| l == want)
+        }
+        _ => panic!("unexpected mutating call `{call}`"),
+    }
+}
