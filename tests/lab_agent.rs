@@ -38,11 +38,10 @@ mod common;
 
 use common::agent::Agent;
 use common::topology::{
-    DSCP7_V4, DSCP7_V6, GID, GROUP_PORTS, OTHER_GID, OTHER_PORTS, SPARE_PORTS, TARGET4, TARGET6,
-    Topology, apply_ok, assert_reaches, count, curl_from_ports, dscproute_expect, fetch_short,
-    from_ports, poll_until, profile, show, snapshot, status_json, stderr, stdout, topology,
+    DSCP7_V4, DSCP7_V6, GID, GROUP_PORTS, OTHER_GID, SPARE_PORTS, TARGET4, TARGET6, Topology,
+    apply_ok, assert_group_blocked, assert_reaches, count, curl_from_ports, dscproute_expect,
+    poll_until, profile, show, snapshot, status_json, stderr, stdout, topology,
 };
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 fn lab(name: &str) -> Option<Topology> {
@@ -80,26 +79,6 @@ fn group_reaches(t: &Topology, want: &str) {
         );
         assert_eq!(stdout(&out), want, "group -> {addr}");
     }
-}
-
-/// The group reaches nothing, others still reach isp, and not one packet of
-/// the group arrived at isp.
-fn group_blocked(t: &Topology, pcap: &Path, when: &str) {
-    let mut cap = t.isp.capture("eth0", pcap, "tcp port 8080");
-    for addr in [TARGET4, TARGET6] {
-        let got = fetch_short(&t.a, GID, addr);
-        assert!(got.is_err(), "{when}: the group reached {addr}: {got:?}");
-    }
-    assert_reaches(&t.a, OTHER_GID, TARGET4, "isp");
-    assert_reaches(&t.a, OTHER_GID, TARGET6, "isp");
-    cap.wait_for_packets(2 * 6, Duration::from_secs(10));
-    cap.stop();
-    assert!(count(pcap, &from_ports(OTHER_PORTS)) > 0);
-    assert_eq!(
-        count(pcap, &from_ports(GROUP_PORTS)),
-        0,
-        "{when}: packets of the group leaked to isp"
-    );
 }
 
 /// The snapshot with the lines of its route sections sorted: the link
@@ -152,7 +131,7 @@ fn the_agent_keeps_the_gateway_whole_and_leaves_it_on_sigterm() {
     // The VPN link goes down: the kill switch holds, the agent waits.
     t.b.exec_ok(&["ip", "link", "set", "wg0", "down"]);
     agent.wait_line("waiting", Duration::from_secs(5));
-    group_blocked(&t, &t.path("isp-link-down.pcap"), "wg0 down");
+    assert_group_blocked(&t, &t.path("isp-link-down.pcap"), "wg0 down");
 
     // Back up, addresses put back as a VPN client does (IPv6 ones go with
     // the link; IPv4 ones stay, `replace` is what a client runs anyway).
@@ -319,7 +298,7 @@ fn a_recreated_vpn_interface_gets_its_routes_and_loose_rp_filter_back() {
     // Deleting one end of the veth deletes both.
     t.b.exec_ok(&["ip", "link", "del", "wg0"]);
     agent.wait_line("does not exist", Duration::from_secs(5));
-    group_blocked(&t, &t.path("isp-wg0-deleted.pcap"), "wg0 deleted");
+    assert_group_blocked(&t, &t.path("isp-wg0-deleted.pcap"), "wg0 deleted");
 
     common::veth(&t.b, "wg0", &t.vpn, "eth0");
     t.vpn.addr("eth0", "10.8.0.1/24");
@@ -413,7 +392,7 @@ fn an_agent_started_before_the_vpn_holds_the_kill_switch_until_it_comes() {
             show(&format!("group -> {addr} while waiting"), &refused)
         );
     }
-    group_blocked(&t, &t.path("isp-boot.pcap"), "before wg0 exists");
+    assert_group_blocked(&t, &t.path("isp-boot.pcap"), "before wg0 exists");
 
     // Kept while waiting too: a kill switch removed by hand is back at once.
     t.b.exec_ok(&["ip", "-4", "rule", "del", "pref", "10001"]);
@@ -427,7 +406,7 @@ fn an_agent_started_before_the_vpn_holds_the_kill_switch_until_it_comes() {
         line.starts_with("kill switch in place, waiting for wg0"),
         "{line}"
     );
-    group_blocked(&t, &t.path("isp-boot-again.pcap"), "kill switch put back");
+    assert_group_blocked(&t, &t.path("isp-boot-again.pcap"), "kill switch put back");
 
     // The VPN comes up as a client brings it: link, then its addresses.
     common::veth(&t.b, "wg0", &t.vpn, "eth0");

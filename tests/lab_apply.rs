@@ -11,10 +11,10 @@ mod common;
 use common::topology::{
     A4, A6, Blocked, DSCP7_V4, DSCP7_V6, GID, GROUP_PORTS, Host, LAN2_4, LAN2_6, Mode, OTHER_GID,
     OTHER_PORTS, SPARE_PORTS, SYN_OR_PSH_V4, SYN_OR_PSH_V6, TARGET4, TARGET6, TUNNEL_B4, TUNNEL_B6,
-    Topology, UPLINK_B4, UPLINK_B6, Wrappers, apply_ok, assert_reaches, assert_same_state, count,
-    curl, curl_from_ports, dscproute_command, dscproute_expect, dscproute_with, effect_visible,
-    fetch_short, from_ports, json, poll_until, profile, rollback_ok, rule_packets, show, snapshot,
-    status_json, stderr, stdout, topology,
+    Topology, UPLINK_B4, UPLINK_B6, Wrappers, apply_ok, assert_group_blocked, assert_reaches,
+    assert_same_state, count, curl, curl_from_ports, dscproute_command, dscproute_expect,
+    dscproute_with, effect_visible, fetch_short, from_ports, json, poll_until, profile,
+    rollback_ok, rule_packets, show, snapshot, status_json, stderr, stdout, topology,
 };
 use std::io::{BufRead, BufReader};
 use std::net::IpAddr;
@@ -395,39 +395,6 @@ fn rp_filter_keep_warns_and_the_replies_are_dropped() {
 
 // ---------------------------------------------------------------------------
 // 3. The VPN goes down: the kill switch.
-
-/// Asserts the group reaches nothing over either family while others still
-/// reach isp, and that not one packet of the group arrived at isp.
-fn assert_group_blocked(t: &Topology, pcap: &Path, when: &str) {
-    let mut cap = t.isp.capture("eth0", pcap, "tcp port 8080");
-    for addr in [TARGET4, TARGET6] {
-        let got = fetch_short(&t.a, GID, addr);
-        assert!(got.is_err(), "{when}: the group reached {addr}: {got:?}");
-    }
-    assert_reaches(&t.a, OTHER_GID, TARGET4, "isp");
-    assert_reaches(&t.a, OTHER_GID, TARGET6, "isp");
-    // The others' exchanges came after the group's attempts: once they are
-    // in the file, so would be any packet of the group.
-    cap.wait_for_packets(2 * 6, Duration::from_secs(10));
-    cap.stop();
-    assert!(count(pcap, &from_ports(OTHER_PORTS)) > 0);
-    assert_eq!(
-        count(pcap, &from_ports(GROUP_PORTS)),
-        0,
-        "{when}: packets of the group leaked to isp"
-    );
-    let leaked: Vec<_> = t
-        .servers
-        .isp
-        .hits()
-        .into_iter()
-        .filter(|h| h.is_group())
-        .collect();
-    assert!(
-        leaked.is_empty(),
-        "{when}: isp answered the group: {leaked:?}"
-    );
-}
 
 /// A request of the group from SPARE_PORTS: working connections end with
 /// packets that leak (see the_end_of_a_group_connection_stays_off_the_isp),

@@ -1253,3 +1253,36 @@ pub fn effect_visible(call: &str, snap: &str) -> bool {
         _ => panic!("unexpected mutating call `{call}`"),
     }
 }
+
+/// Asserts the group reaches nothing over either family while others still
+/// reach isp, and that not one packet of the group arrived at isp.
+pub fn assert_group_blocked(t: &Topology, pcap: &Path, when: &str) {
+    let mut cap = t.isp.capture("eth0", pcap, "tcp port 8080");
+    for addr in [TARGET4, TARGET6] {
+        let got = fetch_short(&t.a, GID, addr);
+        assert!(got.is_err(), "{when}: the group reached {addr}: {got:?}");
+    }
+    assert_reaches(&t.a, OTHER_GID, TARGET4, "isp");
+    assert_reaches(&t.a, OTHER_GID, TARGET6, "isp");
+    // The others' exchanges came after the group's attempts: once they are
+    // in the file, so would be any packet of the group.
+    cap.wait_for_packets(2 * 6, Duration::from_secs(10));
+    cap.stop();
+    assert!(count(pcap, &from_ports(OTHER_PORTS)) > 0);
+    assert_eq!(
+        count(pcap, &from_ports(GROUP_PORTS)),
+        0,
+        "{when}: packets of the group leaked to isp"
+    );
+    let leaked: Vec<_> = t
+        .servers
+        .isp
+        .hits()
+        .into_iter()
+        .filter(|h| h.is_group())
+        .collect();
+    assert!(
+        leaked.is_empty(),
+        "{when}: isp answered the group: {leaked:?}"
+    );
+}
