@@ -392,7 +392,9 @@ fn the_nft_script_applies_and_undoes() {
 
 /// An `nft` first on dscproute's PATH that, at the `nft -f -` transaction,
 /// fails (`fail`), kills dscproute before running it (`kill-before`) or
-/// right after it succeeded (`kill-after`); everything else passes through.
+/// right after it succeeded (`kill-after`), or first creates an empty
+/// `table inet dscproute` itself (`race`: someone else's table appearing
+/// between the plan and the transaction); everything else passes through.
 fn nft_wrapper(t: &Topology) -> std::path::PathBuf {
     let dir = t.path("nft-wrap");
     std::fs::create_dir_all(&dir).unwrap();
@@ -405,6 +407,7 @@ if [ "$1 $2" = "-f -" ]; then
     fail) cat > /dev/null; echo "lab wrapper: injected nft failure" >&2; exit 1 ;;
     kill-before) kill -9 "$PPID"; exit 137 ;;
     kill-after) "$real" "$@"; rc=$?; kill -9 "$PPID"; exit "$rc" ;;
+    race) "$real" add table inet dscproute || exit 99 ;;
   esac
 fi
 exec "$real" "$@"
@@ -452,6 +455,49 @@ fn a_failing_nft_transaction_is_undone_by_the_engine() {
     );
     assert_eq!(ruleset(&t.b), rs);
     assert_same_state(&snap, &snapshot(&t.b), "after the failed apply");
+    let rb = dscproute_expect(&t.b, &state, &["rollback", "--yes"], 0);
+    assert!(
+        stdout(&rb).contains("nothing to roll back"),
+        "{}",
+        show("rollback", &rb)
+    );
+}
+
+/// A table of that name appearing after the plan saw none: the exclusive
+/// create fails as a whole (nothing of ours gets into it), the engine undoes
+/// the steps before it, and the other table is left as it was.
+#[test]
+fn a_table_appearing_after_the_plan_is_not_written_into() {
+    let Some(t) = lab("a_table_appearing_after_the_plan_is_not_written_into") else {
+        return;
+    };
+    let dir = nft_wrapper(&t);
+    let state = t.state(&t.b);
+    let snap = snapshot(&t.b);
+    let p = profile("gateway.toml");
+    let out = dscproute_with(
+        &t.b,
+        &state,
+        &wrap_env(&dir, "race"),
+        &["apply", "--profile", &p, "--yes", "--backend", "nft"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", show("apply", &out));
+    assert!(
+        stderr(&out).contains("File exists"),
+        "{}",
+        show("apply", &out)
+    );
+    let theirs =
+        t.b.ns
+            .exec_ok(&["nft", "list", "table", "inet", "dscproute"]);
+    let theirs = String::from_utf8_lossy(&theirs.stdout).to_string();
+    assert!(
+        !theirs.contains("chain") && !theirs.contains("comment"),
+        "the other table got our chains:\n{theirs}"
+    );
+    t.b.ns
+        .exec_ok(&["nft", "delete", "table", "inet", "dscproute"]);
+    assert_same_state(&snap, &snapshot(&t.b), "after the refused create");
     let rb = dscproute_expect(&t.b, &state, &["rollback", "--yes"], 0);
     assert!(
         stdout(&rb).contains("nothing to roll back"),

@@ -84,7 +84,7 @@ pub fn find(journal: &Journal, facts: &HostFacts, root: &Path) -> Vec<Drift> {
             } => default_route(*family, route, facts),
             Op::RouteReplace { family, to, .. } => default_route(*family, to, facts),
             Op::Sysctl { key, value } => sysctl(key, *value, facts, root),
-            Op::NftTable { ruleset } => nft_table(ruleset, facts),
+            Op::NftTable { ruleset, .. } => nft_table(ruleset, facts),
             Op::WriteTableNames { .. } => match op.effect() {
                 Effect::WriteFile { path, contents } => {
                     match std::fs::read_to_string(root.join(path.trim_start_matches('/'))) {

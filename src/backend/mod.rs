@@ -43,9 +43,9 @@ pub fn effect(op: &Op) -> Effect {
         Op::WriteTableNames { id, name } => system::write_table_names(*id, name),
         Op::RemoveTableNames => system::remove_table_names(),
         Op::DropEmptyTable { family, table } => iptables::drop_empty_table(*family, table.name()),
-        Op::NftTable { ruleset } => Effect::RunInput {
+        Op::NftTable { ruleset, fresh } => Effect::RunInput {
             argv: nft::replace_argv(),
-            input: ruleset.script(),
+            input: ruleset.script(*fresh),
         },
         Op::NftDelete => Effect::run(nft::delete_argv()),
         Op::Seq { ops } => Effect::Seq {

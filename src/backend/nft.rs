@@ -359,13 +359,22 @@ impl NftRuleset {
         Ok(())
     }
 
-    /// The `nft -f` input that replaces our table in one transaction:
-    /// create it (so the delete cannot fail), delete it, write it whole.
-    pub fn script(&self) -> String {
-        let mut o = format!(
-            "table {FAMILY} {TABLE}\ndelete table {FAMILY} {TABLE}\n{}",
-            self.table_text()
-        );
+    /// The `nft -f` input that writes our table in one transaction. To
+    /// replace: create it (so the delete cannot fail), delete it, write it
+    /// whole. `fresh`: create it with its comment, failing if it exists,
+    /// then add the chains. (nft 1.0.6 takes `create table … { chain … }`
+    /// but creates the bare table only, silently: the lab caught it.)
+    pub fn script(&self, fresh: bool) -> String {
+        let mut o = match fresh {
+            true => format!(
+                "create table {FAMILY} {TABLE} {{ comment \"{COMMENT}\"; }}\ntable {FAMILY} {TABLE} {{\n{}}}\n",
+                self.chains_text()
+            ),
+            false => format!(
+                "table {FAMILY} {TABLE}\ndelete table {FAMILY} {TABLE}\n{}",
+                self.table_text()
+            ),
+        };
         if !o.ends_with('\n') {
             o.push('\n');
         }
@@ -374,7 +383,15 @@ impl NftRuleset {
 
     /// `table inet dscproute { … }` alone.
     pub fn table_text(&self) -> String {
-        let mut o = format!("table {FAMILY} {TABLE} {{\n\tcomment \"{COMMENT}\"\n");
+        format!(
+            "table {FAMILY} {TABLE} {{\n\tcomment \"{COMMENT}\"\n{}}}\n",
+            self.chains_text()
+        )
+    }
+
+    /// The chains with their rules, one tab in.
+    fn chains_text(&self) -> String {
+        let mut o = String::new();
         for c in &self.chains {
             let (kind, hook, prio, _) = c.hook.base();
             o.push_str(&format!(
@@ -386,7 +403,6 @@ impl NftRuleset {
             }
             o.push_str("\t}\n");
         }
-        o.push_str("}\n");
         o
     }
 

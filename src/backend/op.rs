@@ -591,10 +591,16 @@ pub enum Op {
         family: Family,
         table: Table,
     },
-    /// Our nftables table (`table inet dscproute`), replaced whole in one
+    /// Our nftables table (`table inet dscproute`), written whole in one
     /// `nft -f` transaction. Typed: a journal never carries nft text.
     NftTable {
         ruleset: super::nft::NftRuleset,
+        /// The plan saw no table: create it exclusively (the transaction
+        /// fails if one appeared since) instead of replacing it. A replace
+        /// deletes a table, and nft then waits out an RCU grace period
+        /// (about 13 ms here) before it exits.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        fresh: bool,
     },
     /// Delete our nftables table; the executor first checks it is ours.
     NftDelete,
@@ -639,7 +645,7 @@ impl Op {
                 }
             }
             Op::RemoveTableNames | Op::DropEmptyTable { .. } | Op::NftDelete => Ok(()),
-            Op::NftTable { ruleset } => ruleset.check(),
+            Op::NftTable { ruleset, .. } => ruleset.check(),
             Op::Seq { ops } => {
                 if !seq_allowed {
                     return Err("a sequence inside a sequence".into());

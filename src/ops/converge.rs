@@ -146,7 +146,7 @@ pub fn label(op: &Op) -> String {
             add: true,
             rule,
         } => format!("{} policy rule pref {}", family.name(), rule.pref),
-        Op::NftTable { ruleset } => format!(
+        Op::NftTable { ruleset, .. } => format!(
             "nft table inet dscproute ({} rules)",
             ruleset.rules().count()
         ),

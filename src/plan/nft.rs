@@ -285,19 +285,24 @@ pub fn convert(
             change: None,
         });
     }
+    // Known absent: created exclusively, which spares the delete.
+    let fresh = matches!(
+        facts.nft_ruleset.as_deref().map(nft::parse_table),
+        Some(Ok(None))
+    );
     let (state, undo) = match facts.nft_ruleset.as_deref().map(nft::parse_table) {
         None | Some(Ok(None)) => (StepState::Add, Op::NftDelete),
         Some(Ok(Some((mut have, _)))) => {
             nft::numeric_gids(&mut have, facts);
             if have == want {
-                (StepState::InPlace, Op::NftTable { ruleset: have })
+                (StepState::InPlace, replace(have))
             } else {
                 // A rule for a cgroup that is gone matches nothing and nft
                 // cannot load it back by its id: the undo leaves it out.
                 have.retain_rules(
                     |r| !matches!(r, NftRule::CgroupConnmark { path, .. } if nft::is_stale(path)),
                 );
-                (StepState::Change, Op::NftTable { ruleset: have })
+                (StepState::Change, replace(have))
             }
         }
         Some(Err(why)) => {
@@ -313,13 +318,24 @@ pub fn convert(
     out.push(Step {
         role,
         state,
-        apply: Op::NftTable { ruleset: want },
+        apply: Op::NftTable {
+            ruleset: want,
+            fresh,
+        },
         undo,
         reason,
         change: None,
     });
     out.extend(removals);
     *steps = out;
+}
+
+/// Our table as it was, put back whole over whatever is there then.
+fn replace(ruleset: NftRuleset) -> Op {
+    Op::NftTable {
+        ruleset,
+        fresh: false,
+    }
 }
 
 /// On the iptables backend, our nftables table (from the other backend) goes.
@@ -331,7 +347,7 @@ pub fn remove_table(steps: &mut Vec<Step>, facts: &HostFacts, warnings: &mut Vec
                 role,
                 state: StepState::Change,
                 apply: Op::NftDelete,
-                undo: Op::NftTable { ruleset: have },
+                undo: replace(have),
                 reason: "leftover of the nft backend: table inet dscproute goes now that our \
                          rules live in iptables"
                     .into(),

@@ -120,7 +120,7 @@ pub fn render_text(plan: &Plan, source: &str) -> String {
                 let _ = writeln!(o, "      {line}");
             }
             // Inside the one transaction: each rule and why.
-            if let crate::backend::Op::NftTable { ruleset } = &step.apply {
+            if let crate::backend::Op::NftTable { ruleset, .. } = &step.apply {
                 for (hook, rule) in ruleset.rules() {
                     let _ = writeln!(o, "      | {}", rule.text());
                     for line in wrap(&super::nft::why(hook, rule), WIDTH - 10) {

@@ -70,7 +70,8 @@ fn both() -> NftRuleset {
 fn the_script_replaces_the_table_in_one_transaction() {
     let t = both();
     assert_eq!(t.check(), Ok(()));
-    insta::assert_snapshot!("nft_both_script", t.script());
+    insta::assert_snapshot!("nft_both_script", t.script(false));
+    insta::assert_snapshot!("nft_both_script_fresh", t.script(true));
 }
 
 #[test]
@@ -165,12 +166,19 @@ fn dscp_names_nft_prints_are_read() {
 /// journal can make `nft -f` run text of its own.
 #[test]
 fn op_check_refuses_foreign_content() {
-    let ok = Op::NftTable { ruleset: both() };
+    let ok = Op::NftTable {
+        ruleset: both(),
+        fresh: false,
+    };
     assert_eq!(ok.check(), Ok(()));
     let smuggle = |f: &dyn Fn(&mut NftRuleset)| {
         let mut t = both();
         f(&mut t);
-        Op::NftTable { ruleset: t }.check()
+        Op::NftTable {
+            ruleset: t,
+            fresh: false,
+        }
+        .check()
     };
     let refused = [
         smuggle(&|t| {
@@ -232,10 +240,18 @@ fn a_journal_cannot_carry_nft_text() {
     let json = r#"{"op":"nft_table","ruleset":{"chains":[{"hook":"output","rules":[
         {"rule":"raw","text":"flush ruleset"}]}]}}"#;
     assert!(serde_json::from_str::<Op>(json).is_err());
-    let json = serde_json::to_string(&Op::NftTable { ruleset: both() }).unwrap();
-    let back: Op = serde_json::from_str(&json).unwrap();
-    assert_eq!(back, Op::NftTable { ruleset: both() });
-    assert_eq!(back.check(), Ok(()));
+    for fresh in [false, true] {
+        let op = Op::NftTable {
+            ruleset: both(),
+            fresh,
+        };
+        let json = serde_json::to_string(&op).unwrap();
+        // Journals from before `fresh` load as a replace.
+        assert_eq!(json.contains("fresh"), fresh, "{json}");
+        let back: Op = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, op);
+        assert_eq!(back.check(), Ok(()));
+    }
 }
 
 /// A group by name (a plan for another host) is quoted, so names with `-`

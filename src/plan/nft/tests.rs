@@ -118,7 +118,7 @@ fn a_changed_profile_replaces_the_table_and_undo_restores_the_old_one() {
     let p = plan_of(&both(Backend::Nft), &f);
     let nft = nft_steps(&p);
     assert_eq!(nft[0].state, StepState::Change);
-    let Op::NftTable { ruleset: old } = &nft[0].undo else {
+    let Op::NftTable { ruleset: old, .. } = &nft[0].undo else {
         panic!("undo {:?}", nft[0].undo)
     };
     assert!(old.table_text().contains("ip dscp 0x08"));
@@ -288,7 +288,7 @@ fn the_nft_backend_marks_users_and_cgroups_where_nft_finds_them() {
     .unwrap();
     let planned = plan_of(&p, &f);
     assert!(planned.errors.is_empty(), "{:?}", planned.errors);
-    let Op::NftTable { ruleset } = &nft_steps(&planned)[0].apply else {
+    let Op::NftTable { ruleset, .. } = &nft_steps(&planned)[0].apply else {
         panic!("no table step")
     };
     let text = ruleset.table_text();
@@ -315,7 +315,7 @@ fn the_nft_backend_marks_users_and_cgroups_where_nft_finds_them() {
     .unwrap();
     let planned = plan_of(&p, &f);
     assert!(planned.errors.is_empty(), "{:?}", planned.errors);
-    let Op::NftTable { ruleset } = &nft_steps(&planned)[0].apply else {
+    let Op::NftTable { ruleset, .. } = &nft_steps(&planned)[0].apply else {
         panic!("no table step")
     };
     let text = ruleset.table_text();
@@ -350,4 +350,34 @@ fn the_nft_backend_marks_users_and_cgroups_where_nft_finds_them() {
         let auto = Profile::parse(&text.replace("\"nft\"", "\"auto\""), "c.toml").unwrap();
         assert_eq!(super::choose(&auto, &f).0, Backend::Iptables);
     }
+}
+
+/// Where nft showed no table of ours, the plan creates it exclusively (no
+/// delete, so no RCU wait); where one is there, or nft was not read, it
+/// replaces it; an undo always replaces.
+#[test]
+fn a_table_known_absent_is_created_and_any_other_replaced() {
+    let fresh_of = |ruleset: Option<String>| {
+        let mut f = facts("both.json");
+        f.nft_ruleset = ruleset;
+        let p = plan_of(&both(Backend::Nft), &f);
+        let Op::NftTable { fresh, .. } = nft_steps(&p)[0].apply else {
+            panic!("{:?}", nft_steps(&p)[0].apply)
+        };
+        let script = render_script(&p, "both.toml");
+        assert_eq!(
+            script.contains("\ncreate table inet dscproute { comment \"dscproute\"; }\n"),
+            fresh,
+            "{script}"
+        );
+        assert_eq!(!script.contains("\ndelete table inet dscproute\n"), fresh);
+        fresh
+    };
+    assert!(fresh_of(Some(String::new())));
+    assert!(fresh_of(Some("table inet fw4 {\n}\n".into())));
+    assert!(
+        !fresh_of(None),
+        "not read: replaced, which works either way"
+    );
+    assert!(!fresh_of(Some(PRINTED.replace("0x07", "0x08"))));
 }

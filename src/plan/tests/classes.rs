@@ -313,7 +313,7 @@ fn nft_table_holds_every_class() {
         .steps
         .iter()
         .find_map(|s| match &s.apply {
-            Op::NftTable { ruleset } => Some(ruleset.table_text()),
+            Op::NftTable { ruleset, .. } => Some(ruleset.table_text()),
             _ => None,
         })
         .expect("one nft step");

@@ -200,7 +200,7 @@ fn plan_lines(cx: &Shared, plan: &Plan, width: u16, pan: usize) -> (Vec<Line<'st
             ]));
             o.extend(prose(&step.reason, 6, width, t.dim()));
             // Inside the one nft transaction: each rule and why.
-            if let crate::backend::Op::NftTable { ruleset } = &step.apply {
+            if let crate::backend::Op::NftTable { ruleset, .. } = &step.apply {
                 for (hook, rule) in ruleset.rules() {
                     let text = format!("| {}", rule.text());
                     max_pan =

@@ -350,7 +350,10 @@ fn our_nft_table_replaced_again_keeps_its_first_undo() {
                 dscp,
             },
         );
-        Op::NftTable { ruleset: t }
+        Op::NftTable {
+            ruleset: t,
+            fresh: false,
+        }
     };
     let setup = folded(vec![
         vec![done(table(7), Op::NftDelete)],
