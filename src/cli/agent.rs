@@ -141,9 +141,9 @@ pub fn run(state: StateDir, args: &AgentArgs) -> i32 {
     // The active checks' verdicts reach the plan through the facts: every
     // probe of the host (check and repair alike) carries them.
     let unhealthy: Mutex<Vec<Unhealthy>> = Mutex::new(Vec::new());
-    let probe = || HostFacts {
+    let probe = |reads| HostFacts {
         unhealthy: unhealthy.lock().unwrap_or_else(|p| p.into_inner()).clone(),
-        ..crate::probe::probe_system()
+        ..crate::probe::probe_system_reading(reads)
     };
     let health = Health::new(Probe::of(&profile.classes()), std::time::Instant::now());
     let converge = HostConverge::new(

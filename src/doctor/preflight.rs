@@ -548,12 +548,6 @@ fn plan(i: &Inputs) -> Check {
     )
 }
 
-/// iptables-nft's own tables: their rules are iptables rules, seen by the plan.
-fn is_iptables_nft_table(family: &str, name: &str) -> bool {
-    matches!(family, "ip" | "ip6")
-        && matches!(name, "filter" | "nat" | "mangle" | "raw" | "security")
-}
-
 /// Native nftables rules (not iptables-nft's) that set a mark or a DSCP:
 /// invisible to iptables-save, so the plan cannot see them.
 pub fn foreign_nft_setters(ruleset: &str, marks: bool) -> Vec<String> {
@@ -575,7 +569,7 @@ pub fn foreign_nft_setters(ruleset: &str, marks: bool) -> Vec<String> {
         let Some((family, name)) = &table else {
             continue;
         };
-        if is_iptables_nft_table(family, name)
+        if crate::probe::is_xtables_table(family, name)
             || (ours && family == nft::FAMILY && name == nft::TABLE)
         {
             continue;

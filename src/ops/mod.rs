@@ -19,7 +19,7 @@ pub mod status;
 mod tests;
 
 use crate::apply::{Engine, Journal, LoadError, StateDir, timer};
-use crate::probe::HostFacts;
+use crate::probe::{HostFacts, Reads};
 use crate::runner::{Runner, SystemRunner};
 use std::path::PathBuf;
 use thiserror::Error;
@@ -66,8 +66,9 @@ pub struct Host<'a> {
     pub root: PathBuf,
     /// Where the journal and the lock live.
     pub state: StateDir,
-    /// Reads the host's facts (`probe::probe_system` here).
-    pub probe: &'a (dyn Fn() -> HostFacts + Sync),
+    /// Reads the host's facts (`probe::probe_system_reading` here),
+    /// leaving out what `Reads` does not ask for.
+    pub probe: &'a (dyn Fn(Reads) -> HostFacts + Sync),
     /// Whether this process may change the host (root).
     pub is_root: bool,
     pub timer: Timer,
@@ -84,7 +85,7 @@ impl Host<'static> {
             runner: &SystemRunner,
             root: PathBuf::from("/"),
             state,
-            probe: &crate::probe::probe_system,
+            probe: &crate::probe::probe_system_reading,
             is_root: crate::runner::is_root(),
             timer: Timer::SYSTEM,
             catch_signals,
@@ -96,7 +97,7 @@ impl Host<'_> {
     /// The host's facts with what `profile`'s marker needs besides (a
     /// user's uid, a unit's cgroup, whether a cgroup exists).
     pub fn facts_for(&self, profile: &crate::profile::Profile) -> HostFacts {
-        let mut facts = (self.probe)();
+        let mut facts = (self.probe)(crate::plan::reads_for(profile));
         crate::probe::resolve_marker(
             &mut facts,
             crate::plan::marker_query(profile),

@@ -254,7 +254,7 @@ fn undo_lines(j: &Journal, scope: Scope) -> Vec<String> {
 /// Remove what carries our tags, whatever the journal says, and put back
 /// the sysctls on record that the journal's undo did not (it was unreadable).
 fn sweep_tags(host: &Host) -> Swept {
-    let facts = (host.probe)();
+    let facts = (host.probe)(crate::probe::Reads::ALL);
     let dropin = host
         .root
         .join(RT_TABLES_DROPIN.trim_start_matches('/'))

@@ -11,7 +11,7 @@ use std::path::Path;
 /// The status report; `Status::needs_action` says whether something
 /// needs a command (the CLI then exits 1).
 pub fn status(host: &Host) -> Status {
-    let mut facts = (host.probe)();
+    let mut facts = (host.probe)(crate::probe::Reads::ALL);
     let mut s = crate::apply::status::gather_dir(&host.state, &facts, host.runner);
     if let Some(t) = &s.transaction {
         if let Some(a) = &s.agent {

@@ -57,7 +57,7 @@ impl Scratch {
     }
 
     pub(super) fn with<R>(&self, runner: &FakeRunner, f: impl FnOnce(&Host) -> R) -> R {
-        let probe = || self.facts.lock().unwrap().clone();
+        let probe = |_| self.facts.lock().unwrap().clone();
         let host = Host {
             runner,
             root: self.dir.path().join("root"),

@@ -138,7 +138,7 @@ pub fn writes_after_us(facts: &HostFacts, hook: Hook) -> Vec<MarkWrite> {
             {
                 continue;
             }
-            if !legacy_backend && is_iptables_nft_table(&table) {
+            if !legacy_backend && table.is_xtables() {
                 continue; // seen above, through iptables-save
             }
             nft_writes(&table, hook, &mut out);
@@ -295,15 +295,6 @@ pub fn iptables_spec_writes(spec: &str) -> Vec<(Write, u32)> {
         "CONNMARK" => vec![(Write::CtSet, set_bits())],
         _ => Vec::new(),
     }
-}
-
-/// iptables-nft's own tables: their rules are read through iptables-save.
-pub fn is_iptables_nft_table(t: &NftTable) -> bool {
-    matches!(t.family.as_str(), "ip" | "ip6")
-        && matches!(
-            t.name.as_str(),
-            "filter" | "nat" | "mangle" | "raw" | "security"
-        )
 }
 
 fn nft_writes(table: &NftTable, hook: Hook, out: &mut Vec<MarkWrite>) {

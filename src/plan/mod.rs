@@ -243,6 +243,19 @@ pub fn marker_query(profile: &Profile) -> Option<crate::probe::MarkerQuery<'_>> 
     }
 }
 
+/// What a plan of `profile` needs read besides the routes, rules, links
+/// and rulesets: the groups for a client's marker, iproute2's version for
+/// the dscp-rule mode.
+pub fn reads_for(profile: &Profile) -> crate::probe::Reads {
+    crate::probe::Reads {
+        groups: profile.marker.is_some(),
+        ip_version: profile
+            .classes()
+            .iter()
+            .any(|c| c.match_mode == MatchMode::DscpRule),
+    }
+}
+
 /// Build the plan. Host problems become `Plan::errors`; only values that
 /// cannot be settled at all are a `PlanError`.
 pub fn plan(profile: &Profile, facts: &HostFacts, opts: PlanOptions) -> Result<Plan, PlanError> {

@@ -2721,3 +2721,16 @@ fn user_unit_and_cgroup_markers() {
 }
 
 mod classes;
+
+/// A gateway-only plan needs neither the group list nor iproute2's version
+/// unless it routes on `ip rule dscp`; a client needs the groups.
+#[test]
+fn a_plan_reads_only_what_its_profile_needs() {
+    let reads = |p: &Profile| (reads_for(p).groups, reads_for(p).ip_version);
+    assert_eq!(reads(&profile("gateway.toml")), (false, false));
+    assert_eq!(reads(&profile("client.toml")), (true, false));
+    assert_eq!(reads(&profile("both.toml")), (true, false));
+    let mut dscp_rule = profile("gateway.toml");
+    dscp_rule.gateway.as_mut().unwrap().match_mode = crate::profile::MatchMode::DscpRule;
+    assert_eq!(reads(&dscp_rule), (false, true));
+}

@@ -5,6 +5,7 @@
 use super::error::ParseError;
 use super::files::{read_optional, rel_display};
 use super::groups::parse_groups;
+use super::ip_batch::BATCHES;
 use super::links::parse_links;
 use super::routes::parse_routes;
 use super::rt_tables::read_rt_tables;
@@ -29,43 +30,77 @@ pub struct ProbeEnv<'a> {
     pub is_root: bool,
     /// Absolute path of a tool, if installed (`find_in_path` on a host).
     pub find_tool: &'a dyn Fn(&str) -> Option<String>,
+    pub reads: Reads,
+}
+
+/// Reads a probe leaves out when what it is for does not need them (each
+/// is a process, and `apply` pays for the probe before its first step).
+/// Left out, the fact is empty without a note: not asked is not unreadable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reads {
+    /// `getent group`: every group (a marker's group, the wizard's list).
+    pub groups: bool,
+    /// `ip -V`: iproute2's version (`match = "dscp-rule"`, doctor, facts).
+    pub ip_version: bool,
+}
+
+impl Reads {
+    pub const ALL: Reads = Reads {
+        groups: true,
+        ip_version: true,
+    };
 }
 
 /// Facts about this host, as the current user sees them.
 pub fn probe_system() -> HostFacts {
+    probe_system_reading(Reads::ALL)
+}
+
+/// `probe_system` leaving out what `reads` does not ask for.
+pub fn probe_system_reading(reads: Reads) -> HostFacts {
     let is_root = crate::runner::is_root();
     probe(&ProbeEnv {
         runner: &SystemRunner,
         root: PathBuf::from("/"),
         is_root,
         find_tool: &find_in_path,
+        reads,
     })
 }
 
 /// Never fails as a whole: what cannot be read stays empty and is explained
 /// in `unreadable`.
 pub fn probe(env: &ProbeEnv) -> HostFacts {
+    let tools = find_tools(env.find_tool);
+    // Which iptables this is shows in where its link points; `iptables -V`
+    // only when it does not say.
+    let iptables_backend = tools
+        .get("iptables")
+        .cloned()
+        .flatten()
+        .and_then(|path| iptables_variant(&env.root, &path));
     let mut p = Probe {
         env,
         notes: Vec::new(),
-        prefetched: prefetch(env),
+        prefetched: prefetch(env, iptables_backend),
     };
     let mut facts = HostFacts {
         is_root: env.is_root,
-        tools: find_tools(env.find_tool),
+        tools,
         ..HostFacts::default()
     };
 
-    facts.kernel = p.parsed(Fact::Kernel, &["uname", "-r"], parse_kernel);
-    facts.iproute2_version = p.parsed(Fact::Iproute2Version, &["ip", "-V"], parse_ip_version);
-    facts.iptables_backend = p.parsed(
-        Fact::IptablesBackend,
-        &["iptables", "-V"],
-        parse_iptables_backend,
-    );
-    facts.groups = p
-        .parsed(Fact::Groups, &["getent", "group"], |t| Ok(parse_groups(t)))
-        .unwrap_or_default();
+    facts.kernel = p.file_parsed(Fact::Kernel, KERNEL_RELEASE, parse_kernel);
+    if env.reads.ip_version {
+        facts.iproute2_version = p.parsed(Fact::Iproute2Version, IP_V, parse_ip_version);
+    }
+    facts.iptables_backend = iptables_backend
+        .or_else(|| p.parsed(Fact::IptablesBackend, IPTABLES_V, parse_iptables_backend));
+    if env.reads.groups {
+        facts.groups = p
+            .parsed(Fact::Groups, GETENT_GROUP, |t| Ok(parse_groups(t)))
+            .unwrap_or_default();
+    }
     facts.links = p
         .parsed(Fact::Links, &["ip", "-j", "addr", "show"], parse_links)
         .unwrap_or_default();
@@ -138,43 +173,111 @@ pub fn probe(env: &ProbeEnv) -> HostFacts {
     facts
 }
 
-/// Every command the probe runs. They are independent reads, so they run
-/// at once; `apply` pays for the probe before its first step.
-const COMMANDS: &[&[&str]] = &[
-    &["uname", "-r"],
-    &["ip", "-V"],
-    &["iptables", "-V"],
-    &["getent", "group"],
-    &["ip", "-j", "addr", "show"],
-    &["ip", "-j", "-4", "route", "show", "table", "all"],
-    &["ip", "-j", "-6", "route", "show", "table", "all"],
-    &["ip", "-j", "-4", "rule", "show"],
-    &["ip", "-j", "-6", "rule", "show"],
-];
-const ROOT_COMMANDS: &[&[&str]] = &[&["iptables-save"], &["ip6tables-save"]];
+/// The kernel release, as `uname -r` prints it.
+const KERNEL_RELEASE: &str = "proc/sys/kernel/osrelease";
+
+/// The commands the probe runs besides the `ip -j` reads (`ip_batch`).
+/// They are independent reads, so they run at once.
+const IP_V: &[&str] = &["ip", "-V"];
+const GETENT_GROUP: &[&str] = &["getent", "group"];
+const IPTABLES_V: &[&str] = &["iptables", "-V"];
+/// Root only; each with the nftables family its iptables-nft tables are in.
+const XTABLES_SAVE: [(&[&str], &str); 2] =
+    [(&["iptables-save"], "ip"), (&["ip6tables-save"], "ip6")];
 const NFT_RULESET: &[&str] = &["nft", "list", "ruleset"];
 
 type Outcome = Result<crate::runner::Output, RunError>;
 
-fn prefetch(env: &ProbeEnv) -> HashMap<String, Outcome> {
-    let mut root: Vec<&[&str]> = Vec::new();
+fn prefetch(env: &ProbeEnv, iptables: Option<IptablesBackend>) -> HashMap<String, Outcome> {
+    let mut commands: Vec<&[&str]> = Vec::new();
+    let mut after: Vec<(&[&str], &str)> = Vec::new();
+    if env.reads.ip_version {
+        commands.push(IP_V);
+    }
+    if env.reads.groups {
+        commands.push(GETENT_GROUP);
+    }
+    if iptables.is_none() {
+        commands.push(IPTABLES_V);
+    }
+    // iptables-nft keeps its rules in nftables tables: where the ruleset
+    // shows none, iptables-save would print nothing, so it waits for it.
+    let nft = env.is_root && (env.find_tool)("nft").is_some();
+    if nft {
+        commands.push(NFT_RULESET);
+    }
     if env.is_root {
-        root.extend(ROOT_COMMANDS);
-        if (env.find_tool)("nft").is_some() {
-            root.push(NFT_RULESET);
+        match (nft, iptables) {
+            (true, None | Some(IptablesBackend::NfTables)) => after.extend(XTABLES_SAVE),
+            _ => commands.extend(XTABLES_SAVE.map(|(argv, _)| argv)),
         }
     }
-    std::thread::scope(|s| {
-        let handles: Vec<_> = COMMANDS
+    let runner = env.runner;
+    let (mut done, mut unbatched) = std::thread::scope(|s| {
+        let batches: Vec<_> = BATCHES
             .iter()
-            .chain(&root)
-            .map(|argv| (argv.join(" "), s.spawn(|| env.runner.run_args(argv))))
+            .map(|b| (b, s.spawn(move || b.run(runner))))
             .collect();
-        handles
+        let singles: Vec<_> = commands
+            .iter()
+            .map(|argv| (argv.join(" "), s.spawn(move || runner.run_args(argv))))
+            .collect();
+        let mut done: HashMap<String, Outcome> = singles
             .into_iter()
             .filter_map(|(k, h)| h.join().ok().map(|o| (k, o)))
-            .collect()
-    })
+            .collect();
+        let mut unbatched: Vec<&[&str]> = Vec::new();
+        for (b, h) in batches {
+            match h.join().ok().flatten() {
+                Some(parts) => done.extend(parts.into_iter().map(|(k, o)| (k, Ok(o)))),
+                None => unbatched.extend(b.lines.iter().map(|(_, single)| *single)),
+            }
+        }
+        (done, unbatched)
+    });
+    let nf_tables = iptables.or_else(|| {
+        let out = done.get(&IPTABLES_V.join(" "))?.as_ref().ok()?;
+        parse_iptables_backend(&out.stdout).ok()
+    }) == Some(IptablesBackend::NfTables);
+    let tables = done
+        .get(&NFT_RULESET.join(" "))
+        .and_then(|o| o.as_ref().ok())
+        .filter(|o| o.success())
+        .map(|o| super::parse_nft_ruleset(&o.stdout));
+    for (argv, family) in after {
+        match &tables {
+            Some(t) if nf_tables && !t.iter().any(|t| t.family == family && t.is_xtables()) => {
+                done.insert(argv.join(" "), Ok(crate::runner::Output::ok("")));
+            }
+            _ => unbatched.push(argv),
+        }
+    }
+    // A batch that was no use, and iptables-save where it has rules to
+    // print: one by one, still at once.
+    std::thread::scope(|s| {
+        let handles: Vec<_> = unbatched
+            .iter()
+            .map(|argv| (argv.join(" "), s.spawn(move || runner.run_args(argv))))
+            .collect();
+        done.extend(
+            handles
+                .into_iter()
+                .filter_map(|(k, h)| h.join().ok().map(|o| (k, o))),
+        );
+    });
+    done
+}
+
+/// nf_tables or legacy, from the file `iptables` resolves to (below
+/// `root`): the multi-call binaries say it in their names. None for
+/// anything else (a wrapper script, busybox): then `iptables -V` decides.
+fn iptables_variant(root: &std::path::Path, path: &str) -> Option<IptablesBackend> {
+    let real = std::fs::canonicalize(root.join(path.trim_start_matches('/'))).ok()?;
+    match real.file_name()?.to_str()? {
+        "xtables-nft-multi" => Some(IptablesBackend::NfTables),
+        "xtables-legacy-multi" => Some(IptablesBackend::Legacy),
+        _ => None,
+    }
 }
 
 struct Probe<'e, 'a> {
@@ -235,6 +338,34 @@ impl Probe<'_, '_> {
                 self.note(fact, Source::command(argv), Reason::Unparsed { error })
             })
             .ok()
+    }
+
+    /// A file's text parsed, or a note saying why there is none.
+    fn file_parsed<T>(
+        &mut self,
+        fact: Fact,
+        rel: &str,
+        parse: impl FnOnce(&str) -> Result<T, ParseError>,
+    ) -> Option<T> {
+        let source = || Source::Path(rel_display(rel));
+        let reason = match read_optional(&self.env.root, rel) {
+            Ok(Some(text)) => match parse(&text) {
+                Ok(v) => return Some(v),
+                Err(e) => Reason::Unparsed {
+                    error: e.to_string(),
+                },
+            },
+            Ok(None) => Reason::Io {
+                error: "no such file".into(),
+                root_hint: false,
+            },
+            Err(e) => Reason::Io {
+                root_hint: !self.env.is_root && e.kind() == ErrorKind::PermissionDenied,
+                error: e.to_string(),
+            },
+        };
+        self.note(fact, source(), reason);
+        None
     }
 
     /// Commands that fail for everyone but root are not even tried.

@@ -6,12 +6,14 @@ use super::*;
 use crate::runner::{FakeRunner, Output};
 use std::path::Path;
 
-/// What `nft list ruleset` printed in a namespace with one native table.
+/// What `nft list ruleset` printed in a namespace with one native table
+/// and iptables-nft's mangle tables (their rules elided here).
 const NFT_RULESET: &str = "table inet fw {\n\tchain pre {\n\t\ttype filter hook prerouting \
-                           priority filter; policy accept;\n\t\tmeta mark set 0x00000100\n\t}\n}\n";
+                           priority filter; policy accept;\n\t\tmeta mark set 0x00000100\n\t}\n}\n\
+                           table ip mangle {\n\tchain DSCPROUTE-OUT {\n\t}\n}\n\
+                           table ip6 mangle {\n\tchain DSCPROUTE-OUT {\n\t}\n}\n";
 
-const RECORDED: [(&[&str], &str); 12] = [
-    (&["uname", "-r"], fixtures::UNAME_R),
+const RECORDED: [(&[&str], &str); 11] = [
     (&["ip", "-V"], fixtures::IP_V),
     (&["iptables", "-V"], fixtures::IPTABLES_V),
     (&["getent", "group"], fixtures::GETENT_GROUP),
@@ -79,6 +81,7 @@ fn fake_root() -> tempfile::TempDir {
         "usr/share/iproute2/rt_tables.d/ts.conf",
         "0x34 tailscale\n",
     );
+    write(root, "proc/sys/kernel/osrelease", fixtures::UNAME_R);
     for line in fixtures::PROC_SYS.lines() {
         let (path, value) = line.split_once(' ').expect("recorded as \"path value\"");
         write(root, &format!("proc/sys/{path}"), &format!("{value}\n"));
@@ -106,6 +109,7 @@ fn run(fake: &FakeRunner, root: &Path, is_root: bool) -> HostFacts {
         root: root.to_path_buf(),
         is_root,
         find_tool: &find_tool,
+        reads: Reads::ALL,
     })
 }
 
@@ -203,6 +207,171 @@ fn everything_recorded_is_read_as_root() {
     assert!(facts.xt_targets.iter().any(|t| t == "DSCP"));
 }
 
+/// The five `ip -j` reads answered by the two batches: the same facts as
+/// from the single commands, and no single `ip -j` command runs. One batch
+/// failing: only its own commands run one by one.
+#[test]
+fn the_ip_reads_come_from_two_batches() {
+    let root = fake_root();
+    let single = run(&runner(&[]), root.path(), true);
+    let batched = |fake: FakeRunner| {
+        let [all, v6] = &super::ip_batch::BATCHES;
+        fake.on_stdin(
+            all.argv,
+            &all.stdin(),
+            Output::ok(format!(
+                "{}{}{}",
+                fixtures::IP_ADDR,
+                fixtures::IP_4_RULE,
+                fixtures::IP_4_ROUTE
+            )),
+        )
+        .on_stdin(
+            v6.argv,
+            &v6.stdin(),
+            Output::ok(format!("{}\n{}", fixtures::IP_6_ROUTE, fixtures::IP_6_RULE)),
+        )
+    };
+    let singles_run = |fake: &FakeRunner| -> Vec<String> {
+        fake.calls()
+            .iter()
+            .filter(|a| a[0] == "ip" && a[1] == "-j" && !a.contains(&"-batch".to_string()))
+            .map(|a| a.join(" "))
+            .collect()
+    };
+
+    let fake = batched(runner(&[]));
+    let facts = run(&fake, root.path(), true);
+    assert_eq!(facts, single);
+    assert!(!facts.links.is_empty() && !facts.routes_v6.is_empty());
+    assert_eq!(singles_run(&fake), Vec::<String>::new());
+
+    let [_, v6] = &super::ip_batch::BATCHES;
+    let fake = batched(runner(&[])).on_stdin(
+        v6.argv,
+        &v6.stdin(),
+        Output::failed(1, "Command failed -:1\n"),
+    );
+    assert_eq!(run(&fake, root.path(), true), single);
+    let mut ran = singles_run(&fake);
+    ran.sort();
+    assert_eq!(ran, ["ip -j -6 route show table all", "ip -j -6 rule show"]);
+}
+
+/// Which iptables this is comes from where its link points (as on Debian:
+/// iptables -> /etc/alternatives/iptables -> xtables-*-multi); `iptables
+/// -V` runs only when the name does not say (here the recording says
+/// nf_tables, so the answers differ on purpose).
+#[test]
+fn the_iptables_variant_comes_from_its_link() {
+    let root = fake_root();
+    let sbin = root.path().join("usr/sbin");
+    std::fs::create_dir_all(&sbin).unwrap();
+    std::fs::create_dir_all(root.path().join("etc/alternatives")).unwrap();
+    std::fs::write(sbin.join("xtables-legacy-multi"), "").unwrap();
+    std::os::unix::fs::symlink(
+        "../../usr/sbin/xtables-legacy-multi",
+        root.path().join("etc/alternatives/iptables"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("../../etc/alternatives/iptables", sbin.join("iptables")).unwrap();
+    let fake = runner(&[]);
+    let facts = run(&fake, root.path(), true);
+    assert_eq!(facts.iptables_backend, Some(IptablesBackend::Legacy));
+    assert!(!fake.calls().iter().any(|a| a[0] == "iptables"));
+
+    // A wrapper script (or busybox) says nothing: `iptables -V` decides.
+    std::fs::remove_file(sbin.join("iptables")).unwrap();
+    std::fs::write(sbin.join("iptables"), "#!/bin/sh\n").unwrap();
+    let fake = runner(&[]);
+    let facts = run(&fake, root.path(), true);
+    assert_eq!(facts.iptables_backend, Some(IptablesBackend::NfTables));
+    assert!(fake.calls().iter().any(|a| a == &["iptables", "-V"]));
+}
+
+/// iptables-nft keeps its rules in nftables tables: iptables-save runs
+/// only for a family whose tables the ruleset shows (it would print
+/// nothing for the other), and always for legacy iptables or when the
+/// ruleset is not known.
+#[test]
+fn iptables_save_runs_only_where_the_ruleset_shows_its_tables() {
+    let root = fake_root();
+    let saves = |fake: &FakeRunner| -> Vec<String> {
+        fake.calls()
+            .iter()
+            .filter(|a| a[0].ends_with("tables-save"))
+            .map(|a| a[0].clone())
+            .collect()
+    };
+    let native_only = "table inet fw {\n}\n";
+    let fake = runner(&[(&["nft", "list", "ruleset"], Some(Output::ok(native_only)))]);
+    let facts = run(&fake, root.path(), true);
+    assert_eq!(saves(&fake), Vec::<String>::new());
+    assert_eq!(
+        (
+            facts.iptables_save.as_deref(),
+            facts.ip6tables_save.as_deref()
+        ),
+        (Some(""), Some(""))
+    );
+    assert!(facts.unreadable.is_empty(), "{:#?}", facts.unreadable);
+
+    let v4_only = "table ip nat {\n}\n";
+    let fake = runner(&[(&["nft", "list", "ruleset"], Some(Output::ok(v4_only)))]);
+    let facts = run(&fake, root.path(), true);
+    assert_eq!(saves(&fake), ["iptables-save"]);
+    assert_eq!(
+        facts.iptables_save.as_deref(),
+        Some(fixtures::IPTABLES_SAVE)
+    );
+    assert_eq!(facts.ip6tables_save.as_deref(), Some(""));
+
+    let unread = Output::failed(1, "Error: cache initialization failed\n");
+    let fake = runner(&[(&["nft", "list", "ruleset"], Some(unread))]);
+    run(&fake, root.path(), true);
+    assert_eq!(saves(&fake), ["iptables-save", "ip6tables-save"]);
+
+    let legacy = runner(&[
+        (&["nft", "list", "ruleset"], Some(Output::ok(native_only))),
+        (
+            &["iptables", "-V"],
+            Some(Output::ok("iptables v1.8.9 (legacy)\n")),
+        ),
+    ]);
+    run(&legacy, root.path(), true);
+    let mut ran = saves(&legacy);
+    ran.sort();
+    assert_eq!(ran, ["ip6tables-save", "iptables-save"]);
+}
+
+/// What a plan does not need is not read: no process, no note.
+#[test]
+fn reads_left_out_run_nothing() {
+    let root = fake_root();
+    let fake = runner(&[]);
+    let facts = probe(&ProbeEnv {
+        runner: &fake,
+        root: root.path().to_path_buf(),
+        is_root: true,
+        find_tool: &find_tool,
+        reads: Reads {
+            groups: false,
+            ip_version: false,
+        },
+    });
+    let ran: Vec<String> = fake.calls().iter().map(|a| a.join(" ")).collect();
+    assert!(
+        !ran.iter().any(|c| c == "getent group" || c == "ip -V"),
+        "{ran:?}"
+    );
+    assert!(facts.unreadable.is_empty(), "{:#?}", facts.unreadable);
+    assert_eq!((facts.groups.len(), facts.iproute2_version), (0, None));
+    assert_eq!(
+        facts.routes_v4,
+        run(&runner(&[]), root.path(), true).routes_v4
+    );
+}
+
 #[test]
 fn root_only_commands_are_skipped_for_other_users() {
     let root = fake_root();
@@ -279,7 +448,9 @@ fn each_failure_is_one_note_and_the_rest_is_read() {
     assert_eq!(note("ip6tables-save:"), "ip6tables-save: exit status 1");
     // No links, so only the five global sysctls were looked for; all missing.
     assert_eq!(
-        all.iter().filter(|n| n.starts_with("/proc/sys/")).count(),
+        all.iter()
+            .filter(|n| n.starts_with("/proc/sys/net/"))
+            .count(),
         5
     );
     // Each names the fact it leaves unknown, in the order read.
@@ -288,11 +459,20 @@ fn each_failure_is_one_note_and_the_rest_is_read() {
         .iter()
         .filter_map(Unreadable::fact)
         .collect();
-    let mut want = vec![Fact::Iproute2Version, Fact::Links, Fact::RulesV6];
+    assert_eq!(
+        note("/proc/sys/kernel/osrelease:"),
+        "/proc/sys/kernel/osrelease: no such file"
+    );
+    let mut want = vec![
+        Fact::Kernel,
+        Fact::Iproute2Version,
+        Fact::Links,
+        Fact::RulesV6,
+    ];
     want.extend([Fact::Sysctls; 5]);
     want.extend([Fact::IptablesSave, Fact::Ip6tablesSave]);
     assert_eq!(missed, want);
-    assert_eq!(facts.unreadable.len(), 10, "{:#?}", facts.unreadable);
+    assert_eq!(facts.unreadable.len(), 11, "{:#?}", facts.unreadable);
 
     assert_eq!(facts.iproute2_version, None);
     assert!(facts.links.is_empty() && facts.rules_v6.is_empty() && facts.sysctls.is_empty());

@@ -10,6 +10,7 @@ mod error;
 mod facts;
 mod files;
 mod groups;
+mod ip_batch;
 mod links;
 mod marker;
 mod nft;
@@ -27,14 +28,14 @@ mod e2e_tests;
 #[cfg(test)]
 mod fixtures;
 
-pub use collect::{ProbeEnv, probe, probe_system};
+pub use collect::{ProbeEnv, Reads, probe, probe_system, probe_system_reading};
 pub use counters::{CountedRule, counted_rules, read_counters};
 pub use error::ParseError;
 pub use facts::*;
 pub use groups::parse_groups;
 pub use links::parse_links;
 pub use marker::{MarkerQuery, cgroup2_mount, resolve_marker, unit_cgroup};
-pub use nft::{BaseChain, NftChain, NftTable, parse_nft_ruleset};
+pub use nft::{BaseChain, NftChain, NftTable, is_xtables_table, parse_nft_ruleset};
 pub use routes::parse_routes;
 pub use rt_tables::parse_rt_tables;
 pub use rules::parse_rules;

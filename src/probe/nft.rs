@@ -31,7 +31,18 @@ pub struct BaseChain {
     pub priority: Option<i32>,
 }
 
+/// iptables-nft's own tables: their rules are iptables rules, read
+/// through iptables-save.
+pub fn is_xtables_table(family: &str, name: &str) -> bool {
+    matches!(family, "ip" | "ip6")
+        && matches!(name, "filter" | "nat" | "mangle" | "raw" | "security")
+}
+
 impl NftTable {
+    pub fn is_xtables(&self) -> bool {
+        is_xtables_table(&self.family, &self.name)
+    }
+
     pub fn chain(&self, name: &str) -> Option<&NftChain> {
         self.chains.iter().find(|c| c.name == name)
     }
