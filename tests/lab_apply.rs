@@ -706,23 +706,25 @@ fn crash_lab(name: &str) -> Option<(Topology, Wrappers, String, usize)> {
         .enumerate()
         .flat_map(|(i, c)| w.commands_of(i + 1, c))
         .collect();
-    // The table-name file is written in-process; every other step is one
+    // The table-name file and the 3 sysctls (forwarding of both families,
+    // rp_filter on wg0) are written in-process; every other step is one
     // command, the iptables ones batched per table into iptables-restore,
     // rules and routes per family into `ip -batch`.
     assert_eq!(
         commands.len(),
-        steps - 1,
+        steps - 4,
         "mutating commands vs steps:\n{}",
         commands.join("\n")
     );
     let batches = calls.iter().filter(|c| c.contains("-restore ")).count();
     let ip_batches = calls.iter().filter(|c| c.ends_with(" -batch -")).count();
-    // Counted on the lab's gateway profile: 13 mutating calls, 6 of them
+    // Counted on the lab's gateway profile: 10 mutating calls, 6 of them
     // iptables-restore batches (a lone iptables step runs as itself), 2 of
-    // them `ip -batch` (4 rules and routes each).
+    // them `ip -batch` (4 rules and routes each), no sysctl.
+    let sysctls = calls.iter().filter(|c| c.starts_with("sysctl ")).count();
     assert_eq!(
-        (calls.len(), batches, ip_batches),
-        (13, 6, 2),
+        (calls.len(), batches, ip_batches, sysctls),
+        (10, 6, 2, 0),
         "mutating calls:\n{}",
         calls.join("\n")
     );

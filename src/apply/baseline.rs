@@ -156,10 +156,7 @@ mod tests {
             },
         ];
         std::fs::write(dir.sysctls(), serde_json::to_string(&entries).unwrap()).unwrap();
-        let runner = FakeRunner::new().on(
-            &["sysctl", "-q", "-w", "net.ipv4.ip_forward=0"],
-            crate::runner::Output::ok(""),
-        );
+        let runner = FakeRunner::new();
         let ex = Executor {
             runner: &runner,
             root: root.clone(),
@@ -169,8 +166,9 @@ mod tests {
         let done = restore(&ex, &dir, &loaded);
         assert!(done.iter().all(Result::is_ok), "{done:?}");
         // Only forwarding, still at our 1, goes back; rp_filter is left.
-        let calls: Vec<String> = runner.calls().iter().map(|c| c.join(" ")).collect();
-        assert_eq!(calls, ["sysctl -q -w net.ipv4.ip_forward=0"]);
+        let read = |f: &str| std::fs::read_to_string(proc.join(f)).unwrap();
+        assert_eq!(read("ip_forward"), "0\n");
+        assert_eq!(read("conf/wg0/rp_filter"), "1\n");
         assert!(!dir.sysctls().exists(), "forgotten once restored");
     }
 }

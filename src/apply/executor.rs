@@ -195,8 +195,26 @@ impl Executor<'_> {
             }
             Op::Seq { ops } => ops.iter().try_for_each(|o| self.run(o)),
             Op::NftDelete => self.delete_our_nft_table(),
+            Op::Sysctl { key, value } => self.write_sysctl(op, &key.key(), *value),
             _ => self.run_effect(&op.effect()),
         }
+    }
+
+    /// What `sysctl -q -w KEY=VALUE` does, without starting it: one write
+    /// to the key's file under /proc/sys (never created: a missing key is
+    /// an error, as with sysctl). Shown, scripted and journaled as that
+    /// command; a process per sysctl cost more than the write.
+    fn write_sysctl(&self, op: &Op, key: &str, value: u8) -> Result<(), Failure> {
+        use std::io::Write;
+        let path = self.root.join(sysctl_path(key));
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(format!("{value}\n").as_bytes()))
+            .map_err(|e| Failure {
+                command: op.display(),
+                stderr: format!("cannot write /{}: {e}", sysctl_path(key).display()),
+            })
     }
 
     /// Run what an operation (or `rollback --all`'s sweep) runs as.
@@ -469,42 +487,43 @@ mod tests {
         );
     }
 
+    /// Written to /proc/sys in-process (no sysctl process), the value from
+    /// before saved, and put back by undo only while it is still ours.
     #[test]
     fn sysctl_old_value_is_saved_and_restored() {
         let t = tempfile::tempdir().unwrap();
-        let p = t.path().join("proc/sys/net/ipv4");
+        let p = t.path().join("proc/sys/net/ipv4/conf/eth0.10");
         std::fs::create_dir_all(&p).unwrap();
-        std::fs::write(p.join("ip_forward"), "0\n").unwrap();
-        let runner = FakeRunner::new()
-            .on(
-                &["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"],
-                Output::ok(""),
-            )
-            .on(
-                &["sysctl", "-q", "-w", "net.ipv4.ip_forward=0"],
-                Output::ok(""),
-            );
+        let file = p.join("rp_filter");
+        std::fs::write(&file, "1\n").unwrap();
+        let read = || std::fs::read_to_string(&file).unwrap();
+        let runner = FakeRunner::new();
         let ex = Executor {
             runner: &runner,
             root: t.path().into(),
         };
-        let effect = forwarding(1);
+        let rp = |value| Op::Sysctl {
+            key: SysctlKey::RpFilter("eth0.10".into()),
+            value,
+        };
+        let effect = rp(2);
         let saved = ex.save_before(&effect).unwrap();
         assert_eq!(
             saved,
             Some(Saved::Sysctl {
-                key: "net.ipv4.ip_forward".into(),
-                old: "0".into()
+                key: "net.ipv4.conf.eth0/10.rp_filter".into(),
+                old: "1".into()
             })
         );
         ex.run(&effect).unwrap();
+        assert_eq!(read(), "2\n");
         let js = JournalStep {
             step: Step {
                 role: Role::Gateway,
                 state: StepState::Change,
                 apply: effect,
-                // The plan guessed 1; the saved value wins.
-                undo: forwarding(1),
+                // The plan guessed 0; the saved value wins.
+                undo: rp(0),
                 reason: String::new(),
                 change: None,
             },
@@ -513,16 +532,24 @@ mod tests {
             error: None,
         };
         // Someone else changed it since: undo leaves their value alone.
-        std::fs::write(p.join("ip_forward"), "0\n").unwrap();
+        std::fs::write(&file, "0\n").unwrap();
         ex.undo(&js).unwrap();
-        assert_eq!(runner.calls().len(), 1, "no restore over another's value");
+        assert_eq!(read(), "0\n", "no restore over another's value");
         // Still our value: the saved one comes back.
-        std::fs::write(p.join("ip_forward"), "1\n").unwrap();
+        std::fs::write(&file, "2\n").unwrap();
         ex.undo(&js).unwrap();
-        assert_eq!(
-            runner.calls().last().unwrap(),
-            &argv(&["sysctl", "-q", "-w", "net.ipv4.ip_forward=0"])
+        assert_eq!(read(), "1\n");
+        assert_eq!(runner.calls(), Vec::<Vec<String>>::new(), "no process");
+        // A key the kernel does not have (the interface is gone) is not made.
+        let err = ex.run(&forwarding(1)).unwrap_err();
+        assert_eq!(err.command, "sysctl -q -w net.ipv4.ip_forward=1");
+        assert!(
+            err.stderr
+                .starts_with("cannot write /proc/sys/net/ipv4/ip_forward: "),
+            "{}",
+            err.stderr
         );
+        assert!(!t.path().join("proc/sys/net/ipv4/ip_forward").exists());
     }
 
     #[test]
