@@ -890,7 +890,8 @@ impl Mode {
 /// `nft` and `sysctl` wrappers (sh) in a directory put first on dscproute's
 /// PATH. They pass every call to the real binary and count the mutating ones
 /// (ip add/del/flush/replace/change; iptables -A/-I/-D/-N/-X/-F/-R/-P/-E/-Z;
-/// every restore, `ip -batch` and `nft -f` call, one batch = one call; nft
+/// every restore, `ip -batch` (not the probe's `ip -j -batch`, which
+/// reads) and `nft -f` call, one batch = one call; nft
 /// add/delete/flush/...; sysctl -w) in `count`, logging each to `calls` as
 /// dscproute spells it (`iptables -w -t mangle -N ...`, `iptables-restore -w
 /// --noflush`, `ip -4 -batch -`, `nft -f -`, its stdin kept in `stdin.N`). `Fail` makes an `ip -batch` run its lines
@@ -922,7 +923,10 @@ impl Wrappers {
 real='{real}'
 me='{tool}'
 mutating=0
+reads=0
 case "$me" in *-restore) mutating=1 ;; esac
+# `ip -j ... -batch -` is the probe reading (JSON out), never a change.
+case " $* " in *" -j "*) [ "$me" = ip ] && reads=1 ;; esac
 for a in "$@"; do
   case "$me:$a" in
     ip:add|ip:del|ip:delete|ip:flush|ip:replace|ip:change|ip:-batch) mutating=1 ;;
@@ -931,6 +935,7 @@ for a in "$@"; do
     sysctl:-w) mutating=1 ;;
   esac
 done
+[ "$reads" = 1 ] && mutating=0
 d="$DSCPR_WRAP_DIR"
 if [ "$mutating" = 1 ] && [ -n "$d" ]; then
   n=$(( $(cat "$d/count" 2>/dev/null || echo 0) + 1 ))
