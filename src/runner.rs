@@ -53,13 +53,6 @@ pub enum RunError {
 
 /// Runs argv vectors. A non-zero exit is an `Ok(Output)` with that status;
 /// `Err` means the process could not be started at all.
-/// One command of `Runner::run_all`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Job {
-    pub argv: Vec<String>,
-    pub stdin: Option<String>,
-}
-
 pub trait Runner: Sync {
     fn run(&self, argv: &[String]) -> Result<Output, RunError>;
 
@@ -68,18 +61,6 @@ pub trait Runner: Sync {
     fn run_with_stdin(&self, argv: &[String], stdin: &str) -> Result<Output, RunError> {
         let _ = stdin;
         self.run(argv)
-    }
-
-    /// Several independent commands at once (each with its stdin, if
-    /// any); the outcomes in the same order. The default runs them one
-    /// after another, so recording fakes see a fixed order.
-    fn run_all(&self, jobs: &[Job]) -> Vec<Result<Output, RunError>> {
-        jobs.iter()
-            .map(|job| match &job.stdin {
-                Some(input) => self.run_with_stdin(&job.argv, input),
-                None => self.run(&job.argv),
-            })
-            .collect()
     }
 
     /// Convenience for literal argv.
@@ -111,30 +92,19 @@ pub fn find_program(name: &str) -> Option<std::path::PathBuf> {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SystemRunner;
 
-/// What a command not started because of a stop signal answers.
-fn refused(sig: libc::c_int) -> Output {
-    Output::failed(
-        128 + sig,
-        format!(
-            "{} {} and stops here, undoing what it did",
-            signals::REFUSAL,
-            signals::name(sig)
-        ),
-    )
-}
-
 impl SystemRunner {
     fn spawn(&self, argv: &[String], stdin: Option<&str>) -> Result<Output, RunError> {
-        if let Some(sig) = signals::STATE.take_abort() {
-            argv.split_first().ok_or(RunError::Empty)?;
-            return Ok(refused(sig));
-        }
-        self.start(argv, stdin)
-    }
-
-    /// Start and wait, whatever signal came.
-    fn start(&self, argv: &[String], stdin: Option<&str>) -> Result<Output, RunError> {
         let (program, args) = argv.split_first().ok_or(RunError::Empty)?;
+        if let Some(sig) = signals::STATE.take_abort() {
+            return Ok(Output::failed(
+                128 + sig,
+                format!(
+                    "{} {} and stops here, undoing what it did",
+                    signals::REFUSAL,
+                    signals::name(sig)
+                ),
+            ));
+        }
         let path = find_program(program).ok_or_else(|| RunError::NotFound {
             program: program.clone(),
         })?;
@@ -175,24 +145,6 @@ impl Runner for SystemRunner {
 
     fn run_with_stdin(&self, argv: &[String], stdin: &str) -> Result<Output, RunError> {
         self.spawn(argv, Some(stdin))
-    }
-
-    /// All at once, each on its own thread; after a stop signal none
-    /// starts (one check for all, as for one command).
-    fn run_all(&self, jobs: &[Job]) -> Vec<Result<Output, RunError>> {
-        if let Some(sig) = signals::STATE.take_abort() {
-            return jobs.iter().map(|_| Ok(refused(sig))).collect();
-        }
-        std::thread::scope(|s| {
-            let handles: Vec<_> = jobs
-                .iter()
-                .map(|job| s.spawn(move || self.start(&job.argv, job.stdin.as_deref())))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-                .collect()
-        })
     }
 }
 
@@ -280,48 +232,6 @@ impl Runner for FakeRunner {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// `run_all` starts the commands together: each waits (up to 10 s)
-    /// for the other's file, which one after another can never both see.
-    /// Outcomes come back in the order given, stdin reaches each.
-    #[test]
-    fn run_all_runs_at_once_and_answers_in_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let meet = |mine: &str, theirs: &str| {
-            Job {
-            argv: ["sh", "-c", "touch \"$0\"; i=0; while [ ! -e \"$1\" ] && [ $i -lt 1000 ]; do sleep 0.01; i=$((i+1)); done; [ -e \"$1\" ] && cat"]
-                .iter()
-                .map(|s| s.to_string())
-                .chain([
-                    dir.path().join(mine).display().to_string(),
-                    dir.path().join(theirs).display().to_string(),
-                ])
-                .collect(),
-            stdin: Some(format!("{mine}\n")),
-        }
-        };
-        let out = SystemRunner.run_all(&[
-            meet("a", "b"),
-            meet("b", "a"),
-            Job {
-                argv: vec!["false".into()],
-                stdin: None,
-            },
-        ]);
-        let got: Vec<(i32, String)> = out
-            .into_iter()
-            .map(|o| o.map(|o| (o.status, o.stdout)).unwrap())
-            .collect();
-        assert_eq!(
-            got,
-            [(0, "a\n".into()), (0, "b\n".into()), (1, String::new())]
-        );
-        // The recording fake keeps its fixed order.
-        let f = FakeRunner::new().otherwise(Output::ok(""));
-        let jobs = [meet("x", "y"), meet("y", "x")];
-        f.run_all(&jobs);
-        assert_eq!(f.calls(), [jobs[0].argv.clone(), jobs[1].argv.clone()]);
-    }
 
     #[test]
     fn fake_records_and_answers() {

@@ -6,7 +6,7 @@ use super::journal::{JournalStep, Saved};
 use crate::backend::iptables::{self, BatchKey};
 use crate::backend::{Effect, Family, Op, SysctlKey, iproute};
 use crate::ownership::RT_TABLES_DROPIN;
-use crate::runner::{Job, Runner};
+use crate::runner::Runner;
 use std::path::{Path, PathBuf};
 
 /// A command that failed: what ran and what it said.
@@ -89,43 +89,31 @@ impl Executor<'_> {
         force: bool,
     ) -> Result<(), IpBatchFailure> {
         let argv = iproute::batch_argv(family, force);
+        let command = argv.join(" ");
         let input = iproute::batch_input(lines);
-        let outcome = self.runner.run_with_stdin(&argv, &input);
-        ip_batch_result(&argv, lines.len(), outcome)
+        let (stderr, failed) = match self.runner.run_with_stdin(&argv, &input) {
+            Ok(out) if out.success() => return Ok(()),
+            Ok(out) => {
+                let failed = iproute::failed_lines(&out.stderr)
+                    .into_iter()
+                    .filter(|&i| i < lines.len())
+                    .collect();
+                let stderr = if out.stderr.trim().is_empty() {
+                    format!("exit status {}", out.status)
+                } else {
+                    out.stderr
+                };
+                (stderr, failed)
+            }
+            Err(e) => (e.to_string(), Vec::new()),
+        };
+        Err(IpBatchFailure {
+            failed,
+            command,
+            stderr,
+        })
     }
 
-    /// Each family's rules and routes at once (they touch nothing in
-    /// common): one `ip -batch -` per family, a family with one line as
-    /// that line's own command. Outcomes in the order given; a failed line
-    /// is counted from 0 within its family.
-    pub fn run_ip_families(
-        &self,
-        groups: &[(Family, Vec<String>, Vec<String>)],
-    ) -> Vec<Result<(), IpBatchFailure>> {
-        let jobs: Vec<Job> = groups
-            .iter()
-            .map(|(family, lines, single)| match lines.len() {
-                1 => Job {
-                    argv: single.clone(),
-                    stdin: None,
-                },
-                _ => Job {
-                    argv: iproute::batch_argv(*family, false),
-                    stdin: Some(iproute::batch_input(lines)),
-                },
-            })
-            .collect();
-        self.runner
-            .run_all(&jobs)
-            .into_iter()
-            .zip(&jobs)
-            .zip(groups)
-            .map(|((outcome, job), (_, lines, _))| match job.stdin {
-                Some(_) => ip_batch_result(&job.argv, lines.len(), outcome),
-                None => single_result(&job.argv, outcome),
-            })
-            .collect()
-    }
     /// Run a batch of restore lines for one table as one `iptables-restore
     /// -w --noflush` call: other rules and chains stay, and nf_tables
     /// commits the block atomically.
@@ -466,55 +454,6 @@ impl Executor<'_> {
             None => self.run(&js.step.undo),
         }
     }
-}
-
-/// A lone command's outcome in a batch's terms: its one line failed.
-fn single_result(
-    argv: &[String],
-    outcome: Result<crate::runner::Output, crate::runner::RunError>,
-) -> Result<(), IpBatchFailure> {
-    let stderr = match outcome {
-        Ok(out) if out.success() => return Ok(()),
-        Ok(out) if out.stderr.trim().is_empty() => format!("exit status {}", out.status),
-        Ok(out) => out.stderr,
-        Err(e) => e.to_string(),
-    };
-    Err(IpBatchFailure {
-        failed: vec![0],
-        command: argv.join(" "),
-        stderr,
-    })
-}
-
-/// What an `ip -batch -` of `lines` lines answered, as a failure naming
-/// the lines ip reported.
-fn ip_batch_result(
-    argv: &[String],
-    lines: usize,
-    outcome: Result<crate::runner::Output, crate::runner::RunError>,
-) -> Result<(), IpBatchFailure> {
-    let command = argv.join(" ");
-    let (stderr, failed) = match outcome {
-        Ok(out) if out.success() => return Ok(()),
-        Ok(out) => {
-            let failed = iproute::failed_lines(&out.stderr)
-                .into_iter()
-                .filter(|&i| i < lines)
-                .collect();
-            let stderr = if out.stderr.trim().is_empty() {
-                format!("exit status {}", out.status)
-            } else {
-                out.stderr
-            };
-            (stderr, failed)
-        }
-        Err(e) => (e.to_string(), Vec::new()),
-    };
-    Err(IpBatchFailure {
-        failed,
-        command,
-        stderr,
-    })
 }
 
 #[cfg(test)]

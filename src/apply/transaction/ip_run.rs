@@ -9,7 +9,7 @@
 use super::{ApplyOutcome, Engine, EngineError, Event};
 use crate::apply::executor::{Executor, Failure, IpBatchFailure};
 use crate::apply::journal::{Journal, StepStatus, WriteError};
-use crate::backend::{Effect, Family, iproute};
+use crate::backend::{Family, iproute};
 
 /// One family's share of a run: step indices and their batch lines.
 struct Group {
@@ -92,8 +92,8 @@ fn message(f: &IpBatchFailure) -> String {
 
 impl Engine<'_> {
     /// Apply the steps of `range` (see `apply_run_at`): all journaled Running
-    /// before the batches start, then each family's batch, all at once, then
-    /// the outcomes. A group of one step runs as its own command.
+    /// before the first batch starts, then each family's batch, then the
+    /// outcomes. A group of one step runs as its own command.
     pub(super) fn apply_ip_run(
         &self,
         ex: &Executor,
@@ -129,82 +129,71 @@ impl Engine<'_> {
             }
             events(Event::Done { index: k });
         };
-        // The families at once: each one `ip -batch -` (or its one line's
-        // own command), started together, all steps Running on record.
-        let families: Vec<(Family, Vec<String>, Vec<String>)> = groups
-            .iter()
-            .map(|g| {
-                let single = match j.steps[g.steps[0]].step.apply.effect() {
-                    Effect::Run { argv } => argv,
-                    _ => Vec::new(),
-                };
-                (g.family, g.lines.clone(), single)
-            })
-            .collect();
-        let results = ex.run_ip_families(&families);
-        let mut outcome = RunOutcome::Done;
-        for (group, result) in groups.iter().zip(results) {
-            let Err(f) = result else {
+        for (g, group) in groups.iter().enumerate() {
+            let result = match group.steps[..] {
+                [k] => ex.run(&j.steps[k].step.apply).map_err(|f| (Some(0), f)),
+                _ => ex
+                    .run_ip_batch(group.family, &group.lines, false)
+                    .map_err(|f| {
+                        let failure = Failure {
+                            command: f.command.clone(),
+                            stderr: message(&f),
+                        };
+                        (f.failed.first().copied(), failure)
+                    }),
+            };
+            let Err((line, f)) = result else {
                 for &k in &group.steps {
                     done(j, k, events);
                 }
                 continue;
             };
-            let first = matches!(outcome, RunOutcome::Done);
-            let Some(n) = f.failed.first().copied() else {
-                // No line named: the steps stay Running, and undo takes
-                // back whichever of them took effect.
-                if first {
-                    outcome = RunOutcome::Unknown {
-                        index: group.steps[0],
-                        failure: Failure {
+            let later = groups[g + 1..].iter().flat_map(|g| g.steps.iter().copied());
+            let outcome = match line {
+                Some(n) => {
+                    for &k in &group.steps[..n] {
+                        done(j, k, events);
+                    }
+                    let index = group.steps[n];
+                    let failure = if group.steps.len() == 1 {
+                        f
+                    } else {
+                        Failure {
+                            command: j.steps[index].step.apply.display(),
                             stderr: format!(
-                                "{}\n(it named no line: steps {} may or may not have taken \
-                                 effect, so each is undone where it did)",
-                                message(&f).trim_end(),
-                                step_list(&group.steps)
+                                "{}\n(line {} of `{}`: the lines before it took effect and \
+                                 are undone, the lines after it did not run)",
+                                f.stderr.trim_end(),
+                                n + 1,
+                                f.command
                             ),
-                            command: f.command,
-                        },
+                        }
                     };
+                    self.not_run(j, group.steps[n + 1..].iter().copied().chain(later), events);
+                    RunOutcome::Failed { index, failure }
                 }
-                continue;
-            };
-            for &k in &group.steps[..n] {
-                done(j, k, events);
-            }
-            let index = group.steps[n];
-            let failure = if group.steps.len() == 1 {
-                Failure {
-                    command: f.command,
-                    stderr: f.stderr,
-                }
-            } else {
-                Failure {
-                    command: j.steps[index].step.apply.display(),
-                    stderr: format!(
-                        "{}\n(line {} of `{}`: the lines before it took effect and \
-                         are undone, the lines after it did not run)",
-                        message(&f).trim_end(),
-                        n + 1,
-                        f.command
-                    ),
+                None => {
+                    let index = group.steps[0];
+                    let failure = Failure {
+                        command: f.command,
+                        stderr: format!(
+                            "{}\n(it named no line: steps {} may or may not have taken \
+                             effect, so each is undone where it did)",
+                            f.stderr.trim_end(),
+                            step_list(&group.steps)
+                        ),
+                    };
+                    self.not_run(j, later, events);
+                    RunOutcome::Unknown { index, failure }
                 }
             };
-            self.not_run(j, group.steps[n + 1..].iter().copied(), events);
-            if first {
-                outcome = RunOutcome::Failed { index, failure };
-            } else {
-                // Another family failed first: this one is reported here
-                // and undone with the rest.
-                j.steps[index].status = StepStatus::Failed;
-                j.steps[index].error = Some(failure.to_string());
-                let _ = j.record(&self.state, index, false);
-                events(Event::Failed { index, failure });
-            }
+            return match recorded {
+                Ok(()) => outcome,
+                Err(e) => RunOutcome::NotJournaled(e),
+            };
         }
         match recorded {
-            Ok(()) => outcome,
+            Ok(()) => RunOutcome::Done,
             Err(e) => RunOutcome::NotJournaled(e),
         }
     }
