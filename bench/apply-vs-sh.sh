@@ -33,6 +33,9 @@ X=(ip netns exec "$NS")
 "${X[@]}" ip link set wgp up
 "${X[@]}" ip addr add 10.8.0.2/24 dev wg0
 "${X[@]}" ip -6 addr add fd00::2/64 dev wg0 nodad
+# A new namespace inherits forwarding from the host: pin it, so that the
+# plan (34 steps) does not depend on the host's settings.
+"${X[@]}" sysctl -q -w net.ipv4.ip_forward=0 net.ipv6.conf.all.forwarding=0
 "${X[@]}" sysctl -q -w net.ipv4.conf.all.rp_filter=1
 cat > "$WORK/gw-iptables.toml" <<'T'
 [gateway]

@@ -217,6 +217,13 @@ impl Dir {
     /// temp file is removed when any step before the rename fails (a full
     /// disk must not fill up with them).
     pub fn write_durably(&self, name: &str, bytes: &[u8], mode: u32) -> io::Result<()> {
+        self.replace(name, bytes, mode, true)
+    }
+
+    /// Replace `name` whole (a temp file renamed over it), synced to disk
+    /// first when `durable`: a crash leaves the old or the new file, and
+    /// without `durable` a power cut may leave neither.
+    fn replace(&self, name: &str, bytes: &[u8], mode: u32, durable: bool) -> io::Result<()> {
         let tmp = temp_name(name);
         let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL;
         let mut file = match self.open_file(&tmp, flags, mode) {
@@ -230,13 +237,13 @@ impl Dir {
         };
         let written = file
             .write_all(bytes)
-            .and_then(|()| file.sync_all())
+            .and_then(|()| if durable { file.sync_all() } else { Ok(()) })
             .and_then(|()| self.rename(&tmp, name));
         if let Err(e) = written {
             let _ = self.remove(&tmp);
             return Err(e);
         }
-        self.sync()
+        if durable { self.sync() } else { Ok(()) }
     }
 
     /// Remove temp files of `write_durably` whose process is gone (killed
@@ -317,6 +324,13 @@ pub fn write_durably_public(path: &Path, bytes: &[u8]) -> io::Result<()> {
         create_dir_all(parent, PUBLIC_DIR)?;
     }
     write_durably_mode(path, bytes, PUBLIC_FILE)
+}
+
+/// A private file replaced whole but not synced: for what nothing depends
+/// on after a power cut (the journal history).
+pub fn write_replacing(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let (dir, name) = split(path)?;
+    Dir::open(dir)?.replace(&name, bytes, PRIVATE_FILE, false)
 }
 
 /// `write_durably` of `path` in its directory, with exactly `mode`.

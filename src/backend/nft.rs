@@ -10,7 +10,7 @@ use crate::ownership::COMMENT;
 use serde::{Deserialize, Serialize};
 
 mod parse;
-pub use parse::{NftCounter, ours_from_text, parse_table};
+pub use parse::{NftCounter, json_counters, ours_from_text, parse_table};
 
 /// Our table: family inet (IPv4 and IPv6 in one), this name.
 pub const TABLE: &str = "dscproute";
@@ -444,7 +444,11 @@ pub fn same_table(have: &NftRuleset, want: &NftRuleset, facts: &crate::probe::Ho
 
 /// The counters of our table's rules, when it is there and ours (status,
 /// doctor); family `inet`, chain the base chain's name, spec the rule as we
-/// write it.
+/// write it. Which rule is which comes from the table as listed (the
+/// checks that make it ours); the numbers from `nft -j`, nft's stable
+/// interface, rule for rule in each chain. An nft built without JSON (as
+/// OpenWrt's may be), or a table changed between the two reads, leaves
+/// the numbers the listing printed.
 pub fn read_counters(runner: &dyn crate::runner::Runner) -> Vec<crate::probe::CountedRule> {
     let Ok(out) = runner.run(&list_argv()) else {
         return Vec::new();
@@ -452,9 +456,17 @@ pub fn read_counters(runner: &dyn crate::runner::Runner) -> Vec<crate::probe::Co
     if !out.success() {
         return Vec::new();
     }
-    let Ok(Some((_, counters))) = parse_table(&out.stdout) else {
+    let Ok(Some((_, mut counters))) = parse_table(&out.stdout) else {
         return Vec::new();
     };
+    let json = runner
+        .run(&json_list_argv())
+        .ok()
+        .filter(crate::runner::Output::success)
+        .and_then(|o| parse::json_counters(&o.stdout));
+    if let Some(json) = json {
+        parse::take_json_counts(&mut counters, &json);
+    }
     counters
         .into_iter()
         .map(|c| crate::probe::CountedRule {
@@ -476,6 +488,13 @@ pub fn replace_argv() -> Vec<String> {
 /// `nft delete table inet dscproute`.
 pub fn delete_argv() -> Vec<String> {
     ["nft", "delete", "table", FAMILY, TABLE]
+        .map(String::from)
+        .to_vec()
+}
+
+/// `nft -j list table inet dscproute`.
+pub fn json_list_argv() -> Vec<String> {
+    ["nft", "-j", "list", "table", FAMILY, TABLE]
         .map(String::from)
         .to_vec()
 }

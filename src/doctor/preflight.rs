@@ -57,7 +57,6 @@ fn root(f: &HostFacts) -> Check {
 fn package(tool: &str) -> &'static str {
     match tool {
         "ip" => "iproute2",
-        "sysctl" => "procps",
         "nft" => "nftables",
         "setpriv" => "util-linux",
         "getent" => "libc-bin",
@@ -83,9 +82,6 @@ fn tools(i: &Inputs) -> Check {
         "iptables-save",
         "ip6tables-save",
     ];
-    if i.is_gateway() {
-        needed.push("sysctl");
-    }
     // The nft backend's one transaction.
     let nft_backend = i.plan.is_ok_and(|p| {
         p.steps

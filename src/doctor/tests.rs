@@ -719,17 +719,19 @@ fn not_root_fails_root_and_claims_nothing_after_apply() {
 fn missing_tools_name_their_debian_package() {
     let mut c = Case::gateway();
     c.facts.tools.insert("ip".into(), None);
+    c.facts.tools.insert("iptables-save".into(), None);
+    // sysctl(8) is not needed: sysctls are written to /proc/sys directly.
     c.facts.tools.insert("sysctl".into(), None);
     let r = c.run();
     let t = get(&r, "tools");
     assert_eq!(t.status, Status::Fail);
     assert!(
         t.detail
-            .contains("missing: ip, sysctl (Debian packages iproute2, procps)"),
+            .contains("missing: ip, iptables-save (Debian packages iproute2, iptables)"),
         "{}",
         t.detail
     );
-    assert_eq!(t.fix.as_deref(), Some("apt-get install iproute2 procps"));
+    assert_eq!(t.fix.as_deref(), Some("apt-get install iproute2 iptables"));
 }
 
 #[test]

@@ -12,7 +12,6 @@ const TOOLS: &[(&str, &str, bool)] = &[
     ("ip", "iproute2", false),
     ("iptables", "iptables", true),
     ("ip6tables", "iptables", true),
-    ("sysctl", "procps", false),
 ];
 
 pub fn check(

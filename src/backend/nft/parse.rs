@@ -16,6 +16,56 @@ pub struct NftCounter {
     pub bytes: u64,
 }
 
+/// `nft -j list table inet dscproute`: per rule of our table, in the order
+/// listed, its chain and counter (packets, bytes; a rule without a counter
+/// reads 0, 0). None when it is not that JSON.
+pub fn json_counters(json: &str) -> Option<Vec<(String, u64, u64)>> {
+    let v: serde_json::Value = serde_json::from_str(json).ok()?;
+    let mut out = Vec::new();
+    for item in v.get("nftables")?.as_array()? {
+        let Some(rule) = item.get("rule") else {
+            continue;
+        };
+        if rule.get("family")?.as_str()? != FAMILY || rule.get("table")?.as_str()? != TABLE {
+            continue;
+        }
+        let counter = rule
+            .get("expr")?
+            .as_array()?
+            .iter()
+            .find_map(|e| e.get("counter"));
+        let n = |k: &str| counter.and_then(|c| c.get(k)?.as_u64()).unwrap_or(0);
+        out.push((
+            rule.get("chain")?.as_str()?.to_string(),
+            n("packets"),
+            n("bytes"),
+        ));
+    }
+    Some(out)
+}
+
+/// Put the JSON's numbers on the rules read from the listing, chain by
+/// chain in order; a chain whose rule count differs keeps the listing's.
+pub fn take_json_counts(counters: &mut [NftCounter], json: &[(String, u64, u64)]) {
+    let mut hooks: Vec<NftHook> = counters.iter().map(|c| c.hook).collect();
+    hooks.dedup();
+    for hook in hooks {
+        let from_json: Vec<(u64, u64)> = json
+            .iter()
+            .filter(|(chain, _, _)| chain == hook.name())
+            .map(|&(_, p, b)| (p, b))
+            .collect();
+        let mine: Vec<&mut NftCounter> = counters.iter_mut().filter(|c| c.hook == hook).collect();
+        if mine.len() != from_json.len() {
+            continue;
+        }
+        for (c, (packets, bytes)) in mine.into_iter().zip(from_json) {
+            c.packets = packets;
+            c.bytes = bytes;
+        }
+    }
+}
+
 /// Our table in `text` (`nft list ruleset` or `nft list table inet
 /// dscproute`): None when there is none, an error when there is one that is
 /// not exactly what dscproute writes.

@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::backend::Op;
+use crate::runner::{FakeRunner, Output};
 
 const PRINTED: &str = include_str!("../../../tests/fixtures/nft/both-printed.txt");
 
@@ -269,4 +270,92 @@ fn a_group_name_is_quoted_and_reads_back() {
     );
     let printed = r.text().replace(" counter ", " counter packets 0 bytes 0 ");
     assert_eq!(parse::parse_rule(&printed).unwrap().0, r);
+}
+
+/// What `nft -j list table inet dscproute` printed for the same table
+/// (nft 1.0.6), with distinct counters put in: rule i of the table gets
+/// i + 1 packets and 100 × (i + 1) bytes.
+fn printed_json(drop_first_of: Option<&str>) -> String {
+    let mut v: serde_json::Value = serde_json::from_str(include_str!(
+        "../../../tests/fixtures/nft/both-printed.json"
+    ))
+    .unwrap();
+    let items = v["nftables"].as_array_mut().unwrap();
+    if let Some(chain) = drop_first_of {
+        let at = items
+            .iter()
+            .position(|i| i.get("rule").is_some_and(|r| r["chain"] == chain))
+            .unwrap();
+        items.remove(at);
+    }
+    let mut i = 0;
+    for item in items.iter_mut() {
+        if let Some(exprs) = item
+            .get_mut("rule")
+            .and_then(|r| r.get_mut("expr"))
+            .and_then(|e| e.as_array_mut())
+        {
+            i += 1;
+            for e in exprs {
+                if e.get("counter").is_some() {
+                    e["counter"] = serde_json::json!({"packets": i, "bytes": 100 * i});
+                }
+            }
+        }
+    }
+    v.to_string()
+}
+
+#[test]
+fn counters_come_from_nft_json_rule_for_rule() {
+    let json = printed_json(None);
+    let list = FakeRunner::new()
+        .on(
+            &["nft", "list", "table", "inet", "dscproute"],
+            Output::ok(PRINTED),
+        )
+        .on(
+            &["nft", "-j", "list", "table", "inet", "dscproute"],
+            Output::ok(json),
+        );
+    let got = read_counters(&list);
+    let n = both().rules().count();
+    assert_eq!(got.len(), n);
+    for (i, c) in got.iter().enumerate() {
+        let i = i as u64 + 1;
+        assert_eq!((c.packets, c.bytes), (i, 100 * i), "{c:?}");
+    }
+    assert_eq!(got[0].spec, both().rules().next().unwrap().1.text());
+}
+
+#[test]
+fn counters_fall_back_to_the_listing_without_json_or_on_a_mismatch() {
+    let text = PRINTED.replacen(
+        "counter packets 0 bytes 0",
+        "counter packets 7 bytes 700",
+        1,
+    );
+    let listed = |json: Output| {
+        let f = FakeRunner::new()
+            .on(
+                &["nft", "list", "table", "inet", "dscproute"],
+                Output::ok(text.clone()),
+            )
+            .on(&["nft", "-j", "list", "table", "inet", "dscproute"], json);
+        read_counters(&f)
+            .iter()
+            .map(|c| (c.chain.clone(), c.packets))
+            .collect::<Vec<_>>()
+    };
+    // OpenWrt's nft may lack JSON: the listing's numbers.
+    let no_json = listed(Output::failed(1, "Error: JSON support not compiled-in\n"));
+    assert_eq!(no_json[0], ("output".to_string(), 7));
+    assert!(no_json[1..].iter().all(|(_, p)| *p == 0));
+    // A rule gone between the two reads: that chain keeps the listing's.
+    let first = &no_json[0].0;
+    let mismatch = listed(Output::ok(printed_json(Some(first))));
+    assert_eq!(mismatch[0], (first.clone(), 7));
+    let other = mismatch.iter().position(|(c, _)| c != first).unwrap();
+    assert_ne!(mismatch[other].1, 0, "other chains take the JSON's");
+    assert_eq!(json_counters("not json"), None);
 }
