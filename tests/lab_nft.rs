@@ -436,30 +436,39 @@ fn a_failing_nft_transaction_is_undone_by_the_engine() {
     let Some(t) = lab("a_failing_nft_transaction_is_undone_by_the_engine") else {
         return;
     };
-    let dir = nft_wrapper(&t);
     let state = t.state(&t.b);
     let (rs, snap) = (ruleset(&t.b), snapshot(&t.b));
-    let p = profile("gateway.toml");
-    let out = dscproute_with(
-        &t.b,
-        &state,
-        &wrap_env(&dir, "fail"),
-        &["apply", "--profile", &p, "--yes", "--backend", "nft"],
-    );
-    assert_eq!(out.status.code(), Some(1), "{}", show("apply", &out));
-    let err = stderr(&out);
+    let err = failed_nft_apply(&t, &state, "fail");
     assert!(
         err.contains("nft -f -") && err.contains("injected nft failure"),
-        "{}",
-        show("apply", &out)
+        "{err}"
     );
     assert_eq!(ruleset(&t.b), rs);
     assert_same_state(&snap, &snapshot(&t.b), "after the failed apply");
-    let rb = dscproute_expect(&t.b, &state, &["rollback", "--yes"], 0);
+    nothing_to_roll_back(&t.b, &state, "rollback");
+}
+
+/// The gateway apply on nft with the `nft` wrapper in `mode`: it must exit 1;
+/// its stderr.
+fn failed_nft_apply(t: &Topology, state: &Path, mode: &str) -> String {
+    let p = profile("gateway.toml");
+    let out = dscproute_with(
+        &t.b,
+        state,
+        &wrap_env(&nft_wrapper(t), mode),
+        &["apply", "--profile", &p, "--yes", "--backend", "nft"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", show("apply", &out));
+    stderr(&out)
+}
+
+/// `rollback --yes` finds nothing of ours on record.
+fn nothing_to_roll_back(host: &Host, state: &Path, ctx: &str) {
+    let rb = dscproute_expect(host, state, &["rollback", "--yes"], 0);
     assert!(
         stdout(&rb).contains("nothing to roll back"),
         "{}",
-        show("rollback", &rb)
+        show(ctx, &rb)
     );
 }
 
@@ -471,22 +480,10 @@ fn a_table_appearing_after_the_plan_is_not_written_into() {
     let Some(t) = lab("a_table_appearing_after_the_plan_is_not_written_into") else {
         return;
     };
-    let dir = nft_wrapper(&t);
     let state = t.state(&t.b);
     let snap = snapshot(&t.b);
-    let p = profile("gateway.toml");
-    let out = dscproute_with(
-        &t.b,
-        &state,
-        &wrap_env(&dir, "race"),
-        &["apply", "--profile", &p, "--yes", "--backend", "nft"],
-    );
-    assert_eq!(out.status.code(), Some(1), "{}", show("apply", &out));
-    assert!(
-        stderr(&out).contains("File exists"),
-        "{}",
-        show("apply", &out)
-    );
+    let err = failed_nft_apply(&t, &state, "race");
+    assert!(err.contains("File exists"), "{err}");
     let theirs =
         t.b.ns
             .exec_ok(&["nft", "list", "table", "inet", "dscproute"]);
@@ -498,12 +495,7 @@ fn a_table_appearing_after_the_plan_is_not_written_into() {
     t.b.ns
         .exec_ok(&["nft", "delete", "table", "inet", "dscproute"]);
     assert_same_state(&snap, &snapshot(&t.b), "after the refused create");
-    let rb = dscproute_expect(&t.b, &state, &["rollback", "--yes"], 0);
-    assert!(
-        stdout(&rb).contains("nothing to roll back"),
-        "{}",
-        show("rollback", &rb)
-    );
+    nothing_to_roll_back(&t.b, &state, "rollback");
 }
 
 /// dscproute killed just before or just after the nft transaction: status
@@ -1073,12 +1065,7 @@ fn a_failure_mid_way_through_an_nft_apply_is_undone_by_the_engine() {
             );
         }
         assert_same_state(&before, &state_of(&t.b), &ctx);
-        let rb = dscproute_expect(&t.b, &state, &["rollback", "--yes"], 0);
-        assert!(
-            stdout(&rb).contains("nothing to roll back"),
-            "{}",
-            show(&ctx, &rb)
-        );
+        nothing_to_roll_back(&t.b, &state, &ctx);
     }
 }
 

@@ -206,14 +206,14 @@ impl Executor<'_> {
     /// command; a process per sysctl cost more than the write.
     fn write_sysctl(&self, op: &Op, key: &str, value: u8) -> Result<(), Failure> {
         use std::io::Write;
-        let path = self.root.join(sysctl_path(key));
+        let rel = sysctl_path(key);
         std::fs::OpenOptions::new()
             .write(true)
-            .open(&path)
+            .open(self.root.join(&rel))
             .and_then(|mut f| f.write_all(format!("{value}\n").as_bytes()))
             .map_err(|e| Failure {
                 command: op.display(),
-                stderr: format!("cannot write /{}: {e}", sysctl_path(key).display()),
+                stderr: format!("cannot write /{}: {e}", rel.display()),
             })
     }
 

@@ -285,12 +285,10 @@ pub fn convert(
             change: None,
         });
     }
+    let read = facts.nft_ruleset.as_deref().map(nft::parse_table);
     // Known absent: created exclusively, which spares the delete.
-    let fresh = matches!(
-        facts.nft_ruleset.as_deref().map(nft::parse_table),
-        Some(Ok(None))
-    );
-    let (state, undo) = match facts.nft_ruleset.as_deref().map(nft::parse_table) {
+    let fresh = matches!(read, Some(Ok(None)));
+    let (state, undo) = match read {
         None | Some(Ok(None)) => (StepState::Add, Op::NftDelete),
         Some(Ok(Some((mut have, _)))) => {
             nft::numeric_gids(&mut have, facts);

@@ -190,7 +190,6 @@ type Outcome = Result<crate::runner::Output, RunError>;
 
 fn prefetch(env: &ProbeEnv, iptables: Option<IptablesBackend>) -> HashMap<String, Outcome> {
     let mut commands: Vec<&[&str]> = Vec::new();
-    let mut after: Vec<(&[&str], &str)> = Vec::new();
     if env.reads.ip_version {
         commands.push(IP_V);
     }
@@ -206,6 +205,7 @@ fn prefetch(env: &ProbeEnv, iptables: Option<IptablesBackend>) -> HashMap<String
     if nft {
         commands.push(NFT_RULESET);
     }
+    let mut after: Vec<(&[&str], &str)> = Vec::new();
     if env.is_root {
         match (nft, iptables) {
             (true, None | Some(IptablesBackend::NfTables)) => after.extend(XTABLES_SAVE),
@@ -213,19 +213,12 @@ fn prefetch(env: &ProbeEnv, iptables: Option<IptablesBackend>) -> HashMap<String
         }
     }
     let runner = env.runner;
-    let (mut done, mut unbatched) = std::thread::scope(|s| {
+    let (mut done, mut again) = std::thread::scope(|s| {
         let batches: Vec<_> = BATCHES
             .iter()
             .map(|b| (b, s.spawn(move || b.run(runner))))
             .collect();
-        let singles: Vec<_> = commands
-            .iter()
-            .map(|argv| (argv.join(" "), s.spawn(move || runner.run_args(argv))))
-            .collect();
-        let mut done: HashMap<String, Outcome> = singles
-            .into_iter()
-            .filter_map(|(k, h)| h.join().ok().map(|o| (k, o)))
-            .collect();
+        let mut done = run_at_once(runner, &commands);
         let mut unbatched: Vec<&[&str]> = Vec::new();
         for (b, h) in batches {
             match h.join().ok().flatten() {
@@ -249,23 +242,27 @@ fn prefetch(env: &ProbeEnv, iptables: Option<IptablesBackend>) -> HashMap<String
             Some(t) if nf_tables && !t.iter().any(|t| t.family == family && t.is_xtables()) => {
                 done.insert(argv.join(" "), Ok(crate::runner::Output::ok("")));
             }
-            _ => unbatched.push(argv),
+            _ => again.push(argv),
         }
     }
-    // A batch that was no use, and iptables-save where it has rules to
-    // print: one by one, still at once.
+    // A batch that was no use, and iptables-save where it has rules to print.
+    done.extend(run_at_once(runner, &again));
+    done
+}
+
+/// Each command on its own thread, all at once; outcomes keyed by the
+/// argv joined with spaces.
+fn run_at_once(runner: &dyn Runner, commands: &[&[&str]]) -> HashMap<String, Outcome> {
     std::thread::scope(|s| {
-        let handles: Vec<_> = unbatched
+        let handles: Vec<_> = commands
             .iter()
             .map(|argv| (argv.join(" "), s.spawn(move || runner.run_args(argv))))
             .collect();
-        done.extend(
-            handles
-                .into_iter()
-                .filter_map(|(k, h)| h.join().ok().map(|o| (k, o))),
-        );
-    });
-    done
+        handles
+            .into_iter()
+            .filter_map(|(k, h)| h.join().ok().map(|o| (k, o)))
+            .collect()
+    })
 }
 
 /// nf_tables or legacy, from the file `iptables` resolves to (below

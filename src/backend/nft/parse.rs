@@ -47,6 +47,7 @@ pub fn json_counters(json: &str) -> Option<Vec<(String, u64, u64)>> {
 /// Put the JSON's numbers on the rules read from the listing, chain by
 /// chain in order; a chain whose rule count differs keeps the listing's.
 pub fn take_json_counts(counters: &mut [NftCounter], json: &[(String, u64, u64)]) {
+    // A chain's rules are listed one after another.
     let mut hooks: Vec<NftHook> = counters.iter().map(|c| c.hook).collect();
     hooks.dedup();
     for hook in hooks {
